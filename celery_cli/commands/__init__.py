@@ -1,0 +1,1 @@
+"""The commands, one module per group; each parses options, calls one service and renders the result."""

@@ -1,0 +1,163 @@
+"""`tcel up`, `tcel down`, `tcel status`: the stack's lifecycle."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from ..connection import Connection, state_file
+from ..output import Output, mask
+from ..settings import bind_setting, port_setting, resolve_project, setting
+from ..stack import ServiceStatus, Stack, UpOptions, UpReport
+from .options import Json, ProjectDir, ProjectName
+
+
+def up(
+    project_dir: ProjectDir = None,
+    project_name: ProjectName = None,
+    workers: Annotated[
+        Optional[int], typer.Option(min=1, max=32, help="Worker containers (default: as many as run, else 1).")
+    ] = None,
+    concurrency: Annotated[
+        Optional[int], typer.Option(min=1, max=256, help="Processes per worker (default: the image's, 10).")
+    ] = None,
+    build: Annotated[bool, typer.Option("--build", help="Rebuild the worker image and replace older workers.")] = False,
+    wait: Annotated[bool, typer.Option("--wait/--no-wait", help="Wait until every service answers.")] = True,
+    timeout: Annotated[float, typer.Option(min=1, help="Seconds to wait for the stack to answer.")] = 120,
+    bind: Annotated[
+        Optional[str], typer.Option(help="Address to publish ports on [env TCEL_BIND; default 127.0.0.1].")
+    ] = None,
+    broker_port: Annotated[
+        Optional[int], typer.Option(min=1, max=65535, help="Host port for RabbitMQ [env TCEL_BROKER_PORT; 5672].")
+    ] = None,
+    backend_port: Annotated[
+        Optional[int], typer.Option(min=1, max=65535, help="Host port for Redis [env TCEL_BACKEND_PORT; 6379].")
+    ] = None,
+    broker_image: Annotated[
+        Optional[str], typer.Option(help="RabbitMQ image [env TCEL_BROKER_IMAGE; rabbitmq:4].")
+    ] = None,
+    backend_image: Annotated[Optional[str], typer.Option(help="Redis image [env TCEL_BACKEND_IMAGE; redis:7].")] = None,
+    python_image: Annotated[
+        Optional[str], typer.Option(help="Base of the worker image [env TCEL_PYTHON_IMAGE; python:3.12-slim].")
+    ] = None,
+    json: Json = False,
+) -> None:
+    """Start the broker, backend and workers, and wait until they really work.
+
+    Creates only what is missing and starts only what is stopped, so running it again is safe.
+    Credentials are generated on the first run and kept in .tcel/<project>.env (owner-only).
+    """
+    out = Output(json)
+    project = resolve_project(project_dir, project_name)
+    options = UpOptions(
+        bind=bind_setting(bind),
+        broker_port=port_setting("TCEL_BROKER_PORT", broker_port),
+        backend_port=port_setting("TCEL_BACKEND_PORT", backend_port),
+        broker_image=setting("TCEL_BROKER_IMAGE", broker_image),
+        backend_image=setting("TCEL_BACKEND_IMAGE", backend_image),
+        python_image=setting("TCEL_PYTHON_IMAGE", python_image),
+        workers=workers,
+        concurrency=concurrency,
+        build=build,
+    )
+    stack = Stack(project)
+    with out.status(f"bringing up stack {project.name}") as progress:
+        report = stack.up(options, progress)
+        ready_after = stack.wait_ready(report.connection, timeout, progress) if wait else None
+    if json:
+        out.data(_up_json(project.name, report, ready_after, str(state_file(project))))
+        return
+    c = report.connection
+    if not report.changed:
+        out.success(f"stack {project.name} is already up; nothing changed")
+    else:
+        out.success(f"stack {project.name} is up" + (f", ready in {ready_after:.1f}s" if ready_after else ""))
+    out.info(f"  broker   {c.broker_url().replace(c.broker_password, mask(c.broker_password))}")
+    out.info(f"  backend  {c.backend_url().replace(c.backend_password, mask(c.backend_password))}")
+    out.info(f"  credentials in {state_file(project)}")
+
+
+def _up_json(name: str, report: UpReport, ready_after: float | None, credentials: str) -> dict:
+    return {
+        "project": name,
+        "changed": report.changed,
+        "built": report.built,
+        "created": report.created,
+        "started": report.started,
+        "removed": report.removed,
+        "ready": ready_after is not None,
+        "ready_seconds": round(ready_after, 2) if ready_after is not None else None,
+        **_endpoints(report.connection),
+        "credentials_file": credentials,
+    }
+
+
+def _endpoints(c: Connection) -> dict:
+    return {
+        "broker": {"host": c.host, "port": c.broker_port, "user": c.broker_user, "password": mask(c.broker_password)},
+        "backend": {"host": c.host, "port": c.backend_port, "password": mask(c.backend_password)},
+    }
+
+
+def down(
+    project_dir: ProjectDir = None,
+    project_name: ProjectName = None,
+    volumes: Annotated[bool, typer.Option("--volumes", help="Also delete the broker's and backend's data.")] = False,
+    json: Json = False,
+) -> None:
+    """Stop and remove the stack's containers and network (data volumes are kept unless --volumes)."""
+    out = Output(json)
+    project = resolve_project(project_dir, project_name)
+    with out.status(f"stopping stack {project.name}"):
+        report = Stack(project).down(volumes=volumes)
+    if json:
+        out.data({"project": project.name, **vars(report)})
+    elif not (report.containers or report.networks or report.volumes):
+        out.success(f"nothing to remove for stack {project.name}")
+    else:
+        removed = [f"{len(report.containers)} container(s)", f"{len(report.networks)} network(s)"]
+        if volumes:
+            removed.append(f"{len(report.volumes)} volume(s)")
+        out.success(f"stack {project.name} is down: removed {', '.join(removed)}")
+
+
+def status(
+    project_dir: ProjectDir = None,
+    project_name: ProjectName = None,
+    json: Json = False,
+) -> None:
+    """Show the stack's containers: state, readiness, image, ports and uptime."""
+    out = Output(json)
+    project = resolve_project(project_dir, project_name)
+    services = Stack(project).status()
+    if json:
+        out.data({"project": project.name, "services": [s.as_dict() for s in services]})
+        return
+    if not services:
+        out.info(f"stack {project.name} is not up (no containers); start it with 'tcel up'")
+        return
+    out.table(
+        f"stack {project.name}",
+        ["service", "name", "state", "ready", "image", "ports", "uptime"],
+        [_status_row(s) for s in services],
+    )
+
+
+def _status_row(s: ServiceStatus) -> list:
+    return [s.service, s.name, s.state, s.ready, s.image, ", ".join(s.ports) or None, _duration(s.uptime)]
+
+
+def _duration(seconds: float | None) -> str | None:
+    if seconds is None:
+        return None
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    if hours:
+        return f"{hours}h {minutes}m"
+    return f"{minutes}m {secs}s" if minutes else f"{secs}s"
+
+
+def register(app: typer.Typer) -> None:
+    for command in (up, down, status):
+        app.command()(command)

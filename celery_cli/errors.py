@@ -1,0 +1,71 @@
+"""The one error type tcel raises for expected failures, and its exit codes."""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """Exit codes, one per kind of failure, so scripts can tell them apart."""
+
+    OK = 0
+    FAILURE = 1
+    USAGE = 2  # Click's own code for bad arguments
+    ENGINE_UNREACHABLE = 3
+    SERVICE_UNREACHABLE = 4
+    PORT_IN_USE = 5
+    TIMEOUT = 6
+    IMAGE = 7
+    NOT_RUNNING = 8
+    TASK_FAILED = 9
+    INTERRUPTED = 130
+
+
+class TcelError(Exception):
+    """An expected failure: shown as one line on stderr, never as a traceback."""
+
+    exit_code: ExitCode = ExitCode.FAILURE
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return f"{self.message}: {self.hint}" if self.hint else self.message
+
+
+class UsageError(TcelError):
+    exit_code = ExitCode.USAGE
+
+
+class EngineUnreachable(TcelError):
+    exit_code = ExitCode.ENGINE_UNREACHABLE
+
+
+class ServiceUnreachable(TcelError):
+    """The broker or the backend did not answer."""
+
+    exit_code = ExitCode.SERVICE_UNREACHABLE
+
+
+class PortInUse(TcelError):
+    exit_code = ExitCode.PORT_IN_USE
+
+
+class WaitTimeout(TcelError):
+    exit_code = ExitCode.TIMEOUT
+
+
+class ImageError(TcelError):
+    """An image could not be pulled or built."""
+
+    exit_code = ExitCode.IMAGE
+
+
+class NotRunning(TcelError):
+    exit_code = ExitCode.NOT_RUNNING
+
+
+class TaskFailed(TcelError):
+    exit_code = ExitCode.TASK_FAILED

@@ -1,0 +1,121 @@
+"""The one output layer: data to stdout, status and errors to stderr, JSON, tables and spinners."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from .errors import TcelError
+
+Progress = Callable[[str], None]
+
+
+def _ignore(_: str) -> None:
+    """A progress callback that shows nothing (no terminal, or JSON wanted)."""
+
+
+class Output:
+    """Decides colour, spinners and JSON in one place; commands never print directly."""
+
+    def __init__(self, json_mode: bool = False) -> None:
+        self.json_mode = json_mode
+
+    @cached_property
+    def stdout(self) -> Console:
+        from rich.console import Console
+
+        return Console(highlight=False, soft_wrap=True)
+
+    @cached_property
+    def stderr(self) -> Console:
+        from rich.console import Console
+
+        return Console(stderr=True, highlight=False, soft_wrap=True)
+
+    @property
+    def interactive(self) -> bool:
+        """True when a person watches stderr: only then are spinners drawn."""
+        return self.stderr.is_terminal and not self.stderr.is_dumb_terminal
+
+    def info(self, message: str) -> None:
+        self.stderr.print(message, markup=False)
+
+    def success(self, message: str) -> None:
+        self.stderr.print(f"[green]✔[/green] {_escape(message)}")
+
+    def warn(self, message: str) -> None:
+        self.stderr.print(f"[yellow]warning:[/yellow] {_escape(message)}")
+
+    def error(self, error: TcelError) -> None:
+        self.stderr.print(f"[bold red]error:[/bold red] {_escape(str(error))}")
+
+    def data(self, value: Any) -> None:
+        """Print one JSON document to stdout."""
+        sys.stdout.write(json.dumps(value, indent=2, default=str) + "\n")
+        sys.stdout.flush()
+
+    def line(self, text: str) -> None:
+        """Print a plain line of data to stdout."""
+        self.stdout.print(text, markup=False)
+
+    def table(self, title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        from rich.table import Table
+
+        table = Table(title=title, title_justify="left", header_style="bold")
+        for column in columns:
+            table.add_column(column)
+        for row in rows:
+            table.add_row(*(_cell(value) for value in row))
+        self.stdout.print(table)
+
+    @contextmanager
+    def status(self, message: str) -> Iterator[Progress]:
+        """Show a spinner with elapsed time while the block runs; yield a function to update its text."""
+        if not self.interactive or self.json_mode:
+            yield _ignore
+            return
+        label = _Elapsed(_escape(message))
+        with self.stderr.status(label):
+
+            def update(text: str) -> None:
+                label.text = _escape(text)
+
+            yield update
+
+
+class _Elapsed:
+    """A spinner label that shows the seconds since it was made, re-rendered on every refresh."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.started = time.monotonic()
+
+    def __rich__(self) -> str:
+        return f"{self.text} [dim]({time.monotonic() - self.started:.0f}s)[/dim]"
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return _escape(str(value))
+
+
+def mask(secret: str) -> str:
+    """Show just enough of a secret to recognise it."""
+    return secret[:2] + "…" if len(secret) > 8 else "…"

@@ -1,0 +1,115 @@
+"""Project identity and settings: option, then environment, then the user's config file, then default."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import UsageError
+
+TEMPLATE_DIR = Path(__file__).parent / "template"
+LABEL_PROJECT = "io.tcel.project"
+LABEL_SERVICE = "io.tcel.service"
+LABEL_NUMBER = "io.tcel.number"
+
+DEFAULTS = {
+    "TCEL_BROKER_IMAGE": "rabbitmq:4",
+    "TCEL_BACKEND_IMAGE": "redis:7",
+    "TCEL_PYTHON_IMAGE": "python:3.12-slim",
+    "TCEL_BIND": "127.0.0.1",
+    "TCEL_BROKER_PORT": "5672",
+    "TCEL_BACKEND_PORT": "6379",
+}
+
+
+def user_config_path() -> Path:
+    base = os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config"
+    return Path(base) / "tcel" / "config.env"
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """Read KEY=VALUE lines (the format docker compose's --env-file reads too)."""
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return {}
+    values = {}
+    for line in text.splitlines():
+        key, sep, value = line.strip().partition("=")
+        if sep and not key.startswith("#"):
+            values[key.strip()] = value.strip().strip("'\"")
+    return values
+
+
+def setting(key: str, option: str | int | None = None) -> str:
+    """The value of a TCEL_* setting: the option if given, else env, else user config, else default."""
+    if option is not None:
+        return str(option)
+    if key in os.environ:
+        return os.environ[key]
+    return read_env_file(user_config_path()).get(key, DEFAULTS[key])
+
+
+def port_setting(key: str, option: int | None) -> int:
+    raw = setting(key, option)
+    if not raw.isdigit() or not 1 <= int(raw) <= 65535:
+        raise UsageError(f"invalid port {raw!r} from {key}", hint="use a number from 1 to 65535")
+    return int(raw)
+
+
+def bind_setting(option: str | None) -> str:
+    raw = setting("TCEL_BIND", option)
+    try:
+        return str(ipaddress.ip_address(raw))
+    except ValueError:
+        raise UsageError(f"invalid bind address {raw!r}", hint="give an IP address such as 127.0.0.1") from None
+
+
+def normalize_project_name(raw: str) -> str:
+    """Lower-case letters, digits, '-' and '_', starting with a letter or digit, as compose does."""
+    name = re.sub(r"[^a-z0-9_-]", "", raw.lower()).lstrip("_-")
+    if not name:
+        raise UsageError(f"cannot make a project name from {raw!r}", hint="pass --project-name")
+    return name
+
+
+@dataclass(frozen=True)
+class Project:
+    """One stack: its name, its directory, and the names of everything tcel makes for it."""
+
+    name: str
+    directory: Path
+
+    @property
+    def build_context(self) -> Path:
+        """The project's own Dockerfile and tasks, or those shipped with tcel when it has none."""
+        return self.directory if (self.directory / "Dockerfile").is_file() else TEMPLATE_DIR
+
+    @property
+    def state_dir(self) -> Path:
+        return self.directory / ".tcel"
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return {LABEL_PROJECT: self.name}
+
+    @property
+    def network(self) -> str:
+        return f"tcel-{self.name}"
+
+    def container(self, service: str, number: int | None = None) -> str:
+        return f"tcel-{self.name}-{service}" + (f"-{number}" if number else "")
+
+    def volume(self, service: str) -> str:
+        return f"tcel-{self.name}-{service}-data"
+
+
+def resolve_project(directory: Path | None, name: str | None) -> Project:
+    root = (directory or Path.cwd()).resolve()
+    if not root.is_dir():
+        raise UsageError(f"project directory {root} does not exist", hint="check --project-dir")
+    raw = name or os.environ.get("TCEL_PROJECT_NAME") or root.name
+    return Project(name=normalize_project_name(raw), directory=root)

@@ -1,0 +1,71 @@
+# Shared set-up for scripts/demo, scripts/test and scripts/bench: every step is idempotent.
+# Sourced, not run. Everything it installs, it installs from nothing on a fresh machine.
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+VENV="$ROOT/.venv"
+PY="$VENV/bin/python"
+
+say() { printf '==> %s\n' "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+# A virtualenv with tcel and its test tools, reinstalled when pyproject.toml changes.
+ensure_venv() {
+  local stamp="$VENV/.tcel-installed" want
+  want=$(sha256sum "$ROOT/pyproject.toml" | cut -d' ' -f1)
+  if [ -x "$PY" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then return; fi
+  say "installing tcel into $VENV"
+  [ -x "$PY" ] || python3 -m venv "$VENV" || die "cannot create $VENV (is python3-venv installed?)"
+  "$PY" -m pip install --quiet --upgrade pip >/dev/null 2>&1 || true
+  "$PY" -m pip install --quiet -e "$ROOT[test]" || die "pip install failed"
+  echo "$want" > "$stamp"
+}
+
+engine_answers() { "$PY" -c 'import docker; docker.from_env(timeout=5).ping()' >/dev/null 2>&1; }
+
+# A Docker engine that answers. On Debian, as root, with none running: install docker.io and start dockerd.
+ensure_docker() {
+  engine_answers && return
+  [ -n "${DOCKER_HOST:-}" ] && die "no Docker engine answers at DOCKER_HOST=$DOCKER_HOST"
+  if [ "$(id -u)" != 0 ] || [ ! -f /etc/debian_version ]; then
+    die "no Docker engine answers at /var/run/docker.sock: start Docker, or set DOCKER_HOST"
+  fi
+  if ! command -v dockerd >/dev/null; then
+    say "installing Debian's docker.io"
+    apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q docker.io >/dev/null \
+      || die "apt-get install docker.io failed"
+  fi
+  say "starting dockerd (log: /var/log/tcel-dockerd.log)"
+  [ -f /var/run/docker.pid ] && ! pgrep -x dockerd >/dev/null && rm -f /var/run/docker.pid
+  pgrep -x dockerd >/dev/null || (setsid dockerd >/var/log/tcel-dockerd.log 2>&1 &)
+  for _ in $(seq 60); do engine_answers && return; sleep 0.5; done
+  die "dockerd did not answer within 30 s: see /var/log/tcel-dockerd.log"
+}
+
+# The broker, backend and Python base images tcel is configured to use; stand-ins when no registry answers.
+ensure_images() {
+  local missing
+  missing=$("$PY" - <<'PY'
+import docker
+from celery_cli.settings import setting
+client = docker.from_env()
+for key in ("TCEL_BROKER_IMAGE", "TCEL_BACKEND_IMAGE", "TCEL_PYTHON_IMAGE"):
+    name = setting(key)
+    try:
+        client.images.get(name)
+    except docker.errors.ImageNotFound:
+        try:
+            client.images.pull(name)
+        except docker.errors.APIError:
+            print(name)
+PY
+)
+  [ -z "$missing" ] && return
+  say "cannot pull $(echo $missing): building stand-in images from Debian packages"
+  "$ROOT/scripts/offline-images" || die "scripts/offline-images failed"
+}
+
+setup_all() {
+  ensure_venv
+  ensure_docker
+  ensure_images
+}

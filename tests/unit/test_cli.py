@@ -1,0 +1,45 @@
+"""The real CLI in a subprocess, for what needs no Docker engine: help, usage errors, engine unreachable."""
+
+import pytest
+
+from tests.conftest import REPO, run_tcel
+
+
+def test_help_lists_the_lifecycle_commands() -> None:
+    result = run_tcel("--help")
+    assert result.code == 0
+    for command in ("up", "down", "status"):
+        assert command in result.stdout
+
+
+def test_up_help_explains_ports_and_their_env_vars() -> None:
+    result = run_tcel("up", "--help")
+    assert result.code == 0
+    assert "--broker-port" in result.stdout and "TCEL_BROKER_PORT" in result.stdout
+
+
+def test_out_of_range_port_option_is_a_usage_error() -> None:
+    result = run_tcel("up", "--broker-port", "70000")
+    assert result.code == 2
+    assert "--broker-port" in result.stderr
+
+
+def test_bad_port_in_env_is_one_line_and_exit_2() -> None:
+    result = run_tcel("up", env={"TCEL_BROKER_PORT": "abc"})
+    assert result.code == 2
+    assert result.stderr.strip().splitlines() == ["error: invalid port 'abc' from TCEL_BROKER_PORT: use a number from 1 to 65535"]
+
+
+@pytest.mark.parametrize("command", [["status"], ["down"], ["up", "--no-wait"]])
+def test_unreachable_engine_is_one_clear_line_without_traceback(command: list[str], tmp_path) -> None:
+    result = run_tcel(*command, "--project-dir", str(tmp_path), env={"DOCKER_HOST": "tcp://127.0.0.1:1"})
+    assert result.code == 3
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert lines[-1].startswith("error: cannot reach the Docker engine at tcp://127.0.0.1:1")
+    assert "DOCKER_HOST" in lines[-1]
+
+
+def test_python_dash_m_runs_the_same_cli() -> None:
+    assert "Usage" in run_tcel("--help").stdout
+    assert (REPO / "celery_cli" / "__main__.py").is_file()
