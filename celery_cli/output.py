@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -32,7 +33,10 @@ class Output:
     def stdout(self) -> Console:
         from rich.console import Console
 
-        return Console(highlight=False, soft_wrap=True)
+        console = Console(highlight=False, soft_wrap=True)
+        if not console.is_terminal and "COLUMNS" not in os.environ:
+            console.width = 200  # tables piped to a file or a script are not cut to 80 columns
+        return console
 
     @cached_property
     def stderr(self) -> Console:

@@ -173,10 +173,14 @@ class Stack:
             )
             report = UpReport(connection)
             worker_count = options.workers or sum(_service(c) == "worker" for c in existing.values()) or 1
-            worker_image = worker_image_name(self.project, options.python_image)
-            report.built = self._ensure_images(options, worker_image, progress)
-            report.removed += self._remove_stale_workers(existing, worker_image)
             wanted = ["broker", "backend", *(f"worker-{n}" for n in range(1, worker_count + 1))]
+            for service, image in (("broker", options.broker_image), ("backend", options.backend_image)):
+                if self.project.container(service) not in existing:
+                    with engine_errors():
+                        ensure_pulled(self.client, image, progress)
+            worker_image = worker_image_name(self.project, options.python_image)
+            report.built = self._ensure_worker_image(options, worker_image, progress)
+            report.removed += self._remove_stale_workers(existing, worker_image)
             self._check_ports_free(existing, connection)
             made: list[Any] = []
             try:
@@ -205,11 +209,9 @@ class Stack:
             connections.save(self.project, connection)
             return report
 
-    def _ensure_images(self, options: UpOptions, worker_image: str, progress: Progress) -> bool:
-        """Pull the service images that are missing; build the worker's if missing or asked. True if built."""
+    def _ensure_worker_image(self, options: UpOptions, worker_image: str, progress: Progress) -> bool:
+        """Build the worker image if it is missing or a build is asked for; True if built."""
         with engine_errors():
-            ensure_pulled(self.client, options.broker_image, progress)
-            ensure_pulled(self.client, options.backend_image, progress)
             if options.build or not image_exists(self.client, worker_image):
                 build_worker_image(self.client, self.project, worker_image, options.python_image, progress)
                 return True

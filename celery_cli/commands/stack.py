@@ -73,9 +73,12 @@ def up(
         out.success(f"stack {project.name} is already up; nothing changed")
     else:
         out.success(f"stack {project.name} is up" + (f", ready in {ready_after:.1f}s" if ready_after else ""))
+        for verb, names in (("created", report.created), ("started", report.started), ("removed", report.removed)):
+            if names:
+                out.info(f"  {verb:<8} {', '.join(names)}")
     out.info(f"  broker   {c.broker_url().replace(c.broker_password, mask(c.broker_password))}")
     out.info(f"  backend  {c.backend_url().replace(c.backend_password, mask(c.backend_password))}")
-    out.info(f"  credentials in {state_file(project)}")
+    out.info(f"  secrets  {state_file(project)}")
 
 
 def _up_json(name: str, report: UpReport, ready_after: float | None, credentials: str) -> dict:

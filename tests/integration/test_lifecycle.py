@@ -1,0 +1,89 @@
+"""The stack's lifecycle on the real engine: up, up again, repair, status, down."""
+
+from __future__ import annotations
+
+import socket
+
+from celery_cli import connection
+from celery_cli.settings import LABEL_SERVICE, resolve_project
+
+
+def services_of(project) -> dict[str, str]:
+    return {c.name: c.labels[LABEL_SERVICE] for c in project.containers()}
+
+
+def test_up_again_repair_status_and_down(project) -> None:
+    first = project.tcel_json("up")
+    assert first["ready"] is True
+    assert sorted(first["created"]) == sorted(
+        [f"tcel-{project.name}-broker", f"tcel-{project.name}-backend", f"tcel-{project.name}-worker-1"]
+    )
+    assert sorted(services_of(project).values()) == ["backend", "broker", "worker"]
+    assert all(c.status == "running" for c in project.containers())
+
+    again = project.tcel("up")
+    assert again.code == 0
+    assert "already up; nothing changed" in again.stderr
+
+    status = project.tcel_json("status")
+    assert [s["service"] for s in status["services"]] == ["broker", "backend", "worker"]
+    assert all(s["state"] == "running" and s["ready"] is True for s in status["services"])
+    broker_port = project.env["TCEL_BROKER_PORT"]
+    assert status["services"][0]["ports"] == [f"127.0.0.1:{broker_port}->5672/tcp"]
+
+    table = project.tcel("status")
+    assert table.code == 0
+    for word in ("broker", "backend", "worker", "running", f"127.0.0.1:{broker_port}"):
+        assert word in table.stdout
+
+    # a partial failure: one worker gone, the backend stopped; up repairs exactly that
+    project.engine.containers.get(f"tcel-{project.name}-worker-1").remove(force=True)
+    project.engine.containers.get(f"tcel-{project.name}-backend").stop(timeout=5)
+    repaired = project.tcel_json("up")
+    assert repaired["created"] == [f"tcel-{project.name}-worker-1"]
+    assert repaired["started"] == [f"tcel-{project.name}-backend"]
+    assert repaired["ready"] is True
+
+    down = project.tcel("down")
+    assert down.code == 0
+    assert project.containers() == [] and project.networks() == []
+    assert len(project.volumes()) == 2, "down keeps the data volumes"
+    assert "not up" in project.tcel("status").stderr
+
+    gone = project.tcel_json("down", "--volumes")
+    assert gone["containers"] == [] and len(gone["volumes"]) == 2
+    assert project.volumes() == []
+
+
+def test_secrets_are_kept_owner_only_and_never_printed(project) -> None:
+    up = project.tcel("up", "--no-wait")
+    assert up.code == 0, up.stderr
+    saved = connection.load(resolve_project(project.directory, project.name))
+    assert saved is not None
+    printed = up.stdout + up.stderr + project.tcel("status", "--json").stdout + project.tcel("up", "--json").stdout
+    for secret in (saved.broker_password, saved.backend_password):
+        assert secret not in printed
+
+
+def test_taken_port_is_named_and_nothing_is_left_behind(project) -> None:
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        port = squatter.getsockname()[1]
+        result = project.tcel("up", "--broker-port", str(port))
+    assert result.code == 5
+    lines = result.stderr.strip().splitlines()
+    assert lines[-1] == (
+        f"error: port {port} on 127.0.0.1 for the broker is already in use: "
+        "choose another with --broker-port or TCEL_BROKER_PORT"
+    )
+    assert "Traceback" not in result.stderr
+    assert project.containers() == [] and project.networks() == [] and project.volumes() == []
+
+
+def test_unknown_image_is_a_clear_error_and_nothing_is_left_behind(project) -> None:
+    result = project.tcel("up", "--broker-image", "tcel-test/no-such-image:0")
+    assert result.code == 7
+    assert "cannot pull image tcel-test/no-such-image:0" in result.stderr.splitlines()[-1]
+    assert "Traceback" not in result.stderr
+    assert project.containers() == [] and project.networks() == []
