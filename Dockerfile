@@ -8,7 +8,7 @@ WORKDIR /home/user
 
 RUN pip install --no-cache-dir "celery[redis]>=5.4,<6"
 
-COPY celeryconfig.py tasks.py ./
+COPY celeryconfig.py tasks.py task_index.py ./
 
 # The compose file and tcel override these with credentials; 'broker' and 'backend' are network aliases.
 ENV CELERY_BROKER_URL=amqp://broker \

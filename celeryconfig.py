@@ -2,7 +2,8 @@
 
 import os
 
-imports = ("tasks",)
+# task_index keeps the list of recent tasks that `tcel results` shows.
+imports = ("tasks", "task_index")
 broker_url = os.getenv("CELERY_BROKER_URL", "amqp://")
 result_backend = os.getenv("CELERY_RESULT_BACKEND_URL", "redis://")
 
@@ -15,3 +16,7 @@ result_serializer = "json"
 accept_content = ["json"]
 
 broker_connection_retry_on_startup = True
+
+# Store STARTED, and the task's name, args and worker with its result, so `tcel result` can show them.
+task_track_started = True
+result_extended = True

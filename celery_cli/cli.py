@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from .commands import stack
+from .commands import stack, tasks
 from .errors import ExitCode, TcelError
 from .output import Output
 
@@ -19,6 +19,7 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 stack.register(app)
+tasks.register(app)
 
 
 def main() -> None:

@@ -6,7 +6,9 @@ import os
 import secrets
 from dataclasses import dataclass, replace
 from pathlib import Path
+from urllib.parse import urlsplit
 
+from .errors import NotRunning
 from .settings import Project, read_env_file
 
 BROKER_USER = "tcel"
@@ -95,3 +97,43 @@ def save(project: Project, connection: Connection) -> None:
     with os.fdopen(fd, "w") as handle:
         handle.write("".join(f"{key}={value}\n" for key, value in lines.items()))
     os.replace(tmp, path)
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    """The broker and backend URLs the task commands talk to."""
+
+    broker_url: str
+    backend_url: str
+
+
+def endpoints(project: Project, broker_url: str | None = None, backend_url: str | None = None) -> Endpoints:
+    return Endpoints(resolve_url(project, "broker", broker_url), resolve_url(project, "backend", backend_url))
+
+
+def resolve_url(project: Project, service: str, option: str | None) -> str:
+    """The option first, then the seed's CELERY_* variable, then the stack `tcel up` started here."""
+    variable = "CELERY_BROKER_URL" if service == "broker" else "CELERY_RESULT_BACKEND_URL"
+    url = option or os.environ.get(variable)
+    if url:
+        return url
+    stack = load(project)
+    if stack is None:
+        raise NotRunning(
+            f"no stack {project.name!r} was started in {project.directory}",
+            hint=f"run 'tcel up' there, or pass --{service}-url",
+        )
+    return stack.broker_url() if service == "broker" else stack.backend_url()
+
+
+def mask_url(url: str) -> str:
+    """The URL with its password masked, fit to print."""
+    parts = urlsplit(url)
+    if not parts.password:
+        return url
+    return url.replace(f":{parts.password}@", f":{mask(parts.password)}@", 1)
+
+
+def mask(secret: str) -> str:
+    """Just enough of a secret to recognise it, never the whole."""
+    return secret[:2] + "…" if len(secret) > 8 else "…"

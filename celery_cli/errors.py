@@ -18,6 +18,7 @@ class ExitCode(IntEnum):
     IMAGE = 7
     NOT_RUNNING = 8
     TASK_FAILED = 9
+    NOT_FOUND = 10
     INTERRUPTED = 130
 
 
@@ -69,3 +70,7 @@ class NotRunning(TcelError):
 
 class TaskFailed(TcelError):
     exit_code = ExitCode.TASK_FAILED
+
+
+class NotFound(TcelError):
+    exit_code = ExitCode.NOT_FOUND

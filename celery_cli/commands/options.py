@@ -21,3 +21,11 @@ ProjectName = Annotated[
     typer.Option("--project-name", "-p", help="Project name (default: TCEL_PROJECT_NAME, else the directory's name)."),
 ]
 Json = Annotated[bool, typer.Option("--json", help="Print one JSON document to stdout, for scripts.")]
+BrokerUrl = Annotated[
+    Optional[str],
+    typer.Option(help="Broker to send to [env CELERY_BROKER_URL; default: the stack 'tcel up' started here]."),
+]
+BackendUrl = Annotated[
+    Optional[str],
+    typer.Option(help="Redis result backend [env CELERY_RESULT_BACKEND_URL; default: the stack's]."),
+]

@@ -6,8 +6,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..connection import Connection, state_file
-from ..output import Output, mask
+from ..connection import Connection, mask, state_file
+from ..output import Output
 from ..settings import bind_setting, port_setting, resolve_project, setting
 from ..stack import ServiceStatus, Stack, UpOptions, UpReport
 from .options import Json, ProjectDir, ProjectName
@@ -43,7 +43,7 @@ def up(
     ] = None,
     json: Json = False,
 ) -> None:
-    """Start the broker, backend and workers, and wait until they really work.
+    """Start the stack (RabbitMQ, Redis, workers) and wait until it works.
 
     Creates only what is missing and starts only what is stopped, so running it again is safe.
     Credentials are generated on the first run and kept in .tcel/<project>.env (owner-only).
@@ -109,7 +109,7 @@ def down(
     volumes: Annotated[bool, typer.Option("--volumes", help="Also delete the broker's and backend's data.")] = False,
     json: Json = False,
 ) -> None:
-    """Stop and remove the stack's containers and network (data volumes are kept unless --volumes)."""
+    """Stop and remove the stack; data volumes are kept unless --volumes."""
     out = Output(json)
     project = resolve_project(project_dir, project_name)
     with out.status(f"stopping stack {project.name}"):
@@ -130,7 +130,7 @@ def status(
     project_name: ProjectName = None,
     json: Json = False,
 ) -> None:
-    """Show the stack's containers: state, readiness, image, ports and uptime."""
+    """Show the stack's containers: state, readiness, ports, uptime."""
     out = Output(json)
     project = resolve_project(project_dir, project_name)
     services = Stack(project).status()

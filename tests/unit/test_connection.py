@@ -2,7 +2,6 @@ import stat
 from pathlib import Path
 
 from celery_cli import connection
-from celery_cli.output import mask
 from celery_cli.settings import resolve_project
 
 
@@ -38,5 +37,5 @@ def test_urls_point_at_loopback_from_the_host_and_at_aliases_inside() -> None:
 
 def test_mask_never_shows_a_whole_secret() -> None:
     secret = connection.generate().broker_password
-    assert secret not in mask(secret)
-    assert mask("short") == "…"
+    assert secret not in connection.mask(secret)
+    assert connection.mask("short") == "…"

@@ -1,0 +1,213 @@
+"""`tcel add`, `tcel tsum`, `tcel result`, `tcel results`: sending tasks and reading their results."""
+
+from __future__ import annotations
+
+import json as jsonlib
+import sys
+from datetime import datetime
+from typing import Annotated, Any, Optional
+
+import typer
+
+from ..connection import Endpoints, endpoints, resolve_url
+from ..errors import ExitCode, ServiceUnreachable, TaskFailed
+from ..numbers import Number, parse_numbers, split_words
+from ..output import Output
+from ..results import ResultStore, TaskRecord
+from ..send import Sender, new_task_id
+from ..settings import resolve_project
+from .options import BackendUrl, BrokerUrl, Json, ProjectDir, ProjectName
+
+NUMBERS_CONTEXT = {"ignore_unknown_options": True}  # so that -3 is a number, not an option
+
+Wait = Annotated[bool, typer.Option("--wait", "-w", help="Wait for the result and show it.")]
+Timeout = Annotated[float, typer.Option(min=0.1, help="With --wait: give up after this many seconds (exit 6).")]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print only the task id.")]
+
+
+def add(
+    x: Annotated[str, typer.Argument(help="First number.", show_default=False)],
+    y: Annotated[str, typer.Argument(help="Second number.", show_default=False)],
+    wait: Wait = False,
+    timeout: Timeout = 60,
+    quiet: Quiet = False,
+    json: Json = False,
+    broker_url: BrokerUrl = None,
+    backend_url: BackendUrl = None,
+    project_dir: ProjectDir = None,
+    project_name: ProjectName = None,
+) -> None:
+    """Send tasks.add(X, Y): it sleeps 5 s, then returns X + Y.
+
+    Integers of any size stay exact; decimals are 64-bit floats; negatives are fine (tcel add -2 3).
+    """
+    numbers = parse_numbers([x, y])
+    run_task("tasks.add", numbers, wait, timeout, quiet, Output(json), _endpoints(project_dir, project_name,
+                                                                                broker_url, backend_url))
+
+
+def tsum(
+    numbers: Annotated[list[str], typer.Argument(help="Numbers to add up, or - to read them from stdin.")],
+    wait: Wait = False,
+    timeout: Timeout = 60,
+    quiet: Quiet = False,
+    json: Json = False,
+    broker_url: BrokerUrl = None,
+    backend_url: BackendUrl = None,
+    project_dir: ProjectDir = None,
+    project_name: ProjectName = None,
+) -> None:
+    """Send tasks.tsum(NUMBERS): it returns their sum.
+
+    'seq 1 100000 | tcel tsum -' reads whitespace-separated numbers from stdin.
+    """
+    words = split_words(sys.stdin) if numbers == ["-"] else numbers
+    run_task("tasks.tsum", [parse_numbers(words)], wait, timeout, quiet, Output(json),
+             _endpoints(project_dir, project_name, broker_url, backend_url))
+
+
+def _endpoints(project_dir, project_name, broker_url, backend_url) -> Endpoints:
+    return endpoints(resolve_project(project_dir, project_name), broker_url, backend_url)
+
+
+def _store(project_dir, project_name, backend_url) -> ResultStore:
+    return ResultStore(resolve_url(resolve_project(project_dir, project_name), "backend", backend_url))
+
+
+def run_task(
+    name: str, args: list[Any], wait: bool, timeout: float, quiet: bool, out: Output, where: Endpoints
+) -> None:
+    """Send one task; without --wait print its id, with --wait show its states live, then its result."""
+    task_id = new_task_id()
+    store = ResultStore(where.backend_url)
+    if not wait:
+        with Sender(where) as sender:
+            sent = sender.send(name, args, task_id)
+        _record_sent(store, task_id, name, args, sent, out)
+        if out.json_mode:
+            out.data({"id": task_id, "task": name, "state": "SENT"})
+            return
+        out.line(task_id)
+        if not quiet:
+            out.info(f"sent {name}; its result: tcel result {task_id}")
+        return
+    with store.watch(task_id) as wait_for, Sender(where) as sender:
+        sent = sender.send(name, args, task_id)
+        _record_sent(store, task_id, name, args, sent, out)
+        try:
+            with out.status(f"{name} {task_id[:8]}: PENDING") as progress:
+                record = wait_for(timeout, lambda state: progress(f"{name} {task_id[:8]}: {state}"))
+        except KeyboardInterrupt:
+            out.info(f"stopped waiting; task {task_id} goes on: tcel result {task_id}")
+            raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
+    show_outcome(record, out, quiet)
+
+
+def _record_sent(store: ResultStore, task_id: str, name: str, args: list[Any], sent: float, out: Output) -> None:
+    try:
+        store.record_sent(task_id, name, args, sent)
+    except ServiceUnreachable as error:
+        out.warn(f"task {task_id} was sent, but {error.message}")
+
+
+def show_outcome(record: TaskRecord, out: Output, quiet: bool) -> None:
+    """The result on stdout (alone, for scripts); a failure's traceback on stderr and a non-zero exit."""
+    if out.json_mode:
+        out.data(record.as_dict())
+    elif record.state == "SUCCESS":
+        out.line(_value(record.result))
+        if not quiet:
+            runtime = f" in {record.runtime:.2f}s" if record.runtime is not None else ""
+            out.info(f"{record.name} {record.id} succeeded{runtime}")
+    elif record.traceback:
+        out.info(record.traceback.rstrip())
+    if record.state == "FAILURE":
+        raise TaskFailed(f"task {record.id} ({record.name}) failed: {record.error}")
+    if record.state != "SUCCESS":
+        raise TaskFailed(f"task {record.id} ({record.name}) ended {record.state}")
+
+
+def result(
+    task_id: Annotated[str, typer.Argument(metavar="ID", help="The task id that add or tsum printed.")],
+    json: Json = False,
+    backend_url: BackendUrl = None,
+    project_dir: ProjectDir = None,
+    project_name: ProjectName = None,
+) -> None:
+    """Show one task: state, result or error, args, worker, times.
+
+    Exits 10 for an id the backend does not know, 9 for a failed task.
+    """
+    out = Output(json)
+    record = _store(project_dir, project_name, backend_url).lookup(task_id.strip())
+    if json:
+        out.data(record.as_dict())
+    else:
+        state = record.state + (" (queued, not started)" if record.queued else "")
+        rows = [
+            ("state", state),
+            ("result", _value(record.result) if record.state == "SUCCESS" else None),
+            ("error", record.error),
+            ("task", record.name),
+            ("args", record.args),
+            ("worker", record.worker),
+            ("sent", _time(record.sent)),
+            ("received", _time(record.received)),
+            ("started", _time(record.started)),
+            ("finished", _time(record.finished)),
+            ("runtime", _seconds(record.runtime)),
+        ]
+        out.table(f"task {record.id}", ["field", "value"], [r for r in rows if r[1] is not None])
+        if record.traceback:
+            out.info(record.traceback.rstrip())
+    if record.state == "FAILURE":
+        raise typer.Exit(int(ExitCode.TASK_FAILED))
+
+
+def results(
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=10_000, help="How many tasks to show.")] = 20,
+    state: Annotated[
+        Optional[str], typer.Option(help="Only tasks in this state: PENDING, STARTED, SUCCESS, FAILURE, ...")
+    ] = None,
+    json: Json = False,
+    backend_url: BackendUrl = None,
+    project_dir: ProjectDir = None,
+    project_name: ProjectName = None,
+) -> None:
+    """List recent tasks, newest first, whoever sent them."""
+    out = Output(json)
+    records = _store(project_dir, project_name, backend_url).recent(limit, state)
+    if json:
+        out.data({"tasks": [r.as_dict() for r in records]})
+        return
+    if not records:
+        out.info("no tasks yet" + (f" in state {state.upper()}" if state else ""))
+        return
+    out.table(
+        "recent tasks",
+        ["id", "task", "args", "state", "result", "runtime", "worker"],
+        [
+            [r.id, r.name, r.args, r.state, _value(r.result) if r.state == "SUCCESS" else r.error,
+             _seconds(r.runtime), r.worker]
+            for r in records
+        ],
+    )
+
+
+def _value(value: Any) -> str:
+    return jsonlib.dumps(value) if not isinstance(value, str) else value
+
+
+def _time(epoch: float | None) -> str | None:
+    return datetime.fromtimestamp(epoch).astimezone().isoformat(sep=" ", timespec="milliseconds") if epoch else None
+
+
+def _seconds(seconds: float | None) -> str | None:
+    return f"{seconds:.3f}s" if seconds is not None else None
+
+
+def register(app: typer.Typer) -> None:
+    app.command(context_settings=NUMBERS_CONTEXT)(add)
+    app.command(context_settings=NUMBERS_CONTEXT)(tsum)
+    app.command()(result)
+    app.command()(results)

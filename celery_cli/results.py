@@ -1,0 +1,236 @@
+"""Reading task results from the Redis result backend: one task, the recent ones, or waiting for one.
+
+Celery's Redis backend stores each result as JSON under `celery-task-meta-<id>` and publishes it on a channel
+of the same name; the worker's task_index module keeps `tcel:tasks` (ids by time) and `tcel:task:<id>`
+(name, args, times). Reading them with redis-py directly costs one round trip and no Celery import.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from .connection import mask_url
+from .errors import NotFound, ServiceUnreachable, WaitTimeout
+
+if TYPE_CHECKING:
+    import redis
+
+META_KEY = "celery-task-meta-"
+INDEX_KEY = "tcel:tasks"  # the same names as in the worker's task_index.py
+INFO_KEY = "tcel:task:"
+READY_STATES = frozenset({"SUCCESS", "FAILURE", "REVOKED"})
+INDEX_TTL = 86400  # Celery's default result_expires
+
+
+@dataclass
+class TaskRecord:
+    """What is known of one task: Celery's stored result plus the index's times."""
+
+    id: str
+    state: str
+    name: str | None = None
+    args: str | None = None
+    result: Any = None
+    error: str | None = None
+    traceback: str | None = None
+    worker: str | None = None
+    sent: float | None = None
+    received: float | None = None
+    started: float | None = None
+    finished: float | None = None
+
+    @property
+    def ready(self) -> bool:
+        return self.state in READY_STATES
+
+    @property
+    def runtime(self) -> float | None:
+        if self.started is None or self.finished is None:
+            return None
+        return max(0.0, self.finished - self.started)
+
+    @property
+    def queued(self) -> bool:
+        """Known (sent or received) but not started: what Celery alone reports as PENDING."""
+        return self.state == "PENDING" and self.started is None
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        for key in ("sent", "received", "started", "finished"):
+            data[key] = _iso(data[key])
+        data["runtime_seconds"] = round(self.runtime, 4) if self.runtime is not None else None
+        return data
+
+
+class ResultStore:
+    """The result backend, seen through redis-py; every Redis failure becomes one clear error."""
+
+    def __init__(self, backend_url: str, timeout: float = 3.0) -> None:
+        self.backend_url = backend_url
+        self.timeout = timeout
+
+    @cached_property
+    def client(self) -> redis.Redis:
+        import redis
+
+        return redis.Redis.from_url(
+            self.backend_url, socket_timeout=self.timeout, socket_connect_timeout=self.timeout, decode_responses=True
+        )
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        import redis
+
+        try:
+            yield
+        except redis.exceptions.AuthenticationError:
+            raise ServiceUnreachable(
+                f"the backend at {mask_url(self.backend_url)} refuses the password",
+                hint="check --backend-url, or the stack's .tcel/<project>.env",
+            ) from None
+        except redis.exceptions.RedisError as exc:
+            raise ServiceUnreachable(
+                f"the backend at {mask_url(self.backend_url)} does not answer ({exc})",
+                hint="start the stack with 'tcel up', or check --backend-url",
+            ) from None
+
+    def record_sent(self, task_id: str, name: str, args: list[Any], sent: float) -> None:
+        """Put a task tcel sent into the index, so it shows as queued before any worker has it."""
+        with self._errors():
+            pipe = self.client.pipeline(transaction=False)
+            pipe.zadd(INDEX_KEY, {task_id: sent}, nx=True)
+            pipe.hset(INFO_KEY + task_id, mapping={"name": name, "args": _args_repr(args), "sent": sent})
+            pipe.expire(INFO_KEY + task_id, INDEX_TTL)
+            pipe.execute()
+
+    def lookup(self, task_id: str) -> TaskRecord:
+        records = self._records([task_id])
+        if records[0] is None:
+            raise NotFound(
+                f"no task {task_id} in the backend at {mask_url(self.backend_url)}",
+                hint="it was never sent to this stack, or its result has expired",
+            )
+        return records[0]
+
+    def recent(self, limit: int = 20, state: str | None = None) -> list[TaskRecord]:
+        """The newest tasks first; with a state, the newest `limit` in that state (reads at most the index)."""
+        found: list[TaskRecord] = []
+        page = limit if state is None else max(limit, 200)
+        start = 0
+        with self._errors():
+            while len(found) < limit:
+                ids = self.client.zrevrange(INDEX_KEY, start, start + page - 1)
+                if not ids:
+                    break
+                records = [r for r in self._records(ids) if r is not None]
+                found += [r for r in records if state is None or r.state == state.upper()]
+                start += page
+        return found[:limit]
+
+    def _records(self, ids: list[str]) -> list[TaskRecord | None]:
+        with self._errors():
+            pipe = self.client.pipeline(transaction=False)
+            for task_id in ids:
+                pipe.get(META_KEY + task_id)
+                pipe.hgetall(INFO_KEY + task_id)
+            replies = pipe.execute()
+        return [_record(task_id, replies[2 * i], replies[2 * i + 1]) for i, task_id in enumerate(ids)]
+
+    @contextmanager
+    def watch(self, task_id: str) -> Iterator[Callable[[float, Callable[[str], None]], TaskRecord]]:
+        """Subscribe to the task's result channel (before it is sent); yield a function that waits for it."""
+        with self._errors():
+            pubsub = self.client.pubsub(ignore_subscribe_messages=True)
+            pubsub.subscribe(META_KEY + task_id)
+
+        def wait(timeout: float, on_state: Callable[[str], None]) -> TaskRecord:
+            deadline = time.monotonic() + timeout
+            state = "PENDING"
+            next_get = 0.0
+            with self._errors():
+                while True:
+                    now = time.monotonic()
+                    if now >= next_get:  # covers a result stored before we subscribed
+                        meta = self.client.get(META_KEY + task_id)
+                        next_get = now + 1.0
+                    else:
+                        message = pubsub.get_message(timeout=min(0.25, max(0.0, deadline - now)))
+                        meta = message["data"] if message else None
+                    if meta:
+                        state = json.loads(meta).get("status", state)
+                        on_state(state)
+                        if state in READY_STATES:
+                            return self.lookup(task_id)
+                    if time.monotonic() >= deadline:
+                        raise WaitTimeout(
+                            f"task {task_id} is still {state} after {timeout:g}s",
+                            hint=f"it goes on: see 'tcel result {task_id}' later",
+                        )
+
+        try:
+            yield wait
+        finally:
+            pubsub.close()
+
+
+def _record(task_id: str, meta_json: str | None, info: dict[str, str]) -> TaskRecord | None:
+    if meta_json is None and not info:
+        return None
+    meta = json.loads(meta_json) if meta_json else {}
+    state = meta.get("status", "PENDING")
+    result = meta.get("result")
+    error = None
+    if state == "FAILURE" and isinstance(result, dict):
+        error = f"{result.get('exc_type', 'Error')}: {_exc_message(result.get('exc_message'))}"
+        result = None
+    elif state == "STARTED":
+        result = None
+    return TaskRecord(
+        id=task_id,
+        state=state,
+        name=meta.get("name") or info.get("name"),
+        args=info.get("args") or (_args_repr(meta["args"]) if meta.get("args") is not None else None),
+        result=result,
+        error=error,
+        traceback=meta.get("traceback"),
+        worker=meta.get("worker") or info.get("worker") or None,
+        sent=_float(info.get("sent")),
+        received=_float(info.get("received")),
+        started=_float(info.get("started")),
+        finished=_float(info.get("finished")) or _timestamp(meta.get("date_done")),
+    )
+
+
+def _exc_message(message: Any) -> str:
+    if isinstance(message, (list, tuple)):
+        return ", ".join(str(part) for part in message)
+    return str(message)
+
+
+def _args_repr(args: Any) -> str:
+    text = json.dumps(args)
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+def _float(value: str | None) -> float | None:
+    return float(value) if value else None
+
+
+def _timestamp(iso: str | None) -> float | None:
+    if not iso:
+        return None
+    moment = datetime.fromisoformat(iso)
+    return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).timestamp()
+
+
+def _iso(epoch: float | None) -> str | None:
+    if epoch is None:
+        return None
+    return datetime.fromtimestamp(epoch).astimezone().isoformat(timespec="milliseconds")

@@ -1,0 +1,59 @@
+"""Worker-side hooks that keep a bounded index of recent tasks in the result backend.
+
+`tcel results` reads it instead of scanning Redis: a sorted set of task ids by time, trimmed to the newest
+MAX_TASKS and to `result_expires`, and a small hash per task (name, args, received, started, runtime).
+Every task a worker receives passes here, whoever sent it. A failure here is logged, never raised.
+"""
+
+import logging
+import time
+from datetime import timedelta
+
+from celery import signals
+
+INDEX_KEY = "tcel:tasks"
+INFO_KEY = "tcel:task:"
+MAX_TASKS = 10_000
+
+logger = logging.getLogger(__name__)
+
+
+def _ttl(app):
+    expires = app.conf.result_expires
+    seconds = expires.total_seconds() if isinstance(expires, timedelta) else expires
+    return int(seconds or 86400)
+
+
+def _write(app, task_id, fields, score=None):
+    try:
+        client = app.backend.client
+        ttl = _ttl(app)
+        now = time.time()
+        pipe = client.pipeline(transaction=False)
+        if score is not None:
+            pipe.zadd(INDEX_KEY, {task_id: score}, nx=True)
+            pipe.zremrangebyscore(INDEX_KEY, "-inf", now - ttl)
+            pipe.zremrangebyrank(INDEX_KEY, 0, -MAX_TASKS - 1)
+            pipe.expire(INDEX_KEY, ttl)
+        pipe.hset(INFO_KEY + task_id, mapping=fields)
+        pipe.expire(INFO_KEY + task_id, ttl)
+        pipe.execute()
+    except Exception:  # the index must never cost a task
+        logger.warning("tcel: cannot update the task index for %s", task_id, exc_info=True)
+
+
+@signals.task_received.connect
+def _received(sender=None, request=None, **_):
+    now = time.time()
+    fields = {"name": request.name, "args": request.argsrepr, "kwargs": request.kwargsrepr, "received": now}
+    _write(sender.app, request.id, fields, score=now)
+
+
+@signals.task_prerun.connect
+def _started(sender=None, task_id=None, task=None, **_):
+    _write(task.app, task_id, {"started": time.time(), "worker": task.request.hostname or ""})
+
+
+@signals.task_postrun.connect
+def _finished(sender=None, task_id=None, task=None, **_):
+    _write(task.app, task_id, {"finished": time.time()})
