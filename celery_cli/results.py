@@ -66,6 +66,7 @@ class TaskRecord:
         for key in ("sent", "received", "started", "finished"):
             data[key] = _iso(data[key])
         data["runtime_seconds"] = round(self.runtime, 4) if self.runtime is not None else None
+        data["queued"] = self.queued
         return data
 
 

@@ -20,7 +20,9 @@ class Run:
     stderr: str
 
 
-def run_tcel(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 300) -> Run:
+def run_tcel(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 300, input: str | None = None
+) -> Run:
     """Run `python -m celery_cli ARGS` as a user would, without a terminal."""
     full_env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200", **(env or {})}
     done = subprocess.run(
@@ -30,6 +32,7 @@ def run_tcel(*args: str, env: dict[str, str] | None = None, cwd: Path | None = N
         env=full_env,
         cwd=cwd or REPO,
         timeout=timeout,
+        input=input,
     )
     return Run(done.returncode, done.stdout, done.stderr)
 

@@ -187,7 +187,7 @@ def results(
         "recent tasks",
         ["id", "task", "args", "state", "result", "runtime", "worker"],
         [
-            [r.id, r.name, r.args, r.state, _value(r.result) if r.state == "SUCCESS" else r.error,
+            [r.id, r.name, _short(r.args), r.state, _value(r.result) if r.state == "SUCCESS" else r.error,
              _seconds(r.runtime), r.worker]
             for r in records
         ],
@@ -196,6 +196,10 @@ def results(
 
 def _value(value: Any) -> str:
     return jsonlib.dumps(value) if not isinstance(value, str) else value
+
+
+def _short(text: str | None, width: int = 40) -> str | None:
+    return text if text is None or len(text) <= width else text[: width - 1] + "…"
 
 
 def _time(epoch: float | None) -> str | None:

@@ -55,9 +55,11 @@ class TestProject:
     engine: object
     env: dict[str, str] = field(default_factory=dict)
 
-    def tcel(self, *args: str, env: dict[str, str] | None = None, timeout: float = 600) -> Run:
-        return run_tcel(*args, "--project-name", self.name, env={**self.env, **(env or {})}, cwd=self.directory,
-                        timeout=timeout)
+    def tcel(self, *args: str, env: dict[str, str] | None = None, timeout: float = 600, input: str | None = None) -> Run:
+        return run_tcel(
+            *args, "--project-name", self.name, env={**self.env, **(env or {})}, cwd=self.directory, timeout=timeout,
+            input=input,
+        )
 
     def tcel_json(self, *args: str) -> dict:
         result = self.tcel(*args, "--json")
@@ -72,6 +74,13 @@ class TestProject:
 
     def volumes(self) -> list:
         return self.engine.volumes.list(filters={"label": f"{LABEL_PROJECT}={self.name}"})
+
+    @property
+    def connection(self):
+        from celery_cli import connection
+        from celery_cli.settings import resolve_project
+
+        return connection.load(resolve_project(self.directory, self.name))
 
     def remove_everything(self) -> None:
         for container in self.containers():

@@ -1,0 +1,31 @@
+import pytest
+
+from celery_cli.errors import ExitCode, UsageError
+from celery_cli.numbers import parse_number, split_words
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [("2", 2), ("-3", -3), ("+4", 4), ("1.5", 1.5), ("-.5", -0.5), ("1e3", 1000.0), ("5.", 5.0),
+     ("123456789012345678901234567890", 123456789012345678901234567890)],
+)
+def test_numbers_parse_exactly(text: str, value) -> None:
+    parsed = parse_number(text)
+    assert parsed == value and type(parsed) is type(value)
+
+
+@pytest.mark.parametrize("text", ["two", "nan", "inf", "-inf", "1e999", "", "1_000", "0x10", " 1", "1,5", "--"])
+def test_anything_else_is_a_usage_error_naming_the_value(text: str) -> None:
+    with pytest.raises(UsageError) as caught:
+        parse_number(text)
+    assert caught.value.exit_code == ExitCode.USAGE
+    assert repr(text) in str(caught.value) or text in str(caught.value)
+
+
+def test_a_mistyped_option_is_called_an_option() -> None:
+    with pytest.raises(UsageError, match="no such option: --wiat"):
+        parse_number("--wiat")
+
+
+def test_stdin_words_split_on_any_whitespace() -> None:
+    assert split_words(["1 2\n", "\t3\n", "\n"]) == ["1", "2", "3"]
