@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from .commands import stack, tasks
+from .commands import stack, status, tasks
 from .errors import ExitCode, TcelError
 from .output import Output
 
@@ -19,6 +19,7 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 stack.register(app)
+status.register(app)
 tasks.register(app)
 
 

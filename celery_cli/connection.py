@@ -24,6 +24,7 @@ class Connection:
     bind: str = "127.0.0.1"
     broker_port: int = 5672
     backend_port: int = 6379
+    broker_admin_port: int = 15672
 
     @property
     def host(self) -> str:
@@ -45,8 +46,10 @@ class Connection:
             "CELERY_RESULT_BACKEND_URL": self.backend_url("backend", 6379),
         }
 
-    def with_ports(self, bind: str, broker_port: int, backend_port: int) -> Connection:
-        return replace(self, bind=bind, broker_port=broker_port, backend_port=backend_port)
+    def with_ports(self, bind: str, broker_port: int, backend_port: int, broker_admin_port: int) -> Connection:
+        return replace(
+            self, bind=bind, broker_port=broker_port, backend_port=backend_port, broker_admin_port=broker_admin_port
+        )
 
 
 def _netloc(host: str) -> str:
@@ -68,6 +71,7 @@ def load(project: Project) -> Connection | None:
         bind=values.get("TCEL_BIND", "127.0.0.1"),
         broker_port=int(values.get("TCEL_BROKER_PORT", 5672)),
         backend_port=int(values.get("TCEL_BACKEND_PORT", 6379)),
+        broker_admin_port=int(values.get("TCEL_BROKER_ADMIN_PORT", 15672)),
     )
 
 
@@ -89,6 +93,7 @@ def save(project: Project, connection: Connection) -> None:
         "TCEL_BIND": connection.bind,
         "TCEL_BROKER_PORT": connection.broker_port,
         "TCEL_BACKEND_PORT": connection.backend_port,
+        "TCEL_BROKER_ADMIN_PORT": connection.broker_admin_port,
     }
     path = state_file(project)
     tmp = path.with_suffix(".tmp")

@@ -19,6 +19,7 @@ class ExitCode(IntEnum):
     NOT_RUNNING = 8
     TASK_FAILED = 9
     NOT_FOUND = 10
+    DEGRADED = 11  # `tcel status`: some part is down or not ready
     INTERRUPTED = 130
 
 

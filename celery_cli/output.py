@@ -66,19 +66,35 @@ class Output:
         sys.stdout.write(json.dumps(value, indent=2, default=str) + "\n")
         sys.stdout.flush()
 
+    def json_line(self, value: Any) -> None:
+        """Print one JSON document on one line (for streams such as `tcel watch --json`)."""
+        sys.stdout.write(json.dumps(value, default=str) + "\n")
+        sys.stdout.flush()
+
+    def live(self) -> Any:
+        """A Rich Live display on stdout, for views that redraw in place."""
+        from rich.live import Live
+
+        return Live(console=self.stdout, auto_refresh=False, redirect_stderr=False)
+
+    def group(self, *renderables: Any) -> Any:
+        from rich.console import Group
+
+        return Group(*renderables)
+
     def line(self, text: str) -> None:
         """Print a plain line of data to stdout."""
         self.stdout.print(text, markup=False)
 
     def table(self, title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-        from rich.table import Table
+        from .render import table
 
-        table = Table(title=title, title_justify="left", header_style="bold")
-        for column in columns:
-            table.add_column(column)
-        for row in rows:
-            table.add_row(*(_cell(value) for value in row))
-        self.stdout.print(table)
+        self.stdout.print(table(title, columns, rows))
+
+    def render(self, *renderables: Any) -> None:
+        """Print Rich renderables (tables, texts) to stdout."""
+        for renderable in renderables:
+            self.stdout.print(renderable)
 
     @contextmanager
     def status(self, message: str) -> Iterator[Progress]:
@@ -110,11 +126,3 @@ def _escape(text: str) -> str:
     from rich.markup import escape
 
     return escape(text)
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    return _escape(str(value))

@@ -1,15 +1,12 @@
-"""Cheap readiness probes: an AMQP login, an authenticated Redis PING, a Celery ping of named workers."""
+"""Cheap readiness probes of the broker and the backend: an AMQP login, an authenticated Redis PING."""
 
 from __future__ import annotations
 
-from functools import cached_property
 from typing import TYPE_CHECKING
 
 from .errors import ServiceUnreachable
 
 if TYPE_CHECKING:
-    from celery import Celery
-
     from .connection import Connection
 
 
@@ -61,37 +58,3 @@ def probe_backend(connection: Connection, timeout: float = 1.0) -> None:
         raise ServiceUnreachable(f"the backend at {where} does not answer ({exc})") from None
     finally:
         client.close()
-
-
-class WorkerPing:
-    """Celery pings to a known set of workers over one reused broker connection."""
-
-    def __init__(self, connection: Connection) -> None:
-        self.connection = connection
-
-    @cached_property
-    def app(self) -> Celery:
-        from celery import Celery
-
-        app = Celery("tcel", broker=self.connection.broker_url(), set_as_current=False)
-        app.conf.update(broker_connection_timeout=1.0, broker_connection_retry=False)
-        return app
-
-    def answering(self, names: list[str], timeout: float = 1.0) -> set[str]:
-        """The node names among `names` that answered within `timeout` (returns as soon as all did)."""
-        if not names:
-            return set()
-        try:
-            replies = self.app.control.ping(destination=names, timeout=timeout)
-        except OSError:
-            return set()
-        return {name for reply in replies or [] for name in reply}
-
-    def close(self) -> None:
-        if "app" in self.__dict__:
-            self.app.close()
-
-
-def worker_node(hostname: str) -> str:
-    """The Celery node name of the worker running in the container with that host name."""
-    return f"celery@{hostname}"

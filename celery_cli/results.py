@@ -70,6 +70,14 @@ class TaskRecord:
         return data
 
 
+@dataclass
+class BackendInfo:
+    version: str
+    memory_used: str
+    keys: int
+    indexed_tasks: int
+
+
 class ResultStore:
     """The result backend, seen through redis-py; every Redis failure becomes one clear error."""
 
@@ -110,6 +118,22 @@ class ResultStore:
             pipe.hset(INFO_KEY + task_id, mapping={"name": name, "args": _args_repr(args), "sent": sent})
             pipe.expire(INFO_KEY + task_id, INDEX_TTL)
             pipe.execute()
+
+    def info(self) -> BackendInfo:
+        """Redis version and memory, all keys, and the tasks in tcel's index: one round trip."""
+        with self._errors():
+            pipe = self.client.pipeline(transaction=False)
+            pipe.info("server")
+            pipe.info("memory")
+            pipe.dbsize()
+            pipe.zcard(INDEX_KEY)
+            server, memory, keys, indexed = pipe.execute()
+        return BackendInfo(
+            version=server.get("redis_version", "?"),
+            memory_used=memory.get("used_memory_human", "?"),
+            keys=keys,
+            indexed_tasks=indexed,
+        )
 
     def lookup(self, task_id: str) -> TaskRecord:
         records = self._records([task_id])

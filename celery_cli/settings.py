@@ -16,12 +16,13 @@ LABEL_SERVICE = "io.tcel.service"
 LABEL_NUMBER = "io.tcel.number"
 
 DEFAULTS = {
-    "TCEL_BROKER_IMAGE": "rabbitmq:4",
+    "TCEL_BROKER_IMAGE": "rabbitmq:4-management",
     "TCEL_BACKEND_IMAGE": "redis:7",
     "TCEL_PYTHON_IMAGE": "python:3.12-slim",
     "TCEL_BIND": "127.0.0.1",
     "TCEL_BROKER_PORT": "5672",
     "TCEL_BACKEND_PORT": "6379",
+    "TCEL_BROKER_ADMIN_PORT": "15672",
 }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import re
 import socket
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -20,7 +21,8 @@ from .engine import connect, engine_errors
 from .errors import NotRunning, PortInUse, ServiceUnreachable, TcelError, WaitTimeout
 from .images import build_worker_image, ensure_pulled, image_exists, worker_image_name
 from .output import Progress
-from .probes import BrokerRefusedLogin, WorkerPing, probe_backend, probe_broker, worker_node
+from .control import Control, worker_node
+from .probes import BrokerRefusedLogin, probe_backend, probe_broker
 from .settings import LABEL_NUMBER, LABEL_PROJECT, LABEL_SERVICE, Project
 
 if TYPE_CHECKING:
@@ -37,6 +39,7 @@ class UpOptions:
     bind: str
     broker_port: int
     backend_port: int
+    broker_admin_port: int
     broker_image: str
     backend_image: str
     python_image: str
@@ -71,6 +74,7 @@ class ServiceStatus:
 
     service: str
     name: str
+    hostname: str
     state: str
     ready: bool | None
     image: str
@@ -116,6 +120,7 @@ class Stack:
             ServiceStatus(
                 service=_service(c),
                 name=c.name,
+                hostname=c.attrs["Config"]["Hostname"],
                 state=c.status,
                 ready=ready.get(c.name) if c.status == "running" else False,
                 image=c.attrs["Config"]["Image"],
@@ -138,11 +143,8 @@ class Stack:
             return True
 
         def ping() -> set[str]:
-            pinger = WorkerPing(connection)
-            try:
-                return pinger.answering(list(workers))
-            finally:
-                pinger.close()
+            with Control(connection.broker_url()) as control:
+                return control.ping(list(workers))
 
         with ThreadPoolExecutor(max_workers=3) as pool:
             broker = pool.submit(ok, probe_broker)
@@ -170,6 +172,7 @@ class Stack:
                 options.bind,
                 _published_port(existing.get(self.project.container("broker")), 5672) or options.broker_port,
                 _published_port(existing.get(self.project.container("backend")), 6379) or options.backend_port,
+                _published_port(existing.get(self.project.container("broker")), 15672) or options.broker_admin_port,
             )
             report = UpReport(connection)
             worker_count = options.workers or sum(_service(c) == "worker" for c in existing.values()) or 1
@@ -230,6 +233,7 @@ class Stack:
         """Name the taken port before anything is made, rather than leave half a stack behind."""
         for service, port, option in (
             ("broker", connection.broker_port, "--broker-port or TCEL_BROKER_PORT"),
+            ("broker", connection.broker_admin_port, "--broker-admin-port or TCEL_BROKER_ADMIN_PORT"),
             ("backend", connection.backend_port, "--backend-port or TCEL_BACKEND_PORT"),
         ):
             container = existing.get(self.project.container(service))
@@ -274,8 +278,13 @@ class Stack:
                 "environment": {
                     "RABBITMQ_DEFAULT_USER": connection.broker_user,
                     "RABBITMQ_DEFAULT_PASS": connection.broker_password,
+                    # queue counts in the management API refresh every second, not every five
+                    "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": "-rabbit collect_statistics_interval 1000",
                 },
-                "ports": {"5672/tcp": (connection.bind, connection.broker_port)},
+                "ports": {
+                    "5672/tcp": (connection.bind, connection.broker_port),
+                    "15672/tcp": (connection.bind, connection.broker_admin_port),
+                },
                 "volumes": {self.project.volume("broker"): {"bind": "/var/lib/rabbitmq", "mode": "rw"}},
             }
         elif service == "backend":
@@ -337,7 +346,7 @@ class Stack:
         containers = {c.name: c for c in self.containers()}
         workers = {worker_node(c.attrs["Config"]["Hostname"]): c for c in containers.values() if _service(c) == "worker"}
         pending = {"broker", "backend", *workers}
-        pinger = WorkerPing(connection)
+        control = Control(connection.broker_url())
         last_check = 0.0
         try:
             while True:
@@ -351,7 +360,7 @@ class Stack:
                         except ServiceUnreachable:
                             pass
                 if "broker" not in pending and pending & workers.keys():
-                    pending -= pinger.answering(sorted(pending & workers.keys()), 0.5)
+                    pending -= control.ping(sorted(pending & workers.keys()), 0.5)
                 if not pending:
                     return time.monotonic() - started
                 if time.monotonic() - last_check > 1.0:
@@ -366,7 +375,7 @@ class Stack:
                     )
                 time.sleep(0.1)
         finally:
-            pinger.close()
+            control.close()
 
     def _check_alive(self, containers: Iterable[Container]) -> None:
         """Fail at once, with the container's last log line, when a service exits while we wait."""
@@ -501,8 +510,9 @@ def _start_error(container: Container, exc: Exception) -> TcelError:
     text = str(getattr(exc, "explanation", None) or exc)
     if "port is already allocated" in text or "address already in use" in text:
         service = _service(container)
-        option = f"--{service}-port or TCEL_{service.upper()}_PORT"
-        binding = _ports(container)
-        where = binding[0].split("->")[0] if binding else "the host"
-        return PortInUse(f"{where} for the {service} is already in use", hint=f"choose another with {option}")
+        where = re.search(r"(\d+\.\d+\.\d+\.\d+:\d+)", text)
+        return PortInUse(
+            f"{where.group(1) if where else 'a port'} for the {service} is already in use",
+            hint=f"choose another with --{service}-port (or --broker-admin-port)",
+        )
     return TcelError(f"cannot start {container.name}: {text}", hint="see 'docker logs " + container.name + "'")

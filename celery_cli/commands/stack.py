@@ -1,4 +1,4 @@
-"""`tcel up`, `tcel down`, `tcel status`: the stack's lifecycle."""
+"""`tcel up`, `tcel down`: the stack's lifecycle."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import typer
 from ..connection import Connection, mask, state_file
 from ..output import Output
 from ..settings import bind_setting, port_setting, resolve_project, setting
-from ..stack import ServiceStatus, Stack, UpOptions, UpReport
+from ..stack import Stack, UpOptions, UpReport
 from .options import Json, ProjectDir, ProjectName
 
 
@@ -34,8 +34,12 @@ def up(
     backend_port: Annotated[
         Optional[int], typer.Option(min=1, max=65535, help="Host port for Redis [env TCEL_BACKEND_PORT; 6379].")
     ] = None,
+    broker_admin_port: Annotated[
+        Optional[int],
+        typer.Option(min=1, max=65535, help="Host port for RabbitMQ's management API [env TCEL_BROKER_ADMIN_PORT; 15672]."),
+    ] = None,
     broker_image: Annotated[
-        Optional[str], typer.Option(help="RabbitMQ image [env TCEL_BROKER_IMAGE; rabbitmq:4].")
+        Optional[str], typer.Option(help="RabbitMQ image, with the management plugin [env TCEL_BROKER_IMAGE; rabbitmq:4-management].")
     ] = None,
     backend_image: Annotated[Optional[str], typer.Option(help="Redis image [env TCEL_BACKEND_IMAGE; redis:7].")] = None,
     python_image: Annotated[
@@ -54,6 +58,7 @@ def up(
         bind=bind_setting(bind),
         broker_port=port_setting("TCEL_BROKER_PORT", broker_port),
         backend_port=port_setting("TCEL_BACKEND_PORT", backend_port),
+        broker_admin_port=port_setting("TCEL_BROKER_ADMIN_PORT", broker_admin_port),
         broker_image=setting("TCEL_BROKER_IMAGE", broker_image),
         backend_image=setting("TCEL_BACKEND_IMAGE", backend_image),
         python_image=setting("TCEL_PYTHON_IMAGE", python_image),
@@ -98,7 +103,13 @@ def _up_json(name: str, report: UpReport, ready_after: float | None, credentials
 
 def _endpoints(c: Connection) -> dict:
     return {
-        "broker": {"host": c.host, "port": c.broker_port, "user": c.broker_user, "password": mask(c.broker_password)},
+        "broker": {
+            "host": c.host,
+            "port": c.broker_port,
+            "admin_port": c.broker_admin_port,
+            "user": c.broker_user,
+            "password": mask(c.broker_password),
+        },
         "backend": {"host": c.host, "port": c.backend_port, "password": mask(c.backend_password)},
     }
 
@@ -125,42 +136,6 @@ def down(
         out.success(f"stack {project.name} is down: removed {', '.join(removed)}")
 
 
-def status(
-    project_dir: ProjectDir = None,
-    project_name: ProjectName = None,
-    json: Json = False,
-) -> None:
-    """Show the stack's containers: state, readiness, ports, uptime."""
-    out = Output(json)
-    project = resolve_project(project_dir, project_name)
-    services = Stack(project).status()
-    if json:
-        out.data({"project": project.name, "services": [s.as_dict() for s in services]})
-        return
-    if not services:
-        out.info(f"stack {project.name} is not up (no containers); start it with 'tcel up'")
-        return
-    out.table(
-        f"stack {project.name}",
-        ["service", "name", "state", "ready", "image", "ports", "uptime"],
-        [_status_row(s) for s in services],
-    )
-
-
-def _status_row(s: ServiceStatus) -> list:
-    return [s.service, s.name, s.state, s.ready, s.image, ", ".join(s.ports) or None, _duration(s.uptime)]
-
-
-def _duration(seconds: float | None) -> str | None:
-    if seconds is None:
-        return None
-    minutes, secs = divmod(int(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    if hours:
-        return f"{hours}h {minutes}m"
-    return f"{minutes}m {secs}s" if minutes else f"{secs}s"
-
-
 def register(app: typer.Typer) -> None:
-    for command in (up, down, status):
+    for command in (up, down):
         app.command()(command)

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json as jsonlib
 import sys
-from datetime import datetime
 from typing import Annotated, Any, Optional
 
 import typer
@@ -12,6 +10,7 @@ import typer
 from ..connection import Endpoints, endpoints, resolve_url
 from ..errors import ExitCode, ServiceUnreachable, TaskFailed
 from ..numbers import Number, parse_numbers, split_words
+from .. import render
 from ..output import Output
 from ..results import ResultStore, TaskRecord
 from ..send import Sender, new_task_id
@@ -115,7 +114,7 @@ def show_outcome(record: TaskRecord, out: Output, quiet: bool) -> None:
     if out.json_mode:
         out.data(record.as_dict())
     elif record.state == "SUCCESS":
-        out.line(_value(record.result))
+        out.line(render.value(record.result))
         if not quiet:
             runtime = f" in {record.runtime:.2f}s" if record.runtime is not None else ""
             out.info(f"{record.name} {record.id} succeeded{runtime}")
@@ -146,16 +145,16 @@ def result(
         state = record.state + (" (queued, not started)" if record.queued else "")
         rows = [
             ("state", state),
-            ("result", _value(record.result) if record.state == "SUCCESS" else None),
+            ("result", render.value(record.result) if record.state == "SUCCESS" else None),
             ("error", record.error),
             ("task", record.name),
             ("args", record.args),
             ("worker", record.worker),
-            ("sent", _time(record.sent)),
-            ("received", _time(record.received)),
-            ("started", _time(record.started)),
-            ("finished", _time(record.finished)),
-            ("runtime", _seconds(record.runtime)),
+            ("sent", render.when(record.sent)),
+            ("received", render.when(record.received)),
+            ("started", render.when(record.started)),
+            ("finished", render.when(record.finished)),
+            ("runtime", render.seconds(record.runtime)),
         ]
         out.table(f"task {record.id}", ["field", "value"], [r for r in rows if r[1] is not None])
         if record.traceback:
@@ -183,31 +182,7 @@ def results(
     if not records:
         out.info("no tasks yet" + (f" in state {state.upper()}" if state else ""))
         return
-    out.table(
-        "recent tasks",
-        ["id", "task", "args", "state", "result", "runtime", "worker"],
-        [
-            [r.id, r.name, _short(r.args), r.state, _value(r.result) if r.state == "SUCCESS" else r.error,
-             _seconds(r.runtime), r.worker]
-            for r in records
-        ],
-    )
-
-
-def _value(value: Any) -> str:
-    return jsonlib.dumps(value) if not isinstance(value, str) else value
-
-
-def _short(text: str | None, width: int = 40) -> str | None:
-    return text if text is None or len(text) <= width else text[: width - 1] + "…"
-
-
-def _time(epoch: float | None) -> str | None:
-    return datetime.fromtimestamp(epoch).astimezone().isoformat(sep=" ", timespec="milliseconds") if epoch else None
-
-
-def _seconds(seconds: float | None) -> str | None:
-    return f"{seconds:.3f}s" if seconds is not None else None
+    out.render(render.tasks_table("recent tasks", records))
 
 
 def register(app: typer.Typer) -> None:

@@ -99,6 +99,7 @@ def make_project(engine, directory: Path) -> Iterator[TestProject]:
         env={
             "TCEL_BROKER_PORT": str(free_port()),
             "TCEL_BACKEND_PORT": str(free_port()),
+            "TCEL_BROKER_ADMIN_PORT": str(free_port()),
             "TCEL_ADD_DELAY": "1",
         },
     )

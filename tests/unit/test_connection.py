@@ -16,7 +16,7 @@ def test_generated_credentials_are_random_and_never_guest() -> None:
 def test_state_file_round_trips_and_is_owner_only(tmp_path: Path) -> None:
     project = resolve_project(tmp_path, "demo")
     assert connection.load(project) is None
-    saved = connection.generate().with_ports("127.0.0.1", 15672, 16379)
+    saved = connection.generate().with_ports("127.0.0.1", 25672, 16379, 25673)
     connection.save(project, saved)
     assert connection.load(project) == saved
     path = connection.state_file(project)

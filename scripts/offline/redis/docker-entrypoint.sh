@@ -7,6 +7,10 @@
 #   the container only listens where its port is published.
 set -eu
 
+if [ $# -eq 0 ]; then
+    set -- redis-server
+fi
+
 # `docker run IMAGE --requirepass x` or `docker run IMAGE /path/redis.conf`.
 if [ "${1#-}" != "$1" ] || [ "${1%.conf}" != "$1" ]; then
     set -- redis-server "$@"
@@ -19,11 +23,15 @@ if [ "$1" = redis-server ]; then
     fi
     shift
     # Without a config file Redis 7 binds every interface; put our default first so
-    # that a later --protected-mode in the arguments wins. A config file decides
-    # for itself.
-    if [ $# -eq 0 ] || [ "${1#-}" != "$1" ]; then
-        set -- --protected-mode no "$@"
-    fi
+    # that a later --protected-mode in the arguments wins. A config file (or config
+    # on stdin, "-") decides for itself; --version and friends must stay first.
+    case "${1:-}" in
+        ''|--?*)
+            case "${1:-}" in
+                --version|--help|--test-memory|--check-system) ;;
+                *) set -- --protected-mode no "$@" ;;
+            esac ;;
+    esac
     # Data files readable by the redis user only, as in the official image.
     if [ "$(umask)" = 0022 ]; then
         umask 0077

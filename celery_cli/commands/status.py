@@ -1,0 +1,90 @@
+"""`tcel status` and `tcel watch`: the whole stack in one view."""
+
+from __future__ import annotations
+
+import time
+from contextlib import nullcontext
+from typing import Annotated, Optional
+
+import typer
+
+from .. import render
+from ..errors import ExitCode
+from ..output import Output
+from ..overview import Overview, gather
+from ..settings import resolve_project
+from ..stack import Stack
+from .options import Json, ProjectDir, ProjectName
+
+
+def status(
+    project_dir: ProjectDir = None,
+    project_name: ProjectName = None,
+    json: Json = False,
+) -> None:
+    """Show containers, workers, queues, backend and the last 10 tasks.
+
+    Exits 0 when everything answers, 11 when some part is down or not ready (the rest is still shown).
+    """
+    out = Output(json)
+    view = gather(Stack(resolve_project(project_dir, project_name)))
+    if "services" in view.failures and "stack" in view.failures:
+        raise view.failures["services"]  # nothing at all could be read: one line says why
+    if json:
+        out.data(view.as_dict() if view.up else {"project": view.project, "up": False, "services": []})
+    elif not view.up:
+        out.info(f"stack {view.project} is not up (no containers); start it with 'tcel up'")
+    else:
+        out.render(*render.overview(view))
+    if view.up and not view.healthy:
+        raise typer.Exit(int(ExitCode.DEGRADED))
+
+
+def watch(
+    count: Annotated[Optional[int], typer.Option("--count", "-n", min=1, help="Stop after this many refreshes.")] = None,
+    interval: Annotated[float, typer.Option(min=0.2, help="Seconds between refreshes.")] = 1.0,
+    project_dir: ProjectDir = None,
+    project_name: ProjectName = None,
+    json: Json = False,
+) -> None:
+    """Show the status view live, refreshed every second, with tasks/s completed, until Ctrl-C.
+
+    Without a terminal each refresh is printed in turn (with --json, one JSON document per line).
+    """
+    out = Output(json)
+    stack = Stack(resolve_project(project_dir, project_name))
+    previous: Overview | None = None
+    frames = 0
+    live = out.live() if out.stdout.is_terminal and not json else None
+    try:
+        with live or nullcontext():
+            while count is None or frames < count:
+                started = time.monotonic()
+                view = gather(stack)
+                rate = _rate(previous, view)
+                if json:
+                    out.json_line({**view.as_dict(), "tasks_per_second": rate})
+                elif live is not None:
+                    live.update(out.group(*render.overview(view, rate)), refresh=True)
+                else:
+                    out.render(*render.overview(view, rate))
+                    out.line("")
+                previous, frames = view, frames + 1
+                if count is None or frames < count:
+                    time.sleep(max(0.0, interval - (time.monotonic() - started)))
+    except KeyboardInterrupt:
+        pass
+
+
+def _rate(previous: Overview | None, view: Overview) -> float | None:
+    """Tasks completed per second between two views, from the workers' processed counters."""
+    if previous is None or not view.workers:
+        return None
+    elapsed = view.taken_at - previous.taken_at
+    done = view.processed - previous.processed
+    return max(0.0, done / elapsed) if elapsed > 0 else None
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(status)
+    app.command()(watch)

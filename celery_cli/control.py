@@ -1,0 +1,81 @@
+"""Celery's remote control, over one reused broker connection: ping, inspect, revoke, purge."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from .connection import mask_url
+from .errors import ServiceUnreachable
+
+if TYPE_CHECKING:
+    from celery import Celery
+
+
+def worker_node(hostname: str) -> str:
+    """The Celery node name of the worker running in the container with that host name."""
+    return f"celery@{hostname}"
+
+
+class Control:
+    """Broadcasts to workers; with a list of node names a call returns as soon as all of them answered."""
+
+    def __init__(self, broker_url: str) -> None:
+        self.broker_url = broker_url
+
+    @cached_property
+    def app(self) -> Celery:
+        from celery import Celery
+
+        app = Celery("tcel", broker=self.broker_url, set_as_current=False)
+        app.conf.update(broker_connection_timeout=1.0, broker_connection_retry=False)
+        return app
+
+    def ping(self, names: list[str], timeout: float = 1.0) -> set[str]:
+        """The node names among `names` that answered within `timeout`."""
+        if not names:
+            return set()
+        try:
+            replies = self.app.control.ping(destination=names, timeout=timeout)
+        except OSError:
+            return set()
+        return {name for reply in replies or [] for name in reply}
+
+    def inspect(self, method: str, names: list[str] | None, timeout: float = 0.5) -> dict[str, Any]:
+        """One inspect call (stats, active, registered...): {node name: reply} of those who answered."""
+        inspector = self.app.control.inspect(destination=names or None, timeout=timeout)
+        try:
+            return getattr(inspector, method)() or {}
+        except OSError as exc:
+            raise self._unreachable(exc) from None
+
+    def revoke(self, task_id: str, terminate: bool = False, timeout: float = 1.0) -> list[str]:
+        """Revoke a task on every worker; return the nodes that acknowledged it."""
+        try:
+            replies = self.app.control.revoke(task_id, terminate=terminate, reply=True, timeout=timeout)
+        except OSError as exc:
+            raise self._unreachable(exc) from None
+        return [name for reply in replies or [] for name in reply]
+
+    def purge(self) -> int:
+        """Delete every message waiting in the task queues; return how many."""
+        try:
+            return self.app.control.purge()
+        except OSError as exc:
+            raise self._unreachable(exc) from None
+
+    def _unreachable(self, exc: Exception) -> ServiceUnreachable:
+        return ServiceUnreachable(
+            f"the broker at {mask_url(self.broker_url)} does not answer ({exc})",
+            hint="start the stack with 'tcel up', or check --broker-url",
+        )
+
+    def close(self) -> None:
+        if "app" in self.__dict__:
+            self.app.close()
+
+    def __enter__(self) -> Control:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()

@@ -1,0 +1,143 @@
+"""Everything `tcel status` and `tcel watch` show, gathered in parallel; each part fails on its own."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from . import connection as connections
+from .broker import QueueInfo, queues
+from .control import Control, worker_node
+from .errors import NotRunning, TcelError
+from .results import BackendInfo, ResultStore, TaskRecord
+from .stack import ServiceStatus, Stack
+
+PART_TIMEOUT = 0.5
+RECENT_TASKS = 10
+
+
+@dataclass
+class WorkerInfo:
+    name: str
+    answering: bool
+    pool: int | None = None
+    active: int | None = None
+    processed: int | None = None
+    registered: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Overview:
+    """The parts of the view; a part that could not be read has its error in `failures` instead."""
+
+    project: str
+    services: list[ServiceStatus] = field(default_factory=list)
+    workers: list[WorkerInfo] = field(default_factory=list)
+    queues: list[QueueInfo] = field(default_factory=list)
+    backend: BackendInfo | None = None
+    tasks: list[TaskRecord] = field(default_factory=list)
+    failures: dict[str, TcelError] = field(default_factory=dict)
+    taken_at: float = field(default_factory=time.time)
+
+    @property
+    def errors(self) -> dict[str, str]:
+        return {part: str(error) for part, error in self.failures.items()}
+
+    @property
+    def up(self) -> bool:
+        return bool(self.services) or "services" in self.failures
+
+    @property
+    def healthy(self) -> bool:
+        """Every part read, every container running and ready, every worker answering."""
+        return (
+            not self.failures
+            and all(s.state == "running" and s.ready for s in self.services)
+            and all(w.answering for w in self.workers)
+        )
+
+    @property
+    def processed(self) -> int:
+        return sum(w.processed or 0 for w in self.workers)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "project": self.project,
+            "healthy": self.healthy,
+            "services": [s.as_dict() for s in self.services],
+            "workers": [asdict(w) for w in self.workers],
+            "queues": [asdict(q) for q in self.queues],
+            "backend": asdict(self.backend) if self.backend else None,
+            "tasks": [t.as_dict() for t in self.tasks],
+            "errors": self.errors,
+        }
+
+
+def gather(stack: Stack) -> Overview:
+    """Read containers, workers, queues, backend and recent tasks at once, each with a short timeout."""
+    overview = Overview(stack.project.name)
+    connection = connections.load(stack.project)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        services = pool.submit(stack.status)
+        parts: dict[str, Callable[[], Any]] = {}
+        if connection is None:
+            overview.failures["stack"] = NotRunning(
+                f"no credentials in {connections.state_file(stack.project)}", hint="run 'tcel up'"
+            )
+        else:
+            store = ResultStore(connection.backend_url(), timeout=PART_TIMEOUT)
+            parts = {
+                "queues": lambda: queues(connection, PART_TIMEOUT),
+                "backend": store.info,
+                "tasks": lambda: store.recent(RECENT_TASKS),
+                "workers": lambda: _workers(connection.broker_url(), _running_workers(services)),
+            }
+        futures = {name: pool.submit(read) for name, read in parts.items()}
+        overview.services = _collect(services, "services", overview, [])
+        for name, future in futures.items():
+            setattr(overview, name, _collect(future, name, overview, getattr(overview, name)))
+    return overview
+
+
+def _collect(future: Any, name: str, overview: Overview, default: Any) -> Any:
+    try:
+        return future.result()
+    except TcelError as error:
+        overview.failures[name] = error
+        return default
+
+
+def _running_workers(services: Any) -> list[str] | None:
+    """Node names of the running worker containers; None (ask everyone) when Docker could not be read."""
+    try:
+        listed = services.result()
+    except TcelError:
+        return None
+    return [worker_node(s.hostname) for s in listed if s.service == "worker" and s.state == "running"]
+
+
+def _workers(broker_url: str, names: list[str] | None) -> list[WorkerInfo]:
+    if names == []:
+        return []
+    with Control(broker_url) as control:
+        stats = control.inspect("stats", names, PART_TIMEOUT)
+        answering = sorted(stats)
+        active = control.inspect("active", answering, PART_TIMEOUT) if answering else {}
+        registered = control.inspect("registered", answering, PART_TIMEOUT) if answering else {}
+    workers = [
+        WorkerInfo(
+            name=name,
+            answering=True,
+            pool=stats[name].get("pool", {}).get("max-concurrency"),
+            active=len(active.get(name) or []),
+            processed=sum((stats[name].get("total") or {}).values()),
+            registered=sorted(t.split(" ")[0] for t in registered.get(name) or [] if not t.startswith("celery.")),
+        )
+        for name in answering
+    ]
+    workers += [WorkerInfo(name=name, answering=False) for name in names or [] if name not in stats]
+    return workers
+

@@ -1,0 +1,128 @@
+"""How tcel draws things: tables for containers, workers, queues, backend and tasks, as Rich renderables."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rich.console import RenderableType
+    from rich.table import Table
+
+    from .overview import Overview
+    from .results import TaskRecord
+    from .stack import ServiceStatus
+
+
+def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> Table:
+    from rich.table import Table
+
+    drawn = Table(title=title, title_justify="left", header_style="bold")
+    for column in columns:
+        drawn.add_column(column)
+    for row in rows:
+        drawn.add_row(*(cell(value) for value in row))
+    return drawn
+
+
+def cell(value: Any) -> str:
+    from rich.markup import escape
+
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return escape(str(value))
+
+
+def services_table(project: str, services: list[ServiceStatus]) -> Table:
+    return table(
+        f"stack {project}",
+        ["service", "name", "state", "ready", "image", "ports", "uptime"],
+        [
+            [s.service, s.name, s.state, s.ready, s.image, ", ".join(s.ports) or None, duration(s.uptime)]
+            for s in services
+        ],
+    )
+
+
+def tasks_table(title: str, records: list[TaskRecord]) -> Table:
+    return table(
+        title,
+        ["id", "task", "args", "state", "result", "runtime", "worker"],
+        [
+            [r.id, r.name, short(r.args), r.state, value(r.result) if r.state == "SUCCESS" else r.error,
+             seconds(r.runtime), r.worker]
+            for r in records
+        ],
+    )
+
+
+def overview(view: Overview, rate: float | None = None) -> list[RenderableType]:
+    """Every part of `tcel status`, in order; a part that failed shows its error in its place."""
+    from rich.text import Text
+
+    parts: list[RenderableType] = []
+
+    def failed(name: str) -> bool:
+        if name in view.errors:
+            parts.append(Text(f"{name}: unavailable: {view.errors[name]}", style="red"))
+            return True
+        return False
+
+    if not failed("services") and view.services:
+        parts.append(services_table(view.project, view.services))
+    failed("stack")
+    if not failed("workers"):
+        title = "workers" + (f"  ({rate:.1f} tasks/s completed)" if rate is not None else "")
+        parts.append(
+            table(
+                title,
+                ["worker", "answering", "pool", "active", "processed", "registered tasks"],
+                [[w.name, w.answering, w.pool, w.active, w.processed, ", ".join(w.registered) or None]
+                 for w in view.workers],
+            )
+        )
+    if not failed("queues"):
+        parts.append(
+            table("queues", ["queue", "ready", "unacked", "consumers"],
+                  [[q.name, q.ready, q.unacked, q.consumers] for q in view.queues])
+        )
+    if not failed("backend") and view.backend:
+        b = view.backend
+        parts.append(
+            table("backend", ["redis", "memory used", "keys", "tasks indexed"],
+                  [[b.version, b.memory_used, b.keys, b.indexed_tasks]])
+        )
+    if not failed("tasks"):
+        parts.append(tasks_table(f"last {len(view.tasks)} tasks", view.tasks))
+    return parts
+
+
+def value(result: Any) -> str:
+    import json
+
+    return result if isinstance(result, str) else json.dumps(result)
+
+
+def short(text: str | None, width: int = 40) -> str | None:
+    return text if text is None or len(text) <= width else text[: width - 1] + "…"
+
+
+def when(epoch: float | None) -> str | None:
+    return datetime.fromtimestamp(epoch).astimezone().isoformat(sep=" ", timespec="milliseconds") if epoch else None
+
+
+def seconds(amount: float | None) -> str | None:
+    return f"{amount:.3f}s" if amount is not None else None
+
+
+def duration(amount: float | None) -> str | None:
+    if amount is None:
+        return None
+    minutes, secs = divmod(int(amount), 60)
+    hours, minutes = divmod(minutes, 60)
+    if hours:
+        return f"{hours}h {minutes}m"
+    return f"{minutes}m {secs}s" if minutes else f"{secs}s"
