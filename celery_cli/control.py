@@ -17,6 +17,13 @@ def worker_node(hostname: str) -> str:
     return f"celery@{hostname}"
 
 
+def _broker_errors() -> tuple[type[Exception], ...]:
+    """What kombu and py-amqp raise when the broker cannot be reached."""
+    import kombu.exceptions
+
+    return (OSError, kombu.exceptions.OperationalError)
+
+
 class Control:
     """Broadcasts to workers; with a list of node names a call returns as soon as all of them answered."""
 
@@ -37,7 +44,7 @@ class Control:
             return set()
         try:
             replies = self.app.control.ping(destination=names, timeout=timeout)
-        except OSError:
+        except _broker_errors():
             return set()
         return {name for reply in replies or [] for name in reply}
 
@@ -46,22 +53,39 @@ class Control:
         inspector = self.app.control.inspect(destination=names or None, timeout=timeout)
         try:
             return getattr(inspector, method)() or {}
-        except OSError as exc:
+        except _broker_errors() as exc:
             raise self._unreachable(exc) from None
 
     def revoke(self, task_id: str, terminate: bool = False, timeout: float = 1.0) -> list[str]:
         """Revoke a task on every worker; return the nodes that acknowledged it."""
         try:
             replies = self.app.control.revoke(task_id, terminate=terminate, reply=True, timeout=timeout)
-        except OSError as exc:
+        except _broker_errors() as exc:
             raise self._unreachable(exc) from None
         return [name for reply in replies or [] for name in reply]
+
+    def queued(self) -> int:
+        """How many messages wait in the task queues (what `purge` would delete)."""
+        import amqp
+
+        try:
+            with self.app.connection_for_write() as connection:
+                channel = connection.default_channel
+                total = 0
+                for name in self.app.amqp.queues:
+                    try:
+                        total += channel.queue_declare(name, passive=True).message_count
+                    except amqp.exceptions.NotFound:
+                        channel = connection.channel()  # the broker closed the channel: no such queue yet
+                return total
+        except _broker_errors() as exc:
+            raise self._unreachable(exc) from None
 
     def purge(self) -> int:
         """Delete every message waiting in the task queues; return how many."""
         try:
             return self.app.control.purge()
-        except OSError as exc:
+        except _broker_errors() as exc:
             raise self._unreachable(exc) from None
 
     def _unreachable(self, exc: Exception) -> ServiceUnreachable:

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from .errors import TcelError
 
 Progress = Callable[[str], None]
+_COLOURS = ("cyan", "magenta", "green", "yellow", "blue", "bright_cyan", "bright_magenta")
 
 
 def _ignore(_: str) -> None:
@@ -81,6 +82,11 @@ class Output:
         from rich.console import Group
 
         return Group(*renderables)
+
+    def log_line(self, source: str, text: str) -> None:
+        """One log line prefixed with where it came from, as docker compose does."""
+        colour = _COLOURS[sum(source.encode()) % len(_COLOURS)]
+        self.stdout.print(f"[{colour}]{_escape(source):<10}|[/{colour}] {_escape(text)}")
 
     def line(self, text: str) -> None:
         """Print a plain line of data to stdout."""

@@ -93,7 +93,7 @@ def gather(stack: Stack) -> Overview:
                 "queues": lambda: queues(connection, PART_TIMEOUT),
                 "backend": store.info,
                 "tasks": lambda: store.recent(RECENT_TASKS),
-                "workers": lambda: _workers(connection.broker_url(), _running_workers(services)),
+                "workers": lambda: _workers(connection.broker_url(), _worker_nodes(services)),
             }
         futures = {name: pool.submit(read) for name, read in parts.items()}
         overview.services = _collect(services, "services", overview, [])
@@ -110,23 +110,30 @@ def _collect(future: Any, name: str, overview: Overview, default: Any) -> Any:
         return default
 
 
-def _running_workers(services: Any) -> list[str] | None:
-    """Node names of the running worker containers; None (ask everyone) when Docker could not be read."""
+def _worker_nodes(services: Any) -> tuple[list[str], list[str]] | None:
+    """Node names of the (running, stopped) worker containers; None when Docker could not be read."""
     try:
-        listed = services.result()
+        listed = [s for s in services.result() if s.service == "worker"]
     except TcelError:
         return None
-    return [worker_node(s.hostname) for s in listed if s.service == "worker" and s.state == "running"]
+    running = [worker_node(s.hostname) for s in listed if s.state == "running"]
+    return running, [worker_node(s.hostname) for s in listed if s.state != "running"]
 
 
-def _workers(broker_url: str, names: list[str] | None) -> list[WorkerInfo]:
-    if names == []:
-        return []
-    with Control(broker_url) as control:
-        stats = control.inspect("stats", names, PART_TIMEOUT)
-        answering = sorted(stats)
-        active = control.inspect("active", answering, PART_TIMEOUT) if answering else {}
-        registered = control.inspect("registered", answering, PART_TIMEOUT) if answering else {}
+def _workers(broker_url: str, nodes: tuple[list[str], list[str]] | None) -> list[WorkerInfo]:
+    """Ask the running workers (or, without Docker, whoever answers) for stats, active and registered tasks."""
+    running, stopped = nodes if nodes is not None else (None, [])
+    answering: list[str] = []
+    stats: dict[str, Any] = {}
+    active: dict[str, Any] = {}
+    registered: dict[str, Any] = {}
+    if running != []:
+        with Control(broker_url) as control:
+            stats = control.inspect("stats", running, PART_TIMEOUT)
+            answering = sorted(stats)
+            if answering:
+                active = control.inspect("active", answering, PART_TIMEOUT)
+                registered = control.inspect("registered", answering, PART_TIMEOUT)
     workers = [
         WorkerInfo(
             name=name,
@@ -138,6 +145,5 @@ def _workers(broker_url: str, names: list[str] | None) -> list[WorkerInfo]:
         )
         for name in answering
     ]
-    workers += [WorkerInfo(name=name, answering=False) for name in names or [] if name not in stats]
-    return workers
-
+    silent = [name for name in (running or []) if name not in stats] + stopped
+    return workers + [WorkerInfo(name=name, answering=False) for name in sorted(silent)]

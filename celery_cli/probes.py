@@ -29,6 +29,7 @@ def probe_broker(connection: Connection, timeout: float = 1.0) -> None:
     )
     try:
         client.connect()
+        client.close()
     except amqp.exceptions.AccessRefused:
         raise BrokerRefusedLogin(
             f"the broker at {where} refuses user {connection.broker_user!r}",

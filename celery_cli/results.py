@@ -212,7 +212,7 @@ def _record(task_id: str, meta_json: str | None, info: dict[str, str]) -> TaskRe
     state = meta.get("status", "PENDING")
     result = meta.get("result")
     error = None
-    if state == "FAILURE" and isinstance(result, dict):
+    if state in ("FAILURE", "REVOKED") and isinstance(result, dict):
         error = f"{result.get('exc_type', 'Error')}: {_exc_message(result.get('exc_message'))}"
         result = None
     elif state == "STARTED":

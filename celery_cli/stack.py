@@ -46,6 +46,7 @@ class UpOptions:
     workers: int | None = None
     concurrency: int | None = None
     build: bool = False
+    workers_only: bool = False  # `tcel scale`: never create or start the broker or backend
 
 
 @dataclass
@@ -174,6 +175,8 @@ class Stack:
                 _published_port(existing.get(self.project.container("backend")), 6379) or options.backend_port,
                 _published_port(existing.get(self.project.container("broker")), 15672) or options.broker_admin_port,
             )
+            if options.workers_only:
+                self._require_running(existing, ("broker", "backend"))
             report = UpReport(connection)
             worker_count = options.workers or sum(_service(c) == "worker" for c in existing.values()) or 1
             wanted = ["broker", "backend", *(f"worker-{n}" for n in range(1, worker_count + 1))]
@@ -211,6 +214,11 @@ class Stack:
                 report.removed += [c.name for c in extra]
             connections.save(self.project, connection)
             return report
+
+    def _require_running(self, existing: dict[str, Container], services: Iterable[str]) -> None:
+        down = [s for s in services if getattr(existing.get(self.project.container(s)), "status", None) != "running"]
+        if down:
+            raise NotRunning(f"stack {self.project.name}: {' and '.join(down)} not running", hint="run 'tcel up' first")
 
     def _ensure_worker_image(self, options: UpOptions, worker_image: str, progress: Progress) -> bool:
         """Build the worker image if it is missing or a build is asked for; True if built."""
@@ -390,6 +398,55 @@ class Stack:
                         hint=f"see 'docker logs {c.name}'; fix the cause, then run 'tcel up' again",
                     )
 
+    # ---- logs ------------------------------------------------------------------------------------
+
+    def logs(self, service: str | None, follow: bool, tail: int | None) -> Iterator[tuple[str, str]]:
+        """(container host name, line) pairs: interleaved by time, and as they come with `follow`."""
+        containers = [c for c in self.containers() if _matches(c, service)]
+        if not containers:
+            what = f"no {service!r} container" if service else "no containers"
+            raise NotRunning(f"stack {self.project.name} has {what}", hint="see 'tcel status'")
+        if follow:
+            yield from self._follow(containers, tail)
+            return
+        lines = []
+        with engine_errors():
+            for c in containers:
+                raw = c.logs(timestamps=True, tail=tail if tail is not None else "all").decode(errors="replace")
+                for entry in raw.splitlines():
+                    stamp, _, text = entry.partition(" ")
+                    lines.append((_sortable(stamp), _hostname(c), text))
+        for _, name, text in sorted(lines, key=lambda line: line[0]):
+            yield name, text
+
+    def _follow(self, containers: list[Container], tail: int | None) -> Iterator[tuple[str, str]]:
+        import queue
+        import threading
+
+        lines: queue.Queue[tuple[str, str] | None] = queue.Queue()
+
+        def pump(container: Container) -> None:
+            try:
+                stream = container.logs(stream=True, follow=True, tail=tail if tail is not None else "all")
+                pending = b""
+                for chunk in stream:
+                    pending += chunk
+                    *complete, pending = pending.split(b"\n")
+                    for line in complete:
+                        lines.put((_hostname(container), line.decode(errors="replace")))
+            finally:
+                lines.put(None)
+
+        for c in containers:
+            threading.Thread(target=pump, args=(c,), daemon=True).start()
+        running = len(containers)
+        while running:
+            item = lines.get()
+            if item is None:
+                running -= 1
+            else:
+                yield item
+
     # ---- down ------------------------------------------------------------------------------------
 
     def down(self, volumes: bool = False) -> DownReport:
@@ -447,6 +504,23 @@ def _parallel(action: Callable[[Any], None], items: list[Any]) -> None:
             future.result()
 
 
+def _sortable(stamp: str) -> str:
+    """Docker's RFC 3339 times drop trailing zeros of the fraction; pad it so that text order is time order."""
+    whole, _, fraction = stamp.rstrip("Z").partition(".")
+    return f"{whole}.{fraction:0<9}"
+
+
+def _hostname(container: Container) -> str:
+    return container.attrs["Config"]["Hostname"]
+
+
+def _matches(container: Container, service: str | None) -> bool:
+    """`worker` means every worker; `worker-2`, `broker` or a full container name mean that one."""
+    if service is None:
+        return True
+    return service in (_service(container), _hostname(container), container.name)
+
+
 def _split(key: str) -> tuple[str, int | None]:
     service, _, number = key.partition("-")
     return service, int(number) if number else None
@@ -495,6 +569,8 @@ def _started_at(container: Container) -> datetime | None:
 def _port_free(bind: str, port: int) -> bool:
     family = socket.AF_INET6 if ":" in bind else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as probe:
+        # as Docker's proxy does: connections of an earlier listener in TIME_WAIT do not block the port
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((bind, port))
         except OSError:

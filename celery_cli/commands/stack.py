@@ -1,4 +1,4 @@
-"""`tcel up`, `tcel down`: the stack's lifecycle."""
+"""`tcel up`, `tcel down`, `tcel logs`, `tcel scale`: the stack's containers."""
 
 from __future__ import annotations
 
@@ -54,17 +54,9 @@ def up(
     """
     out = Output(json)
     project = resolve_project(project_dir, project_name)
-    options = UpOptions(
-        bind=bind_setting(bind),
-        broker_port=port_setting("TCEL_BROKER_PORT", broker_port),
-        backend_port=port_setting("TCEL_BACKEND_PORT", backend_port),
-        broker_admin_port=port_setting("TCEL_BROKER_ADMIN_PORT", broker_admin_port),
-        broker_image=setting("TCEL_BROKER_IMAGE", broker_image),
-        backend_image=setting("TCEL_BACKEND_IMAGE", backend_image),
-        python_image=setting("TCEL_PYTHON_IMAGE", python_image),
-        workers=workers,
-        concurrency=concurrency,
-        build=build,
+    options = _options(
+        bind, broker_port, backend_port, broker_admin_port, broker_image, backend_image, python_image,
+        workers=workers, concurrency=concurrency, build=build,
     )
     stack = Stack(project)
     with out.status(f"bringing up stack {project.name}") as progress:
@@ -78,12 +70,39 @@ def up(
         out.success(f"stack {project.name} is already up; nothing changed")
     else:
         out.success(f"stack {project.name} is up" + (f", ready in {ready_after:.1f}s" if ready_after else ""))
-        for verb, names in (("created", report.created), ("started", report.started), ("removed", report.removed)):
-            if names:
-                out.info(f"  {verb:<8} {', '.join(names)}")
+        _changes(out, report)
     out.info(f"  broker   {c.broker_url().replace(c.broker_password, mask(c.broker_password))}")
     out.info(f"  backend  {c.backend_url().replace(c.backend_password, mask(c.backend_password))}")
     out.info(f"  secrets  {state_file(project)}")
+
+
+def _options(
+    bind: str | None = None,
+    broker_port: int | None = None,
+    backend_port: int | None = None,
+    broker_admin_port: int | None = None,
+    broker_image: str | None = None,
+    backend_image: str | None = None,
+    python_image: str | None = None,
+    **rest: object,
+) -> UpOptions:
+    """Options as given, each falling back to env, the user's config, then the default."""
+    return UpOptions(
+        bind=bind_setting(bind),
+        broker_port=port_setting("TCEL_BROKER_PORT", broker_port),
+        backend_port=port_setting("TCEL_BACKEND_PORT", backend_port),
+        broker_admin_port=port_setting("TCEL_BROKER_ADMIN_PORT", broker_admin_port),
+        broker_image=setting("TCEL_BROKER_IMAGE", broker_image),
+        backend_image=setting("TCEL_BACKEND_IMAGE", backend_image),
+        python_image=setting("TCEL_PYTHON_IMAGE", python_image),
+        **rest,
+    )
+
+
+def _changes(out: Output, report: UpReport) -> None:
+    for verb, names in (("created", report.created), ("started", report.started), ("removed", report.removed)):
+        if names:
+            out.info(f"  {verb:<8} {', '.join(names)}")
 
 
 def _up_json(name: str, report: UpReport, ready_after: float | None, credentials: str) -> dict:
@@ -136,6 +155,46 @@ def down(
         out.success(f"stack {project.name} is down: removed {', '.join(removed)}")
 
 
+def logs(
+    service: Annotated[
+        Optional[str], typer.Argument(help="broker, backend, worker (all workers) or worker-N; default: all.")
+    ] = None,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new lines until Ctrl-C.")] = False,
+    tail: Annotated[Optional[int], typer.Option(min=0, help="Only the last N lines of each container.")] = None,
+    project_dir: ProjectDir = None,
+    project_name: ProjectName = None,
+) -> None:
+    """Show the containers' logs, interleaved and prefixed with their service, as compose does."""
+    out = Output()
+    try:
+        for source, text in Stack(resolve_project(project_dir, project_name)).logs(service, follow, tail):
+            out.log_line(source, text)
+    except KeyboardInterrupt:
+        pass
+
+
+def scale(
+    workers: Annotated[int, typer.Argument(min=1, max=32, help="How many worker containers to run.")],
+    timeout: Annotated[float, typer.Option(min=1, help="Seconds to wait for new workers to answer.")] = 120,
+    project_dir: ProjectDir = None,
+    project_name: ProjectName = None,
+    json: Json = False,
+) -> None:
+    """Add or remove worker containers; the broker and backend are left alone."""
+    out = Output(json)
+    project = resolve_project(project_dir, project_name)
+    options = _options(workers=workers, workers_only=True)
+    stack = Stack(project)
+    with out.status(f"scaling stack {project.name} to {workers} worker(s)") as progress:
+        report = stack.up(options, progress)
+        ready_after = stack.wait_ready(report.connection, timeout, progress)
+    if json:
+        out.data(_up_json(project.name, report, ready_after, str(state_file(project))))
+        return
+    out.success(f"stack {project.name} runs {workers} worker(s), all answering")
+    _changes(out, report)
+
+
 def register(app: typer.Typer) -> None:
-    for command in (up, down):
+    for command in (up, down, logs, scale):
         app.command()(command)

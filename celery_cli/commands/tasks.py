@@ -8,7 +8,8 @@ from typing import Annotated, Any, Optional
 import typer
 
 from ..connection import Endpoints, endpoints, resolve_url
-from ..errors import ExitCode, ServiceUnreachable, TaskFailed
+from ..control import Control
+from ..errors import ExitCode, ServiceUnreachable, TaskFailed, UsageError
 from ..numbers import Number, parse_numbers, split_words
 from .. import render
 from ..output import Output
@@ -185,8 +186,55 @@ def results(
     out.render(render.tasks_table("recent tasks", records))
 
 
+def revoke(
+    task_id: Annotated[str, typer.Argument(metavar="ID", help="The task to revoke.")],
+    terminate: Annotated[bool, typer.Option("--terminate", help="Also kill it if it is running now.")] = False,
+    json: Json = False,
+    broker_url: BrokerUrl = None,
+    project_dir: ProjectDir = None,
+    project_name: ProjectName = None,
+) -> None:
+    """Revoke a task: a queued one will never run; with --terminate a running one is killed."""
+    out = Output(json)
+    project = resolve_project(project_dir, project_name)
+    with Control(resolve_url(project, "broker", broker_url)) as control:
+        workers = control.revoke(task_id.strip(), terminate=terminate)
+    if json:
+        out.data({"id": task_id, "revoked": bool(workers), "workers": workers, "terminate": terminate})
+    elif workers:
+        out.success(f"revoked {task_id} on {', '.join(sorted(workers))}")
+    else:
+        out.warn(f"no worker answered: workers keep revocations in memory, so one started later may run {task_id}")
+
+
+def purge(
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    json: Json = False,
+    broker_url: BrokerUrl = None,
+    project_dir: ProjectDir = None,
+    project_name: ProjectName = None,
+) -> None:
+    """Delete every task waiting in the queue (asks first; --yes skips the question)."""
+    out = Output(json)
+    project = resolve_project(project_dir, project_name)
+    with Control(resolve_url(project, "broker", broker_url)) as control:
+        waiting = control.queued()
+        if waiting and not yes:
+            if not sys.stdin.isatty():
+                raise UsageError("purge deletes queued tasks", hint="pass --yes to confirm when not at a terminal")
+            if not typer.confirm(f"Delete {waiting} queued task(s)?", err=True):
+                raise typer.Exit(int(ExitCode.FAILURE))
+        purged = control.purge() if waiting else 0
+    if json:
+        out.data({"purged": purged})
+    else:
+        out.success(f"purged {purged} queued task(s)")
+
+
 def register(app: typer.Typer) -> None:
     app.command(context_settings=NUMBERS_CONTEXT)(add)
     app.command(context_settings=NUMBERS_CONTEXT)(tsum)
     app.command()(result)
     app.command()(results)
+    app.command()(revoke)
+    app.command()(purge)
