@@ -3,15 +3,33 @@
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import typer
+from typer.core import TyperGroup
 
 from .commands import stack, status, tasks
 from .errors import ExitCode, TcelError
 from .output import Output
 
+
+class TcelGroup(TyperGroup):
+    """Expected failures print one line and exit with their code; bugs keep their traceback."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except TcelError as error:
+            Output().error(error)
+            sys.exit(int(error.exit_code))
+        except KeyboardInterrupt:
+            Output().info("interrupted")
+            sys.exit(int(ExitCode.INTERRUPTED))
+
+
 app = typer.Typer(
     name="tcel",
+    cls=TcelGroup,
     help="Run a Celery stack (RabbitMQ, Redis, workers) in Docker and see what it is doing.",
     no_args_is_help=True,
     add_completion=False,
@@ -24,12 +42,4 @@ tasks.register(app)
 
 
 def main() -> None:
-    """Run the CLI: expected failures print one line and exit with their code; bugs keep their traceback."""
-    try:
-        app()
-    except TcelError as error:
-        Output().error(error)
-        sys.exit(int(error.exit_code))
-    except KeyboardInterrupt:
-        Output().info("interrupted")
-        sys.exit(int(ExitCode.INTERRUPTED))
+    app()

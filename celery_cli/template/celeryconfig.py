@@ -17,6 +17,18 @@ accept_content = ["json"]
 
 broker_connection_retry_on_startup = True
 
+# Nothing lost when a worker dies mid-task: acknowledge a task only after it ran, give it back to the queue
+# when its process is killed, and take one message per process at a time (so a dead worker holds no backlog).
+# RabbitMQ closes a channel holding an unacknowledged message for over 30 minutes (consumer_timeout):
+# a task that may run longer needs a higher consumer_timeout on the broker.
+task_acks_late = True
+task_reject_on_worker_lost = True
+worker_prefetch_multiplier = 1
+
+# Results are published to Redis with retries; a task's result is written once per state.
+result_backend_always_retry = True
+result_backend_max_retries = 10
+
 # Store STARTED, and the task's name, args and worker with its result, so `tcel result` can show them.
 task_track_started = True
 result_extended = True

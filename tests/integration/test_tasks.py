@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from tests.integration.conftest import free_port
+from tests.conftest import free_port
 
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
