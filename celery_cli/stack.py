@@ -235,7 +235,18 @@ class Stack:
         self._stop_and_remove(stale)
         for c in stale:
             del existing[c.name]
+        self._remove_unused_images({c.attrs["Image"] for c in stale})
         return [c.name for c in stale]
+
+    def _remove_unused_images(self, image_ids: set[str]) -> None:
+        """Old worker images go once no container uses them; the engine refuses while one does."""
+        import docker
+
+        for image_id in image_ids:
+            try:
+                self.client.images.remove(image_id)
+            except docker.errors.APIError:
+                pass
 
     def _check_ports_free(self, existing: dict[str, Container], connection: Connection) -> None:
         """Name the taken port before anything is made, rather than leave half a stack behind."""
@@ -391,12 +402,22 @@ class Stack:
             for c in containers:
                 c.reload()
                 if c.status in ("exited", "dead"):
-                    tail = c.logs(tail=5).decode(errors="replace").strip().splitlines()
+                    tail = c.logs(tail=40).decode(errors="replace").strip().splitlines()
                     code = c.attrs["State"].get("ExitCode")
+                    where = self._source_line(tail)
                     raise NotRunning(
-                        f"{c.name} exited with code {code}" + (f": {tail[-1].strip()}" if tail else ""),
-                        hint=f"see 'docker logs {c.name}'; fix the cause, then run 'tcel up' again",
+                        f"{c.name} exited with code {code}" + (f": {tail[-1].strip()}" if tail else "")
+                        + (f" ({where})" if where else ""),
+                        hint=f"see 'tcel logs {_hostname(c)}'; fix the cause, then run 'tcel up' again",
                     )
+
+    def _source_line(self, log: list[str]) -> str | None:
+        """The project file and line a worker's traceback ends in, such as 'tasks.py line 3'."""
+        for line in reversed(log):
+            found = re.search(r'File "/home/user/([^"/]+)", line (\d+)', line)
+            if found and (self.project.build_context / found.group(1)).is_file():
+                return f"{self.project.build_context / found.group(1)} line {found.group(2)}"
+        return None
 
     # ---- logs ------------------------------------------------------------------------------------
 
