@@ -8,7 +8,7 @@ WORKDIR /home/user
 
 RUN pip install --no-cache-dir "celery[redis]>=5.4,<6"
 
-COPY celeryconfig.py tasks.py task_index.py ./
+COPY celeryconfig.py tasks.py worker_hooks.py ./
 
 # The compose file and tcel override these with credentials; 'broker' and 'backend' are network aliases.
 ENV CELERY_BROKER_URL=amqp://broker \
@@ -16,4 +16,5 @@ ENV CELERY_BROKER_URL=amqp://broker \
     PYTHONUNBUFFERED=1
 
 USER user
-CMD ["celery", "-A", "tasks", "worker", "--loglevel=INFO"]
+# Without mingle: a lone worker would wait a second at start for neighbours that are not there.
+CMD ["celery", "-A", "tasks", "worker", "--loglevel=INFO", "--without-mingle"]

@@ -1,7 +1,7 @@
 """Reading task results from the Redis result backend: one task, the recent ones, or waiting for one.
 
 Celery's Redis backend stores each result as JSON under `celery-task-meta-<id>` and publishes it on a channel
-of the same name; the worker's task_index module keeps `tcel:tasks` (ids by time) and `tcel:task:<id>`
+of the same name; the worker's worker_hooks module keeps `tcel:tasks` (ids by time) and `tcel:task:<id>`
 (name, args, times). Reading them with redis-py directly costs one round trip and no Celery import.
 """
 
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     import redis
 
 META_KEY = "celery-task-meta-"
-INDEX_KEY = "tcel:tasks"  # the same names as in the worker's task_index.py
+INDEX_KEY = "tcel:tasks"  # the same names as in the worker's worker_hooks.py
 INFO_KEY = "tcel:task:"
 READY_STATES = frozenset({"SUCCESS", "FAILURE", "REVOKED"})
 INDEX_TTL = 86400  # Celery's default result_expires

@@ -379,7 +379,7 @@ class Stack:
                         except ServiceUnreachable:
                             pass
                 if "broker" not in pending and pending & workers.keys():
-                    pending -= control.ping(sorted(pending & workers.keys()), 0.5)
+                    pending -= control.ping(sorted(pending & workers.keys()), 0.25)
                 if not pending:
                     return time.monotonic() - started
                 if time.monotonic() - last_check > 1.0:

@@ -2,8 +2,8 @@
 
 import os
 
-# task_index keeps the list of recent tasks that `tcel results` shows.
-imports = ("tasks", "task_index")
+# worker_hooks keeps the list of recent tasks that `tcel results` shows, and starts the worker quickly.
+imports = ("tasks", "worker_hooks")
 broker_url = os.getenv("CELERY_BROKER_URL", "amqp://")
 result_backend = os.getenv("CELERY_RESULT_BACKEND_URL", "redis://")
 

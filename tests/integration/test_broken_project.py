@@ -22,7 +22,7 @@ def own_images(engine) -> Iterator[None]:
 
 
 def copy_template(directory: Path) -> None:
-    for name in ("Dockerfile", ".dockerignore", "celeryconfig.py", "tasks.py", "task_index.py"):
+    for name in ("Dockerfile", ".dockerignore", "celeryconfig.py", "tasks.py", "worker_hooks.py"):
         shutil.copy(TEMPLATE_DIR / name, directory / name)
 
 

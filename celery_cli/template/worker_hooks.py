@@ -1,13 +1,18 @@
-"""Worker-side hooks that keep a bounded index of recent tasks in the result backend.
+"""Worker-side hooks tcel relies on.
 
-`tcel results` reads it instead of scanning Redis: a sorted set of task ids by time, trimmed to the newest
-MAX_TASKS and to `result_expires`, and a small hash per task (name, args, received, started, runtime).
-Every task a worker receives passes here, whoever sent it. A failure here is logged, never raised.
+- The worker waits for the broker to accept connections before its first attempt, instead of falling into
+  kombu's 2-4-6 s back-off while RabbitMQ boots: it starts within a tenth of a second of the broker.
+- A bounded index of recent tasks in the result backend, which `tcel results` reads instead of scanning Redis:
+  a sorted set of task ids by time, trimmed to the newest MAX_TASKS and to `result_expires`, and a small hash
+  per task (name, args, received, started, finished). Every task a worker receives passes here, whoever sent
+  it. A failure here is logged, never raised.
 """
 
 import logging
+import socket
 import time
 from datetime import timedelta
+from urllib.parse import urlsplit
 
 from celery import signals
 
@@ -15,7 +20,23 @@ INDEX_KEY = "tcel:tasks"
 INFO_KEY = "tcel:task:"
 MAX_TASKS = 10_000
 
+BROKER_WAIT_SECONDS = 120
+
 logger = logging.getLogger(__name__)
+
+
+@signals.celeryd_init.connect
+def _wait_for_broker(conf=None, **_):
+    parts = urlsplit(conf.broker_url or "")
+    if parts.scheme not in ("amqp", "pyamqp") or not parts.hostname:
+        return
+    deadline = time.monotonic() + BROKER_WAIT_SECONDS
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection((parts.hostname, parts.port or 5672), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.1)
 
 
 def _ttl(app):
