@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import json
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 
 from .connection import Connection
@@ -24,6 +20,10 @@ class QueueInfo:
 
 def queues(connection: Connection, timeout: float = 0.5) -> list[QueueInfo]:
     """The task queues on the default vhost with their message and consumer counts."""
+    import base64
+    import json
+    import urllib.request
+
     where = f"{connection.host}:{connection.broker_admin_port}"
     url = f"http://{where}/api/queues/%2F?columns=name,messages_ready,messages_unacknowledged,consumers"
     token = base64.b64encode(f"{connection.broker_user}:{connection.broker_password}".encode()).decode()

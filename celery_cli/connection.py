@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import secrets
 from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -77,6 +76,8 @@ def load(project: Project) -> Connection | None:
 
 def generate() -> Connection:
     """Fresh random credentials for a new stack (never RabbitMQ's guest)."""
+    import secrets
+
     return Connection(BROKER_USER, secrets.token_urlsafe(24), secrets.token_urlsafe(24))
 
 

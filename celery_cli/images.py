@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from typing import TYPE_CHECKING
 
 from .errors import ImageError
@@ -45,6 +44,8 @@ def ensure_pulled(client: docker.DockerClient, name: str, progress: Progress) ->
 def worker_image_name(project: Project, python_image: str) -> str:
     """Name the worker image after what goes into it, so a changed tasks.py or Dockerfile means a new image
     and projects with the same files share one."""
+    import hashlib
+
     from docker.utils.build import exclude_paths
 
     context = project.build_context

@@ -103,6 +103,21 @@ class Output:
             self.stdout.print(renderable)
 
     @contextmanager
+    def progress(self, description: str) -> Iterator[Callable[[int, int], None]]:
+        """A progress bar on stderr while the block runs; yield a function taking (done, total)."""
+        if not self.interactive or self.json_mode:
+            yield lambda done, total: None
+            return
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+        with Progress(
+            f"[bold]{_escape(description)}", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            console=self.stderr, transient=True,
+        ) as bar:
+            task = bar.add_task(description, total=None)
+            yield lambda done, total: bar.update(task, completed=done, total=total)
+
+    @contextmanager
     def status(self, message: str) -> Iterator[Progress]:
         """Show a spinner with elapsed time while the block runs; yield a function to update its text."""
         if not self.interactive or self.json_mode:

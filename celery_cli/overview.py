@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -78,6 +77,8 @@ class Overview:
 
 def gather(stack: Stack) -> Overview:
     """Read containers, workers, queues, backend and recent tasks at once, each with a short timeout."""
+    from concurrent.futures import ThreadPoolExecutor
+
     overview = Overview(stack.project.name)
     connection = connections.load(stack.project)
     with ThreadPoolExecutor(max_workers=4) as pool:

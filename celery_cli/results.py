@@ -135,6 +135,18 @@ class ResultStore:
             indexed_tasks=indexed,
         )
 
+    def finished(self, ids: list[str], batch: int = 500) -> dict[str, dict[str, Any]]:
+        """Celery's stored result of each task among `ids` that is ready, read with one MGET per batch."""
+        ready = {}
+        with self._errors():
+            for start in range(0, len(ids), batch):
+                chunk = ids[start : start + batch]
+                for task_id, raw in zip(chunk, self.client.mget([META_KEY + task_id for task_id in chunk])):
+                    meta = json.loads(raw) if raw else None
+                    if meta and meta.get("status") in READY_STATES:
+                        ready[task_id] = meta
+        return ready
+
     def lookup(self, task_id: str) -> TaskRecord:
         records = self._records([task_id])
         if records[0] is None:

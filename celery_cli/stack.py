@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import fcntl
 import os
 import re
-import socket
 import time
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -133,6 +130,8 @@ class Stack:
 
     def _probe(self, containers: list[Container], connection: Connection) -> dict[str, bool]:
         """Probe every running container at once, each with a short timeout."""
+        from concurrent.futures import ThreadPoolExecutor
+
         running = [c for c in containers if c.status == "running"]
         workers = {worker_node(c.attrs["Config"]["Hostname"]): c.name for c in running if _service(c) == "worker"}
 
@@ -506,6 +505,8 @@ class Stack:
     @contextmanager
     def _lock(self, create: bool = True) -> Iterator[None]:
         """One `up` or `down` at a time per project, across processes."""
+        import fcntl
+
         if not create and not self.project.state_dir.is_dir():
             yield
             return
@@ -516,6 +517,8 @@ class Stack:
 
 
 def _parallel(action: Callable[[Any], None], items: list[Any]) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
     if len(items) <= 1:
         for item in items:
             action(item)
@@ -588,6 +591,8 @@ def _started_at(container: Container) -> datetime | None:
 
 
 def _port_free(bind: str, port: int) -> bool:
+    import socket
+
     family = socket.AF_INET6 if ":" in bind else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as probe:
         # as Docker's proxy does: connections of an earlier listener in TIME_WAIT do not block the port

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from ..connection import Connection, mask, state_file
 from ..output import Output
-from ..settings import bind_setting, port_setting, resolve_project, setting
-from ..stack import Stack, UpOptions, UpReport
 from .options import Json, ProjectDir, ProjectName
+
+if TYPE_CHECKING:
+    from ..connection import Connection
+    from ..stack import UpOptions, UpReport
+
+# The services are imported inside the commands, so that `tcel --help` loads none of them.
 
 
 def up(
@@ -52,6 +55,10 @@ def up(
     Creates only what is missing and starts only what is stopped, so running it again is safe.
     Credentials are generated on the first run and kept in .tcel/<project>.env (owner-only).
     """
+    from ..connection import state_file
+    from ..settings import resolve_project
+    from ..stack import Stack
+
     out = Output(json)
     project = resolve_project(project_dir, project_name)
     options = _options(
@@ -65,6 +72,8 @@ def up(
     if json:
         out.data(_up_json(project.name, report, ready_after, str(state_file(project))))
         return
+    from ..connection import mask
+
     c = report.connection
     if not report.changed:
         out.success(f"stack {project.name} is already up; nothing changed")
@@ -87,6 +96,9 @@ def _options(
     **rest: object,
 ) -> UpOptions:
     """Options as given, each falling back to env, the user's config, then the default."""
+    from ..settings import bind_setting, port_setting, setting
+    from ..stack import UpOptions
+
     return UpOptions(
         bind=bind_setting(bind),
         broker_port=port_setting("TCEL_BROKER_PORT", broker_port),
@@ -121,6 +133,8 @@ def _up_json(name: str, report: UpReport, ready_after: float | None, credentials
 
 
 def _endpoints(c: Connection) -> dict:
+    from ..connection import mask
+
     return {
         "broker": {
             "host": c.host,
@@ -140,6 +154,9 @@ def down(
     json: Json = False,
 ) -> None:
     """Stop and remove the stack; data volumes are kept unless --volumes."""
+    from ..settings import resolve_project
+    from ..stack import Stack
+
     out = Output(json)
     project = resolve_project(project_dir, project_name)
     with out.status(f"stopping stack {project.name}"):
@@ -165,6 +182,9 @@ def logs(
     project_name: ProjectName = None,
 ) -> None:
     """Show the containers' logs, interleaved and prefixed with their service, as compose does."""
+    from ..settings import resolve_project
+    from ..stack import Stack
+
     out = Output()
     try:
         for source, text in Stack(resolve_project(project_dir, project_name)).logs(service, follow, tail):
@@ -181,6 +201,10 @@ def scale(
     json: Json = False,
 ) -> None:
     """Add or remove worker containers; the broker and backend are left alone."""
+    from ..connection import state_file
+    from ..settings import resolve_project
+    from ..stack import Stack
+
     out = Output(json)
     project = resolve_project(project_dir, project_name)
     options = _options(workers=workers, workers_only=True)

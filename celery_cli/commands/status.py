@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import time
 from contextlib import nullcontext
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from .. import render
 from ..errors import ExitCode
 from ..output import Output
-from ..overview import Overview, gather
-from ..settings import resolve_project
-from ..stack import Stack
 from .options import Json, ProjectDir, ProjectName
+
+if TYPE_CHECKING:
+    from ..overview import Overview
 
 
 def status(
@@ -26,6 +25,11 @@ def status(
 
     Exits 0 when everything answers, 11 when some part is down or not ready (the rest is still shown).
     """
+    from .. import render
+    from ..overview import gather
+    from ..settings import resolve_project
+    from ..stack import Stack
+
     out = Output(json)
     view = gather(Stack(resolve_project(project_dir, project_name)))
     if "services" in view.failures and "stack" in view.failures:
@@ -51,6 +55,11 @@ def watch(
 
     Without a terminal each refresh is printed in turn (with --json, one JSON document per line).
     """
+    from .. import render
+    from ..overview import gather
+    from ..settings import resolve_project
+    from ..stack import Stack
+
     out = Output(json)
     stack = Stack(resolve_project(project_dir, project_name))
     previous: Overview | None = None

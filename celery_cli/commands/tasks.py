@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from enum import Enum
 from typing import Annotated, Any, Optional
 
 import typer
@@ -231,6 +232,45 @@ def purge(
         out.success(f"purged {purged} queued task(s)")
 
 
+class BenchTask(str, Enum):
+    tsum = "tsum"
+    add = "add"
+
+
+def bench(
+    count: Annotated[int, typer.Option("-n", "--count", min=1, max=1_000_000, help="How many tasks to send.")] = 1000,
+    task: Annotated[BenchTask, typer.Option(help="Which task to send.")] = BenchTask.tsum,
+    size: Annotated[int, typer.Option(min=1, max=100_000, help="Numbers per tsum task.")] = 10,
+    timeout: Annotated[float, typer.Option(min=1, help="Give up on results after this many seconds.")] = 600,
+    json: Json = False,
+    broker_url: BrokerUrl = None,
+    backend_url: BackendUrl = None,
+    project_dir: ProjectDir = None,
+    project_name: ProjectName = None,
+) -> None:
+    """Send N tasks, collect every result, and report sent/s, completed/s and latency percentiles."""
+    from ..bench import run
+
+    out = Output(json)
+    where = _endpoints(project_dir, project_name, broker_url, backend_url)
+    with out.progress(f"{count} x tasks.{task.value}") as progress:
+        result = run(where, count, task.value, size, timeout, progress)
+    if json:
+        out.data(result.as_dict())
+        return
+    out.render(
+        render.table(
+            f"bench: {count} x {result.task}",
+            ["sent/s", "completed/s", "p50", "p95", "p99", "failed", "total"],
+            [[f"{result.sent_per_second:.0f}", f"{result.completed_per_second:.0f}",
+              *(f"{value * 1000:.1f} ms" for value in (result.latency_p50, result.latency_p95, result.latency_p99)),
+              result.failed, f"{result.total_seconds:.2f}s"]],
+        )
+    )
+    if result.failed:
+        raise typer.Exit(int(ExitCode.TASK_FAILED))
+
+
 def register(app: typer.Typer) -> None:
     app.command(context_settings=NUMBERS_CONTEXT)(add)
     app.command(context_settings=NUMBERS_CONTEXT)(tsum)
@@ -238,3 +278,4 @@ def register(app: typer.Typer) -> None:
     app.command()(results)
     app.command()(revoke)
     app.command()(purge)
+    app.command()(bench)

@@ -1,0 +1,262 @@
+"""tcel side by side with what users would otherwise run, in one run on one machine.
+
+Each comparison runs several rounds, alternating the two sides, and reports medians and their ratio against
+the target. Writes benchmarks/results/latest.json. Run through scripts/bench (it sets everything up).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+TCEL = str(BIN / "tcel")
+CELERY = str(BIN / "celery")
+RESULTS = REPO / "benchmarks" / "results"
+
+sys.path.insert(0, str(REPO))
+from celery_cli import connection as connections  # noqa: E402
+from celery_cli.settings import resolve_project  # noqa: E402
+
+
+def run(command: list[str], env: dict[str, str] | None = None, cwd: Path = REPO, check: bool = True) -> str:
+    done = subprocess.run(command, cwd=cwd, env={**os.environ, **(env or {})}, capture_output=True, text=True)
+    if check and done.returncode != 0:
+        raise SystemExit(f"benchmark step failed: {' '.join(command)}\n{done.stderr[-2000:]}")
+    return done.stdout
+
+
+def timed(action: Callable[[], object]) -> float:
+    started = time.perf_counter()
+    action()
+    return time.perf_counter() - started
+
+
+def alternate(rounds: int, tcel: Callable[[], object], other: Callable[[], object]) -> tuple[list[float], list[float]]:
+    """Time both sides `rounds` times, alternating which goes first."""
+    a, b = [], []
+    for n in range(rounds):
+        if n % 2 == 0:
+            a.append(timed(tcel))
+            b.append(timed(other))
+        else:
+            b.append(timed(other))
+            a.append(timed(tcel))
+    return a, b
+
+
+class Bench:
+    def __init__(self, rounds: int, heavy_rounds: int) -> None:
+        self.rounds = rounds
+        self.heavy_rounds = heavy_rounds
+        self.rows: list[dict] = []
+        self.directory = Path(tempfile.mkdtemp(prefix="tcel-bench-"))
+        self.name = f"tcelbench{uuid.uuid4().hex[:6]}"
+        self.compose_name = f"{self.name}compose"
+        self.ports = {"TCEL_BROKER_PORT": "25672", "TCEL_BACKEND_PORT": "26379", "TCEL_BROKER_ADMIN_PORT": "35672"}
+        self.tcel_env = {**self.ports, "TCEL_PROJECT_NAME": self.name}
+
+    def row(self, what: str, tcel: list[float], other: list[float], baseline: str, target: float,
+            unit: str = "s") -> None:
+        a, b = statistics.median(tcel), statistics.median(other)
+        ratio = a / b if unit == "s" else b / a  # for rates, higher is better: ratio is baseline / tcel
+        self.rows.append({
+            "what": what, "tcel": round(a, 4), "baseline": baseline, "baseline_value": round(b, 4), "unit": unit,
+            "ratio": round(ratio, 3), "target": target, "met": ratio <= target, "rounds": len(tcel),
+            "samples_tcel": [round(x, 4) for x in tcel], "samples_baseline": [round(x, 4) for x in other],
+        })
+        print(f"  {what}: tcel {a:.3f}{unit} vs {b:.3f}{unit} -> {ratio:.2f} (target <= {target})", file=sys.stderr)
+
+    def tcel(self, *args: str, check: bool = True) -> str:
+        return run([TCEL, *args], env=self.tcel_env, cwd=self.directory, check=check)
+
+    # ---- comparisons --------------------------------------------------------------------------------
+
+    def startup(self) -> None:
+        a, b = alternate(self.rounds * 2, lambda: run([TCEL, "--help"]), lambda: run([CELERY, "--help"]))
+        self.row("tcel --help vs celery --help", a, b, "celery --help", 0.4)
+        a, b = alternate(self.rounds * 2, lambda: run([TCEL, "add", "--help"]), lambda: run([CELERY, "--help"]))
+        self.row("tcel add --help vs celery --help", a, b, "celery --help", 0.4)
+
+    def compose(self, *args: str) -> str:
+        env_file = self.directory / "compose.env"
+        return run(["docker-compose", "-p", self.compose_name, "--env-file", str(env_file), *args])
+
+    def compose_up_and_ping(self) -> None:
+        self.compose("up", "-d")
+        c = self.compose_connection
+        env = {"CELERY_BROKER_URL": c.broker_url(), "CELERY_RESULT_BACKEND_URL": c.backend_url()}
+        deadline = time.monotonic() + 180
+        while subprocess.run([CELERY, "-A", "tasks", "inspect", "ping", "-d", "celery@worker-1", "--timeout", "1"],
+                             cwd=REPO, env={**os.environ, **env}, capture_output=True).returncode != 0:
+            if time.monotonic() > deadline:
+                raise SystemExit("the compose stack's worker never answered a ping")
+
+    def lifecycle(self) -> None:
+        """tcel up / down against docker-compose up -d + a `celery inspect ping` loop / docker-compose down."""
+        self.tcel("up")  # creates volumes, builds the worker image; not timed
+        self.tcel("down")
+        c = connections.load(resolve_project(self.directory, self.name))
+        self.compose_connection = c.with_ports("127.0.0.1", 25673, 26380, 35673)
+        (self.directory / "compose.env").write_text(
+            "".join(f"{k}={v}\n" for k, v in {
+                "TCEL_BROKER_PASSWORD": c.broker_password, "TCEL_BACKEND_PASSWORD": c.backend_password,
+                "TCEL_BROKER_PORT": 25673, "TCEL_BACKEND_PORT": 26380, "TCEL_BROKER_ADMIN_PORT": 35673,
+                **{k: os.environ[k] for k in ("TCEL_BROKER_IMAGE", "TCEL_BACKEND_IMAGE", "TCEL_PYTHON_IMAGE")
+                   if k in os.environ},
+            }.items())
+        )
+        self.compose("build")
+        self.compose("up", "-d")  # first boot of its volumes; not timed
+        self.compose("down")
+        ups, compose_ups, downs, compose_downs = [], [], [], []
+        for n in range(self.heavy_rounds):
+            sides = [("tcel", ups, downs), ("compose", compose_ups, compose_downs)]
+            for side, up_times, down_times in sides if n % 2 == 0 else reversed(sides):
+                if side == "tcel":
+                    up_times.append(timed(lambda: self.tcel("up")))
+                    down_times.append(timed(lambda: self.tcel("down")))
+                else:
+                    up_times.append(timed(self.compose_up_and_ping))
+                    down_times.append(timed(lambda: self.compose("down")))
+        self.row("up from down (images present) until workers answer a ping", ups, compose_ups,
+                 "docker-compose up -d + celery inspect ping loop", 0.6)
+        self.row("down", downs, compose_downs, "docker-compose down", 0.3)
+        self.compose("down", "-v")
+
+    def round_trip(self) -> None:
+        self.tcel("up")
+        c = connections.load(resolve_project(self.directory, self.name))
+        env = {"CELERY_BROKER_URL": c.broker_url(), "CELERY_RESULT_BACKEND_URL": c.backend_url()}
+
+        def celery_call_and_result() -> None:
+            task_id = run([CELERY, "-A", "tasks", "call", "tasks.tsum", "--args", "[[1, 2, 3]]"], env=env).strip()
+            assert run([CELERY, "-A", "tasks", "result", task_id], env=env).strip() == "6"
+
+        def tcel_tsum() -> None:
+            assert self.tcel("tsum", "1", "2", "3", "--wait").strip() == "6"
+
+        a, b = alternate(self.rounds * 2, tcel_tsum, celery_call_and_result)
+        self.row("tsum 1 2 3 --wait, end to end", a, b, "celery call + celery result", 0.5)
+
+    def scaling(self) -> None:
+        """`tcel results` and `tcel status` with 1,000 and then 100,000 stored results."""
+        import redis
+
+        c = connections.load(resolve_project(self.directory, self.name))
+        client = redis.Redis(host=c.host, port=c.backend_port, password=c.backend_password)
+        times: dict[tuple[str, int], list[float]] = {}
+        stored = 0
+        for target in (1_000, 100_000):
+            stored = fill(client, stored, target)
+            for command in ("results", "status"):
+                times[(command, target)] = [timed(lambda: self.tcel(command, check=False))
+                                            for _ in range(self.rounds * 2)]
+        for command in ("results", "status"):
+            self.row(f"tcel {command} at 100,000 stored results vs at 1,000", times[(command, 100_000)],
+                     times[(command, 1_000)], f"tcel {command} at 1,000", 1.5)
+
+    def throughput(self, count: int) -> None:
+        c = connections.load(resolve_project(self.directory, self.name))
+        plain, ours, ceiling = [], [], []
+        for n in range(self.heavy_rounds):
+            def tcel_bench() -> None:
+                ours.append(json.loads(self.tcel("bench", "-n", str(count), "--json"))["completed_per_second"])
+
+            def plain_celery() -> None:
+                out = run([sys.executable, str(REPO / "benchmarks" / "plain_celery.py"), c.broker_url(),
+                           c.backend_url(), str(count), "10"])
+                plain.append(json.loads(out)["completed_per_second"])
+
+            for action in (tcel_bench, plain_celery) if n % 2 == 0 else (plain_celery, tcel_bench):
+                action()
+            out = run([sys.executable, str(REPO / "benchmarks" / "kombu_ceiling.py"), c.broker_url(), str(count)])
+            ceiling.append(json.loads(out)["per_second"])
+        self.row(f"bench {count} x tsum, completed/s (ratio = plain / tcel)", ours, plain,
+                 "plain Celery script (apply_async loop, then get)", 1.25, unit="/s")
+        self.rows[-1]["kombu_ceiling_per_second"] = round(statistics.median(ceiling), 1)
+        print(f"  kombu alone, publish + consume: {statistics.median(ceiling):.0f}/s", file=sys.stderr)
+
+    def cleanup(self) -> None:
+        self.tcel("down", "--volumes", check=False)
+        run(["docker-compose", "-p", self.compose_name, "--env-file", str(self.directory / "compose.env"),
+             "down", "-v"], check=False)
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def fill(client, start: int, end: int) -> int:
+    """Store results start..end as Celery's backend and the worker's index would (1 day expiry)."""
+    pipe = client.pipeline(transaction=False)
+    now = time.time()
+    for n in range(start, end):
+        task_id = f"bench-{n:08d}"
+        meta = {"status": "SUCCESS", "result": n, "traceback": None, "children": [], "task_id": task_id,
+                "date_done": "2026-01-01T00:00:00+00:00", "name": "tasks.tsum", "args": [[n]], "worker": "bench"}
+        pipe.set(f"celery-task-meta-{task_id}", json.dumps(meta), ex=86400)
+        pipe.zadd("tcel:tasks", {task_id: now + n / 1e6})
+        pipe.hset(f"tcel:task:{task_id}", mapping={"name": "tasks.tsum", "args": f"[[{n}]]", "started": now,
+                                                     "finished": now + 0.001})
+        pipe.expire(f"tcel:task:{task_id}", 86400)
+        if n % 1000 == 999:
+            pipe.zremrangebyrank("tcel:tasks", 0, -10_001)
+            pipe.execute()
+    pipe.zremrangebyrank("tcel:tasks", 0, -10_001)
+    pipe.execute()
+    return end
+
+
+def machine() -> dict:
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return {"cores": os.cpu_count(), "memory_gib": round(memory, 1), "python": platform.python_version(),
+            "platform": platform.platform()}
+
+
+def table(rows: list[dict]) -> str:
+    lines = ["| comparison | tcel (median) | baseline | baseline (median) | ratio | target | met |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for r in rows:
+        lines.append(f"| {r['what']} | {r['tcel']:.3f}{r['unit']} | {r['baseline']} | {r['baseline_value']:.3f}{r['unit']}"
+                     f" | {r['ratio']:.2f} | ≤ {r['target']} | {'yes' if r['met'] else 'no'} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rounds", type=int, default=5, help="rounds of the quick comparisons (x2 for some)")
+    parser.add_argument("--heavy-rounds", type=int, default=3, help="rounds of up/down and throughput")
+    parser.add_argument("--tasks", type=int, default=2000, help="tasks per throughput round")
+    parser.add_argument("--only", nargs="*", default=None,
+                        help="startup lifecycle round_trip scaling throughput (default: all)")
+    args = parser.parse_args()
+    bench = Bench(args.rounds, args.heavy_rounds)
+    steps = {"startup": bench.startup, "lifecycle": bench.lifecycle, "round_trip": bench.round_trip,
+             "scaling": bench.scaling, "throughput": lambda: bench.throughput(args.tasks)}
+    try:
+        for name in args.only or steps:
+            print(f"{name}:", file=sys.stderr)
+            if name in ("scaling", "throughput") and "round_trip" not in (args.only or steps):
+                bench.tcel("up")
+            steps[name]()
+    finally:
+        bench.cleanup()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    document = {"machine": machine(), "taken": time.strftime("%Y-%m-%d %H:%M:%S"), "rows": bench.rows}
+    (RESULTS / "latest.json").write_text(json.dumps(document, indent=2))
+    print(table(bench.rows))
+    print(f"\nmachine: {document['machine']}; written to {RESULTS / 'latest.json'}")
+
+
+if __name__ == "__main__":
+    main()
