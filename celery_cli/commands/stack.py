@@ -180,15 +180,19 @@ def logs(
     tail: Annotated[Optional[int], typer.Option(min=0, help="Only the last N lines of each container.")] = None,
     project_dir: ProjectDir = None,
     project_name: ProjectName = None,
+    json: Annotated[bool, typer.Option("--json", help="One JSON object per line: service and line.")] = False,
 ) -> None:
     """Show the containers' logs, interleaved and prefixed with their service, as compose does."""
     from ..settings import resolve_project
     from ..stack import Stack
 
-    out = Output()
+    out = Output(json)
     try:
         for source, text in Stack(resolve_project(project_dir, project_name)).logs(service, follow, tail):
-            out.log_line(source, text)
+            if json:
+                out.json_line({"service": source, "line": text})
+            else:
+                out.log_line(source, text)
     except KeyboardInterrupt:
         pass
 

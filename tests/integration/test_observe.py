@@ -88,6 +88,8 @@ def test_logs_show_the_workers_ready_line(stack) -> None:
     every = stack.tcel("logs", "--tail", "5")
     sources = {line.split("|")[0].strip() for line in every.stdout.splitlines() if "|" in line}
     assert {"broker", "backend", "worker-1"} <= sources
+    lines = [json.loads(line) for line in stack.tcel("logs", "backend", "--json").stdout.splitlines()]
+    assert lines and {line["service"] for line in lines} == {"backend"}
 
 
 def test_scale_one_three_one_leaves_exactly_those_workers(stack) -> None:
