@@ -65,7 +65,7 @@ class Bench:
         self.directory = Path(tempfile.mkdtemp(prefix="tcel-bench-"))
         self.name = f"tcelbench{uuid.uuid4().hex[:6]}"
         self.compose_name = f"{self.name}compose"
-        self.ports = {"TCEL_BROKER_PORT": "25672", "TCEL_BACKEND_PORT": "26379", "TCEL_BROKER_ADMIN_PORT": "35672"}
+        self.ports = {"TCEL_BROKER_PORT": "25672", "TCEL_BACKEND_PORT": "26379"}
         self.tcel_env = {**self.ports, "TCEL_PROJECT_NAME": self.name}
 
     def row(self, what: str, tcel: list[float], other: list[float], baseline: str, target: float,
@@ -109,11 +109,11 @@ class Bench:
         self.tcel("up")  # creates volumes, builds the worker image; not timed
         self.tcel("down")
         c = connections.load(resolve_project(self.directory, self.name))
-        self.compose_connection = c.with_ports("127.0.0.1", 25673, 26380, 35673)
+        self.compose_connection = c.with_ports("127.0.0.1", 25673, 26380)
         (self.directory / "compose.env").write_text(
             "".join(f"{k}={v}\n" for k, v in {
                 "TCEL_BROKER_PASSWORD": c.broker_password, "TCEL_BACKEND_PASSWORD": c.backend_password,
-                "TCEL_BROKER_PORT": 25673, "TCEL_BACKEND_PORT": 26380, "TCEL_BROKER_ADMIN_PORT": 35673,
+                "TCEL_BROKER_PORT": 25673, "TCEL_BACKEND_PORT": 26380,
                 **{k: os.environ[k] for k in ("TCEL_BROKER_IMAGE", "TCEL_BACKEND_IMAGE", "TCEL_PYTHON_IMAGE")
                    if k in os.environ},
             }.items())

@@ -1,4 +1,4 @@
-"""The broker's queues, read from RabbitMQ's management API (the only source of unacknowledged counts)."""
+"""The broker's task queues: messages ready and consumers, asked of RabbitMQ over AMQP."""
 
 from __future__ import annotations
 
@@ -7,39 +7,43 @@ from dataclasses import dataclass
 from .connection import Connection
 from .errors import ServiceUnreachable
 
-INTERNAL = ("pidbox", "celeryev")  # Celery's control and event queues, not task queues
+TASK_QUEUES = ("celery",)  # Celery's default queue
 
 
 @dataclass
 class QueueInfo:
     name: str
     ready: int
-    unacked: int
     consumers: int
+    unacked: int | None = None  # held by workers; filled in from what they report
 
 
 def queues(connection: Connection, timeout: float = 0.5) -> list[QueueInfo]:
-    """The task queues on the default vhost with their message and consumer counts."""
-    import base64
-    import json
-    import urllib.request
+    """Each task queue that exists, with its ready messages and consumers (a passive declare per queue)."""
+    import amqp
 
-    where = f"{connection.host}:{connection.broker_admin_port}"
-    url = f"http://{where}/api/queues/%2F?columns=name,messages_ready,messages_unacknowledged,consumers"
-    token = base64.b64encode(f"{connection.broker_user}:{connection.broker_password}".encode()).decode()
-    request = urllib.request.Request(url, headers={"Authorization": f"Basic {token}"})
+    where = f"{connection.host}:{connection.broker_port}"
+    client = amqp.Connection(
+        host=where,
+        userid=connection.broker_user,
+        password=connection.broker_password,
+        connect_timeout=timeout,
+        read_timeout=timeout,
+        write_timeout=timeout,
+    )
+    found = []
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            rows = json.load(response)
-    except (OSError, ValueError) as exc:
-        raise ServiceUnreachable(f"the broker's management API at {where} does not answer ({exc})") from None
-    return [
-        QueueInfo(
-            name=row["name"],
-            ready=row.get("messages_ready", 0),
-            unacked=row.get("messages_unacknowledged", 0),
-            consumers=row.get("consumers", 0),
-        )
-        for row in rows
-        if not any(word in row["name"] for word in INTERNAL)
-    ]
+        client.connect()
+        for name in TASK_QUEUES:
+            channel = client.channel()
+            try:
+                _, ready, consumers = channel.queue_declare(name, passive=True)
+            except amqp.exceptions.NotFound:
+                continue  # nothing was ever sent, and no worker has declared it yet
+            found.append(QueueInfo(name, ready, consumers))
+            channel.close()
+    except (OSError, amqp.exceptions.AMQPError) as exc:
+        raise ServiceUnreachable(f"the broker at {where} does not answer ({exc or type(exc).__name__})") from None
+    finally:
+        client.collect()
+    return found

@@ -23,7 +23,6 @@ class Connection:
     bind: str = "127.0.0.1"
     broker_port: int = 5672
     backend_port: int = 6379
-    broker_admin_port: int = 15672
 
     @property
     def host(self) -> str:
@@ -45,10 +44,8 @@ class Connection:
             "CELERY_RESULT_BACKEND_URL": self.backend_url("backend", 6379),
         }
 
-    def with_ports(self, bind: str, broker_port: int, backend_port: int, broker_admin_port: int) -> Connection:
-        return replace(
-            self, bind=bind, broker_port=broker_port, backend_port=backend_port, broker_admin_port=broker_admin_port
-        )
+    def with_ports(self, bind: str, broker_port: int, backend_port: int) -> Connection:
+        return replace(self, bind=bind, broker_port=broker_port, backend_port=backend_port)
 
 
 def _netloc(host: str) -> str:
@@ -70,7 +67,6 @@ def load(project: Project) -> Connection | None:
         bind=values.get("TCEL_BIND", "127.0.0.1"),
         broker_port=int(values.get("TCEL_BROKER_PORT", 5672)),
         backend_port=int(values.get("TCEL_BACKEND_PORT", 6379)),
-        broker_admin_port=int(values.get("TCEL_BROKER_ADMIN_PORT", 15672)),
     )
 
 
@@ -83,10 +79,7 @@ def generate() -> Connection:
 
 def save(project: Project, connection: Connection) -> None:
     """Write the state file readable by its owner only; docker compose can read it with --env-file."""
-    project.state_dir.mkdir(mode=0o700, exist_ok=True)
-    ignore = project.state_dir / ".gitignore"
-    if not ignore.exists():
-        ignore.write_text("# written by tcel: credentials, never commit them\n*\n")
+    project.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     lines = {
         "TCEL_BROKER_USER": connection.broker_user,
         "TCEL_BROKER_PASSWORD": connection.broker_password,
@@ -94,7 +87,6 @@ def save(project: Project, connection: Connection) -> None:
         "TCEL_BIND": connection.bind,
         "TCEL_BROKER_PORT": connection.broker_port,
         "TCEL_BACKEND_PORT": connection.backend_port,
-        "TCEL_BROKER_ADMIN_PORT": connection.broker_admin_port,
     }
     path = state_file(project)
     tmp = path.with_suffix(".tmp")
@@ -126,7 +118,7 @@ def resolve_url(project: Project, service: str, option: str | None) -> str:
     stack = load(project)
     if stack is None:
         raise NotRunning(
-            f"no stack {project.name!r} was started in {project.directory}",
+            f"no stack {project.name!r} has been started (no {state_file(project)})",
             hint=f"run 'tcel up' there, or pass --{service}-url",
         )
     return stack.broker_url() if service == "broker" else stack.backend_url()

@@ -18,10 +18,11 @@ def worker_node(hostname: str) -> str:
 
 
 def _broker_errors() -> tuple[type[Exception], ...]:
-    """What kombu and py-amqp raise when the broker cannot be reached."""
+    """What kombu and py-amqp raise when the broker cannot be reached or refuses the login."""
+    import amqp
     import kombu.exceptions
 
-    return (OSError, kombu.exceptions.OperationalError)
+    return (OSError, kombu.exceptions.OperationalError, amqp.exceptions.AMQPError)
 
 
 class Control:

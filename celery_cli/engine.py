@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
-from .errors import EngineUnreachable
+from .errors import EngineUnreachable, TcelError
 
 if TYPE_CHECKING:
     import docker
@@ -29,13 +29,16 @@ def connect(timeout: int = 60) -> docker.DockerClient:
 
 @contextmanager
 def engine_errors() -> Iterator[None]:
-    """Report a connection lost to the engine half-way through as the same clear error."""
+    """Report a connection lost to the engine half-way through, or a request it refused, as one clear line."""
+    import docker
     import requests
 
     try:
         yield
     except requests.exceptions.ConnectionError as exc:
         raise _unreachable(exc) from None
+    except docker.errors.APIError as exc:
+        raise TcelError(f"the Docker engine refused: {exc.explanation or exc}", hint="see 'tcel status'") from None
 
 
 def _unreachable(exc: Exception) -> EngineUnreachable:

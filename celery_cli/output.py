@@ -34,7 +34,7 @@ class Output:
     def stdout(self) -> Console:
         from rich.console import Console
 
-        console = Console(highlight=False, soft_wrap=True)
+        console = Console(highlight=False, soft_wrap=True, emoji=False)  # data is printed as it is
         if not console.is_terminal and "COLUMNS" not in os.environ:
             console.width = 200  # tables piped to a file or a script are not cut to 80 columns
         return console
@@ -43,7 +43,7 @@ class Output:
     def stderr(self) -> Console:
         from rich.console import Console
 
-        return Console(stderr=True, highlight=False, soft_wrap=True)
+        return Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
 
     @property
     def interactive(self) -> bool:

@@ -24,6 +24,7 @@ class WorkerInfo:
     answering: bool
     pool: int | None = None
     active: int | None = None
+    reserved: int | None = None
     processed: int | None = None
     registered: list[str] = field(default_factory=list)
 
@@ -100,6 +101,11 @@ def gather(stack: Stack) -> Overview:
         overview.services = _collect(services, "services", overview, [])
         for name, future in futures.items():
             setattr(overview, name, _collect(future, name, overview, getattr(overview, name)))
+    if "workers" not in overview.failures:
+        # with late acks every message a worker holds, running or reserved, is unacknowledged
+        held = sum((w.active or 0) + (w.reserved or 0) for w in overview.workers)
+        for queue in overview.queues:
+            queue.unacked = held if queue.name == "celery" else None
     return overview
 
 
@@ -128,12 +134,14 @@ def _workers(broker_url: str, nodes: tuple[list[str], list[str]] | None) -> list
     stats: dict[str, Any] = {}
     active: dict[str, Any] = {}
     registered: dict[str, Any] = {}
+    reserved: dict[str, Any] = {}
     if running != []:
         with Control(broker_url) as control:
             stats = control.inspect("stats", running, PART_TIMEOUT)
             answering = sorted(stats)
             if answering:
                 active = control.inspect("active", answering, PART_TIMEOUT)
+                reserved = control.inspect("reserved", answering, PART_TIMEOUT)
                 registered = control.inspect("registered", answering, PART_TIMEOUT)
     workers = [
         WorkerInfo(
@@ -141,6 +149,7 @@ def _workers(broker_url: str, nodes: tuple[list[str], list[str]] | None) -> list
             answering=True,
             pool=stats[name].get("pool", {}).get("max-concurrency"),
             active=len(active.get(name) or []),
+            reserved=len(reserved.get(name) or []),
             processed=sum((stats[name].get("total") or {}).values()),
             registered=sorted(t.split(" ")[0] for t in registered.get(name) or [] if not t.startswith("celery.")),
         )

@@ -79,14 +79,14 @@ def overview(view: Overview, rate: float | None = None) -> list[RenderableType]:
         parts.append(
             table(
                 title,
-                ["worker", "answering", "pool", "active", "processed", "registered tasks"],
-                [[w.name, w.answering, w.pool, w.active, w.processed, ", ".join(w.registered) or None]
+                ["worker", "answering", "pool", "active", "reserved", "processed", "registered tasks"],
+                [[w.name, w.answering, w.pool, w.active, w.reserved, w.processed, ", ".join(w.registered) or None]
                  for w in view.workers],
             )
         )
     if not failed("queues"):
         parts.append(
-            table("queues", ["queue", "ready", "unacked", "consumers"],
+            table("queues", ["queue", "ready", "unacked (held by workers)", "consumers"],
                   [[q.name, q.ready, q.unacked, q.consumers] for q in view.queues])
         )
     if not failed("backend") and view.backend:

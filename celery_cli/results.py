@@ -17,7 +17,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from .connection import mask_url
-from .errors import NotFound, ServiceUnreachable, WaitTimeout
+from .errors import NotFound, ServiceUnreachable, UsageError, WaitTimeout
 
 if TYPE_CHECKING:
     import redis
@@ -89,9 +89,14 @@ class ResultStore:
     def client(self) -> redis.Redis:
         import redis
 
-        return redis.Redis.from_url(
-            self.backend_url, socket_timeout=self.timeout, socket_connect_timeout=self.timeout, decode_responses=True
-        )
+        try:
+            return redis.Redis.from_url(
+                self.backend_url, socket_timeout=self.timeout, socket_connect_timeout=self.timeout,
+                decode_responses=True,
+            )
+        except ValueError as exc:
+            raise UsageError(f"invalid backend URL {mask_url(self.backend_url)}: {exc}",
+                             hint="give a redis:// URL") from None
 
     @contextmanager
     def _errors(self) -> Iterator[None]:
@@ -102,7 +107,7 @@ class ResultStore:
         except redis.exceptions.AuthenticationError:
             raise ServiceUnreachable(
                 f"the backend at {mask_url(self.backend_url)} refuses the password",
-                hint="check --backend-url, or the stack's .tcel/<project>.env",
+                hint="check --backend-url, or the stack's ~/.local/state/tcel/<project>.env",
             ) from None
         except redis.exceptions.RedisError as exc:
             raise ServiceUnreachable(

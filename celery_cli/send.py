@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
 QUEUE = "celery"  # Celery's default queue, bound to the direct exchange of the same name
 CONNECT_TIMEOUT = 2.0
+CONFIRM_TIMEOUT = 5.0  # a broker that blocks publishers (memory or disk alarm) must not hang the CLI
 RETRY_DELAYS = (0.2, 0.5)  # Celery retries a publish for a long time by default; a CLI answers within seconds
 ARGSREPR_MAX = 1024
 
@@ -55,16 +56,15 @@ class Sender:
             reply_to="",
             application_headers=self._headers(name, args, task_id),
         )
-        for attempt, delay in enumerate((*RETRY_DELAYS, None)):
+        for delay in (*RETRY_DELAYS, None):
             try:
-                self._open().basic_publish(message, exchange=QUEUE, routing_key=QUEUE)
+                self._open().basic_publish(message, exchange=QUEUE, routing_key=QUEUE, confirm_timeout=CONFIRM_TIMEOUT)
                 return sent
-            except (OSError, amqp.exceptions.AMQPError) as exc:
+            except (OSError, amqp.exceptions.AMQPError, amqp.exceptions.MessageNacked) as exc:
                 self.close()
                 if isinstance(exc, amqp.exceptions.AccessRefused) or delay is None:
                     raise self._not_sent(name, exc) from None
                 time.sleep(delay)
-        raise AssertionError("unreachable")
 
     def _headers(self, name: str, args: list[Any], task_id: str) -> dict[str, Any]:
         argsrepr = repr(args)
@@ -100,8 +100,12 @@ class Sender:
         if parts.scheme not in ("amqp", "amqps", "pyamqp"):
             raise UsageError(f"unsupported broker URL scheme {parts.scheme!r}", hint="use an amqp:// URL")
         vhost = unquote(parts.path[1:]) if len(parts.path) > 1 else "/"
+        try:
+            port = parts.port or 5672
+        except ValueError:
+            raise UsageError(f"invalid port in broker URL {mask_url(self.endpoints.broker_url)}") from None
         self._connection = amqp.Connection(
-            host=f"{parts.hostname or 'localhost'}:{parts.port or 5672}",
+            host=f"{parts.hostname or 'localhost'}:{port}",
             userid=unquote(parts.username or "guest"),
             password=unquote(parts.password or "guest"),
             virtual_host=vhost,

@@ -16,14 +16,19 @@ LABEL_SERVICE = "io.tcel.service"
 LABEL_NUMBER = "io.tcel.number"
 
 DEFAULTS = {
-    "TCEL_BROKER_IMAGE": "rabbitmq:4-management",
+    "TCEL_BROKER_IMAGE": "rabbitmq:4",
     "TCEL_BACKEND_IMAGE": "redis:7",
     "TCEL_PYTHON_IMAGE": "python:3.12-slim",
     "TCEL_BIND": "127.0.0.1",
     "TCEL_BROKER_PORT": "5672",
     "TCEL_BACKEND_PORT": "6379",
-    "TCEL_BROKER_ADMIN_PORT": "15672",
 }
+
+
+def user_state_dir() -> Path:
+    """Where stacks' credentials and locks live, by project name (never inside a build context)."""
+    base = os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state"
+    return Path(base) / "tcel"
 
 
 def user_config_path() -> Path:
@@ -91,7 +96,7 @@ class Project:
 
     @property
     def state_dir(self) -> Path:
-        return self.directory / ".tcel"
+        return user_state_dir()
 
     @property
     def labels(self) -> dict[str, str]:

@@ -36,7 +36,6 @@ class UpOptions:
     bind: str
     broker_port: int
     backend_port: int
-    broker_admin_port: int
     broker_image: str
     backend_image: str
     python_image: str
@@ -166,13 +165,13 @@ class Stack:
 
     def up(self, options: UpOptions, progress: Progress) -> UpReport:
         """Create or start whatever of the stack is missing or stopped; leave what runs alone."""
-        with self._lock():
+        with self._lock(), engine_errors():
             existing = {c.name: c for c in self.containers()}
+            # a running stack keeps its address and ports, whatever the options say now
+            broker_ip, broker_port = _binding(existing.get(self.project.container("broker")), 5672)
+            _, backend_port = _binding(existing.get(self.project.container("backend")), 6379)
             connection = (connections.load(self.project) or connections.generate()).with_ports(
-                options.bind,
-                _published_port(existing.get(self.project.container("broker")), 5672) or options.broker_port,
-                _published_port(existing.get(self.project.container("backend")), 6379) or options.backend_port,
-                _published_port(existing.get(self.project.container("broker")), 15672) or options.broker_admin_port,
+                broker_ip or options.bind, broker_port or options.broker_port, backend_port or options.backend_port
             )
             if options.workers_only:
                 self._require_running(existing, ("broker", "backend"))
@@ -183,10 +182,10 @@ class Stack:
                 if self.project.container(service) not in existing:
                     with engine_errors():
                         ensure_pulled(self.client, image, progress)
+            self._check_ports_free(existing, connection)
             worker_image = worker_image_name(self.project, options.python_image)
             report.built = self._ensure_worker_image(options, worker_image, progress)
             report.removed += self._remove_stale_workers(existing, worker_image)
-            self._check_ports_free(existing, connection)
             made: list[Any] = []
             try:
                 network = self._ensure(self._network, made)
@@ -243,15 +242,15 @@ class Stack:
 
         for image_id in image_ids:
             try:
-                self.client.images.remove(image_id)
+                if self.client.images.get(image_id).labels.get("io.tcel.image") == "worker":
+                    self.client.images.remove(image_id)
             except docker.errors.APIError:
-                pass
+                pass  # still used by a container, or already gone
 
     def _check_ports_free(self, existing: dict[str, Container], connection: Connection) -> None:
         """Name the taken port before anything is made, rather than leave half a stack behind."""
         for service, port, option in (
             ("broker", connection.broker_port, "--broker-port or TCEL_BROKER_PORT"),
-            ("broker", connection.broker_admin_port, "--broker-admin-port or TCEL_BROKER_ADMIN_PORT"),
             ("backend", connection.backend_port, "--backend-port or TCEL_BACKEND_PORT"),
         ):
             container = existing.get(self.project.container(service))
@@ -280,10 +279,16 @@ class Stack:
         name = self.project.volume(service)
         with engine_errors():
             try:
-                return self.client.volumes.get(name), False
+                volume = self.client.volumes.get(name)
             except docker.errors.NotFound:
                 labels = {**self.project.labels, LABEL_SERVICE: service}
                 return self.client.volumes.create(name, labels=labels), True
+        if (volume.attrs.get("Labels") or {}).get(LABEL_PROJECT) != self.project.name:
+            raise TcelError(
+                f"volume {name} exists but was not made by tcel for project {self.project.name}",
+                hint="remove or rename it, or choose another --project-name",
+            )
+        return volume, False
 
     def _create(
         self, key: str, options: UpOptions, connection: Connection, network: Any, worker_image: str
@@ -296,13 +301,8 @@ class Stack:
                 "environment": {
                     "RABBITMQ_DEFAULT_USER": connection.broker_user,
                     "RABBITMQ_DEFAULT_PASS": connection.broker_password,
-                    # queue counts in the management API refresh every second, not every five
-                    "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": "-rabbit collect_statistics_interval 1000",
                 },
-                "ports": {
-                    "5672/tcp": (connection.bind, connection.broker_port),
-                    "15672/tcp": (connection.bind, connection.broker_admin_port),
-                },
+                "ports": {"5672/tcp": (connection.bind, connection.broker_port)},
                 "volumes": {self.project.volume("broker"): {"bind": "/var/lib/rabbitmq", "mode": "rw"}},
             }
         elif service == "backend":
@@ -472,7 +472,7 @@ class Stack:
     def down(self, volumes: bool = False) -> DownReport:
         """Stop and remove the project's containers and network (and volumes if asked)."""
         label = {"label": f"{LABEL_PROJECT}={self.project.name}"}
-        with self._lock(create=False):
+        with self._lock(create=False), engine_errors():
             containers = self.containers()
             self._stop_and_remove(containers)
             with engine_errors():
@@ -510,7 +510,7 @@ class Stack:
         if not create and not self.project.state_dir.is_dir():
             yield
             return
-        self.project.state_dir.mkdir(mode=0o700, exist_ok=True)
+        self.project.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         with open(self.project.state_dir / f"{self.project.name}.lock", "w") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             yield
@@ -562,14 +562,13 @@ def _pending_label(node_or_service: str) -> str:
     return node_or_service.partition("@")[2] or node_or_service
 
 
-def _published_port(container: Container | None, port: int) -> int | None:
-    if container is None:
-        return None
-    bindings = container.attrs["HostConfig"].get("PortBindings") or {}
+def _binding(container: Container | None, port: int) -> tuple[str | None, int | None]:
+    """The host address and port a container's port is published on, if it is."""
+    bindings = container.attrs["HostConfig"].get("PortBindings") or {} if container is not None else {}
     for binding in bindings.get(f"{port}/tcp") or []:
         if binding.get("HostPort"):
-            return int(binding["HostPort"])
-    return None
+            return binding.get("HostIp") or None, int(binding["HostPort"])
+    return None, None
 
 
 def _ports(container: Container) -> list[str]:
@@ -615,6 +614,6 @@ def _start_error(container: Container, exc: Exception) -> TcelError:
         where = re.search(r"(\d+\.\d+\.\d+\.\d+:\d+)", text)
         return PortInUse(
             f"{where.group(1) if where else 'a port'} for the {service} is already in use",
-            hint=f"choose another with --{service}-port (or --broker-admin-port)",
+            hint=f"choose another with --{service}-port or TCEL_{service.upper()}_PORT",
         )
     return TcelError(f"cannot start {container.name}: {text}", hint="see 'docker logs " + container.name + "'")

@@ -54,6 +54,15 @@ def isolated_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path / "config" / "tcel" / "config.env"
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Stacks' credentials go to a throw-away state directory, for this process and every tcel it runs."""
+    import tempfile
+
+    os.environ["XDG_STATE_HOME"] = tempfile.mkdtemp(prefix="tcel-test-state-")
+    for key in ("CELERY_BROKER_URL", "CELERY_RESULT_BACKEND_URL"):  # tests talk to their own stacks only
+        os.environ.pop(key, None)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Everything outside tests/unit drives a real engine."""
     unit = Path(__file__).parent / "unit"
@@ -137,7 +146,6 @@ def make_project(engine, directory: Path) -> Iterator[StackProject]:
         env={
             "TCEL_BROKER_PORT": str(free_port()),
             "TCEL_BACKEND_PORT": str(free_port()),
-            "TCEL_BROKER_ADMIN_PORT": str(free_port()),
             "TCEL_ADD_DELAY": "1",
         },
     )

@@ -37,12 +37,8 @@ def up(
     backend_port: Annotated[
         Optional[int], typer.Option(min=1, max=65535, help="Host port for Redis [env TCEL_BACKEND_PORT; 6379].")
     ] = None,
-    broker_admin_port: Annotated[
-        Optional[int],
-        typer.Option(min=1, max=65535, help="Host port for RabbitMQ's management API [env TCEL_BROKER_ADMIN_PORT; 15672]."),
-    ] = None,
     broker_image: Annotated[
-        Optional[str], typer.Option(help="RabbitMQ image, with the management plugin [env TCEL_BROKER_IMAGE; rabbitmq:4-management].")
+        Optional[str], typer.Option(help="RabbitMQ image [env TCEL_BROKER_IMAGE; rabbitmq:4].")
     ] = None,
     backend_image: Annotated[Optional[str], typer.Option(help="Redis image [env TCEL_BACKEND_IMAGE; redis:7].")] = None,
     python_image: Annotated[
@@ -53,7 +49,7 @@ def up(
     """Start the stack (RabbitMQ, Redis, workers) and wait until it works.
 
     Creates only what is missing and starts only what is stopped, so running it again is safe.
-    Credentials are generated on the first run and kept in .tcel/<project>.env (owner-only).
+    Credentials are generated on the first run and kept in ~/.local/state/tcel/<project>.env (owner-only).
     """
     from ..connection import state_file
     from ..settings import resolve_project
@@ -62,7 +58,7 @@ def up(
     out = Output(json)
     project = resolve_project(project_dir, project_name)
     options = _options(
-        bind, broker_port, backend_port, broker_admin_port, broker_image, backend_image, python_image,
+        bind, broker_port, backend_port, broker_image, backend_image, python_image,
         workers=workers, concurrency=concurrency, build=build,
     )
     stack = Stack(project)
@@ -89,7 +85,6 @@ def _options(
     bind: str | None = None,
     broker_port: int | None = None,
     backend_port: int | None = None,
-    broker_admin_port: int | None = None,
     broker_image: str | None = None,
     backend_image: str | None = None,
     python_image: str | None = None,
@@ -103,7 +98,6 @@ def _options(
         bind=bind_setting(bind),
         broker_port=port_setting("TCEL_BROKER_PORT", broker_port),
         backend_port=port_setting("TCEL_BACKEND_PORT", backend_port),
-        broker_admin_port=port_setting("TCEL_BROKER_ADMIN_PORT", broker_admin_port),
         broker_image=setting("TCEL_BROKER_IMAGE", broker_image),
         backend_image=setting("TCEL_BACKEND_IMAGE", backend_image),
         python_image=setting("TCEL_PYTHON_IMAGE", python_image),
@@ -139,7 +133,6 @@ def _endpoints(c: Connection) -> dict:
         "broker": {
             "host": c.host,
             "port": c.broker_port,
-            "admin_port": c.broker_admin_port,
             "user": c.broker_user,
             "password": mask(c.broker_password),
         },

@@ -161,7 +161,7 @@ def result(
         out.table(f"task {record.id}", ["field", "value"], [r for r in rows if r[1] is not None])
         if record.traceback:
             out.info(record.traceback.rstrip())
-    if record.state == "FAILURE":
+    if record.state in ("FAILURE", "REVOKED"):
         raise typer.Exit(int(ExitCode.TASK_FAILED))
 
 

@@ -29,10 +29,7 @@ def test_up_again_repair_status_and_down(project) -> None:
     assert [s["service"] for s in status["services"]] == ["broker", "backend", "worker"]
     assert all(s["state"] == "running" and s["ready"] is True for s in status["services"])
     broker_port = project.env["TCEL_BROKER_PORT"]
-    admin_port = project.env["TCEL_BROKER_ADMIN_PORT"]
-    assert sorted(status["services"][0]["ports"]) == sorted(
-        [f"127.0.0.1:{broker_port}->5672/tcp", f"127.0.0.1:{admin_port}->15672/tcp"]
-    )
+    assert status["services"][0]["ports"] == [f"127.0.0.1:{broker_port}->5672/tcp"]
 
     table = project.tcel("status")
     assert table.code == 0

@@ -13,16 +13,17 @@ def test_generated_credentials_are_random_and_never_guest() -> None:
     assert first.broker_password != first.backend_password
 
 
-def test_state_file_round_trips_and_is_owner_only(tmp_path: Path) -> None:
+def test_state_file_round_trips_and_is_owner_only(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     project = resolve_project(tmp_path, "demo")
     assert connection.load(project) is None
-    saved = connection.generate().with_ports("127.0.0.1", 25672, 16379, 25673)
+    saved = connection.generate().with_ports("127.0.0.1", 25672, 16379)
     connection.save(project, saved)
     assert connection.load(project) == saved
     path = connection.state_file(project)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert stat.S_IMODE(project.state_dir.stat().st_mode) == 0o700
-    assert (project.state_dir / ".gitignore").read_text().splitlines()[-1] == "*"
+    assert path == tmp_path / "state" / "tcel" / "demo.env"
 
 
 def test_urls_point_at_loopback_from_the_host_and_at_aliases_inside() -> None:

@@ -29,7 +29,7 @@ def test_a_name_with_nothing_usable_is_a_usage_error() -> None:
 
 
 def test_option_beats_env_beats_user_config_beats_default(isolated_config: Path, monkeypatch) -> None:
-    assert setting("TCEL_BROKER_IMAGE") == "rabbitmq:4-management"
+    assert setting("TCEL_BROKER_IMAGE") == "rabbitmq:4"
     isolated_config.parent.mkdir(parents=True)
     isolated_config.write_text("# stand-ins\nTCEL_BROKER_IMAGE=local/rabbitmq:3\n")
     assert setting("TCEL_BROKER_IMAGE") == "local/rabbitmq:3"
