@@ -5,11 +5,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
 
 from .connection import Endpoints
 from .errors import WaitTimeout
-from .results import ResultStore
+from .results import ResultStore, timestamp
 from .send import Sender, new_task_id
 
 @dataclass
@@ -79,7 +78,7 @@ def _collect(
     finished: dict[str, tuple[float, str]] = {}
     while pending:
         ready = store.finished(pending)
-        finished.update({task_id: (_finished_at(meta), meta["status"]) for task_id, meta in ready.items()})
+        finished.update({task_id: (timestamp(meta["date_done"]), meta["status"]) for task_id, meta in ready.items()})
         pending = [task_id for task_id in pending if task_id not in ready]
         progress(len(finished), len(ids))
         if pending:
@@ -90,11 +89,6 @@ def _collect(
                 )
             time.sleep(0.02)
     return finished
-
-
-def _finished_at(meta: dict) -> float:
-    moment = datetime.fromisoformat(meta["date_done"])
-    return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).timestamp()
 
 
 def _percentile(values: list[float], pct: float) -> float:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from .connection import Connection
 from .errors import ServiceUnreachable
+from .probes import amqp_client
 
 TASK_QUEUES = ("celery",)  # Celery's default queue
 
@@ -23,14 +24,7 @@ def queues(connection: Connection, timeout: float = 0.5) -> list[QueueInfo]:
     import amqp
 
     where = f"{connection.host}:{connection.broker_port}"
-    client = amqp.Connection(
-        host=where,
-        userid=connection.broker_user,
-        password=connection.broker_password,
-        connect_timeout=timeout,
-        read_timeout=timeout,
-        write_timeout=timeout,
-    )
+    client = amqp_client(connection, timeout)
     found = []
     try:
         client.connect()

@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING
 from .errors import ServiceUnreachable
 
 if TYPE_CHECKING:
+    import amqp
+
     from .connection import Connection
 
 
@@ -14,19 +16,26 @@ class BrokerRefusedLogin(ServiceUnreachable):
     """The broker answers but refuses tcel's user: its data volume was made with other credentials."""
 
 
-def probe_broker(connection: Connection, timeout: float = 1.0) -> None:
-    """Log in to the broker over AMQP, or raise saying why not."""
+def amqp_client(connection: Connection, timeout: float) -> amqp.Connection:
+    """An AMQP connection (not yet open) to the stack's broker from the host, every wait bounded."""
     import amqp
 
-    where = f"{connection.host}:{connection.broker_port}"
-    client = amqp.Connection(
-        host=where,
+    return amqp.Connection(
+        host=f"{connection.host}:{connection.broker_port}",
         userid=connection.broker_user,
         password=connection.broker_password,
         connect_timeout=timeout,
         read_timeout=timeout,
         write_timeout=timeout,
     )
+
+
+def probe_broker(connection: Connection, timeout: float = 1.0) -> None:
+    """Log in to the broker over AMQP, or raise saying why not."""
+    import amqp
+
+    where = f"{connection.host}:{connection.broker_port}"
+    client = amqp_client(connection, timeout)
     try:
         client.connect()
         client.close()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -111,7 +110,9 @@ def short(text: str | None, width: int = 40) -> str | None:
 
 
 def when(epoch: float | None) -> str | None:
-    return datetime.fromtimestamp(epoch).astimezone().isoformat(sep=" ", timespec="milliseconds") if epoch else None
+    from .results import iso_time
+
+    return iso_time(epoch, sep=" ")
 
 
 def seconds(amount: float | None) -> str | None:

@@ -47,10 +47,6 @@ class TaskRecord:
     finished: float | None = None
 
     @property
-    def ready(self) -> bool:
-        return self.state in READY_STATES
-
-    @property
     def runtime(self) -> float | None:
         if self.started is None or self.finished is None:
             return None
@@ -64,7 +60,7 @@ class TaskRecord:
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
         for key in ("sent", "received", "started", "finished"):
-            data[key] = _iso(data[key])
+            data[key] = iso_time(data[key])
         data["runtime_seconds"] = round(self.runtime, 4) if self.runtime is not None else None
         data["queued"] = self.queued
         return data
@@ -246,7 +242,7 @@ def _record(task_id: str, meta_json: str | None, info: dict[str, str]) -> TaskRe
         sent=_float(info.get("sent")),
         received=_float(info.get("received")),
         started=_float(info.get("started")),
-        finished=_float(info.get("finished")) or _timestamp(meta.get("date_done")),
+        finished=_float(info.get("finished")) or timestamp(meta.get("date_done")),
     )
 
 
@@ -265,14 +261,16 @@ def _float(value: str | None) -> float | None:
     return float(value) if value else None
 
 
-def _timestamp(iso: str | None) -> float | None:
+def timestamp(iso: str | None) -> float | None:
+    """Seconds since the epoch of Celery's `date_done` (naive times are UTC)."""
     if not iso:
         return None
     moment = datetime.fromisoformat(iso)
     return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).timestamp()
 
 
-def _iso(epoch: float | None) -> str | None:
+def iso_time(epoch: float | None, sep: str = "T") -> str | None:
+    """Local time with its offset, to the millisecond."""
     if epoch is None:
         return None
-    return datetime.fromtimestamp(epoch).astimezone().isoformat(timespec="milliseconds")
+    return datetime.fromtimestamp(epoch).astimezone().isoformat(sep=sep, timespec="milliseconds")

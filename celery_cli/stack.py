@@ -28,6 +28,9 @@ if TYPE_CHECKING:
 
 SERVICES = ("broker", "backend", "worker")
 STOP_TIMEOUT = 10
+# A worker gets a second for its cold shutdown, then SIGKILL: with late acks and reject-on-worker-lost its
+# running and reserved tasks go back to the queue either way (tests/faults/test_worker_killed.py).
+WORKER_STOP_TIMEOUT = 1
 PASSED_TO_WORKERS = ("TCEL_ADD_DELAY",)
 
 
@@ -109,10 +112,10 @@ class Stack:
             found = self.client.containers.list(all=True, filters={"label": f"{LABEL_PROJECT}={self.project.name}"})
         return sorted(found, key=lambda c: (SERVICES.index(_service(c)), _number(c)))
 
-    def status(self, probe: bool = True) -> list[ServiceStatus]:
+    def status(self) -> list[ServiceStatus]:
         containers = self.containers()
         connection = connections.load(self.project)
-        ready = self._probe(containers, connection) if probe and connection else {}
+        ready = self._probe(containers, connection) if connection else {}
         return [
             ServiceStatus(
                 service=_service(c),
@@ -317,7 +320,8 @@ class Stack:
             if options.concurrency:
                 environment["CELERY_WORKER_CONCURRENCY"] = str(options.concurrency)
             environment.update({k: os.environ[k] for k in PASSED_TO_WORKERS if k in os.environ})
-            spec = {"image": worker_image, "environment": environment}
+            # Cold shutdown: running tasks go back to the queue instead of being waited for (SIGTERM's warm shutdown)
+            spec = {"image": worker_image, "environment": environment, "stop_signal": "SIGQUIT"}
         hostname = key
         labels = {**self.project.labels, LABEL_SERVICE: service, LABEL_NUMBER: str(number or 0)}
         with engine_errors():
@@ -494,7 +498,7 @@ class Stack:
         def stop_and_remove(container: Container) -> None:
             try:
                 if container.status == "running":
-                    container.stop(timeout=STOP_TIMEOUT)
+                    container.stop(timeout=WORKER_STOP_TIMEOUT if _service(container) == "worker" else STOP_TIMEOUT)
                 container.remove(force=True)
             except docker.errors.NotFound:
                 pass

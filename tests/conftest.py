@@ -10,6 +10,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -138,6 +139,7 @@ class StackProject:
             volume.remove(force=True)
 
 
+@contextmanager
 def make_project(engine, directory: Path) -> Iterator[StackProject]:
     project = StackProject(
         name=f"tceltest{uuid.uuid4().hex[:8]}",
@@ -158,13 +160,14 @@ def make_project(engine, directory: Path) -> Iterator[StackProject]:
 @pytest.fixture
 def project(engine, tmp_path: Path) -> Iterator[StackProject]:
     """A project of this test's own, removed whatever happens."""
-    yield from make_project(engine, tmp_path)
+    with make_project(engine, tmp_path) as made:
+        yield made
 
 
 @pytest.fixture(scope="session")
 def stack(engine, tmp_path_factory) -> Iterator[StackProject]:
     """One running stack shared by the tests that only need one."""
-    for project in make_project(engine, tmp_path_factory.mktemp("stack")):
+    with make_project(engine, tmp_path_factory.mktemp("stack")) as project:
         result = project.tcel("up")
         assert result.code == 0, result.stderr
         yield project

@@ -68,7 +68,7 @@ def up(
     if json:
         out.data(_up_json(project.name, report, ready_after, str(state_file(project))))
         return
-    from ..connection import mask
+    from ..connection import mask_url
 
     c = report.connection
     if not report.changed:
@@ -76,8 +76,8 @@ def up(
     else:
         out.success(f"stack {project.name} is up" + (f", ready in {ready_after:.1f}s" if ready_after else ""))
         _changes(out, report)
-    out.info(f"  broker   {c.broker_url().replace(c.broker_password, mask(c.broker_password))}")
-    out.info(f"  backend  {c.backend_url().replace(c.backend_password, mask(c.backend_password))}")
+    out.info(f"  broker   {mask_url(c.broker_url())}")
+    out.info(f"  backend  {mask_url(c.backend_url())}")
     out.info(f"  secrets  {state_file(project)}")
 
 

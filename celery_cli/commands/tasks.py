@@ -11,7 +11,7 @@ import typer
 from ..connection import Endpoints, endpoints, resolve_url
 from ..control import Control
 from ..errors import ExitCode, ServiceUnreachable, TaskFailed, UsageError
-from ..numbers import Number, parse_numbers, split_words
+from ..numbers import parse_numbers, split_words
 from .. import render
 from ..output import Output
 from ..results import ResultStore, TaskRecord

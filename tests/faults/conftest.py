@@ -13,7 +13,7 @@ from tests.conftest import StackProject, make_project
 
 @pytest.fixture(scope="session")
 def fault_stack(engine, tmp_path_factory) -> Iterator[StackProject]:
-    for project in make_project(engine, tmp_path_factory.mktemp("faults")):
+    with make_project(engine, tmp_path_factory.mktemp("faults")) as project:
         project.env["TCEL_ADD_DELAY"] = "2"
         result = project.tcel("up")
         assert result.code == 0, result.stderr

@@ -9,7 +9,11 @@ def test_two_ups_at_once_make_one_stack(project) -> None:
     env = {**__import__("os").environ, **project.env}
     both = [subprocess.Popen(command, cwd=project.directory, env=env, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
-    outcomes = [(p.wait(timeout=600), p.stderr.read()) for p in both]
+    try:
+        outcomes = [(p.wait(timeout=600), p.stderr.read()) for p in both]
+    finally:
+        for p in both:
+            p.kill()  # nothing may go on making containers after the test
     assert [code for code, _ in outcomes] == [0, 0], outcomes
     services = sorted(c.labels["io.tcel.service"] for c in project.containers())
     assert services == ["backend", "broker", "worker"]
