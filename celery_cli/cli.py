@@ -22,7 +22,7 @@ class TcelGroup(TyperGroup):
         except TcelError as error:
             Output().error(error)
             sys.exit(int(error.exit_code))
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, typer.Abort):  # Ctrl-C, also at a prompt
             Output().info("interrupted")
             sys.exit(int(ExitCode.INTERRUPTED))
 

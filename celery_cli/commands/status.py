@@ -35,7 +35,7 @@ def status(
     if "services" in view.failures and "stack" in view.failures:
         raise view.failures["services"]  # nothing at all could be read: one line says why
     if json:
-        out.data(view.as_dict() if view.up else {"project": view.project, "up": False, "services": []})
+        out.data({**view.as_dict(), "up": view.up})
     elif not view.up:
         out.info(f"stack {view.project} is not up (no containers); start it with 'tcel up'")
     else:

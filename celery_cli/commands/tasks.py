@@ -81,6 +81,7 @@ def run_task(
     """Send one task; without --wait print its id, with --wait show its states live, then its result."""
     task_id = new_task_id()
     store = ResultStore(where.backend_url)
+    store.client  # a malformed backend URL is refused here, before anything is sent
     if not wait:
         with Sender(where) as sender:
             sent = sender.send(name, args, task_id)
