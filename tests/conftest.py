@@ -132,7 +132,7 @@ class StackProject:
 
     def remove_everything(self) -> None:
         for container in self.containers():
-            container.remove(force=True)
+            container.remove(force=True, v=True)
         for network in self.networks():
             network.remove()
         for volume in self.volumes():

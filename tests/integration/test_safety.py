@@ -86,4 +86,4 @@ def test_tcel_leaves_unlabelled_containers_alone(project) -> None:
         assert stranger.status == "created"
         assert project.containers() == []
     finally:
-        stranger.remove(force=True)
+        stranger.remove(force=True, v=True)  # its image declares a volume: remove that too
