@@ -101,12 +101,30 @@ def gather(stack: Stack) -> Overview:
         overview.services = _collect(services, "services", overview, [])
         for name, future in futures.items():
             setattr(overview, name, _collect(future, name, overview, getattr(overview, name)))
+    _readiness(overview)
     if "workers" not in overview.failures:
         # with late acks every message a worker holds, running or reserved, is unacknowledged
         held = sum((w.active or 0) + (w.reserved or 0) for w in overview.workers)
         for queue in overview.queues:
             queue.unacked = held if queue.name == "celery" else None
     return overview
+
+
+def _readiness(overview: Overview) -> None:
+    """Ready, from the parts just read: the broker took a login (queues), the backend an authenticated
+    command (backend), a worker answered (workers). No second round of probes."""
+    if "stack" in overview.failures:
+        return  # no credentials: readiness stays unknown
+    answering = {w.name for w in overview.workers if w.answering}
+    for s in overview.services:
+        if s.state != "running":
+            continue
+        if s.service == "broker":
+            s.ready = "queues" not in overview.failures
+        elif s.service == "backend":
+            s.ready = "backend" not in overview.failures
+        else:
+            s.ready = worker_node(s.hostname) in answering
 
 
 def _collect(future: Any, name: str, overview: Overview, default: Any) -> Any:

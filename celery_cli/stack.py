@@ -113,56 +113,20 @@ class Stack:
         return sorted(found, key=lambda c: (SERVICES.index(_service(c)), _number(c)))
 
     def status(self) -> list[ServiceStatus]:
-        containers = self.containers()
-        connection = connections.load(self.project)
-        ready = self._probe(containers, connection) if connection else {}
+        """The containers as the engine reports them; `ready` is left for the caller to probe (None)."""
         return [
             ServiceStatus(
                 service=_service(c),
                 name=c.name,
                 hostname=c.attrs["Config"]["Hostname"],
                 state=c.status,
-                ready=ready.get(c.name) if c.status == "running" else False,
+                ready=None if c.status == "running" else False,
                 image=c.attrs["Config"]["Image"],
                 ports=_ports(c),
                 started_at=_started_at(c),
             )
-            for c in containers
+            for c in self.containers()
         ]
-
-    def _probe(self, containers: list[Container], connection: Connection) -> dict[str, bool]:
-        """Probe every running container at once, each with a short timeout."""
-        from concurrent.futures import ThreadPoolExecutor
-
-        running = [c for c in containers if c.status == "running"]
-        workers = {worker_node(c.attrs["Config"]["Hostname"]): c.name for c in running if _service(c) == "worker"}
-
-        def ok(probe: Callable[[Connection], None]) -> bool:
-            try:
-                probe(connection)
-            except ServiceUnreachable:
-                return False
-            return True
-
-        def ping() -> set[str]:
-            with Control(connection.broker_url()) as control:
-                return control.ping(list(workers))
-
-        with ThreadPoolExecutor(max_workers=3) as pool:
-            broker = pool.submit(ok, probe_broker)
-            backend = pool.submit(ok, probe_backend)
-            answered = pool.submit(ping) if workers else None
-            result = {}
-            for c in running:
-                service = _service(c)
-                if service == "broker":
-                    result[c.name] = broker.result()
-                elif service == "backend":
-                    result[c.name] = backend.result()
-            if answered is not None:
-                names = answered.result()
-                result.update({name: node in names for node, name in workers.items()})
-        return result
 
     # ---- up --------------------------------------------------------------------------------------
 
