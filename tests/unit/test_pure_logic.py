@@ -1,0 +1,70 @@
+"""The small pure pieces behind the commands: URL masking, result records, log ordering, port bindings."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+from typer.testing import CliRunner
+
+from celery_cli.cli import app
+from celery_cli.connection import mask_url
+from celery_cli.errors import ExitCode, PortInUse
+from celery_cli.results import _record
+from celery_cli.stack import _binding, _sortable, _start_error
+
+
+def test_mask_url_hides_the_password_and_keeps_the_rest() -> None:
+    masked = mask_url("amqp://tcel:s3cretpassword@127.0.0.1:5672//")
+    assert masked == "amqp://tcel:s3…@127.0.0.1:5672//"
+    assert mask_url("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"
+
+
+def test_a_failed_result_becomes_an_error_line_not_a_result() -> None:
+    meta = {"status": "FAILURE", "result": {"exc_type": "TypeError", "exc_message": ["bad operand"]},
+            "traceback": "Traceback ...", "name": "tasks.tsum", "args": [["a"]], "worker": "celery@w"}
+    record = _record("id-1", json.dumps(meta), {"started": "10.0", "finished": "10.5"})
+    assert record.state == "FAILURE" and record.result is None
+    assert record.error == "TypeError: bad operand"
+    assert record.runtime == 0.5 and record.args == '[["a"]]'
+
+
+def test_a_task_known_only_to_the_index_is_queued_and_an_unknown_one_is_none() -> None:
+    queued = _record("id-2", None, {"name": "tasks.add", "args": "[1, 2]", "sent": "5.0"})
+    assert queued.state == "PENDING" and queued.queued and queued.name == "tasks.add"
+    assert _record("id-3", None, {}) is None
+
+
+def test_docker_log_times_sort_in_time_order_despite_trimmed_fractions() -> None:
+    stamps = ["2026-01-01T00:00:01.5Z", "2026-01-01T00:00:01.123456789Z", "2026-01-01T00:00:01.12Z"]
+    assert sorted(stamps, key=_sortable) == [stamps[2], stamps[1], stamps[0]]
+
+
+def container(bindings: dict) -> SimpleNamespace:
+    return SimpleNamespace(attrs={"HostConfig": {"PortBindings": bindings}, "NetworkSettings": {}},
+                           labels={"io.tcel.service": "broker"}, name="tcel-x-broker", status="created")
+
+
+def test_binding_reads_address_and_port_of_a_published_port() -> None:
+    assert _binding(container({"5672/tcp": [{"HostIp": "127.0.0.1", "HostPort": "25672"}]}), 5672) == (
+        "127.0.0.1", 25672)
+    assert _binding(container({}), 5672) == (None, None)
+    assert _binding(None, 5672) == (None, None)
+
+
+def test_a_port_clash_at_start_names_the_address_and_the_option() -> None:
+    error = _start_error(container({}), Exception(
+        "driver failed programming external connectivity: listen tcp4 127.0.0.1:5672: bind: address already in use"))
+    assert isinstance(error, PortInUse) and error.exit_code == ExitCode.PORT_IN_USE
+    assert "127.0.0.1:5672" in str(error) and "--broker-port" in str(error)
+
+
+def test_expected_errors_reach_the_user_as_one_line_and_their_exit_code(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    monkeypatch.delenv("CELERY_BROKER_URL", raising=False)
+    monkeypatch.delenv("CELERY_RESULT_BACKEND_URL", raising=False)
+    result = CliRunner().invoke(app, ["result", "some-id", "--project-dir", str(tmp_path)])
+    assert result.exit_code == ExitCode.NOT_RUNNING
+    assert result.output.strip().splitlines()[-1].startswith("error: no stack")
+    bad = CliRunner().invoke(app, ["results", "--backend-url", "nonsense://x"])
+    assert bad.exit_code == ExitCode.USAGE and "invalid backend URL" in bad.output
