@@ -32,6 +32,7 @@ STOP_TIMEOUT = 10
 # running and reserved tasks go back to the queue either way (tests/faults/test_worker_killed.py).
 WORKER_STOP_TIMEOUT = 1
 PASSED_TO_WORKERS = ("TCEL_ADD_DELAY",)
+REDIS_CONF = "tcel-redis.conf"
 
 
 @dataclass(frozen=True)
@@ -275,7 +276,8 @@ class Stack:
         elif service == "backend":
             spec = {
                 "image": options.backend_image,
-                "command": ["redis-server", "--requirepass", connection.backend_password, "--appendonly", "yes"],
+                # the password goes in a file copied in before start, not on a command line `docker inspect` shows
+                "command": ["redis-server", f"/etc/{REDIS_CONF}"],
                 "ports": {"6379/tcp": (connection.bind, connection.backend_port)},
                 "volumes": {self.project.volume("backend"): {"bind": "/data", "mode": "rw"}},
             }
@@ -289,7 +291,7 @@ class Stack:
         hostname = key
         labels = {**self.project.labels, LABEL_SERVICE: service, LABEL_NUMBER: str(number or 0)}
         with engine_errors():
-            return self.client.containers.create(
+            container = self.client.containers.create(
                 name=self.project.container(service, number),
                 hostname=hostname,
                 labels=labels,
@@ -299,6 +301,9 @@ class Stack:
                 detach=True,
                 **spec,
             )
+            if service == "backend":
+                container.put_archive("/etc", _redis_conf(connection.backend_password))
+            return container
 
     def _start_all(self, containers: list[Container]) -> None:
         import docker
@@ -528,6 +533,20 @@ def _number(container: Container) -> int:
 
 def _pending_label(node_or_service: str) -> str:
     return node_or_service.partition("@")[2] or node_or_service
+
+
+def _redis_conf(password: str) -> bytes:
+    """A tar holding Redis's config: the password, and the append-only file that keeps results."""
+    import io
+    import tarfile
+
+    text = f"requirepass {password}\nappendonly yes\n".encode()
+    archive = io.BytesIO()
+    with tarfile.open(fileobj=archive, mode="w") as tar:
+        member = tarfile.TarInfo(REDIS_CONF)
+        member.size, member.mode = len(text), 0o644  # read by the redis user the image switches to
+        tar.addfile(member, io.BytesIO(text))
+    return archive.getvalue()
 
 
 def _binding(container: Container | None, port: int) -> tuple[str | None, int | None]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import stat
 import time
 
@@ -32,6 +33,13 @@ def test_backend_refuses_commands_without_the_password(stack) -> None:
     with redis.Redis(host="127.0.0.1", port=stack.connection.backend_port, socket_timeout=3) as anonymous:
         with pytest.raises(redis.exceptions.AuthenticationError):
             anonymous.get("celery-task-meta-anything")
+
+
+def test_passwords_are_not_in_the_containers_command_lines(stack) -> None:
+    c = stack.connection
+    for container in stack.containers():
+        config = json.dumps(container.attrs["Config"]["Cmd"]) + json.dumps(container.attrs["Args"])
+        assert c.backend_password not in config and c.broker_password not in config, container.name
 
 
 def test_credentials_are_random_long_and_owner_only(stack) -> None:
