@@ -10,12 +10,13 @@ import typer
 
 from ..connection import Endpoints, endpoints, resolve_url
 from ..control import Control
-from ..errors import ExitCode, ServiceUnreachable, TaskFailed, UsageError
+from ..errors import ExitCode, TaskFailed, UsageError
 from ..numbers import parse_numbers, split_words
 from .. import render
 from ..output import Output
 from ..results import ResultStore, TaskRecord
-from ..send import Sender, new_task_id
+from ..send import new_task_id
+from ..submit import submit
 from ..settings import resolve_project
 from .options import BackendUrl, BrokerUrl, Json, ProjectDir, ProjectName
 
@@ -80,12 +81,10 @@ def run_task(
 ) -> None:
     """Send one task; without --wait print its id, with --wait show its states live, then its result."""
     task_id = new_task_id()
-    store = ResultStore(where.backend_url)
-    store.client  # a malformed backend URL is refused here, before anything is sent
     if not wait:
-        with Sender(where) as sender:
-            sent = sender.send(name, args, task_id)
-        _record_sent(store, task_id, name, args, sent, out)
+        submitted = submit(where, name, args, task_id)
+        if submitted.warning:
+            out.warn(submitted.warning)
         if out.json_mode:
             out.data({"id": task_id, "task": name, "state": "SENT"})
             return
@@ -93,23 +92,17 @@ def run_task(
         if not quiet:
             out.info(f"sent {name}; its result: tcel result {task_id}")
         return
-    with store.watch(task_id) as wait_for, Sender(where) as sender:
-        sent = sender.send(name, args, task_id)
-        _record_sent(store, task_id, name, args, sent, out)
-        try:
-            with out.status(f"{name} {task_id[:8]}: PENDING") as progress:
-                record = wait_for(timeout, lambda state: progress(f"{name} {task_id[:8]}: {state}"))
-        except KeyboardInterrupt:
-            out.info(f"stopped waiting; task {task_id} goes on: tcel result {task_id}")
-            raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
-    show_outcome(record, out, quiet)
-
-
-def _record_sent(store: ResultStore, task_id: str, name: str, args: list[Any], sent: float, out: Output) -> None:
     try:
-        store.record_sent(task_id, name, args, sent)
-    except ServiceUnreachable as error:
-        out.warn(f"task {task_id} was sent, but {error.message}")
+        with out.status(f"{name} {task_id[:8]}: PENDING") as progress:
+            submitted = submit(
+                where, name, args, task_id, wait=timeout, on_state=lambda state: progress(f"{name} {task_id[:8]}: {state}")
+            )
+    except KeyboardInterrupt:
+        out.info(f"stopped waiting; task {task_id} goes on: tcel result {task_id}")
+        raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
+    if submitted.warning:
+        out.warn(submitted.warning)
+    show_outcome(submitted.record, out, quiet)
 
 
 def show_outcome(record: TaskRecord, out: Output, quiet: bool) -> None:
