@@ -6,7 +6,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -91,11 +91,6 @@ class Output:
     def line(self, text: str) -> None:
         """Print a plain line of data to stdout."""
         self.stdout.print(text, markup=False)
-
-    def table(self, title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-        from .render import table
-
-        self.stdout.print(table(title, columns, rows))
 
     def render(self, *renderables: Any) -> None:
         """Print Rich renderables (tables, texts) to stdout."""

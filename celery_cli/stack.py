@@ -133,7 +133,7 @@ class Stack:
 
     def up(self, options: UpOptions, progress: Progress) -> UpReport:
         """Create or start whatever of the stack is missing or stopped; leave what runs alone."""
-        with self._lock(), engine_errors():
+        with self._lock(), engine_errors():  # one clear line for whatever the engine refuses in here
             existing = {c.name: c for c in self.containers()}
             # a running stack keeps its address and ports, whatever the options say now
             broker_ip, broker_port = _binding(existing.get(self.project.container("broker")), 5672)
@@ -148,8 +148,7 @@ class Stack:
             wanted = ["broker", "backend", *(f"worker-{n}" for n in range(1, worker_count + 1))]
             for service, image in (("broker", options.broker_image), ("backend", options.backend_image)):
                 if self.project.container(service) not in existing:
-                    with engine_errors():
-                        ensure_pulled(self.client, image, progress)
+                    ensure_pulled(self.client, image, progress)
             self._check_ports_free(existing, connection)
             worker_image = worker_image_name(self.project, options.python_image)
             report.built = self._ensure_worker_image(options, worker_image, progress)
@@ -188,10 +187,9 @@ class Stack:
 
     def _ensure_worker_image(self, options: UpOptions, worker_image: str, progress: Progress) -> bool:
         """Build the worker image if it is missing or a build is asked for; True if built."""
-        with engine_errors():
-            if options.build or not image_exists(self.client, worker_image):
-                build_worker_image(self.client, self.project, worker_image, options.python_image, progress)
-                return True
+        if options.build or not image_exists(self.client, worker_image):
+            build_worker_image(self.client, self.project, worker_image, options.python_image, progress)
+            return True
         return False
 
     def _remove_stale_workers(self, existing: dict[str, Container], worker_image: str) -> list[str]:
@@ -234,23 +232,21 @@ class Stack:
         return thing
 
     def _network(self) -> tuple[Any, bool]:
-        with engine_errors():
-            labelled = self.client.networks.list(filters={"label": f"{LABEL_PROJECT}={self.project.name}"})
-            found = [n for n in labelled if n.name == self.project.network]
-            if found:
-                return found[0], False
-            return self.client.networks.create(self.project.network, driver="bridge", labels=self.project.labels), True
+        labelled = self.client.networks.list(filters={"label": f"{LABEL_PROJECT}={self.project.name}"})
+        found = [n for n in labelled if n.name == self.project.network]
+        if found:
+            return found[0], False
+        return self.client.networks.create(self.project.network, driver="bridge", labels=self.project.labels), True
 
     def _volume(self, service: str) -> tuple[Any, bool]:
         import docker
 
         name = self.project.volume(service)
-        with engine_errors():
-            try:
-                volume = self.client.volumes.get(name)
-            except docker.errors.NotFound:
-                labels = {**self.project.labels, LABEL_SERVICE: service}
-                return self.client.volumes.create(name, labels=labels), True
+        try:
+            volume = self.client.volumes.get(name)
+        except docker.errors.NotFound:
+            labels = {**self.project.labels, LABEL_SERVICE: service}
+            return self.client.volumes.create(name, labels=labels), True
         if (volume.attrs.get("Labels") or {}).get(LABEL_PROJECT) != self.project.name:
             raise TcelError(
                 f"volume {name} exists but was not made by tcel for project {self.project.name}",
@@ -290,20 +286,19 @@ class Stack:
             spec = {"image": worker_image, "environment": environment, "stop_signal": "SIGQUIT"}
         hostname = key
         labels = {**self.project.labels, LABEL_SERVICE: service, LABEL_NUMBER: str(number or 0)}
-        with engine_errors():
-            container = self.client.containers.create(
-                name=self.project.container(service, number),
-                hostname=hostname,
-                labels=labels,
-                network=network.name,
-                networking_config={network.name: self.client.api.create_endpoint_config(aliases=[hostname])},
-                init=True,  # PID 1 forwards SIGTERM, so every service stops at once
-                detach=True,
-                **spec,
-            )
-            if service == "backend":
-                container.put_archive("/etc", _redis_conf(connection.backend_password))
-            return container
+        container = self.client.containers.create(
+            name=self.project.container(service, number),
+            hostname=hostname,
+            labels=labels,
+            network=network.name,
+            networking_config={network.name: self.client.api.create_endpoint_config(aliases=[hostname])},
+            init=True,  # PID 1 forwards SIGTERM, so every service stops at once
+            detach=True,
+            **spec,
+        )
+        if service == "backend":
+            container.put_archive("/etc", _redis_conf(connection.backend_password))
+        return container
 
     def _start_all(self, containers: list[Container]) -> None:
         import docker
@@ -315,8 +310,7 @@ class Stack:
                 raise _start_error(container, exc) from None
             container.reload()
 
-        with engine_errors():
-            _parallel(start, containers)
+        _parallel(start, containers)
 
     def _remove_made(self, made: list[Any]) -> None:
         """Undo what a failed `up` made, newest first, ignoring what is already gone."""
@@ -448,13 +442,12 @@ class Stack:
         with self._lock(create=False), engine_errors():
             containers = self.containers()
             self._stop_and_remove(containers)
-            with engine_errors():
-                networks = self.client.networks.list(filters=label)
-                for network in networks:
-                    network.remove()
-                removed_volumes = self.client.volumes.list(filters=label) if volumes else []
-                for volume in removed_volumes:
-                    volume.remove(force=True)
+            networks = self.client.networks.list(filters=label)
+            for network in networks:
+                network.remove()
+            removed_volumes = self.client.volumes.list(filters=label) if volumes else []
+            for volume in removed_volumes:
+                volume.remove(force=True)
         return DownReport(
             containers=[c.name for c in containers],
             networks=[n.name for n in networks],
@@ -472,8 +465,7 @@ class Stack:
             except docker.errors.NotFound:
                 pass
 
-        with engine_errors():
-            _parallel(stop_and_remove, containers)
+        _parallel(stop_and_remove, containers)
 
     @contextmanager
     def _lock(self, create: bool = True) -> Iterator[None]:

@@ -152,7 +152,7 @@ def result(
             ("finished", render.when(record.finished)),
             ("runtime", render.seconds(record.runtime)),
         ]
-        out.table(f"task {record.id}", ["field", "value"], [r for r in rows if r[1] is not None])
+        out.render(render.table(f"task {record.id}", ["field", "value"], [r for r in rows if r[1] is not None]))
         if record.traceback:
             out.info(record.traceback.rstrip())
     if record.state in ("FAILURE", "REVOKED"):
