@@ -27,7 +27,7 @@ CELERY = str(BIN / "celery")
 RESULTS = REPO / "benchmarks" / "results"
 
 sys.path.insert(0, str(REPO))
-from celery_cli import connection as connections  # noqa: E402
+from celery_cli import credentials  # noqa: E402
 from celery_cli.settings import resolve_project  # noqa: E402
 
 
@@ -108,7 +108,7 @@ class Bench:
         """tcel up / down against docker-compose up -d + a `celery inspect ping` loop / docker-compose down."""
         self.tcel("up")  # creates volumes, builds the worker image; not timed
         self.tcel("down")
-        c = connections.load(resolve_project(self.directory, self.name))
+        c = credentials.load(resolve_project(self.directory, self.name))
         self.compose_connection = c.with_ports("127.0.0.1", 25673, 26380)
         (self.directory / "compose.env").write_text(
             "".join(f"{k}={v}\n" for k, v in {
@@ -138,7 +138,7 @@ class Bench:
 
     def round_trip(self) -> None:
         self.tcel("up")
-        c = connections.load(resolve_project(self.directory, self.name))
+        c = credentials.load(resolve_project(self.directory, self.name))
         env = {"CELERY_BROKER_URL": c.broker_url(), "CELERY_RESULT_BACKEND_URL": c.backend_url()}
 
         def celery_call_and_result() -> None:
@@ -155,7 +155,7 @@ class Bench:
         """`tcel results` and `tcel status` with 1,000 and then 100,000 stored results."""
         import redis
 
-        c = connections.load(resolve_project(self.directory, self.name))
+        c = credentials.load(resolve_project(self.directory, self.name))
         client = redis.Redis(host=c.host, port=c.backend_port, password=c.backend_password)
         times: dict[tuple[str, int], list[float]] = {}
         stored = 0
@@ -169,7 +169,7 @@ class Bench:
                      times[(command, 1_000)], f"tcel {command} at 1,000", 1.5)
 
     def throughput(self, count: int) -> None:
-        c = connections.load(resolve_project(self.directory, self.name))
+        c = credentials.load(resolve_project(self.directory, self.name))
         plain, ours, ceiling = [], [], []
         for n in range(self.heavy_rounds):
             def tcel_bench() -> None:

@@ -8,7 +8,7 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
-from .commands import stack, status, tasks
+from .commands import bench, control, lifecycle, results, sending, status
 from .errors import ExitCode, TcelError
 from .output import Output
 
@@ -36,9 +36,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
-stack.register(app)
-status.register(app)
-tasks.register(app)
+for commands in (lifecycle, status, sending, results, control, bench):
+    commands.register(app)
 
 
 def main() -> None:

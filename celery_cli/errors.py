@@ -75,3 +75,14 @@ class TaskFailed(TcelError):
 
 class NotFound(TcelError):
     exit_code = ExitCode.NOT_FOUND
+
+
+def unreachable(service: str, where: str, cause: BaseException | str, hint: str | None = None) -> ServiceUnreachable:
+    """The one way to say that the broker or the backend does not answer, and why."""
+    reason = str(cause) or type(cause).__name__
+    return ServiceUnreachable(f"the {service} at {where} does not answer ({reason})", hint=hint)
+
+
+def start_or_check(service: str) -> str:
+    """The hint for a task command whose broker or backend does not answer."""
+    return f"start the stack with 'tcel up', or check --{service}-url"

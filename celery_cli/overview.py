@@ -7,12 +7,13 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from . import connection as connections
-from .broker import QueueInfo, queues
-from .control import Control, worker_node
+from .credentials import state_file
 from .errors import NotRunning, TcelError
-from .results import BackendInfo, ResultStore, TaskRecord
-from .stack import ServiceStatus, Stack
+from .names import QUEUE
+from .queues import QueueInfo, queues
+from .remote_control import Control, worker_node
+from .result_store import BackendInfo, ResultStore, TaskRecord
+from .stack.base import ServiceStatus, Stack
 
 PART_TIMEOUT = 0.5
 RECENT_TASKS = 10
@@ -81,21 +82,21 @@ def gather(stack: Stack) -> Overview:
     from concurrent.futures import ThreadPoolExecutor
 
     overview = Overview(stack.project.name)
-    connection = connections.load(stack.project)
+    access = stack.endpoints()
     with ThreadPoolExecutor(max_workers=4) as pool:
         services = pool.submit(stack.status)
         parts: dict[str, Callable[[], Any]] = {}
-        if connection is None:
+        if access is None:
             overview.failures["stack"] = NotRunning(
-                f"no credentials in {connections.state_file(stack.project)}", hint="run 'tcel up'"
+                f"no credentials in {state_file(stack.project)}", hint="run 'tcel up'"
             )
         else:
-            store = ResultStore(connection.backend_url(), timeout=PART_TIMEOUT)
+            store = ResultStore(access.backend_url(), timeout=PART_TIMEOUT)
             parts = {
-                "queues": lambda: queues(connection, PART_TIMEOUT),
+                "queues": lambda: queues(access, PART_TIMEOUT),
                 "backend": store.info,
                 "tasks": lambda: store.recent(RECENT_TASKS),
-                "workers": lambda: _workers(connection.broker_url(), _worker_nodes(services)),
+                "workers": lambda: _workers(access.broker_url(), _worker_nodes(services)),
             }
         futures = {name: pool.submit(read) for name, read in parts.items()}
         overview.services = _collect(services, "services", overview, [])
@@ -106,7 +107,7 @@ def gather(stack: Stack) -> Overview:
         # with late acks every message a worker holds, running or reserved, is unacknowledged
         held = sum((w.active or 0) + (w.reserved or 0) for w in overview.workers)
         for queue in overview.queues:
-            queue.unacked = held if queue.name == "celery" else None
+            queue.unacked = held if queue.name == QUEUE else None
     return overview
 
 

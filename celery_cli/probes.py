@@ -4,67 +4,67 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .errors import ServiceUnreachable
+from .errors import ServiceUnreachable, unreachable
 
 if TYPE_CHECKING:
     import amqp
 
-    from .connection import Connection
+    from .credentials import Credentials
 
 
 class BrokerRefusedLogin(ServiceUnreachable):
     """The broker answers but refuses tcel's user: its data volume was made with other credentials."""
 
 
-def amqp_client(connection: Connection, timeout: float) -> amqp.Connection:
+def amqp_client(credentials: Credentials, timeout: float) -> amqp.Connection:
     """An AMQP connection (not yet open) to the stack's broker from the host, every wait bounded."""
     import amqp
 
     return amqp.Connection(
-        host=f"{connection.host}:{connection.broker_port}",
-        userid=connection.broker_user,
-        password=connection.broker_password,
+        host=f"{credentials.host}:{credentials.broker_port}",
+        userid=credentials.broker_user,
+        password=credentials.broker_password,
         connect_timeout=timeout,
         read_timeout=timeout,
         write_timeout=timeout,
     )
 
 
-def probe_broker(connection: Connection, timeout: float = 1.0) -> None:
+def probe_broker(credentials: Credentials, timeout: float = 1.0) -> None:
     """Log in to the broker over AMQP, or raise saying why not."""
     import amqp
 
-    where = f"{connection.host}:{connection.broker_port}"
-    client = amqp_client(connection, timeout)
+    where = f"{credentials.host}:{credentials.broker_port}"
+    client = amqp_client(credentials, timeout)
     try:
         client.connect()
         client.close()
     except amqp.exceptions.AccessRefused:
         raise BrokerRefusedLogin(
-            f"the broker at {where} refuses user {connection.broker_user!r}",
+            f"the broker at {where} refuses user {credentials.broker_user!r}",
             hint="its volume was made with other credentials: run 'tcel down --volumes', then 'tcel up'",
         ) from None
     except (OSError, amqp.exceptions.AMQPError) as exc:
-        raise ServiceUnreachable(f"the broker at {where} does not answer ({exc or type(exc).__name__})") from None
+        raise unreachable("broker", where, exc) from None
     finally:
         client.collect()
 
 
-def probe_backend(connection: Connection, timeout: float = 1.0) -> None:
+def probe_backend(credentials: Credentials, timeout: float = 1.0) -> None:
     """Send an authenticated PING to the backend, or raise saying why not."""
     import redis
 
-    where = f"{connection.host}:{connection.backend_port}"
+    where = f"{credentials.host}:{credentials.backend_port}"
     client = redis.Redis(
-        host=connection.host,
-        port=connection.backend_port,
-        password=connection.backend_password,
+        host=credentials.host,
+        port=credentials.backend_port,
+        password=credentials.backend_password,
         socket_timeout=timeout,
         socket_connect_timeout=timeout,
     )
     try:
         client.ping()
     except redis.exceptions.RedisError as exc:
-        raise ServiceUnreachable(f"the backend at {where} does not answer ({exc})") from None
+        raise unreachable("backend", where, exc) from None
     finally:
         client.close()

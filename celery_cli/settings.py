@@ -9,11 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import UsageError
+from .names import LABEL_PROJECT
 
 TEMPLATE_DIR = Path(__file__).parent / "template"
-LABEL_PROJECT = "io.tcel.project"
-LABEL_SERVICE = "io.tcel.service"
-LABEL_NUMBER = "io.tcel.number"
 
 DEFAULTS = {
     "TCEL_BROKER_IMAGE": "rabbitmq:4",

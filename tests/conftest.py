@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from celery_cli.settings import LABEL_PROJECT
+from celery_cli.names import LABEL_PROJECT
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -125,10 +125,10 @@ class StackProject:
 
     @property
     def connection(self):
-        from celery_cli import connection
+        from celery_cli import credentials
         from celery_cli.settings import resolve_project
 
-        return connection.load(resolve_project(self.directory, self.name))
+        return credentials.load(resolve_project(self.directory, self.name))
 
     def remove_everything(self) -> None:
         for container in self.containers():

@@ -8,30 +8,27 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
+from ..endpoints import Target
 from ..errors import ExitCode
 from ..output import Output
-from .options import Json, ProjectDir, ProjectName
+from .options import Json, which_stack
 
 if TYPE_CHECKING:
     from ..overview import Overview
 
 
-def status(
-    project_dir: ProjectDir = None,
-    project_name: ProjectName = None,
-    json: Json = False,
-) -> None:
+@which_stack()
+def status(target: Target, json: Json = False) -> None:
     """Show containers, workers, queues, backend and the last 10 tasks.
 
     Exits 0 when everything answers, 11 when some part is down or not ready (the rest is still shown).
     """
-    from .. import render
+    from .. import tables
     from ..overview import gather
-    from ..settings import resolve_project
-    from ..stack import Stack
+    from ..stack import open_stack
 
     out = Output(json)
-    view = gather(Stack(resolve_project(project_dir, project_name)))
+    view = gather(open_stack(target.project))
     if "services" in view.failures and "stack" in view.failures:
         raise view.failures["services"]  # nothing at all could be read: one line says why
     if json:
@@ -39,29 +36,28 @@ def status(
     elif not view.up:
         out.info(f"stack {view.project} is not up (no containers); start it with 'tcel up'")
     else:
-        out.render(*render.overview(view))
+        out.render(*tables.overview(view))
     if view.up and not view.healthy:
         raise typer.Exit(int(ExitCode.DEGRADED))
 
 
+@which_stack()
 def watch(
+    target: Target,
     count: Annotated[Optional[int], typer.Option("--count", "-n", min=1, help="Stop after this many refreshes.")] = None,
     interval: Annotated[float, typer.Option(min=0.2, help="Seconds between refreshes.")] = 1.0,
-    project_dir: ProjectDir = None,
-    project_name: ProjectName = None,
     json: Json = False,
 ) -> None:
     """Show the status view live, refreshed every second, with tasks/s completed, until Ctrl-C.
 
     Without a terminal each refresh is printed in turn (with --json, one JSON document per line).
     """
-    from .. import render
+    from .. import tables
     from ..overview import gather
-    from ..settings import resolve_project
-    from ..stack import Stack
+    from ..stack import open_stack
 
     out = Output(json)
-    stack = Stack(resolve_project(project_dir, project_name))
+    stack = open_stack(target.project)
     previous: Overview | None = None
     frames = 0
     live = out.live() if out.stdout.is_terminal and not json else None
@@ -74,9 +70,9 @@ def watch(
                 if json:
                     out.json_line({**view.as_dict(), "tasks_per_second": rate})
                 elif live is not None:
-                    live.update(out.group(*render.overview(view, rate)), refresh=True)
+                    live.update(out.group(*tables.overview(view, rate)), refresh=True)
                 else:
-                    out.render(*render.overview(view, rate))
+                    out.render(*tables.overview(view, rate))
                     out.line("")
                 previous, frames = view, frames + 1
                 if count is None or frames < count:

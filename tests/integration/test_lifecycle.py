@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import socket
 
-from celery_cli import connection
-from celery_cli.settings import LABEL_SERVICE, resolve_project
+from celery_cli import credentials
+from celery_cli.names import LABEL_SERVICE
+from celery_cli.settings import resolve_project
 
 
 def services_of(project) -> dict[str, str]:
@@ -58,7 +59,7 @@ def test_up_again_repair_status_and_down(project) -> None:
 def test_secrets_are_kept_owner_only_and_never_printed(project) -> None:
     up = project.tcel("up", "--no-wait")
     assert up.code == 0, up.stderr
-    saved = connection.load(resolve_project(project.directory, project.name))
+    saved = credentials.load(resolve_project(project.directory, project.name))
     assert saved is not None
     printed = up.stdout + up.stderr + project.tcel("status", "--json").stdout + project.tcel("up", "--json").stdout
     for secret in (saved.broker_password, saved.backend_password):

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from celery_cli.connection import state_file
+from celery_cli.credentials import state_file
 from celery_cli.settings import resolve_project
 
 

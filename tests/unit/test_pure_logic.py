@@ -8,10 +8,11 @@ from types import SimpleNamespace
 from typer.testing import CliRunner
 
 from celery_cli.cli import app
-from celery_cli.connection import mask_url
+from celery_cli.credentials import mask_url
 from celery_cli.errors import ExitCode, PortInUse
-from celery_cli.results import _record
-from celery_cli.stack import _binding, _sortable, _start_error
+from celery_cli.result_store import _record
+from celery_cli.stack.engine import binding as _binding, start_error as _start_error
+from celery_cli.stack.logs import sortable as _sortable
 
 
 def test_mask_url_hides_the_password_and_keeps_the_rest() -> None:

@@ -1,14 +1,34 @@
-"""The seed files at the top of the repo and the copies tcel ships for projects without their own."""
+"""The worker files at the top of the repo are the ones tcel ships for projects without their own."""
+
+import subprocess
+import sys
+import zipfile
 
 import pytest
 
 from celery_cli.settings import TEMPLATE_DIR
 from tests.conftest import REPO
 
+WORKER_FILES = ["Dockerfile", "tasks.py", "celeryconfig.py", "worker_hooks.py", ".dockerignore"]
 
-@pytest.mark.parametrize("name", ["Dockerfile", "tasks.py", "celeryconfig.py", "worker_hooks.py", ".dockerignore"])
-def test_shipped_template_matches_the_repository_files(name: str) -> None:
-    assert (TEMPLATE_DIR / name).read_text() == (REPO / name).read_text()
+
+@pytest.mark.parametrize("name", WORKER_FILES)
+def test_the_shipped_template_links_to_the_repository_files(name: str) -> None:
+    assert (TEMPLATE_DIR / name).is_symlink(), "one source: the template links to the top-level file"
+    assert (TEMPLATE_DIR / name).resolve() == (REPO / name).resolve()
+
+
+def test_a_built_wheel_carries_the_worker_files_and_builds_quietly(tmp_path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-v", "-w", str(tmp_path), str(REPO)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "importable package" not in done.stdout + done.stderr  # every package is declared
+    (wheel,) = tmp_path.glob("tcel-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        for name in WORKER_FILES:
+            assert archive.read(f"celery_cli/template/{name}") == (REPO / name).read_bytes()
 
 
 def test_worker_image_runs_celery_as_a_non_root_user() -> None:

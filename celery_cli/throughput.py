@@ -1,4 +1,5 @@
-"""`tcel bench`: send N tasks over one connection, collect every result in batches, report rates and latency."""
+"""Measuring throughput (`tcel bench`): send N tasks over one connection, collect every result in batches,
+report rates and latency."""
 
 from __future__ import annotations
 
@@ -6,10 +7,11 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
-from .connection import Endpoints
+from .endpoints import Endpoints
 from .errors import WaitTimeout
-from .results import ResultStore, timestamp
-from .send import Sender, new_task_id
+from .publisher import Sender, new_task_id
+from .result_store import ResultStore, timestamp
+
 
 @dataclass
 class BenchResult:

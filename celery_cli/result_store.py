@@ -2,7 +2,8 @@
 
 Celery's Redis backend stores each result as JSON under `celery-task-meta-<id>` and publishes it on a channel
 of the same name; the worker's worker_hooks module keeps `tcel:tasks` (ids by time) and `tcel:task:<id>`
-(name, args, times). Reading them with redis-py directly costs one round trip and no Celery import.
+(name, args, times): see names.py. Reading them with redis-py directly costs one round trip and no Celery
+import.
 """
 
 from __future__ import annotations
@@ -16,17 +17,15 @@ from datetime import datetime, timezone
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from .connection import mask_url
-from .errors import NotFound, ServiceUnreachable, UsageError, WaitTimeout
+from .credentials import mask_url
+from .errors import NotFound, ServiceUnreachable, UsageError, WaitTimeout, start_or_check, unreachable
+from .names import INDEX_KEY, INDEX_TTL, INFO_KEY
+from .names import RESULT_KEY as META_KEY
 
 if TYPE_CHECKING:
     import redis
 
-META_KEY = "celery-task-meta-"
-INDEX_KEY = "tcel:tasks"  # the same names as in the worker's worker_hooks.py
-INFO_KEY = "tcel:task:"
 READY_STATES = frozenset({"SUCCESS", "FAILURE", "REVOKED"})
-INDEX_TTL = 86400  # Celery's default result_expires
 
 
 @dataclass
@@ -51,6 +50,11 @@ class TaskRecord:
         if self.started is None or self.finished is None:
             return None
         return max(0.0, self.finished - self.started)
+
+    @property
+    def failed(self) -> bool:
+        """Ended without a result: what `tcel result` exits 9 for."""
+        return self.state in ("FAILURE", "REVOKED")
 
     @property
     def queued(self) -> bool:
@@ -106,10 +110,7 @@ class ResultStore:
                 hint="check --backend-url, or the stack's ~/.local/state/tcel/<project>.env",
             ) from None
         except redis.exceptions.RedisError as exc:
-            raise ServiceUnreachable(
-                f"the backend at {mask_url(self.backend_url)} does not answer ({exc})",
-                hint="start the stack with 'tcel up', or check --backend-url",
-            ) from None
+            raise unreachable("backend", mask_url(self.backend_url), exc, hint=start_or_check("backend")) from None
 
     def record_sent(self, task_id: str, name: str, args: list[Any], sent: float) -> None:
         """Put a task tcel sent into the index, so it shows as queued before any worker has it."""

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .connection import Connection
-from .errors import ServiceUnreachable
+from .credentials import Credentials
+from .errors import unreachable
+from .names import QUEUE
 from .probes import amqp_client
 
-TASK_QUEUES = ("celery",)  # Celery's default queue
+TASK_QUEUES = (QUEUE,)
 
 
 @dataclass
@@ -19,12 +20,12 @@ class QueueInfo:
     unacked: int | None = None  # held by workers; filled in from what they report
 
 
-def queues(connection: Connection, timeout: float = 0.5) -> list[QueueInfo]:
+def queues(credentials: Credentials, timeout: float = 0.5) -> list[QueueInfo]:
     """Each task queue that exists, with its ready messages and consumers (a passive declare per queue)."""
     import amqp
 
-    where = f"{connection.host}:{connection.broker_port}"
-    client = amqp_client(connection, timeout)
+    where = f"{credentials.host}:{credentials.broker_port}"
+    client = amqp_client(credentials, timeout)
     found = []
     try:
         client.connect()
@@ -37,7 +38,7 @@ def queues(connection: Connection, timeout: float = 0.5) -> list[QueueInfo]:
             found.append(QueueInfo(name, ready, consumers))
             channel.close()
     except (OSError, amqp.exceptions.AMQPError) as exc:
-        raise ServiceUnreachable(f"the broker at {where} does not answer ({exc or type(exc).__name__})") from None
+        raise unreachable("broker", where, exc) from None
     finally:
         client.collect()
     return found

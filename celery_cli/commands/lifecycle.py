@@ -1,4 +1,4 @@
-"""`tcel up`, `tcel down`, `tcel logs`, `tcel scale`: the stack's containers."""
+"""`tcel up`, `tcel down`, `tcel scale`, `tcel logs`: the stack's lifecycle."""
 
 from __future__ import annotations
 
@@ -6,19 +6,19 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
+from ..endpoints import Target
 from ..output import Output
-from .options import Json, ProjectDir, ProjectName
+from .options import Json, ReadyTimeout, which_stack
 
 if TYPE_CHECKING:
-    from ..connection import Connection
-    from ..stack import UpOptions, UpReport
+    from ..stack.base import UpOptions, UpReport
 
 # The services are imported inside the commands, so that `tcel --help` loads none of them.
 
 
+@which_stack()
 def up(
-    project_dir: ProjectDir = None,
-    project_name: ProjectName = None,
+    target: Target,
     workers: Annotated[
         Optional[int], typer.Option(min=1, max=32, help="Worker containers (default: as many as run, else 1).")
     ] = None,
@@ -27,7 +27,7 @@ def up(
     ] = None,
     build: Annotated[bool, typer.Option("--build", help="Rebuild the worker image and replace older workers.")] = False,
     wait: Annotated[bool, typer.Option("--wait/--no-wait", help="Wait until every service answers.")] = True,
-    timeout: Annotated[float, typer.Option(min=1, help="Seconds to wait for the stack to answer.")] = 120,
+    ready_timeout: ReadyTimeout = 120,
     bind: Annotated[
         Optional[str], typer.Option(help="Address to publish ports on [env TCEL_BIND; default 127.0.0.1].")
     ] = None,
@@ -51,34 +51,37 @@ def up(
     Creates only what is missing and starts only what is stopped, so running it again is safe.
     Credentials are generated on the first run and kept in ~/.local/state/tcel/<project>.env (owner-only).
     """
-    from ..connection import state_file
-    from ..settings import resolve_project
-    from ..stack import Stack
+    from ..stack import open_stack
 
     out = Output(json)
-    project = resolve_project(project_dir, project_name)
-    options = _options(
-        bind, broker_port, backend_port, broker_image, backend_image, python_image,
-        workers=workers, concurrency=concurrency, build=build,
-    )
-    stack = Stack(project)
-    with out.status(f"bringing up stack {project.name}") as progress:
-        report = stack.up(options, progress)
-        ready_after = stack.wait_ready(report.connection, timeout, progress) if wait else None
-    if json:
-        out.data(_up_json(project.name, report, ready_after, str(state_file(project))))
-        return
-    from ..connection import mask_url
-
-    c = report.connection
+    options = _options(bind, broker_port, backend_port, broker_image, backend_image, python_image,
+                       workers=workers, concurrency=concurrency, build=build)
+    stack = open_stack(target.project)
+    with out.status(f"bringing up stack {target.project.name}") as progress:
+        report = stack.start(options, ready_timeout if wait else None, progress)
+    name = target.project.name
     if not report.changed:
-        out.success(f"stack {project.name} is already up; nothing changed")
+        headline = f"stack {name} is already up; nothing changed"
     else:
-        out.success(f"stack {project.name} is up" + (f", ready in {ready_after:.1f}s" if ready_after else ""))
-        _changes(out, report)
-    out.info(f"  broker   {mask_url(c.broker_url())}")
-    out.info(f"  backend  {mask_url(c.backend_url())}")
-    out.info(f"  secrets  {state_file(project)}")
+        headline = f"stack {name} is up" + (f", ready in {report.ready_after:.1f}s" if report.ready_after else "")
+    _show(out, target, report, headline, endpoints=True)
+
+
+@which_stack()
+def scale(
+    target: Target,
+    workers: Annotated[int, typer.Argument(min=1, max=32, help="How many worker containers to run.")],
+    ready_timeout: ReadyTimeout = 120,
+    json: Json = False,
+) -> None:
+    """Add or remove worker containers; the broker and backend are left alone."""
+    from ..stack import open_stack
+
+    out = Output(json)
+    stack = open_stack(target.project)
+    with out.status(f"scaling stack {target.project.name} to {workers} worker(s)") as progress:
+        report = stack.scale(workers, _options(), ready_timeout, progress)
+    _show(out, target, report, f"stack {target.project.name} runs {workers} worker(s), all answering")
 
 
 def _options(
@@ -92,7 +95,7 @@ def _options(
 ) -> UpOptions:
     """Options as given, each falling back to env, the user's config, then the default."""
     from ..settings import bind_setting, port_setting, setting
-    from ..stack import UpOptions
+    from ..stack.base import UpOptions
 
     return UpOptions(
         bind=bind_setting(bind),
@@ -105,115 +108,69 @@ def _options(
     )
 
 
-def _changes(out: Output, report: UpReport) -> None:
+def _show(out: Output, target: Target, report: UpReport, headline: str, endpoints: bool = False) -> None:
+    from ..credentials import mask_url, state_file
+
+    secrets = state_file(target.project)
+    if out.json_mode:
+        out.data(report.as_dict(target.project.name, str(secrets)))
+        return
+    out.success(headline)
     for verb, names in (("created", report.created), ("started", report.started), ("removed", report.removed)):
         if names:
             out.info(f"  {verb:<8} {', '.join(names)}")
+    if endpoints:
+        out.info(f"  broker   {mask_url(report.credentials.broker_url())}")
+        out.info(f"  backend  {mask_url(report.credentials.backend_url())}")
+        out.info(f"  secrets  {secrets}")
 
 
-def _up_json(name: str, report: UpReport, ready_after: float | None, credentials: str) -> dict:
-    return {
-        "project": name,
-        "changed": report.changed,
-        "built": report.built,
-        "created": report.created,
-        "started": report.started,
-        "removed": report.removed,
-        "ready": ready_after is not None,
-        "ready_seconds": round(ready_after, 2) if ready_after is not None else None,
-        **_endpoints(report.connection),
-        "credentials_file": credentials,
-    }
-
-
-def _endpoints(c: Connection) -> dict:
-    from ..connection import mask
-
-    return {
-        "broker": {
-            "host": c.host,
-            "port": c.broker_port,
-            "user": c.broker_user,
-            "password": mask(c.broker_password),
-        },
-        "backend": {"host": c.host, "port": c.backend_port, "password": mask(c.backend_password)},
-    }
-
-
+@which_stack()
 def down(
-    project_dir: ProjectDir = None,
-    project_name: ProjectName = None,
+    target: Target,
     volumes: Annotated[bool, typer.Option("--volumes", help="Also delete the broker's and backend's data.")] = False,
     json: Json = False,
 ) -> None:
     """Stop and remove the stack; data volumes are kept unless --volumes."""
-    from ..settings import resolve_project
-    from ..stack import Stack
+    from ..stack import open_stack
 
     out = Output(json)
-    project = resolve_project(project_dir, project_name)
-    with out.status(f"stopping stack {project.name}"):
-        report = Stack(project).down(volumes=volumes)
+    name = target.project.name
+    with out.status(f"stopping stack {name}"):
+        report = open_stack(target.project).down(volumes=volumes)
     if json:
-        out.data({"project": project.name, **vars(report)})
+        out.data({"project": name, **vars(report)})
     elif not (report.containers or report.networks or report.volumes):
-        out.success(f"nothing to remove for stack {project.name}")
+        out.success(f"nothing to remove for stack {name}")
     else:
         removed = [f"{len(report.containers)} container(s)", f"{len(report.networks)} network(s)"]
         if volumes:
             removed.append(f"{len(report.volumes)} volume(s)")
-        out.success(f"stack {project.name} is down: removed {', '.join(removed)}")
+        out.success(f"stack {name} is down: removed {', '.join(removed)}")
 
 
+@which_stack()
 def logs(
+    target: Target,
     service: Annotated[
         Optional[str], typer.Argument(help="broker, backend, worker (all workers) or worker-N; default: all.")
     ] = None,
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new lines until Ctrl-C.")] = False,
     tail: Annotated[Optional[int], typer.Option(min=0, help="Only the last N lines of each container.")] = None,
-    project_dir: ProjectDir = None,
-    project_name: ProjectName = None,
     json: Annotated[bool, typer.Option("--json", help="One JSON object per line: service and line.")] = False,
 ) -> None:
     """Show the containers' logs, interleaved and prefixed with their service, as compose does."""
-    from ..settings import resolve_project
-    from ..stack import Stack
+    from ..stack import open_stack
 
     out = Output(json)
     try:
-        for source, text in Stack(resolve_project(project_dir, project_name)).logs(service, follow, tail):
+        for source, text in open_stack(target.project).logs(service, follow, tail):
             if json:
                 out.json_line({"service": source, "line": text})
             else:
                 out.log_line(source, text)
     except KeyboardInterrupt:
         pass
-
-
-def scale(
-    workers: Annotated[int, typer.Argument(min=1, max=32, help="How many worker containers to run.")],
-    timeout: Annotated[float, typer.Option(min=1, help="Seconds to wait for new workers to answer.")] = 120,
-    project_dir: ProjectDir = None,
-    project_name: ProjectName = None,
-    json: Json = False,
-) -> None:
-    """Add or remove worker containers; the broker and backend are left alone."""
-    from ..connection import state_file
-    from ..settings import resolve_project
-    from ..stack import Stack
-
-    out = Output(json)
-    project = resolve_project(project_dir, project_name)
-    options = _options(workers=workers, workers_only=True)
-    stack = Stack(project)
-    with out.status(f"scaling stack {project.name} to {workers} worker(s)") as progress:
-        report = stack.up(options, progress)
-        ready_after = stack.wait_ready(report.connection, timeout, progress)
-    if json:
-        out.data(_up_json(project.name, report, ready_after, str(state_file(project))))
-        return
-    out.success(f"stack {project.name} runs {workers} worker(s), all answering")
-    _changes(out, report)
 
 
 def register(app: typer.Typer) -> None:

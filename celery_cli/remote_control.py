@@ -5,8 +5,8 @@ from __future__ import annotations
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from .connection import mask_url
-from .errors import ServiceUnreachable
+from .credentials import mask_url
+from .errors import ServiceUnreachable, start_or_check, unreachable
 
 if TYPE_CHECKING:
     from celery import Celery
@@ -90,10 +90,7 @@ class Control:
             raise self._unreachable(exc) from None
 
     def _unreachable(self, exc: Exception) -> ServiceUnreachable:
-        return ServiceUnreachable(
-            f"the broker at {mask_url(self.broker_url)} does not answer ({exc})",
-            hint="start the stack with 'tcel up', or check --broker-url",
-        )
+        return unreachable("broker", mask_url(self.broker_url), exc, hint=start_or_check("broker"))
 
     def close(self) -> None:
         if "app" in self.__dict__:

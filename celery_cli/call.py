@@ -1,4 +1,5 @@
-"""What `tcel add` and `tcel tsum` do: send one task, index it, and wait for its result if asked."""
+"""Calling a task, the one path every sending command takes: send it, index it, wait for it if asked, and
+decide what its end means for the exit code."""
 
 from __future__ import annotations
 
@@ -6,10 +7,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .connection import Endpoints
-from .errors import ServiceUnreachable
-from .results import ResultStore, TaskRecord
-from .send import Sender
+from .endpoints import Endpoints
+from .errors import ServiceUnreachable, TaskFailed
+from .publisher import Sender
+from .result_store import ResultStore, TaskRecord
 
 
 @dataclass
@@ -42,6 +43,15 @@ def submit(
         sent = sender.send(name, args, task_id)
         warning = _index(store, task_id, name, args, sent)
         return Submitted(task_id, wait_for(wait, on_state), warning)
+
+
+def failure(record: TaskRecord) -> TaskFailed | None:
+    """What a waited-for task's end means: None when it succeeded, else the error to exit with (9)."""
+    if record.state == "SUCCESS":
+        return None
+    if record.state == "FAILURE":
+        return TaskFailed(f"task {record.id} ({record.name}) failed: {record.error}")
+    return TaskFailed(f"task {record.id} ({record.name}) ended {record.state}")
 
 
 def _index(store: ResultStore, task_id: str, name: str, args: list[Any], sent: float) -> str | None:

@@ -1,4 +1,4 @@
-"""Where a stack's credentials and published ports are kept, and the URLs built from them."""
+"""A stack's credentials and published ports: generated, kept in the state file, turned into URLs, masked."""
 
 from __future__ import annotations
 
@@ -7,14 +7,14 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from .errors import NotRunning
+from .names import BACKEND_PORT, BROKER_PORT
 from .settings import Project, read_env_file
 
 BROKER_USER = "tcel"
 
 
 @dataclass(frozen=True)
-class Connection:
+class Credentials:
     """How to reach one stack's broker and backend, from the host or from inside its network."""
 
     broker_user: str
@@ -40,11 +40,11 @@ class Connection:
     def inside_network(self) -> dict[str, str]:
         """The worker's environment: the seed's variables, pointing at the services' network aliases."""
         return {
-            "CELERY_BROKER_URL": self.broker_url("broker", 5672),
-            "CELERY_RESULT_BACKEND_URL": self.backend_url("backend", 6379),
+            "CELERY_BROKER_URL": self.broker_url("broker", BROKER_PORT),
+            "CELERY_RESULT_BACKEND_URL": self.backend_url("backend", BACKEND_PORT),
         }
 
-    def with_ports(self, bind: str, broker_port: int, backend_port: int) -> Connection:
+    def with_ports(self, bind: str, broker_port: int, backend_port: int) -> Credentials:
         return replace(self, bind=bind, broker_port=broker_port, backend_port=backend_port)
 
 
@@ -56,11 +56,11 @@ def state_file(project: Project) -> Path:
     return project.state_dir / f"{project.name}.env"
 
 
-def load(project: Project) -> Connection | None:
+def load(project: Project) -> Credentials | None:
     values = read_env_file(state_file(project))
     if not values.get("TCEL_BROKER_PASSWORD") or not values.get("TCEL_BACKEND_PASSWORD"):
         return None
-    return Connection(
+    return Credentials(
         broker_user=values.get("TCEL_BROKER_USER", BROKER_USER),
         broker_password=values["TCEL_BROKER_PASSWORD"],
         backend_password=values["TCEL_BACKEND_PASSWORD"],
@@ -70,23 +70,23 @@ def load(project: Project) -> Connection | None:
     )
 
 
-def generate() -> Connection:
+def generate() -> Credentials:
     """Fresh random credentials for a new stack (never RabbitMQ's guest)."""
     import secrets
 
-    return Connection(BROKER_USER, secrets.token_urlsafe(24), secrets.token_urlsafe(24))
+    return Credentials(BROKER_USER, secrets.token_urlsafe(24), secrets.token_urlsafe(24))
 
 
-def save(project: Project, connection: Connection) -> None:
+def save(project: Project, credentials: Credentials) -> None:
     """Write the state file readable by its owner only; docker compose can read it with --env-file."""
     project.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     lines = {
-        "TCEL_BROKER_USER": connection.broker_user,
-        "TCEL_BROKER_PASSWORD": connection.broker_password,
-        "TCEL_BACKEND_PASSWORD": connection.backend_password,
-        "TCEL_BIND": connection.bind,
-        "TCEL_BROKER_PORT": connection.broker_port,
-        "TCEL_BACKEND_PORT": connection.backend_port,
+        "TCEL_BROKER_USER": credentials.broker_user,
+        "TCEL_BROKER_PASSWORD": credentials.broker_password,
+        "TCEL_BACKEND_PASSWORD": credentials.backend_password,
+        "TCEL_BIND": credentials.bind,
+        "TCEL_BROKER_PORT": credentials.broker_port,
+        "TCEL_BACKEND_PORT": credentials.backend_port,
     }
     path = state_file(project)
     tmp = path.with_suffix(".tmp")
@@ -95,33 +95,6 @@ def save(project: Project, connection: Connection) -> None:
     with os.fdopen(fd, "w") as handle:
         handle.write("".join(f"{key}={value}\n" for key, value in lines.items()))
     os.replace(tmp, path)
-
-
-@dataclass(frozen=True)
-class Endpoints:
-    """The broker and backend URLs the task commands talk to."""
-
-    broker_url: str
-    backend_url: str
-
-
-def endpoints(project: Project, broker_url: str | None = None, backend_url: str | None = None) -> Endpoints:
-    return Endpoints(resolve_url(project, "broker", broker_url), resolve_url(project, "backend", backend_url))
-
-
-def resolve_url(project: Project, service: str, option: str | None) -> str:
-    """The option first, then the seed's CELERY_* variable, then the stack `tcel up` started here."""
-    variable = "CELERY_BROKER_URL" if service == "broker" else "CELERY_RESULT_BACKEND_URL"
-    url = option or os.environ.get(variable)
-    if url:
-        return url
-    stack = load(project)
-    if stack is None:
-        raise NotRunning(
-            f"no stack {project.name!r} has been started (no {state_file(project)})",
-            hint=f"run 'tcel up' there, or pass --{service}-url",
-        )
-    return stack.broker_url() if service == "broker" else stack.backend_url()
 
 
 def mask_url(url: str) -> str:

@@ -1,12 +1,12 @@
 import stat
 from pathlib import Path
 
-from celery_cli import connection
+from celery_cli import credentials
 from celery_cli.settings import resolve_project
 
 
 def test_generated_credentials_are_random_and_never_guest() -> None:
-    first, second = connection.generate(), connection.generate()
+    first, second = credentials.generate(), credentials.generate()
     assert first.broker_user != "guest"
     assert len(first.broker_password) >= 24
     assert first.broker_password != second.broker_password
@@ -16,18 +16,18 @@ def test_generated_credentials_are_random_and_never_guest() -> None:
 def test_state_file_round_trips_and_is_owner_only(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     project = resolve_project(tmp_path, "demo")
-    assert connection.load(project) is None
-    saved = connection.generate().with_ports("127.0.0.1", 25672, 16379)
-    connection.save(project, saved)
-    assert connection.load(project) == saved
-    path = connection.state_file(project)
+    assert credentials.load(project) is None
+    saved = credentials.generate().with_ports("127.0.0.1", 25672, 16379)
+    credentials.save(project, saved)
+    assert credentials.load(project) == saved
+    path = credentials.state_file(project)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert stat.S_IMODE(project.state_dir.stat().st_mode) == 0o700
     assert path == tmp_path / "state" / "tcel" / "demo.env"
 
 
 def test_urls_point_at_loopback_from_the_host_and_at_aliases_inside() -> None:
-    c = connection.Connection("tcel", "bpw", "rpw", bind="0.0.0.0", broker_port=15672, backend_port=16379)
+    c = credentials.Credentials("tcel", "bpw", "rpw", bind="0.0.0.0", broker_port=15672, backend_port=16379)
     assert c.broker_url() == "amqp://tcel:bpw@127.0.0.1:15672//"
     assert c.backend_url() == "redis://:rpw@127.0.0.1:16379/0"
     assert c.inside_network() == {
@@ -37,6 +37,6 @@ def test_urls_point_at_loopback_from_the_host_and_at_aliases_inside() -> None:
 
 
 def test_mask_never_shows_a_whole_secret() -> None:
-    secret = connection.generate().broker_password
-    assert secret not in connection.mask(secret)
-    assert connection.mask("short") == "…"
+    secret = credentials.generate().broker_password
+    assert secret not in credentials.mask(secret)
+    assert credentials.mask("short") == "…"

@@ -1,4 +1,5 @@
-"""How tcel draws things: tables for containers, workers, queues, backend and tasks, as Rich renderables."""
+"""How tcel draws things: tables for containers, workers, queues, backend, tasks and benchmarks, as Rich
+renderables that the output layer prints."""
 
 from __future__ import annotations
 
@@ -9,9 +10,10 @@ if TYPE_CHECKING:
     from rich.console import RenderableType
     from rich.table import Table
 
+    from .bench import BenchResult
     from .overview import Overview
-    from .results import TaskRecord
-    from .stack import ServiceStatus
+    from .result_store import TaskRecord
+    from .stack.base import ServiceStatus
 
 
 def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> Table:
@@ -55,6 +57,35 @@ def tasks_table(title: str, records: list[TaskRecord]) -> Table:
              seconds(r.runtime), r.worker]
             for r in records
         ],
+    )
+
+
+def task_detail(record: TaskRecord) -> Table:
+    """One task, field by field, as `tcel result` shows it."""
+    state = record.state + (" (queued, not started)" if record.queued else "")
+    rows = [
+        ("state", state),
+        ("result", value(record.result) if record.state == "SUCCESS" else None),
+        ("error", record.error),
+        ("task", record.name),
+        ("args", record.args),
+        ("worker", record.worker),
+        ("sent", when(record.sent)),
+        ("received", when(record.received)),
+        ("started", when(record.started)),
+        ("finished", when(record.finished)),
+        ("runtime", seconds(record.runtime)),
+    ]
+    return table(f"task {record.id}", ["field", "value"], [row for row in rows if row[1] is not None])
+
+
+def bench_table(count: int, result: BenchResult) -> Table:
+    latencies = (result.latency_p50, result.latency_p95, result.latency_p99)
+    return table(
+        f"bench: {count} x {result.task}",
+        ["sent/s", "completed/s", "p50", "p95", "p99", "failed", "total"],
+        [[f"{result.sent_per_second:.0f}", f"{result.completed_per_second:.0f}",
+          *(f"{latency * 1000:.1f} ms" for latency in latencies), result.failed, f"{result.total_seconds:.2f}s"]],
     )
 
 
@@ -110,7 +141,7 @@ def short(text: str | None, width: int = 40) -> str | None:
 
 
 def when(epoch: float | None) -> str | None:
-    from .results import iso_time
+    from .result_store import iso_time
 
     return iso_time(epoch, sep=" ")
 

@@ -1,7 +1,7 @@
 import pytest
 
 from celery_cli.errors import ExitCode, UsageError
-from celery_cli.numbers import parse_number, split_words
+from celery_cli.task_args import parse_number, split_words
 
 
 @pytest.mark.parametrize(

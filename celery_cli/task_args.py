@@ -1,4 +1,4 @@
-"""Parsing the numbers given to `add` and `tsum`: integers stay exact, decimals must be finite."""
+"""Arguments of the tutorial tasks: the numbers given to `add` and `tsum` (integers exact, decimals finite)."""
 
 from __future__ import annotations
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO
 
-from .errors import ImageError
-from .output import Progress
-from .settings import Project
+from ..errors import ImageError
+from ..names import LABEL_IMAGE, WORKER_IMAGE_KIND
+from ..output import Progress
+from ..settings import Project
 
 if TYPE_CHECKING:
     import docker
@@ -41,23 +43,40 @@ def ensure_pulled(client: docker.DockerClient, name: str, progress: Progress) ->
         raise ImageError(f"cannot pull image {name}: {exc.explanation or exc}", hint=OFFLINE_HINT) from None
 
 
+def context_files(context: Path) -> list[str]:
+    """The files of a build context that its .dockerignore lets into the build, as docker-py selects them."""
+    from docker.utils.build import exclude_paths
+
+    ignore = context / ".dockerignore"
+    patterns = [p.strip() for p in ignore.read_text().splitlines()] if ignore.is_file() else []
+    patterns = [p for p in patterns if p and not p.startswith("#")]
+    return sorted(r for r in exclude_paths(str(context), patterns) if (context / r).is_file())
+
+
 def worker_image_name(project: Project, python_image: str) -> str:
     """Name the worker image after what goes into it, so a changed tasks.py or Dockerfile means a new image
     and projects with the same files share one."""
     import hashlib
 
-    from docker.utils.build import exclude_paths
-
     context = project.build_context
-    ignore = context / ".dockerignore"
-    patterns = [p.strip() for p in ignore.read_text().splitlines()] if ignore.is_file() else []
-    patterns = [p for p in patterns if p and not p.startswith("#")]
     digest = hashlib.sha256(python_image.encode())
-    for relative in sorted(exclude_paths(str(context), patterns)):
-        path = context / relative
-        if path.is_file():
-            digest.update(relative.encode() + b"\0" + path.read_bytes() + b"\0")
+    for relative in context_files(context):
+        digest.update(relative.encode() + b"\0" + (context / relative).read_bytes() + b"\0")
     return f"tcel-worker:{digest.hexdigest()[:12]}"
+
+
+def context_tar(context: Path) -> BinaryIO:
+    """The build context as a tar of exactly the hashed files; symbolic links are followed (tcel's own
+    template links to the repository's top-level worker files)."""
+    import io
+    import tarfile
+
+    archive = io.BytesIO()
+    with tarfile.open(fileobj=archive, mode="w", dereference=True) as tar:
+        for relative in context_files(context):
+            tar.add(context / relative, arcname=relative, recursive=False)
+    archive.seek(0)
+    return archive
 
 
 def build_worker_image(
@@ -73,10 +92,11 @@ def build_worker_image(
     last = ""
     try:
         stream = client.api.build(
-            path=str(context),
+            fileobj=context_tar(context),
+            custom_context=True,
             tag=tag,
             buildargs={"PYTHON_IMAGE": python_image},
-            labels={"io.tcel.image": "worker"},
+            labels={LABEL_IMAGE: WORKER_IMAGE_KIND},
             network_mode="host",  # the only way a build reaches a package index on some engines
             rm=True,
             forcerm=True,

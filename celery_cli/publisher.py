@@ -1,4 +1,4 @@
-"""Sending tasks to the broker by name, as Celery's message protocol 2, with publisher confirms.
+"""Publishing task messages to the broker by name, as Celery's message protocol 2, with publisher confirms.
 
 Celery's own `send_task` would do the same, but importing Celery costs about 100 ms, more than the rest of a
 `tcel tsum --wait` round trip; py-amqp (which Celery itself uses underneath) costs a fraction of that. The
@@ -16,13 +16,14 @@ import uuid
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
-from .connection import Endpoints, mask_url
+from .credentials import mask_url
+from .endpoints import Endpoints
 from .errors import ServiceUnreachable, UsageError
+from .names import EXCHANGE, QUEUE, ROUTING_KEY
 
 if TYPE_CHECKING:
     import amqp
 
-QUEUE = "celery"  # Celery's default queue, bound to the direct exchange of the same name
 CONNECT_TIMEOUT = 2.0
 CONFIRM_TIMEOUT = 5.0  # a broker that blocks publishers (memory or disk alarm) must not hang the CLI
 RETRY_DELAYS = (0.2, 0.5)  # Celery retries a publish for a long time by default; a CLI answers within seconds
@@ -58,7 +59,7 @@ class Sender:
         )
         for delay in (*RETRY_DELAYS, None):
             try:
-                self._open().basic_publish(message, exchange=QUEUE, routing_key=QUEUE, confirm_timeout=CONFIRM_TIMEOUT)
+                self._open().basic_publish(message, exchange=EXCHANGE, routing_key=ROUTING_KEY, confirm_timeout=CONFIRM_TIMEOUT)
                 return sent
             except (OSError, amqp.exceptions.AMQPError, amqp.exceptions.MessageNacked) as exc:
                 self.close()
@@ -115,9 +116,9 @@ class Sender:
         )
         self._connection.connect()
         channel = self._connection.channel()
-        channel.exchange_declare(QUEUE, "direct", durable=True, auto_delete=False)
+        channel.exchange_declare(EXCHANGE, "direct", durable=True, auto_delete=False)
         channel.queue_declare(QUEUE, durable=True, auto_delete=False)
-        channel.queue_bind(QUEUE, QUEUE, QUEUE)
+        channel.queue_bind(QUEUE, EXCHANGE, ROUTING_KEY)
         self._channel = channel
         return channel
 

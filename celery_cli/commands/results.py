@@ -1,0 +1,67 @@
+"""`tcel result` and `tcel results`: reading what tasks did, from the result backend."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from ..endpoints import Target
+from ..errors import ExitCode
+from ..output import Output
+from .options import Json, which_stack
+
+
+@which_stack("backend")
+def result(
+    target: Target,
+    task_id: Annotated[str, typer.Argument(metavar="ID", help="The task id that add or tsum printed.")],
+    json: Json = False,
+) -> None:
+    """Show one task: state, result or error, args, worker, times.
+
+    Exits 10 for an id the backend does not know, 9 for a failed task.
+    """
+    from .. import tables
+    from ..result_store import ResultStore
+
+    out = Output(json)
+    record = ResultStore(target.url("backend")).lookup(task_id.strip())
+    if json:
+        out.data(record.as_dict())
+    else:
+        out.render(tables.task_detail(record))
+        if record.traceback:
+            out.info(record.traceback.rstrip())
+    if record.failed:
+        raise typer.Exit(int(ExitCode.TASK_FAILED))
+
+
+@which_stack("backend")
+def results(
+    target: Target,
+    count: Annotated[
+        int, typer.Option("--count", "-n", "--limit", min=1, max=10_000, help="How many tasks to show.")
+    ] = 20,
+    state: Annotated[
+        Optional[str], typer.Option(help="Only tasks in this state: PENDING, STARTED, SUCCESS, FAILURE, ...")
+    ] = None,
+    json: Json = False,
+) -> None:
+    """List recent tasks, newest first, whoever sent them."""
+    from .. import tables
+    from ..result_store import ResultStore
+
+    out = Output(json)
+    records = ResultStore(target.url("backend")).recent(count, state)
+    if json:
+        out.data({"tasks": [r.as_dict() for r in records]})
+    elif not records:
+        out.info("no tasks yet" + (f" in state {state.upper()}" if state else ""))
+    else:
+        out.render(tables.tasks_table("recent tasks", records))
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(result)
+    app.command()(results)

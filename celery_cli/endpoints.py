@@ -1,0 +1,57 @@
+"""Which stack a command talks to: the project, and the broker and backend URLs it resolves to."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+from .credentials import load, state_file
+from .errors import NotRunning
+from .settings import Project, resolve_project
+
+URL_VARIABLES = {"broker": "CELERY_BROKER_URL", "backend": "CELERY_RESULT_BACKEND_URL"}
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    """The broker and backend URLs the task commands talk to."""
+
+    broker_url: str
+    backend_url: str
+
+
+@dataclass(frozen=True)
+class Target:
+    """What the "which stack" options say: a project directory and name, and URLs given explicitly."""
+
+    project_dir: Path | None = None
+    project_name: str | None = None
+    broker_url: str | None = None
+    backend_url: str | None = None
+
+    @cached_property
+    def project(self) -> Project:
+        return resolve_project(self.project_dir, self.project_name)
+
+    def url(self, service: str) -> str:
+        """The broker's or backend's URL: the option, else the seed's CELERY_* variable, else the stack's."""
+        return resolve_url(self.project, service, self.broker_url if service == "broker" else self.backend_url)
+
+    def endpoints(self) -> Endpoints:
+        return Endpoints(self.url("broker"), self.url("backend"))
+
+
+def resolve_url(project: Project, service: str, option: str | None) -> str:
+    """The option first, then the seed's CELERY_* variable, then the stack `tcel up` started here."""
+    url = option or os.environ.get(URL_VARIABLES[service])
+    if url:
+        return url
+    stack = load(project)
+    if stack is None:
+        raise NotRunning(
+            f"no stack {project.name!r} has been started (no {state_file(project)})",
+            hint=f"run 'tcel up' there, or pass --{service}-url",
+        )
+    return stack.broker_url() if service == "broker" else stack.backend_url()

@@ -1,0 +1,28 @@
+"""Names the client and the worker must agree on: the task queue, the Redis keys, the Docker labels.
+
+The worker image does not install tcel, so `worker_hooks.py` keeps its own copy of the Redis index keys;
+`tests/unit/test_names.py` checks that the two agree.
+"""
+
+# Celery's default queue, bound with the same routing key to the direct exchange of the same name.
+QUEUE = "celery"
+EXCHANGE = "celery"
+ROUTING_KEY = "celery"
+
+# Celery's Redis backend stores a task's result under this prefix and publishes it on a channel of that name.
+RESULT_KEY = "celery-task-meta-"
+# The index the worker's hooks keep: task ids by time, and a small hash per task.
+INDEX_KEY = "tcel:tasks"
+INFO_KEY = "tcel:task:"
+INDEX_TTL = 86400  # Celery's default result_expires
+
+# Labels on everything tcel makes; nothing without the project label is ever touched.
+LABEL_PROJECT = "io.tcel.project"
+LABEL_SERVICE = "io.tcel.service"
+LABEL_NUMBER = "io.tcel.number"
+LABEL_IMAGE = "io.tcel.image"
+WORKER_IMAGE_KIND = "worker"  # the value of LABEL_IMAGE on worker images
+
+SERVICES = ("broker", "backend", "worker")
+BROKER_PORT = 5672  # inside the stack's network
+BACKEND_PORT = 6379

@@ -1,0 +1,138 @@
+"""What every engine's stack does (up, wait until ready, down, status, scale, logs, endpoints), and the plain
+values it takes and returns. Plain containers implement it today (containers.py); Swarm services next."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime, timezone
+from typing import Any
+
+from .. import credentials
+from ..credentials import Credentials
+from ..output import Progress
+from ..settings import Project
+
+
+@dataclass(frozen=True)
+class UpOptions:
+    bind: str
+    broker_port: int
+    backend_port: int
+    broker_image: str
+    backend_image: str
+    python_image: str
+    workers: int | None = None
+    concurrency: int | None = None
+    build: bool = False
+    workers_only: bool = False  # `tcel scale`: never create or start the broker or backend
+
+
+@dataclass
+class UpReport:
+    credentials: Credentials
+    created: list[str] = field(default_factory=list)
+    started: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    built: bool = False
+    ready_after: float | None = None  # seconds until every service answered, when waited for
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.created or self.started or self.removed or self.built)
+
+    def as_dict(self, project: str, credentials_file: str) -> dict[str, Any]:
+        """What `up --json` prints; secrets masked."""
+        from ..credentials import mask
+
+        c = self.credentials
+        return {
+            "project": project,
+            "changed": self.changed,
+            "built": self.built,
+            "created": self.created,
+            "started": self.started,
+            "removed": self.removed,
+            "ready": self.ready_after is not None,
+            "ready_seconds": round(self.ready_after, 2) if self.ready_after is not None else None,
+            "broker": {"host": c.host, "port": c.broker_port, "user": c.broker_user, "password": mask(c.broker_password)},
+            "backend": {"host": c.host, "port": c.backend_port, "password": mask(c.backend_password)},
+            "credentials_file": credentials_file,
+        }
+
+
+@dataclass
+class DownReport:
+    containers: list[str]
+    networks: list[str]
+    volumes: list[str]
+
+
+@dataclass
+class ServiceStatus:
+    """What `tcel status` shows of one running unit of a service (a container today)."""
+
+    service: str
+    name: str
+    hostname: str
+    state: str
+    ready: bool | None
+    image: str
+    ports: list[str]
+    started_at: datetime | None
+
+    @property
+    def uptime(self) -> float | None:
+        if self.state != "running" or self.started_at is None:
+            return None
+        return max(0.0, (datetime.now(timezone.utc) - self.started_at).total_seconds())
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["started_at"] = self.started_at.isoformat() if self.started_at else None
+        data["uptime_seconds"] = round(self.uptime, 1) if self.uptime is not None else None
+        return data
+
+
+class Stack(ABC):
+    """One project's stack. Commands hold one of these and never ask which engine runs it; they touch only
+    what carries the project's label."""
+
+    def __init__(self, project: Project) -> None:
+        self.project = project
+
+    @abstractmethod
+    def status(self) -> list[ServiceStatus]:
+        """Every unit of every service as the engine reports it; `ready` is left for the caller (None)."""
+
+    @abstractmethod
+    def up(self, options: UpOptions, progress: Progress) -> UpReport:
+        """Create or start whatever is missing or stopped, replace workers of an older image, leave the rest."""
+
+    @abstractmethod
+    def wait_ready(self, credentials: Credentials, timeout: float, progress: Progress) -> float:
+        """Wait until broker, backend and every worker answer; return the seconds it took."""
+
+    @abstractmethod
+    def down(self, volumes: bool = False) -> DownReport:
+        """Stop and remove everything of the project (the data volumes too, if asked)."""
+
+    @abstractmethod
+    def logs(self, service: str | None, follow: bool, tail: int | None) -> Iterator[tuple[str, str]]:
+        """(source, line) pairs, interleaved by time; as they come with `follow`."""
+
+    def endpoints(self) -> Credentials | None:
+        """How to reach the broker and backend from the host, once `up` has run."""
+        return credentials.load(self.project)
+
+    def start(self, options: UpOptions, ready_timeout: float | None, progress: Progress) -> UpReport:
+        """`up`, then wait until everything answers (unless ready_timeout is None)."""
+        report = self.up(options, progress)
+        if ready_timeout is not None:
+            report.ready_after = self.wait_ready(report.credentials, ready_timeout, progress)
+        return report
+
+    def scale(self, workers: int, options: UpOptions, ready_timeout: float, progress: Progress) -> UpReport:
+        """Run exactly `workers` workers, all answering; the broker and backend are left alone."""
+        return self.start(replace(options, workers=workers, workers_only=True), ready_timeout, progress)

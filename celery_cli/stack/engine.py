@@ -1,0 +1,240 @@
+"""Low-level Docker engine access, as docker-py's own `api/` is to its `models/`: connecting, turning
+docker-py's exceptions into tcel's, and the few container, network and volume calls the stack makes."""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import tarfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from ..errors import EngineUnreachable, PortInUse, TcelError
+from ..names import LABEL_IMAGE, LABEL_NUMBER, LABEL_PROJECT, LABEL_SERVICE, SERVICES, WORKER_IMAGE_KIND
+from ..settings import Project
+from .specs import ServiceSpec, stop_timeout
+
+if TYPE_CHECKING:
+    import docker
+    from docker.models.containers import Container
+
+
+def engine_address() -> str:
+    return os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+
+
+def connect(timeout: int = 60) -> docker.DockerClient:
+    """A client for the engine DOCKER_HOST names, or one clear error saying where tcel looked."""
+    import docker
+
+    try:
+        return docker.from_env(timeout=timeout)
+    except docker.errors.DockerException as exc:
+        raise _unreachable(exc) from None
+
+
+@contextmanager
+def engine_errors() -> Iterator[None]:
+    """Report a connection lost to the engine half-way through, or a request it refused, as one clear line."""
+    import docker
+    import requests
+
+    try:
+        yield
+    except requests.exceptions.ConnectionError as exc:
+        raise _unreachable(exc) from None
+    except docker.errors.APIError as exc:
+        raise TcelError(f"the Docker engine refused: {exc.explanation or exc}", hint="see 'tcel status'") from None
+
+
+def _unreachable(exc: Exception) -> EngineUnreachable:
+    return EngineUnreachable(
+        f"cannot reach the Docker engine at {engine_address()} ({type(exc).__name__})",
+        hint="start Docker, or set DOCKER_HOST to an engine that runs",
+    )
+
+
+def project_filter(project: Project) -> dict[str, str]:
+    return {"label": f"{LABEL_PROJECT}={project.name}"}
+
+
+def containers(client: docker.DockerClient, project: Project) -> list[Container]:
+    """The project's containers, broker first, then backend, then workers by number."""
+    found = client.containers.list(all=True, filters=project_filter(project))
+    return sorted(found, key=lambda c: (SERVICES.index(service_of(c)), number_of(c)))
+
+
+def service_of(container: Container) -> str:
+    return container.labels.get(LABEL_SERVICE, "worker")
+
+
+def number_of(container: Container) -> int:
+    return int(container.labels.get(LABEL_NUMBER, "0"))
+
+
+def hostname_of(container: Container) -> str:
+    return container.attrs["Config"]["Hostname"]
+
+
+def create(client: docker.DockerClient, project: Project, spec: ServiceSpec, network: str) -> Container:
+    """Create (not start) a service's container on the network, reachable there by its key."""
+    container = client.containers.create(
+        name=project.container(spec.service, spec.number),
+        image=spec.image,
+        hostname=spec.key,
+        labels=spec.labels(project),
+        environment=spec.environment,
+        command=spec.command,
+        ports={f"{inner}/tcp": outer for inner, outer in spec.ports.items()},
+        volumes={name: {"bind": path, "mode": "rw"} for name, path in spec.volumes.items()},
+        stop_signal=spec.stop_signal,
+        network=network,
+        networking_config={network: client.api.create_endpoint_config(aliases=[spec.key])},
+        init=True,  # PID 1 forwards SIGTERM, so every service stops at once
+        detach=True,
+    )
+    for path, content in spec.files.items():
+        container.put_archive(os.path.dirname(path), _tar_of(os.path.basename(path), content))
+    return container
+
+
+def _tar_of(name: str, content: bytes) -> bytes:
+    archive = io.BytesIO()
+    with tarfile.open(fileobj=archive, mode="w") as tar:
+        member = tarfile.TarInfo(name)
+        member.size, member.mode = len(content), 0o644  # readable by the user the image switches to
+        tar.addfile(member, io.BytesIO(content))
+    return archive.getvalue()
+
+
+def start_all(items: list[Container]) -> None:
+    import docker
+
+    def start(container: Container) -> None:
+        try:
+            container.start()
+        except docker.errors.APIError as exc:
+            raise start_error(container, exc) from None
+        container.reload()
+
+    parallel(start, items)
+
+
+def stop_and_remove(items: list[Container]) -> None:
+    import docker
+
+    def stop_and_remove_one(container: Container) -> None:
+        try:
+            if container.status == "running":
+                container.stop(timeout=stop_timeout(service_of(container)))
+            container.remove(force=True)
+        except docker.errors.NotFound:
+            pass
+
+    parallel(stop_and_remove_one, items)
+
+
+def network(client: docker.DockerClient, project: Project) -> tuple[Any, bool]:
+    """The project's network, and whether it was made now."""
+    found = [n for n in client.networks.list(filters=project_filter(project)) if n.name == project.network]
+    if found:
+        return found[0], False
+    return client.networks.create(project.network, driver="bridge", labels=project.labels), True
+
+
+def volume(client: docker.DockerClient, project: Project, service: str) -> tuple[Any, bool]:
+    """A service's data volume, and whether it was made now; refuses a volume tcel did not make."""
+    import docker
+
+    name = project.volume(service)
+    try:
+        found = client.volumes.get(name)
+    except docker.errors.NotFound:
+        return client.volumes.create(name, labels={**project.labels, LABEL_SERVICE: service}), True
+    if (found.attrs.get("Labels") or {}).get(LABEL_PROJECT) != project.name:
+        raise TcelError(
+            f"volume {name} exists but was not made by tcel for project {project.name}",
+            hint="remove or rename it, or choose another --project-name",
+        )
+    return found, False
+
+
+def remove_networks(client: docker.DockerClient, project: Project) -> list[str]:
+    found = client.networks.list(filters=project_filter(project))
+    for item in found:
+        item.remove()
+    return [item.name for item in found]
+
+
+def remove_volumes(client: docker.DockerClient, project: Project) -> list[str]:
+    found = client.volumes.list(filters=project_filter(project))
+    for item in found:
+        item.remove(force=True)
+    return [item.name for item in found]
+
+
+def remove_unused_worker_images(client: docker.DockerClient, image_ids: set[str]) -> None:
+    """Old worker images go once no container uses them; the engine refuses while one does."""
+    import docker
+
+    for image_id in image_ids:
+        try:
+            if client.images.get(image_id).labels.get(LABEL_IMAGE) == WORKER_IMAGE_KIND:
+                client.images.remove(image_id)
+        except docker.errors.APIError:
+            pass  # still used by a container, or already gone
+
+
+def binding(container: Container | None, port: int) -> tuple[str | None, int | None]:
+    """The host address and port a container's port is published on, if it is."""
+    bindings = container.attrs["HostConfig"].get("PortBindings") or {} if container is not None else {}
+    for bound in bindings.get(f"{port}/tcp") or []:
+        if bound.get("HostPort"):
+            return bound.get("HostIp") or None, int(bound["HostPort"])
+    return None, None
+
+
+def ports(container: Container) -> list[str]:
+    published = container.attrs["NetworkSettings"].get("Ports") or {}
+    bindings = container.attrs["HostConfig"].get("PortBindings") or {}
+    shown = published if container.status == "running" else bindings
+    return [
+        f"{b.get('HostIp') or '0.0.0.0'}:{b['HostPort']}->{inner}"
+        for inner, items in sorted(shown.items())
+        for b in items or []
+    ]
+
+
+def started_at(container: Container) -> datetime | None:
+    raw = container.attrs["State"].get("StartedAt", "")
+    if not raw or raw.startswith("0001"):
+        return None
+    return datetime.fromisoformat(raw[:26].rstrip("Z") + "+00:00")
+
+
+def start_error(container: Container, exc: Exception) -> TcelError:
+    text = str(getattr(exc, "explanation", None) or exc)
+    if "port is already allocated" in text or "address already in use" in text:
+        service = service_of(container)
+        where = re.search(r"(\d+\.\d+\.\d+\.\d+:\d+)", text)
+        return PortInUse(
+            f"{where.group(1) if where else 'a port'} for the {service} is already in use",
+            hint=f"choose another with --{service}-port or TCEL_{service.upper()}_PORT",
+        )
+    return TcelError(f"cannot start {container.name}: {text}", hint="see 'docker logs " + container.name + "'")
+
+
+def parallel(action: Callable[[Any], None], items: list[Any]) -> None:
+    """Run `action` on every item at once (the engine does the waiting); the first error is raised."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    if len(items) <= 1:
+        for item in items:
+            action(item)
+        return
+    with ThreadPoolExecutor(max_workers=min(8, len(items))) as pool:
+        for future in [pool.submit(action, item) for item in items]:
+            future.result()

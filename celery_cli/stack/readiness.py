@@ -1,0 +1,97 @@
+"""Waiting until a stack works: the broker takes a login, the backend a PING, every worker a Celery ping;
+and failing at once, with the container's last log line, when a service exits meanwhile."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from ..credentials import Credentials
+from ..errors import NotRunning, ServiceUnreachable, WaitTimeout
+from ..output import Progress
+from ..probes import BrokerRefusedLogin, probe_backend, probe_broker
+from ..remote_control import Control, worker_node
+from ..settings import Project
+from . import engine
+
+if TYPE_CHECKING:
+    from docker.models.containers import Container
+
+PROBE_TIMEOUT = 0.5
+PING_TIMEOUT = 0.25
+ALIVE_CHECK_INTERVAL = 1.0
+
+
+def wait_ready(
+    project: Project, containers: list[Container], access: Credentials, timeout: float, progress: Progress
+) -> float:
+    """Wait until the broker takes a login, the backend a PING and every worker a ping; return seconds."""
+    started = time.monotonic()
+    deadline = started + timeout
+    workers = {worker_node(engine.hostname_of(c)) for c in containers if engine.service_of(c) == "worker"}
+    pending = {"broker", "backend", *workers}
+    last_check = 0.0
+    with Control(access.broker_url()) as control:
+        while True:
+            pending -= _services_answering(access, pending)
+            if "broker" not in pending and pending & workers:
+                pending -= control.ping(sorted(pending & workers), PING_TIMEOUT)
+            if not pending:
+                return time.monotonic() - started
+            if time.monotonic() - last_check > ALIVE_CHECK_INTERVAL:
+                check_alive(project, containers)
+                last_check = time.monotonic()
+            waiting = ", ".join(sorted(_label(p) for p in pending))
+            progress(f"waiting for {waiting}")
+            if time.monotonic() > deadline:
+                raise WaitTimeout(
+                    f"{waiting} not ready after {timeout:.0f}s",
+                    hint="see 'tcel status' and 'docker logs' of those containers, or raise --ready-timeout",
+                )
+            time.sleep(0.1)
+
+
+def _services_answering(access: Credentials, pending: set[str]) -> set[str]:
+    """The broker and backend among `pending` that answer now; a refused login is raised at once."""
+    answering = set()
+    for service, probe in (("broker", probe_broker), ("backend", probe_backend)):
+        if service in pending:
+            try:
+                probe(access, PROBE_TIMEOUT)
+                answering.add(service)
+            except BrokerRefusedLogin:
+                raise
+            except ServiceUnreachable:
+                pass
+    return answering
+
+
+def check_alive(project: Project, containers: Iterable[Container]) -> None:
+    """Fail at once, with the container's last log line, when a service exits while we wait."""
+    with engine.engine_errors():
+        for c in containers:
+            c.reload()
+            if c.status in ("exited", "dead"):
+                tail = c.logs(tail=40).decode(errors="replace").strip().splitlines()
+                code = c.attrs["State"].get("ExitCode")
+                where = source_line(project, tail)
+                raise NotRunning(
+                    f"{c.name} exited with code {code}" + (f": {tail[-1].strip()}" if tail else "")
+                    + (f" ({where})" if where else ""),
+                    hint=f"see 'tcel logs {engine.hostname_of(c)}'; fix the cause, then run 'tcel up' again",
+                )
+
+
+def source_line(project: Project, log: list[str]) -> str | None:
+    """The project file and line a worker's traceback ends in, such as 'tasks.py line 3'."""
+    for line in reversed(log):
+        found = re.search(r'File "/home/user/([^"/]+)", line (\d+)', line)
+        if found and (project.build_context / found.group(1)).is_file():
+            return f"{project.build_context / found.group(1)} line {found.group(2)}"
+    return None
+
+
+def _label(node_or_service: str) -> str:
+    return node_or_service.partition("@")[2] or node_or_service

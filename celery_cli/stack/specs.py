@@ -1,0 +1,89 @@
+"""What each service's container looks like, whichever engine runs it: one spec per service."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from ..credentials import Credentials
+from ..names import BACKEND_PORT, BROKER_PORT, LABEL_NUMBER, LABEL_SERVICE
+from ..settings import Project
+from .base import UpOptions
+
+STOP_TIMEOUT = 10
+# A worker gets a second for its cold shutdown, then SIGKILL: with late acks and reject-on-worker-lost its
+# running and reserved tasks go back to the queue either way (tests/faults/test_worker_killed.py).
+WORKER_STOP_TIMEOUT = 1
+PASSED_TO_WORKERS = ("TCEL_ADD_DELAY",)
+REDIS_CONF = "/etc/tcel-redis.conf"
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """One container of the stack: its image, names, environment, ports, data and how it stops."""
+
+    service: str
+    number: int | None
+    image: str
+    environment: dict[str, str] = field(default_factory=dict)
+    ports: dict[int, tuple[str, int]] = field(default_factory=dict)  # inner port -> (host address, host port)
+    volumes: dict[str, str] = field(default_factory=dict)  # volume name -> path inside
+    files: dict[str, bytes] = field(default_factory=dict)  # path inside -> content, put in before start
+    command: list[str] | None = None
+    stop_signal: str | None = None
+    stop_timeout: int = STOP_TIMEOUT
+
+    @property
+    def key(self) -> str:
+        """The host name inside the stack and its network alias: broker, backend, worker-N."""
+        return f"{self.service}-{self.number}" if self.number else self.service
+
+    def labels(self, project: Project) -> dict[str, str]:
+        return {**project.labels, LABEL_SERVICE: self.service, LABEL_NUMBER: str(self.number or 0)}
+
+
+def broker(project: Project, options: UpOptions, credentials: Credentials) -> ServiceSpec:
+    return ServiceSpec(
+        "broker",
+        None,
+        options.broker_image,
+        environment={
+            "RABBITMQ_DEFAULT_USER": credentials.broker_user,
+            "RABBITMQ_DEFAULT_PASS": credentials.broker_password,
+        },
+        ports={BROKER_PORT: (credentials.bind, credentials.broker_port)},
+        volumes={project.volume("broker"): "/var/lib/rabbitmq"},
+    )
+
+
+def backend(project: Project, options: UpOptions, credentials: Credentials) -> ServiceSpec:
+    return ServiceSpec(
+        "backend",
+        None,
+        options.backend_image,
+        # the password goes in a file put in before start, not on a command line `docker inspect` shows
+        command=["redis-server", REDIS_CONF],
+        files={REDIS_CONF: f"requirepass {credentials.backend_password}\nappendonly yes\n".encode()},
+        ports={BACKEND_PORT: (credentials.bind, credentials.backend_port)},
+        volumes={project.volume("backend"): "/data"},
+    )
+
+
+def worker(number: int, options: UpOptions, credentials: Credentials, image: str) -> ServiceSpec:
+    environment = credentials.inside_network()
+    if options.concurrency:
+        environment["CELERY_WORKER_CONCURRENCY"] = str(options.concurrency)
+    environment.update({k: os.environ[k] for k in PASSED_TO_WORKERS if k in os.environ})
+    return ServiceSpec(
+        "worker",
+        number,
+        image,
+        environment=environment,
+        # Cold shutdown: running tasks go back to the queue instead of being waited for (SIGTERM's warm shutdown)
+        stop_signal="SIGQUIT",
+        stop_timeout=WORKER_STOP_TIMEOUT,
+    )
+
+
+def stop_timeout(service: str) -> int:
+    return WORKER_STOP_TIMEOUT if service == "worker" else STOP_TIMEOUT
