@@ -8,6 +8,7 @@
   it. A failure here is logged, never raised.
 """
 
+import json
 import logging
 import socket
 import time
@@ -19,6 +20,7 @@ from celery import signals
 INDEX_KEY = "tcel:tasks"
 INFO_KEY = "tcel:task:"
 MAX_TASKS = 10_000
+SHOWN_LIMIT = 200  # as celery_cli/task_args.py shows arguments
 
 BROKER_WAIT_SECONDS = 120
 
@@ -37,6 +39,31 @@ def _wait_for_broker(conf=None, **_):
             return
         except OSError:
             time.sleep(0.1)
+
+
+def _shown(value, limit=SHOWN_LIMIT):
+    """Arguments as JSON cut to `limit` characters: the same as celery_cli/task_args.py's `shown` (a test
+    compares them), so a task shows alike whoever sent it."""
+    text = _json_prefix(value, limit + 1)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _json_prefix(value, budget):
+    if isinstance(value, (list, tuple)):
+        text = "["
+        for index, item in enumerate(value):
+            if len(text) >= budget:
+                return text
+            text += (", " if index else "") + _json_prefix(item, budget - len(text))
+        return text + "]"
+    if isinstance(value, dict):
+        text = "{"
+        for index, (key, item) in enumerate(value.items()):
+            if len(text) >= budget:
+                return text
+            text += (", " if index else "") + json.dumps(str(key)) + ": " + _json_prefix(item, budget - len(text))
+        return text + "}"
+    return json.dumps(value, default=repr)
 
 
 def _ttl(app):
@@ -66,7 +93,7 @@ def _write(app, task_id, fields, score=None):
 @signals.task_received.connect
 def _received(sender=None, request=None, **_):
     now = time.time()
-    fields = {"name": request.name, "args": request.argsrepr, "kwargs": request.kwargsrepr, "received": now}
+    fields = {"name": request.name, "args": _shown(request.args), "kwargs": _shown(request.kwargs), "received": now}
     _write(sender.app, request.id, fields, score=now)
 
 

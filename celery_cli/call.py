@@ -13,6 +13,12 @@ from .publisher import Sender
 from .result_store import ResultStore, TaskRecord
 
 
+NO_BACKEND = (
+    "no result backend is known here, so its result cannot be looked up: "
+    "pass --backend-url or set CELERY_RESULT_BACKEND_URL to follow it"
+)
+
+
 @dataclass
 class Submitted:
     task_id: str
@@ -33,6 +39,10 @@ def submit(
     The result channel is subscribed to before sending, so no state is missed. Ctrl-C while waiting raises
     KeyboardInterrupt; the task goes on.
     """
+    if endpoints.backend_url is None:
+        with Sender(endpoints) as sender:
+            sender.send(name, args, task_id)
+        return Submitted(task_id, warning=NO_BACKEND)
     store = ResultStore(endpoints.backend_url)
     store.client  # a malformed backend URL is refused here, before anything is sent
     if wait is None:

@@ -19,7 +19,7 @@ class Endpoints:
     """The broker and backend URLs the task commands talk to."""
 
     broker_url: str
-    backend_url: str
+    backend_url: str | None  # None: sending works, results cannot be looked up
 
 
 @dataclass(frozen=True)
@@ -39,8 +39,15 @@ class Target:
         """The broker's or backend's URL: the option, else the seed's CELERY_* variable, else the stack's."""
         return resolve_url(self.project, service, self.broker_url if service == "broker" else self.backend_url)
 
-    def endpoints(self) -> Endpoints:
-        return Endpoints(self.url("broker"), self.url("backend"))
+    def endpoints(self, backend_required: bool = True) -> Endpoints:
+        """Both URLs; a task can be sent with only a broker, so the backend may be optional."""
+        broker = self.url("broker")
+        try:
+            return Endpoints(broker, self.url("backend"))
+        except NotRunning:
+            if backend_required:
+                raise
+            return Endpoints(broker, None)
 
 
 def resolve_url(project: Project, service: str, option: str | None) -> str:

@@ -9,6 +9,10 @@ QUEUE = "celery"
 EXCHANGE = "celery"
 ROUTING_KEY = "celery"
 
+# The largest message the broker takes: RabbitMQ 4's default, which tcel also writes into its broker's
+# configuration so that every RabbitMQ version it runs agrees; the client refuses bigger ones before sending.
+MAX_MESSAGE_SIZE = 16 * 2**20
+
 # Celery's Redis backend stores a task's result under this prefix and publishes it on a channel of that name.
 RESULT_KEY = "celery-task-meta-"
 # The index the worker's hooks keep: task ids by time, and a small hash per task.
@@ -22,6 +26,8 @@ LABEL_SERVICE = "io.tcel.service"
 LABEL_NUMBER = "io.tcel.number"
 LABEL_IMAGE = "io.tcel.image"
 WORKER_IMAGE_KIND = "worker"  # the value of LABEL_IMAGE on worker images
+LABEL_BROKER_IMAGE = "io.tcel.broker-image"  # on the broker's volume: what wrote its data
+LABEL_BROKER_VERSION = "io.tcel.rabbitmq-version"
 
 SERVICES = ("broker", "backend", "worker")
 BROKER_PORT = 5672  # inside the stack's network

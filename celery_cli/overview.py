@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .credentials import state_file
-from .errors import NotRunning, TcelError
+from .errors import ExitCode, NotRunning, TcelError
 from .names import QUEUE
 from .queues import QueueInfo, queues
 from .remote_control import Control, worker_node
@@ -59,6 +59,13 @@ class Overview:
             and all(s.state == "running" and s.ready for s in self.services)
             and all(w.answering for w in self.workers)
         )
+
+    @property
+    def exit_code(self) -> ExitCode:
+        """What `tcel status` exits with: not up (8), up but degraded (11), or healthy (0)."""
+        if not self.up:
+            return ExitCode.NOT_RUNNING
+        return ExitCode.OK if self.healthy else ExitCode.DEGRADED
 
     @property
     def processed(self) -> int:

@@ -18,8 +18,8 @@ from urllib.parse import unquote, urlsplit
 
 from .credentials import mask_url
 from .endpoints import Endpoints
-from .errors import ServiceUnreachable, UsageError
-from .names import EXCHANGE, QUEUE, ROUTING_KEY
+from .errors import ServiceUnreachable, TcelError, UsageError
+from .names import EXCHANGE, MAX_MESSAGE_SIZE, QUEUE, ROUTING_KEY
 
 if TYPE_CHECKING:
     import amqp
@@ -28,6 +28,17 @@ CONNECT_TIMEOUT = 2.0
 CONFIRM_TIMEOUT = 5.0  # a broker that blocks publishers (memory or disk alarm) must not hang the CLI
 RETRY_DELAYS = (0.2, 0.5)  # Celery retries a publish for a long time by default; a CLI answers within seconds
 ARGSREPR_MAX = 1024
+
+
+def check_size(name: str, size: int) -> None:
+    """Refuse, before sending, a message over the largest the broker takes (tcel writes that limit into the
+    broker's configuration; it is also RabbitMQ 4's default)."""
+    if size > MAX_MESSAGE_SIZE:
+        raise UsageError(
+            f"{name} was not sent: its message is {size / 2**20:.1f} MiB, over the broker's limit of "
+            f"{MAX_MESSAGE_SIZE / 2**20:.0f} MiB",
+            hint="pass large data by reference (a file or URL the workers can read), or split it into tasks",
+        )
 
 
 def new_task_id() -> str:
@@ -47,9 +58,11 @@ class Sender:
         """Publish the task; return when it was sent, once the broker has confirmed it."""
         import amqp
 
+        body = json.dumps([args, {}, {"callbacks": None, "errbacks": None, "chain": None, "chord": None}])
+        check_size(name, len(body.encode()))
         sent = time.time()
         message = amqp.Message(
-            json.dumps([args, {}, {"callbacks": None, "errbacks": None, "chain": None, "chord": None}]),
+            body,
             content_type="application/json",
             content_encoding="utf-8",
             delivery_mode=2,  # persistent: survives a broker restart
@@ -63,6 +76,8 @@ class Sender:
                 return sent
             except (OSError, amqp.exceptions.AMQPError, amqp.exceptions.MessageNacked) as exc:
                 self.close()
+                if isinstance(exc, amqp.exceptions.PreconditionFailed):  # refused as it is: sending again won't help
+                    raise TcelError(f"the broker at {mask_url(self.endpoints.broker_url)} refused {name}: {exc}") from None
                 if isinstance(exc, amqp.exceptions.AccessRefused) or delay is None:
                     raise self._not_sent(name, exc) from None
                 time.sleep(delay)

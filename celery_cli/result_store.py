@@ -21,6 +21,7 @@ from .credentials import mask_url
 from .errors import NotFound, ServiceUnreachable, UsageError, WaitTimeout, start_or_check, unreachable
 from .names import INDEX_KEY, INDEX_TTL, INFO_KEY
 from .names import RESULT_KEY as META_KEY
+from .task_args import shown
 
 if TYPE_CHECKING:
     import redis
@@ -50,6 +51,17 @@ class TaskRecord:
         if self.started is None or self.finished is None:
             return None
         return max(0.0, self.finished - self.started)
+
+    @property
+    def shown_state(self) -> str:
+        """The state as tcel knows it: Celery says PENDING for a task sent (QUEUED) or received (RECEIVED)
+        but not started, and for one it never heard of."""
+        if self.state == "PENDING" and self.started is None:
+            if self.received is not None:
+                return "RECEIVED"
+            if self.sent is not None:
+                return "QUEUED"
+        return self.state
 
     @property
     def failed(self) -> bool:
@@ -117,7 +129,7 @@ class ResultStore:
         with self._errors():
             pipe = self.client.pipeline(transaction=False)
             pipe.zadd(INDEX_KEY, {task_id: sent}, nx=True)
-            pipe.hset(INFO_KEY + task_id, mapping={"name": name, "args": _args_repr(args), "sent": sent})
+            pipe.hset(INFO_KEY + task_id, mapping={"name": name, "args": shown(args), "sent": sent})
             pipe.expire(INFO_KEY + task_id, INDEX_TTL)
             pipe.execute()
 
@@ -235,7 +247,7 @@ def _record(task_id: str, meta_json: str | None, info: dict[str, str]) -> TaskRe
         id=task_id,
         state=state,
         name=meta.get("name") or info.get("name"),
-        args=info.get("args") or (_args_repr(meta["args"]) if meta.get("args") is not None else None),
+        args=info.get("args") or (shown(meta["args"]) if meta.get("args") is not None else None),
         result=result,
         error=error,
         traceback=meta.get("traceback"),
@@ -251,11 +263,6 @@ def _exc_message(message: Any) -> str:
     if isinstance(message, (list, tuple)):
         return ", ".join(str(part) for part in message)
     return str(message)
-
-
-def _args_repr(args: Any) -> str:
-    text = json.dumps(args)
-    return text if len(text) <= 200 else text[:197] + "..."
 
 
 def _float(value: str | None) -> float | None:

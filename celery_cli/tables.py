@@ -53,7 +53,7 @@ def tasks_table(title: str, records: list[TaskRecord]) -> Table:
         title,
         ["id", "task", "args", "state", "result", "runtime", "worker"],
         [
-            [r.id, r.name, short(r.args), r.state, value(r.result) if r.state == "SUCCESS" else r.error,
+            [r.id, r.name, short(r.args), r.shown_state, value(r.result) if r.state == "SUCCESS" else r.error,
              seconds(r.runtime), r.worker]
             for r in records
         ],

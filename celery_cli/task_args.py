@@ -1,10 +1,13 @@
-"""Arguments of the tutorial tasks: the numbers given to `add` and `tsum` (integers exact, decimals finite)."""
+"""Task arguments: parsing the numbers given to `add` and `tsum` (integers exact, decimals finite), and the
+one way tcel shows any task's arguments (bounded JSON, the same in the worker's index)."""
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Iterable
+from typing import Any
 
 from .errors import UsageError
 
@@ -35,3 +38,32 @@ def parse_numbers(texts: Iterable[str]) -> list[Number]:
 def split_words(stream: Iterable[str]) -> list[str]:
     """The whitespace-separated words of a text stream such as stdin."""
     return [word for line in stream for word in line.split()]
+
+
+SHOWN_LIMIT = 200
+
+
+def shown(value: Any, limit: int = SHOWN_LIMIT) -> str:
+    """Arguments as tcel shows them everywhere: JSON, cut to `limit` characters with '...', without rendering
+    all of a huge list first. worker_hooks.py has the same function for what workers index."""
+    text = _json_prefix(value, limit + 1)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _json_prefix(value: Any, budget: int) -> str:
+    """The JSON of `value`, or a prefix of it at least `budget` characters long."""
+    if isinstance(value, (list, tuple)):
+        text = "["
+        for index, item in enumerate(value):
+            if len(text) >= budget:
+                return text
+            text += (", " if index else "") + _json_prefix(item, budget - len(text))
+        return text + "]"
+    if isinstance(value, dict):
+        text = "{"
+        for index, (key, item) in enumerate(value.items()):
+            if len(text) >= budget:
+                return text
+            text += (", " if index else "") + json.dumps(str(key)) + ": " + _json_prefix(item, budget - len(text))
+        return text + "}"
+    return json.dumps(value, default=repr)

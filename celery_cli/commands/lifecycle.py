@@ -94,13 +94,16 @@ def _options(
     **rest: object,
 ) -> UpOptions:
     """Options as given, each falling back to env, the user's config, then the default."""
-    from ..settings import bind_setting, port_setting, setting
+    from ..settings import bind_setting, is_set, port_setting, setting
     from ..stack.base import UpOptions
+
+    def asked(key: str, option: int | None) -> int | None:
+        return port_setting(key, option) if is_set(key, option) else None
 
     return UpOptions(
         bind=bind_setting(bind),
-        broker_port=port_setting("TCEL_BROKER_PORT", broker_port),
-        backend_port=port_setting("TCEL_BACKEND_PORT", backend_port),
+        broker_port=asked("TCEL_BROKER_PORT", broker_port),
+        backend_port=asked("TCEL_BACKEND_PORT", backend_port),
         broker_image=setting("TCEL_BROKER_IMAGE", broker_image),
         backend_image=setting("TCEL_BACKEND_IMAGE", backend_image),
         python_image=setting("TCEL_PYTHON_IMAGE", python_image),
@@ -116,6 +119,8 @@ def _show(out: Output, target: Target, report: UpReport, headline: str, endpoint
         out.data(report.as_dict(target.project.name, str(secrets)))
         return
     out.success(headline)
+    for note in report.notes:
+        out.info(f"  note     {note}")
     for verb, names in (("created", report.created), ("started", report.started), ("removed", report.removed)):
         if names:
             out.info(f"  {verb:<8} {', '.join(names)}")

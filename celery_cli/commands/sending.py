@@ -59,7 +59,7 @@ def send(target: Target, name: str, args: list[Any], wait: bool, timeout: float,
     from ..publisher import new_task_id
     from ..tables import value
 
-    where = target.endpoints()
+    where = target.endpoints(backend_required=wait)
     task_id = new_task_id()
     if not wait:
         submitted = submit(where, name, args, task_id)
@@ -69,7 +69,7 @@ def send(target: Target, name: str, args: list[Any], wait: bool, timeout: float,
             out.data({"id": task_id, "task": name, "state": "SENT"})
             return
         out.line(task_id)
-        if not quiet:
+        if not quiet and where.backend_url is not None:
             out.info(f"sent {name}; its result: tcel result {task_id}")
         return
     try:

@@ -21,7 +21,8 @@ if TYPE_CHECKING:
 def status(target: Target, json: Json = False) -> None:
     """Show containers, workers, queues, backend and the last 10 tasks.
 
-    Exits 0 when everything answers, 11 when some part is down or not ready (the rest is still shown).
+    Exits 0 when everything answers; 11 when the stack runs but some part is down or not ready (the rest
+    is still shown); 8 when the stack is not up at all.
     """
     from .. import tables
     from ..overview import gather
@@ -37,8 +38,8 @@ def status(target: Target, json: Json = False) -> None:
         out.info(f"stack {view.project} is not up (no containers); start it with 'tcel up'")
     else:
         out.render(*tables.overview(view))
-    if view.up and not view.healthy:
-        raise typer.Exit(int(ExitCode.DEGRADED))
+    if view.exit_code != ExitCode.OK:
+        raise typer.Exit(int(view.exit_code))
 
 
 @which_stack()

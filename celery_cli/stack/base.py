@@ -18,8 +18,8 @@ from ..settings import Project
 @dataclass(frozen=True)
 class UpOptions:
     bind: str
-    broker_port: int
-    backend_port: int
+    broker_port: int | None  # None: as kept for the project, else the default; a free one if that is taken
+    backend_port: int | None
     broker_image: str
     backend_image: str
     python_image: str
@@ -37,6 +37,7 @@ class UpReport:
     removed: list[str] = field(default_factory=list)
     built: bool = False
     ready_after: float | None = None  # seconds until every service answered, when waited for
+    notes: list[str] = field(default_factory=list)  # what the user should know, such as a port chosen
 
     @property
     def changed(self) -> bool:
@@ -59,6 +60,7 @@ class UpReport:
             "broker": {"host": c.host, "port": c.broker_port, "user": c.broker_user, "password": mask(c.broker_password)},
             "backend": {"host": c.host, "port": c.backend_port, "password": mask(c.backend_password)},
             "credentials_file": credentials_file,
+            "notes": self.notes,
         }
 
 

@@ -145,15 +145,18 @@ def network(client: docker.DockerClient, project: Project) -> tuple[Any, bool]:
     return client.networks.create(project.network, driver="bridge", labels=project.labels), True
 
 
-def volume(client: docker.DockerClient, project: Project, service: str) -> tuple[Any, bool]:
-    """A service's data volume, and whether it was made now; refuses a volume tcel did not make."""
+def volume(
+    client: docker.DockerClient, project: Project, service: str, labels: dict[str, str] | None = None
+) -> tuple[Any, bool]:
+    """A service's data volume (made with `labels` if missing), and whether it was made now; refuses a volume
+    tcel did not make."""
     import docker
 
     name = project.volume(service)
     try:
         found = client.volumes.get(name)
     except docker.errors.NotFound:
-        return client.volumes.create(name, labels={**project.labels, LABEL_SERVICE: service}), True
+        return client.volumes.create(name, labels={**project.labels, LABEL_SERVICE: service, **(labels or {})}), True
     if (found.attrs.get("Labels") or {}).get(LABEL_PROJECT) != project.name:
         raise TcelError(
             f"volume {name} exists but was not made by tcel for project {project.name}",

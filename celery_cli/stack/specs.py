@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass, field
 
 from ..credentials import Credentials
-from ..names import BACKEND_PORT, BROKER_PORT, LABEL_NUMBER, LABEL_SERVICE
+from ..names import BACKEND_PORT, BROKER_PORT, LABEL_NUMBER, LABEL_SERVICE, MAX_MESSAGE_SIZE
 from ..settings import Project
 from .base import UpOptions
 
@@ -16,6 +16,8 @@ STOP_TIMEOUT = 10
 WORKER_STOP_TIMEOUT = 1
 PASSED_TO_WORKERS = ("TCEL_ADD_DELAY",)
 REDIS_CONF = "/etc/tcel-redis.conf"
+# conf.d is read by the official image and by RabbitMQ 3.9 and later generally
+RABBITMQ_CONF = "/etc/rabbitmq/conf.d/90-tcel.conf"
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,7 @@ def broker(project: Project, options: UpOptions, credentials: Credentials) -> Se
         },
         ports={BROKER_PORT: (credentials.bind, credentials.broker_port)},
         volumes={project.volume("broker"): "/var/lib/rabbitmq"},
+        files={RABBITMQ_CONF: f"max_message_size = {MAX_MESSAGE_SIZE}\n".encode()},
     )
 
 

@@ -14,7 +14,7 @@ from ..errors import NotRunning, PortInUse
 from ..names import BACKEND_PORT, BROKER_PORT
 from ..output import Progress
 from ..settings import Project
-from . import engine, specs
+from . import data, engine, specs
 from .base import UpOptions, UpReport
 from .images import build_worker_image, ensure_pulled, image_exists, worker_image_name
 from .specs import ServiceSpec
@@ -31,6 +31,7 @@ class UpPlan:
     """What `up` is to reach: every container the stack should have, and what that takes."""
 
     credentials: Credentials
+    notes: list[str]
     services: list[ServiceSpec]
     worker_image: str
     python_image: str
@@ -40,12 +41,8 @@ class UpPlan:
 
 def plan(client: docker.DockerClient, project: Project, options: UpOptions, existing: Existing) -> UpPlan:
     """Decide from the options and what exists; nothing is changed yet."""
-    # a running stack keeps its address and ports, whatever the options say now
-    broker_ip, broker_port = engine.binding(existing.get(project.container("broker")), BROKER_PORT)
-    _, backend_port = engine.binding(existing.get(project.container("backend")), BACKEND_PORT)
-    access = (stored.load(project) or stored.generate()).with_ports(
-        broker_ip or options.bind, broker_port or options.broker_port, backend_port or options.backend_port
-    )
+    saved = stored.load(project)
+    access, notes = _addresses(project, options, existing, saved or stored.generate(), saved is not None)
     if options.workers_only:
         _require_running(project, existing, ("broker", "backend"))
     workers = [c for c in existing.values() if engine.service_of(c) == "worker"]
@@ -53,6 +50,7 @@ def plan(client: docker.DockerClient, project: Project, options: UpOptions, exis
     worker_image = worker_image_name(project, options.python_image)
     return UpPlan(
         credentials=access,
+        notes=notes,
         services=[
             specs.broker(project, options, access),
             specs.backend(project, options, access),
@@ -70,6 +68,8 @@ def prepare(client: docker.DockerClient, project: Project, plan: UpPlan, existin
     for spec in plan.services:
         if spec.service != "worker" and project.container(spec.service) not in existing:
             ensure_pulled(client, spec.image, progress)
+            if spec.service == "broker":
+                data.check_broker_volume(client, project, spec.image)
     check_ports_free(project, existing, plan.credentials)
     if plan.build:
         build_worker_image(client, project, plan.worker_image, plan.python_image, progress)
@@ -77,14 +77,15 @@ def prepare(client: docker.DockerClient, project: Project, plan: UpPlan, existin
 
 def apply(client: docker.DockerClient, project: Project, plan: UpPlan, existing: Existing, progress: Progress) -> UpReport:
     """Replace stale workers, make what is missing, start what is stopped, drop extra workers."""
-    report = UpReport(plan.credentials, built=plan.build)
+    report = UpReport(plan.credentials, built=plan.build, notes=plan.notes)
     report.removed += _remove_stale_workers(client, existing, plan.worker_image)
     with Rollback() as undo:
         network, made = engine.network(client, project)
         if made:
             undo.add(network.remove)
-        for service in ("broker", "backend"):
-            volume, made = engine.volume(client, project, service)
+        broker_image = next(spec.image for spec in plan.services if spec.service == "broker")
+        for service, labels in (("broker", data.written_by(client, broker_image)), ("backend", {})):
+            volume, made = engine.volume(client, project, service, labels)
             if made:
                 undo.add(volume.remove)
         for spec in plan.services:
@@ -129,6 +130,33 @@ class Rollback:
                 pass
 
 
+def _addresses(
+    project: Project, options: UpOptions, existing: Existing, access: Credentials, saved: bool
+) -> tuple[Credentials, list[str]]:
+    """Where the broker and backend are published: a stack that exists keeps its address and ports; a port
+    the user asked for is used (a taken one is refused later); otherwise the project's kept port or the
+    default, and a free port when that one is taken, so a second project starts beside the first."""
+    broker_ip, broker_bound = engine.binding(existing.get(project.container("broker")), BROKER_PORT)
+    _, backend_bound = engine.binding(existing.get(project.container("backend")), BACKEND_PORT)
+    bind = broker_ip or options.bind
+    notes: list[str] = []
+
+    def choose(service: str, bound: int | None, asked: int | None, kept: int) -> int:
+        if bound or asked:
+            return bound or asked
+        if port_free(bind, kept):
+            return kept
+        chosen = free_port(bind)
+        notes.append(f"port {kept} on {bind} is taken: the {service} uses {chosen}, kept for project "
+                     f"{project.name} (--{service}-port chooses one)")
+        return chosen
+
+    kept = (access.broker_port, access.backend_port) if saved else (BROKER_PORT, BACKEND_PORT)
+    ports = (choose("broker", broker_bound, options.broker_port, kept[0]),
+             choose("backend", backend_bound, options.backend_port, kept[1]))
+    return access.with_ports(bind, *ports), notes
+
+
 def _require_running(project: Project, existing: Existing, services: Iterable[str]) -> None:
     down = [s for s in services if getattr(existing.get(project.container(s)), "status", None) != "running"]
     if down:
@@ -157,6 +185,15 @@ def check_ports_free(project: Project, existing: Existing, access: Credentials) 
                 f"port {port} on {access.bind} for the {service} is already in use",
                 hint=f"choose another with --{service}-port or TCEL_{service.upper()}_PORT",
             )
+
+
+def free_port(bind: str) -> int:
+    """A port nothing listens on now, as the system picks one."""
+    import socket
+
+    with socket.socket(socket.AF_INET6 if ":" in bind else socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((bind, 0))
+        return probe.getsockname()[1]
 
 
 def port_free(bind: str, port: int) -> bool:

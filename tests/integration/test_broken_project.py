@@ -47,3 +47,20 @@ def test_broken_dockerfile_is_named(project, own_images) -> None:
     assert "building the worker image failed" in last and "RUN exit 3" in last
     assert str(dockerfile) in last
     assert project.containers() == []
+
+
+def test_a_worker_that_cannot_use_the_broker_is_named_with_its_own_error_line(project, own_images) -> None:
+    import time
+
+    copy_template(project.directory)
+    config = project.directory / "celeryconfig.py"
+    config.write_text(config.read_text().replace(
+        'broker_url = os.getenv("CELERY_BROKER_URL", "amqp://")', 'broker_url = "amqp://tcel:wrong@broker:5672//"'
+    ))
+    started = time.monotonic()
+    result = project.tcel("up", "--ready-timeout", "120")
+    assert result.code == 4, result.stderr
+    assert time.monotonic() - started < 60, "told at once, not after the whole timeout"
+    last = result.stderr.strip().splitlines()[-1]
+    assert "worker-1 cannot stay connected to the broker" in last and "ACCESS_REFUSED" in last
+    assert "wrong" not in last and "Traceback" not in result.stderr
