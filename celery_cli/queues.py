@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from .credentials import Credentials
 from .errors import unreachable
 from .names import QUEUE
-from .probes import amqp_client
+from .probes import amqp_client, close_quietly
 
 TASK_QUEUES = (QUEUE,)
 
@@ -40,5 +40,5 @@ def queues(credentials: Credentials, timeout: float = 0.5) -> list[QueueInfo]:
     except (OSError, amqp.exceptions.AMQPError) as exc:
         raise unreachable("broker", where, exc) from None
     finally:
-        client.collect()
+        close_quietly(client)
     return found

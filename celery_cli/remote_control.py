@@ -9,6 +9,7 @@ from .credentials import mask_url
 from .errors import ServiceUnreachable, start_or_check, unreachable
 
 if TYPE_CHECKING:
+    import kombu
     from celery import Celery
 
 
@@ -37,21 +38,28 @@ class Control:
 
         app = Celery("tcel", broker=self.broker_url, set_as_current=False)
         app.conf.update(broker_connection_timeout=1.0, broker_connection_retry=False)
+        app.control.mailbox.producer_pool = None  # publish on `connection` too, not on a pooled one of its own
         return app
+
+    @cached_property
+    def connection(self) -> kombu.Connection:
+        """One connection for every call, closed with an AMQP close at the end (Celery's own pool would only
+        drop the socket, which the broker logs as a client that unexpectedly closed its connection)."""
+        return self.app.connection_for_write()
 
     def ping(self, names: list[str], timeout: float = 1.0) -> set[str]:
         """The node names among `names` that answered within `timeout`."""
         if not names:
             return set()
         try:
-            replies = self.app.control.ping(destination=names, timeout=timeout)
+            replies = self.app.control.ping(destination=names, timeout=timeout, connection=self.connection)
         except _broker_errors():
             return set()
         return {name for reply in replies or [] for name in reply}
 
     def inspect(self, method: str, names: list[str] | None, timeout: float = 0.5) -> dict[str, Any]:
         """One inspect call (stats, active, registered...): {node name: reply} of those who answered."""
-        inspector = self.app.control.inspect(destination=names or None, timeout=timeout)
+        inspector = self.app.control.inspect(destination=names or None, timeout=timeout, connection=self.connection)
         try:
             return getattr(inspector, method)() or {}
         except _broker_errors() as exc:
@@ -60,7 +68,9 @@ class Control:
     def revoke(self, task_id: str, terminate: bool = False, timeout: float = 1.0) -> list[str]:
         """Revoke a task on every worker; return the nodes that acknowledged it."""
         try:
-            replies = self.app.control.revoke(task_id, terminate=terminate, reply=True, timeout=timeout)
+            replies = self.app.control.revoke(
+                task_id, terminate=terminate, reply=True, timeout=timeout, connection=self.connection
+            )
         except _broker_errors() as exc:
             raise self._unreachable(exc) from None
         return [name for reply in replies or [] for name in reply]
@@ -70,22 +80,21 @@ class Control:
         import amqp
 
         try:
-            with self.app.connection_for_write() as connection:
-                channel = connection.default_channel
-                total = 0
-                for name in self.app.amqp.queues:
-                    try:
-                        total += channel.queue_declare(name, passive=True).message_count
-                    except amqp.exceptions.NotFound:
-                        channel = connection.channel()  # the broker closed the channel: no such queue yet
-                return total
+            channel = self.connection.default_channel
+            total = 0
+            for name in self.app.amqp.queues:
+                try:
+                    total += channel.queue_declare(name, passive=True).message_count
+                except amqp.exceptions.NotFound:
+                    channel = self.connection.channel()  # the broker closed the channel: no such queue yet
+            return total
         except _broker_errors() as exc:
             raise self._unreachable(exc) from None
 
     def purge(self) -> int:
         """Delete every message waiting in the task queues; return how many."""
         try:
-            return self.app.control.purge()
+            return self.app.control.purge(connection=self.connection)
         except _broker_errors() as exc:
             raise self._unreachable(exc) from None
 
@@ -93,6 +102,11 @@ class Control:
         return unreachable("broker", mask_url(self.broker_url), exc, hint=start_or_check("broker"))
 
     def close(self) -> None:
+        if "connection" in self.__dict__:
+            try:
+                self.connection.close()
+            except _broker_errors():
+                self.connection.collect()
         if "app" in self.__dict__:
             self.app.close()
 
