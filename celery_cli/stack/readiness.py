@@ -41,6 +41,7 @@ def wait_ready(
     last_check = 0.0
     broker_answered: float | None = None  # epoch seconds
     with Control(access.broker_url()) as control:
+        control.app  # import Celery while the broker boots, not after it answers
         while True:
             pending -= _services_answering(access, pending)
             if "broker" not in pending and pending & workers.keys():

@@ -4,6 +4,7 @@ remove, in that order; whatever this run made is removed again if a later step f
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING
@@ -88,18 +89,26 @@ def apply(client: docker.DockerClient, project: Project, plan: UpPlan, existing:
             volume, made = engine.volume(client, project, service, labels)
             if made:
                 undo.add(volume.remove)
-        for spec in plan.services:
-            name = project.container(spec.service, spec.number)
-            if name not in existing:
-                progress(f"creating {name}")
-                existing[name] = engine.create(client, project, spec, network.name)
-                undo.add(partial(existing[name].remove, force=True))
-                report.created.append(name)
-        wanted = [existing[project.container(spec.service, spec.number)] for spec in plan.services]
-        stopped = [c for c in wanted if c.status != "running"]
-        progress(f"starting {', '.join(c.name for c in stopped)}" if stopped else "already running")
-        engine.start_all(stopped)
-        report.started += [c.name for c in stopped if c.name not in report.created]
+        # The broker takes seconds to boot: start it as soon as it exists, and make the rest meanwhile.
+        to_start: list[Container] = []
+        with ThreadPoolExecutor(max_workers=1) as background:
+            broker_start = None
+            for spec in plan.services:
+                name = project.container(spec.service, spec.number)
+                if name not in existing:
+                    progress(f"creating {name}")
+                    existing[name] = engine.create(client, project, spec, network.name)
+                    undo.add(partial(existing[name].remove, force=True))
+                    report.created.append(name)
+                if existing[name].status != "running":
+                    to_start.append(existing[name])
+                    if spec.service == "broker":
+                        broker_start = background.submit(engine.start_all, [existing[name]])
+            progress(f"starting {', '.join(c.name for c in to_start)}" if to_start else "already running")
+            engine.start_all([c for c in to_start if engine.service_of(c) != "broker"])
+            if broker_start is not None:
+                broker_start.result()
+        report.started += [c.name for c in to_start if c.name not in report.created]
     engine.stop_and_remove(plan.extra_workers)
     report.removed += [c.name for c in plan.extra_workers]
     stored.save(project, plan.credentials)
