@@ -43,14 +43,25 @@ ensure_docker() {
 }
 
 # The broker, backend and Python base images tcel is configured to use; stand-ins when no registry answers.
+# A stand-in name that scripts/offline-images no longer builds (tcel-offline/rabbitmq:3 from an older
+# version of it, say) in the user's config counts as missing, so the machine moves to the current stand-ins
+# even while the old images still exist. Names set in the environment are the user's choice and stay.
 ensure_images() {
   local missing
-  missing=$("$PY" - <<'PY'
+  missing=$("$PY" - "$("$ROOT/scripts/offline-images" --names)" <<'PY'
+import os
+import sys
+
 import docker
 from celery_cli.settings import setting
+
+current = dict(line.split("=", 1) for line in sys.argv[1].split())
 client = docker.from_env()
 for key in ("TCEL_BROKER_IMAGE", "TCEL_BACKEND_IMAGE", "TCEL_PYTHON_IMAGE"):
     name = setting(key)
+    if key not in os.environ and name.startswith("tcel-offline/") and name != current[key]:
+        print(f"{name} (replaced by {current[key]})")
+        continue
     try:
         client.images.get(name)
     except docker.errors.ImageNotFound:
@@ -61,7 +72,7 @@ for key in ("TCEL_BROKER_IMAGE", "TCEL_BACKEND_IMAGE", "TCEL_PYTHON_IMAGE"):
 PY
 )
   [ -z "$missing" ] && return
-  say "cannot pull $(echo $missing): building stand-in images from Debian packages"
+  say "not available or outdated: $(echo $missing); running scripts/offline-images (stand-ins from Debian packages)"
   "$ROOT/scripts/offline-images" || die "scripts/offline-images failed"
 }
 
