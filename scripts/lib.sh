@@ -8,16 +8,18 @@ PY="$VENV/bin/python"
 say() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
-# A virtualenv with tcel and its test tools, reinstalled when pyproject.toml changes.
+# A virtualenv with tcel and its test tools, reinstalled when pyproject.toml or constraints.txt changes.
+# constraints.txt pins Celery and what it pulls in to the versions the worker image installs.
 ensure_venv() {
   local stamp="$VENV/.tcel-installed" want
-  want=$(sha256sum "$ROOT/pyproject.toml" | cut -d' ' -f1)
+  want=$(cat "$ROOT/pyproject.toml" "$ROOT/constraints.txt" | sha256sum | cut -d' ' -f1)
   if [ -x "$PY" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then return; fi
   say "installing tcel into $VENV"
   [ -x "$PY" ] || python3 -m venv "$VENV" || die "cannot create $VENV (is python3-venv installed?)"
   "$PY" -m pip install --quiet --upgrade pip >/dev/null 2>&1 || true
   # compat mode: a plain path entry instead of an import hook, which costs every start-up 10 ms
-  "$PY" -m pip install --quiet -e "$ROOT[test]" --config-settings editable_mode=compat || die "pip install failed"
+  "$PY" -m pip install --quiet -c "$ROOT/constraints.txt" -e "$ROOT[test]" --config-settings editable_mode=compat \
+    || die "pip install failed"
   echo "$want" > "$stamp"
 }
 

@@ -6,7 +6,7 @@ from celery_cli.settings import TEMPLATE_DIR
 from tests.conftest import REPO
 
 
-@pytest.mark.parametrize("name", ["Dockerfile", "tasks.py", "celeryconfig.py", "worker_hooks.py", ".dockerignore"])
+@pytest.mark.parametrize("name", ["Dockerfile", "tasks.py", "celeryconfig.py", "worker_hooks.py", ".dockerignore", "constraints.txt"])
 def test_shipped_template_matches_the_repository_files(name: str) -> None:
     assert (TEMPLATE_DIR / name).read_text() == (REPO / name).read_text()
 
