@@ -78,8 +78,43 @@ PY
   "$ROOT/scripts/offline-images" || die "scripts/offline-images failed"
 }
 
+# Docker Compose v2 (`docker compose`), which docker-compose.yml and its test use. On Debian, as root,
+# without it: the plugin binary from Debian 13's docker-compose package on this machine's own mirror (a Go
+# binary linked only against libc, so it runs on Debian 12 too). apt fetches and verifies it through a
+# private source list; the machine's apt configuration is left as it was.
+ensure_compose() {
+  docker compose version >/dev/null 2>&1 && return
+  if [ "$(id -u)" != 0 ] || [ ! -f /etc/debian_version ]; then
+    say "docker compose (v2) is missing: install the Compose plugin; tests/integration/test_compose.py needs it"
+    return
+  fi
+  local mirror work plugin=usr/libexec/docker/cli-plugins/docker-compose
+  # shellcheck source=debian-mirror.sh
+  mirror=$(source "$ROOT/scripts/debian-mirror.sh" && debian_mirror)
+  [ -n "$mirror" ] || die "no Debian mirror in /etc/apt/sources.list{,.d} to fetch Compose v2 from"
+  say "installing Docker Compose v2 from Debian 13's docker-compose package ($mirror)"
+  work=$(mktemp -d)
+  mkdir -p "$work/lists/partial" "$work/cache/archives/partial"
+  local keyring=/usr/share/keyrings/debian-archive-keyring.gpg signed=
+  [ -r "$keyring" ] && signed="[signed-by=$keyring] "
+  echo "deb $signed$mirror trixie main" >"$work/sources.list"
+  local -a apt=(-q -o Dir::Etc::SourceList="$work/sources.list" -o Dir::Etc::SourceParts=/dev/null
+    -o Dir::State::Lists="$work/lists" -o Dir::Cache="$work/cache" -o APT::Sandbox::User=root)
+  if ! { apt-get "${apt[@]}" update >"$work/apt.log" 2>&1 &&
+         (cd "$work" && apt-get "${apt[@]}" download docker-compose >>"$work/apt.log" 2>&1) &&
+         dpkg-deb --fsys-tarfile "$work"/docker-compose_*.deb | tar -x -C "$work" "./$plugin" &&
+         install -D -m 0755 "$work/$plugin" "/$plugin"; }; then
+    tail -n 5 "$work/apt.log" >&2
+    rm -rf "$work"
+    die "installing Docker Compose v2 failed"
+  fi
+  rm -rf "$work"
+  docker compose version >/dev/null 2>&1 || die "docker compose does not run after installing /$plugin"
+}
+
 setup_all() {
   ensure_venv
   ensure_docker
+  ensure_compose
   ensure_images
 }
