@@ -6,7 +6,9 @@ FROM ${PYTHON_IMAGE}
 RUN groupadd --system user && useradd --system --create-home --home-dir /home/user --gid user user
 WORKDIR /home/user
 
-RUN pip install --no-cache-dir "celery[redis]>=5.4,<6"
+# The same pinned versions as tcel's own environment; a change there is a new image (and a fresh layer here).
+COPY constraints.txt ./
+RUN pip install --no-cache-dir -c constraints.txt "celery[redis]"
 
 COPY celeryconfig.py tasks.py worker_hooks.py ./
 

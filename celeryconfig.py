@@ -19,8 +19,9 @@ broker_connection_retry_on_startup = True
 
 # Nothing lost when a worker dies mid-task: acknowledge a task only after it ran, give it back to the queue
 # when its process is killed, and take one message per process at a time (so a dead worker holds no backlog).
-# RabbitMQ closes a channel holding an unacknowledged message for over 30 minutes (consumer_timeout):
-# a task that may run longer needs a higher consumer_timeout on the broker.
+# RabbitMQ 4.3 applies no consumer timeout to classic queues (Celery's default queue is one). RabbitMQ up to
+# 4.2 closes a channel holding an unacknowledged message for over 30 minutes (consumer_timeout): there, a task
+# that may run longer needs a higher consumer_timeout on the broker.
 task_acks_late = True
 task_reject_on_worker_lost = True
 worker_prefetch_multiplier = 1

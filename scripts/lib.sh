@@ -8,16 +8,18 @@ PY="$VENV/bin/python"
 say() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
-# A virtualenv with tcel and its test tools, reinstalled when pyproject.toml changes.
+# A virtualenv with tcel and its test tools, reinstalled when pyproject.toml or constraints.txt changes.
+# constraints.txt pins Celery and what it pulls in to the versions the worker image installs.
 ensure_venv() {
   local stamp="$VENV/.tcel-installed" want
-  want=$(sha256sum "$ROOT/pyproject.toml" | cut -d' ' -f1)
+  want=$(cat "$ROOT/pyproject.toml" "$ROOT/constraints.txt" | sha256sum | cut -d' ' -f1)
   if [ -x "$PY" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then return; fi
   say "installing tcel into $VENV"
   [ -x "$PY" ] || python3 -m venv "$VENV" || die "cannot create $VENV (is python3-venv installed?)"
   "$PY" -m pip install --quiet --upgrade pip >/dev/null 2>&1 || true
   # compat mode: a plain path entry instead of an import hook, which costs every start-up 10 ms
-  "$PY" -m pip install --quiet -e "$ROOT[test]" --config-settings editable_mode=compat || die "pip install failed"
+  "$PY" -m pip install --quiet -c "$ROOT/constraints.txt" -e "$ROOT[test]" --config-settings editable_mode=compat \
+    || die "pip install failed"
   echo "$want" > "$stamp"
 }
 
@@ -43,14 +45,25 @@ ensure_docker() {
 }
 
 # The broker, backend and Python base images tcel is configured to use; stand-ins when no registry answers.
+# A stand-in name that scripts/offline-images no longer builds (tcel-offline/rabbitmq:3 from an older
+# version of it, say) in the user's config counts as missing, so the machine moves to the current stand-ins
+# even while the old images still exist. Names set in the environment are the user's choice and stay.
 ensure_images() {
   local missing
-  missing=$("$PY" - <<'PY'
+  missing=$("$PY" - "$("$ROOT/scripts/offline-images" --names)" <<'PY'
+import os
+import sys
+
 import docker
 from celery_cli.settings import setting
+
+current = dict(line.split("=", 1) for line in sys.argv[1].split())
 client = docker.from_env()
 for key in ("TCEL_BROKER_IMAGE", "TCEL_BACKEND_IMAGE", "TCEL_PYTHON_IMAGE"):
     name = setting(key)
+    if key not in os.environ and name.startswith("tcel-offline/") and name != current[key]:
+        print(f"{name} (replaced by {current[key]})")
+        continue
     try:
         client.images.get(name)
     except docker.errors.ImageNotFound:
@@ -61,12 +74,47 @@ for key in ("TCEL_BROKER_IMAGE", "TCEL_BACKEND_IMAGE", "TCEL_PYTHON_IMAGE"):
 PY
 )
   [ -z "$missing" ] && return
-  say "cannot pull $(echo $missing): building stand-in images from Debian packages"
+  say "not available or outdated: $(echo $missing); running scripts/offline-images (stand-ins from Debian packages)"
   "$ROOT/scripts/offline-images" || die "scripts/offline-images failed"
+}
+
+# Docker Compose v2 (`docker compose`), which docker-compose.yml and its test use. On Debian, as root,
+# without it: the plugin binary from Debian 13's docker-compose package on this machine's own mirror (a Go
+# binary linked only against libc, so it runs on Debian 12 too). apt fetches and verifies it through a
+# private source list; the machine's apt configuration is left as it was.
+ensure_compose() {
+  docker compose version >/dev/null 2>&1 && return
+  if [ "$(id -u)" != 0 ] || [ ! -f /etc/debian_version ]; then
+    say "docker compose (v2) is missing: install the Compose plugin; tests/integration/test_compose.py needs it"
+    return
+  fi
+  local mirror work plugin=usr/libexec/docker/cli-plugins/docker-compose
+  # shellcheck source=debian-mirror.sh
+  mirror=$(source "$ROOT/scripts/debian-mirror.sh" && debian_mirror)
+  [ -n "$mirror" ] || die "no Debian mirror in /etc/apt/sources.list{,.d} to fetch Compose v2 from"
+  say "installing Docker Compose v2 from Debian 13's docker-compose package ($mirror)"
+  work=$(mktemp -d)
+  mkdir -p "$work/lists/partial" "$work/cache/archives/partial"
+  local keyring=/usr/share/keyrings/debian-archive-keyring.gpg signed=
+  [ -r "$keyring" ] && signed="[signed-by=$keyring] "
+  echo "deb $signed$mirror trixie main" >"$work/sources.list"
+  local -a apt=(-q -o Dir::Etc::SourceList="$work/sources.list" -o Dir::Etc::SourceParts=/dev/null
+    -o Dir::State::Lists="$work/lists" -o Dir::Cache="$work/cache" -o APT::Sandbox::User=root)
+  if ! { apt-get "${apt[@]}" update >"$work/apt.log" 2>&1 &&
+         (cd "$work" && apt-get "${apt[@]}" download docker-compose >>"$work/apt.log" 2>&1) &&
+         dpkg-deb --fsys-tarfile "$work"/docker-compose_*.deb | tar -x -C "$work" "./$plugin" &&
+         install -D -m 0755 "$work/$plugin" "/$plugin"; }; then
+    tail -n 5 "$work/apt.log" >&2
+    rm -rf "$work"
+    die "installing Docker Compose v2 failed"
+  fi
+  rm -rf "$work"
+  docker compose version >/dev/null 2>&1 || die "docker compose does not run after installing /$plugin"
 }
 
 setup_all() {
   ensure_venv
   ensure_docker
+  ensure_compose
   ensure_images
 }

@@ -65,11 +65,14 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Everything outside tests/unit drives a real engine."""
+    """Everything outside tests/unit drives a real engine. Swarm tests run last: `docker swarm init` on the
+    main engine has been seen to cut name resolution on networks that already exist, such as the shared
+    stacks' (they are not used after these tests)."""
     unit = Path(__file__).parent / "unit"
     for item in items:
         if unit not in Path(item.fspath).parents:
             item.add_marker(pytest.mark.integration)
+    items.sort(key=lambda item: item.get_closest_marker("swarm") is not None)
 
 
 @pytest.fixture(scope="session")

@@ -31,8 +31,9 @@ def own_images(engine, project) -> Iterator[None]:
 
 
 def copy_template(directory: Path) -> None:
-    for name in ("Dockerfile", ".dockerignore", "celeryconfig.py", "tasks.py", "worker_hooks.py"):
-        shutil.copy(TEMPLATE_DIR / name, directory / name)
+    for path in TEMPLATE_DIR.iterdir():
+        if path.is_file():
+            shutil.copy(path, directory / path.name)
 
 
 def test_broken_tasks_py_is_named_with_its_line(project, own_images) -> None:

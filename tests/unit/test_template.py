@@ -9,7 +9,7 @@ import pytest
 from celery_cli.settings import TEMPLATE_DIR
 from tests.conftest import REPO
 
-WORKER_FILES = ["Dockerfile", "tasks.py", "celeryconfig.py", "worker_hooks.py", ".dockerignore"]
+WORKER_FILES = ["Dockerfile", "tasks.py", "celeryconfig.py", "worker_hooks.py", ".dockerignore", "constraints.txt"]
 
 
 @pytest.mark.parametrize("name", WORKER_FILES)
