@@ -138,7 +138,9 @@ def test_revoke_of_a_queued_task_means_it_never_runs(stack) -> None:
 def test_commands_close_their_broker_connections(stack) -> None:
     """Each command ends its AMQP connections with a close, so the broker's log stays free of tcel's noise."""
     broker = stack.engine.containers.get(f"tcel-{stack.name}-broker")
-    for command in (["status"], ["watch", "-n", "1"], ["revoke", "00000000-0000-0000-0000-000000000000"],
+    import uuid
+
+    for command in (["status"], ["watch", "-n", "1"], ["revoke", str(uuid.uuid4())],
                     ["bench", "-n", "20"], ["tsum", "1", "--wait"]):
         since = int(time.time())
         assert stack.tcel(*command).code == 0
