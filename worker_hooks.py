@@ -1,7 +1,9 @@
 """Worker-side hooks tcel relies on.
 
 - The worker waits for the broker to accept connections before its first attempt, instead of falling into
-  kombu's 2-4-6 s back-off while RabbitMQ boots: it starts within a tenth of a second of the broker.
+  kombu's 2-4-6 s back-off while RabbitMQ boots: it connects within a tenth of a second of the broker. It
+  waits after its pool has started (a worker bootstep that needs the pool; the consumer starts after every
+  worker step), so forking the pool overlaps the broker's boot.
 - A bounded index of recent tasks in the result backend, which `tcel results` reads instead of scanning Redis:
   a sorted set of task ids by time, trimmed to the newest MAX_TASKS and to `result_expires`, and a small hash
   per task (name, args, received, started, finished). Every task a worker receives passes here, whoever sent
@@ -15,7 +17,7 @@ import time
 from datetime import timedelta
 from urllib.parse import urlsplit
 
-from celery import signals
+from celery import bootsteps, signals
 
 INDEX_KEY = "tcel:tasks"
 INFO_KEY = "tcel:task:"
@@ -27,9 +29,22 @@ BROKER_WAIT_SECONDS = 120
 logger = logging.getLogger(__name__)
 
 
+class WaitForBroker(bootsteps.StartStopStep):
+    """Wait for the broker's port once the pool runs, before the consumer makes its first connection."""
+
+    requires = ("celery.worker.components:Pool",)
+
+    def start(self, worker):
+        _wait_for_broker(worker.app.conf.broker_url)
+
+
 @signals.celeryd_init.connect
-def _wait_for_broker(conf=None, **_):
-    parts = urlsplit(conf.broker_url or "")
+def _add_broker_wait(instance=None, **_):
+    instance.app.steps["worker"].add(WaitForBroker)
+
+
+def _wait_for_broker(url):
+    parts = urlsplit(url or "")
     if parts.scheme not in ("amqp", "pyamqp") or not parts.hostname:
         return
     deadline = time.monotonic() + BROKER_WAIT_SECONDS

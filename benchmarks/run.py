@@ -218,8 +218,9 @@ class Bench:
 
     def cleanup(self) -> None:
         self.tcel("down", "--volumes", check=False)
-        run(["docker-compose", "-p", self.compose_name, "--env-file", str(self.directory / "compose.env"),
-             "down", "-v"], check=False)
+        if (self.directory / "compose.env").exists():  # only when the compose comparison ran
+            run(["docker-compose", "-p", self.compose_name, "--env-file", str(self.directory / "compose.env"),
+                 "down", "-v"], check=False)
         shutil.rmtree(self.directory, ignore_errors=True)
 
 

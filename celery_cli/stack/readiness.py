@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from docker.models.containers import Container
 
 PROBE_TIMEOUT = 0.5
-PING_TIMEOUT = 0.25
+PING_TIMEOUT = 0.1  # a worker that is not consuming yet misses a ping: ask again soon
 ALIVE_CHECK_INTERVAL = 1.0
 # A worker that logs one of these after the broker has answered for a while is not booting: it cannot stay
 # connected (wrong credentials, or a Celery whose queues or prefetch the broker denies: see the README).
@@ -61,7 +61,7 @@ def wait_ready(
                     f"{waiting} not ready after {timeout:.0f}s",
                     hint="see 'tcel status' and 'docker logs' of those containers, or raise --ready-timeout",
                 )
-            time.sleep(0.1)
+            time.sleep(0.05)
 
 
 def _services_answering(access: Credentials, pending: set[str]) -> set[str]:
