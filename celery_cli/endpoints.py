@@ -36,8 +36,20 @@ class Target:
         return resolve_project(self.project_dir, self.project_name)
 
     def url(self, service: str) -> str:
-        """The broker's or backend's URL: the option, else the seed's CELERY_* variable, else the stack's."""
-        return resolve_url(self.project, service, self.broker_url if service == "broker" else self.backend_url)
+        """The broker's or backend's URL: the option, else the seed's CELERY_* variable, else the stack's. Once
+        either is given by option or variable, the other never comes from this directory's stack: a broker
+        elsewhere paired with the local backend would index and wait in the wrong place."""
+        given = {"broker": self.broker_url, "backend": self.backend_url}
+        given = {s: option or os.environ.get(URL_VARIABLES[s]) for s, option in given.items()}
+        if given[service]:
+            return given[service]
+        if any(given.values()):
+            other = next(s for s in given if given[s])
+            raise NotRunning(
+                f"the {other} was given, but no {service} URL was",
+                hint=f"pass --{service}-url or set {URL_VARIABLES[service]}",
+            )
+        return resolve_url(self.project, service, None)
 
     def endpoints(self, backend_required: bool = True) -> Endpoints:
         """Both URLs; a task can be sent with only a broker, so the backend may be optional."""

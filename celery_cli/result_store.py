@@ -79,6 +79,7 @@ class TaskRecord:
             data[key] = iso_time(data[key])
         data["runtime_seconds"] = round(self.runtime, 4) if self.runtime is not None else None
         data["queued"] = self.queued
+        data["shown_state"] = self.shown_state
         return data
 
 
@@ -181,7 +182,7 @@ class ResultStore:
                 if not ids:
                     break
                 records = [r for r in self._records(ids) if r is not None]
-                found += [r for r in records if state is None or r.state == state.upper()]
+                found += [r for r in records if state is None or state.upper() in (r.state, r.shown_state)]
                 start += page
         return found[:limit]
 

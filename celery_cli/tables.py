@@ -10,7 +10,7 @@ if TYPE_CHECKING:
     from rich.console import RenderableType
     from rich.table import Table
 
-    from .bench import BenchResult
+    from .throughput import BenchResult
     from .overview import Overview
     from .result_store import TaskRecord
     from .stack.base import ServiceStatus
@@ -62,7 +62,7 @@ def tasks_table(title: str, records: list[TaskRecord]) -> Table:
 
 def task_detail(record: TaskRecord) -> Table:
     """One task, field by field, as `tcel result` shows it."""
-    state = record.state + (" (queued, not started)" if record.queued else "")
+    state = record.state + (f" ({record.shown_state.lower()}, not started)" if record.queued else "")
     rows = [
         ("state", state),
         ("result", value(record.result) if record.state == "SUCCESS" else None),

@@ -32,6 +32,8 @@ def revoke(
         out.success(f"revoked {task_id} on {', '.join(sorted(workers))}")
     else:
         out.warn(f"no worker answered: workers keep revocations in memory, so one started later may run {task_id}")
+    if not workers:
+        raise typer.Exit(int(ExitCode.NOT_RUNNING))
 
 
 @which_stack("broker")
@@ -50,6 +52,7 @@ def purge(
             if not sys.stdin.isatty():
                 raise UsageError("purge deletes queued tasks", hint="pass --yes to confirm when not at a terminal")
             if not typer.confirm(f"Delete {waiting} queued task(s)?", err=True):
+                out.info("nothing purged")
                 raise typer.Exit(int(ExitCode.FAILURE))
         purged = control.purge() if waiting else 0
     if json:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
@@ -54,7 +55,7 @@ def up(
     from ..stack import open_stack
 
     out = Output(json)
-    options = _options(bind, broker_port, backend_port, broker_image, backend_image, python_image,
+    options = _options(target, bind, broker_port, backend_port, broker_image, backend_image, python_image,
                        workers=workers, concurrency=concurrency, build=build)
     stack = open_stack(target.project)
     with out.status(f"bringing up stack {target.project.name}") as progress:
@@ -80,11 +81,12 @@ def scale(
     out = Output(json)
     stack = open_stack(target.project)
     with out.status(f"scaling stack {target.project.name} to {workers} worker(s)") as progress:
-        report = stack.scale(workers, _options(), ready_timeout, progress)
+        report = stack.scale(workers, _options(target), ready_timeout, progress)
     _show(out, target, report, f"stack {target.project.name} runs {workers} worker(s), all answering")
 
 
 def _options(
+    target: Target,
     bind: str | None = None,
     broker_port: int | None = None,
     backend_port: int | None = None,
@@ -93,20 +95,31 @@ def _options(
     python_image: str | None = None,
     **rest: object,
 ) -> UpOptions:
-    """Options as given, each falling back to env, the user's config, then the default."""
+    """Options as given, each falling back to env, then what the project's stack was last started with (so
+    `scale` or a later `up` runs it the same way), the user's config, then the default."""
+    from ..credentials import kept
     from ..settings import bind_setting, is_set, port_setting, setting
     from ..stack.base import UpOptions
 
+    started_with = kept(target.project)
+
     def asked(key: str, option: int | None) -> int | None:
         return port_setting(key, option) if is_set(key, option) else None
+
+    def image(key: str, option: str | None) -> str:
+        return setting(key, option) if option is not None or key in os.environ or key not in started_with \
+            else started_with[key]
+
+    concurrency = rest.pop("concurrency", None) or int(started_with.get("TCEL_CONCURRENCY") or 0) or None
 
     return UpOptions(
         bind=bind_setting(bind),
         broker_port=asked("TCEL_BROKER_PORT", broker_port),
         backend_port=asked("TCEL_BACKEND_PORT", backend_port),
-        broker_image=setting("TCEL_BROKER_IMAGE", broker_image),
-        backend_image=setting("TCEL_BACKEND_IMAGE", backend_image),
-        python_image=setting("TCEL_PYTHON_IMAGE", python_image),
+        broker_image=image("TCEL_BROKER_IMAGE", broker_image),
+        backend_image=image("TCEL_BACKEND_IMAGE", backend_image),
+        python_image=image("TCEL_PYTHON_IMAGE", python_image),
+        concurrency=concurrency,
         **rest,
     )
 

@@ -73,7 +73,7 @@ def send(target: Target, name: str, args: list[Any], wait: bool, timeout: float,
             out.info(f"sent {name}; its result: tcel result {task_id}")
         return
     try:
-        with out.status(f"{name} {task_id[:8]}: PENDING") as progress:
+        with out.status(f"{name} {task_id[:8]}: QUEUED") as progress:
             submitted = submit(
                 where, name, args, task_id, wait=timeout, on_state=lambda state: progress(f"{name} {task_id[:8]}: {state}")
             )

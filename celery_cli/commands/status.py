@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 
 from ..endpoints import Target
-from ..errors import ExitCode
+from ..errors import EngineUnreachable, ExitCode
 from ..output import Output
 from .options import Json, which_stack
 
@@ -30,8 +30,8 @@ def status(target: Target, json: Json = False) -> None:
 
     out = Output(json)
     view = gather(open_stack(target.project))
-    if "services" in view.failures and "stack" in view.failures:
-        raise view.failures["services"]  # nothing at all could be read: one line says why
+    if "services" in view.failures and not view.services and isinstance(view.failures["services"], EngineUnreachable):
+        raise view.failures["services"]  # without the engine there is no stack to show: exit 3, one line
     if json:
         out.data({**view.as_dict(), "up": view.up})
     elif not view.up:

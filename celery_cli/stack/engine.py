@@ -63,8 +63,9 @@ def project_filter(project: Project) -> dict[str, str]:
 
 def containers(client: docker.DockerClient, project: Project) -> list[Container]:
     """The project's containers, broker first, then backend, then workers by number."""
-    found = client.containers.list(all=True, filters=project_filter(project))
-    return sorted(found, key=lambda c: (SERVICES.index(service_of(c)), number_of(c)))
+    found = client.containers.list(all=True, filters=project_filter(project), ignore_removed=True)
+    order = {service: index for index, service in enumerate(SERVICES)}
+    return sorted(found, key=lambda c: (order.get(service_of(c), len(order)), number_of(c)))
 
 
 def service_of(container: Container) -> str:
@@ -146,17 +147,17 @@ def network(client: docker.DockerClient, project: Project) -> tuple[Any, bool]:
 
 
 def volume(
-    client: docker.DockerClient, project: Project, service: str, labels: dict[str, str] | None = None
+    client: docker.DockerClient, project: Project, service: str, labels: Callable[[], dict[str, str]] = dict
 ) -> tuple[Any, bool]:
-    """A service's data volume (made with `labels` if missing), and whether it was made now; refuses a volume
-    tcel did not make."""
+    """A service's data volume (made with the `labels()` if missing), and whether it was made now; refuses a
+    volume tcel did not make."""
     import docker
 
     name = project.volume(service)
     try:
         found = client.volumes.get(name)
     except docker.errors.NotFound:
-        return client.volumes.create(name, labels={**project.labels, LABEL_SERVICE: service, **(labels or {})}), True
+        return client.volumes.create(name, labels={**project.labels, LABEL_SERVICE: service, **labels()}), True
     if (found.attrs.get("Labels") or {}).get(LABEL_PROJECT) != project.name:
         raise TcelError(
             f"volume {name} exists but was not made by tcel for project {project.name}",

@@ -99,7 +99,7 @@ def check_connected(workers: list[Container], since: float) -> None:
     """Fail at once, with the worker's own error line, when a worker keeps failing to use the broker."""
     with engine.engine_errors():
         for c in workers:
-            lines = c.logs(since=int(since), tail=50).decode(errors="replace").splitlines()
+            lines = c.logs(since=since, tail=50).decode(errors="replace").splitlines()
             trouble = [line.strip() for line in lines if BROKER_TROUBLE.search(line)]
             if trouble:
                 raise ServiceUnreachable(

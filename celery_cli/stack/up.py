@@ -32,6 +32,7 @@ class UpPlan:
     """What `up` is to reach: every container the stack should have, and what that takes."""
 
     credentials: Credentials
+    settings: dict[str, str]  # kept in the state file with the credentials
     notes: list[str]
     services: list[ServiceSpec]
     worker_image: str
@@ -51,6 +52,8 @@ def plan(client: docker.DockerClient, project: Project, options: UpOptions, exis
     worker_image = worker_image_name(project, options.python_image)
     return UpPlan(
         credentials=access,
+        settings={"TCEL_BROKER_IMAGE": options.broker_image, "TCEL_BACKEND_IMAGE": options.backend_image,
+                  "TCEL_PYTHON_IMAGE": options.python_image, "TCEL_CONCURRENCY": str(options.concurrency or "")},
         notes=notes,
         services=[
             specs.broker(project, options, access),
@@ -85,7 +88,7 @@ def apply(client: docker.DockerClient, project: Project, plan: UpPlan, existing:
         if made:
             undo.add(network.remove)
         broker_image = next(spec.image for spec in plan.services if spec.service == "broker")
-        for service, labels in (("broker", data.written_by(client, broker_image)), ("backend", {})):
+        for service, labels in (("broker", partial(data.written_by, client, broker_image)), ("backend", dict)):
             volume, made = engine.volume(client, project, service, labels)
             if made:
                 undo.add(volume.remove)
@@ -111,7 +114,7 @@ def apply(client: docker.DockerClient, project: Project, plan: UpPlan, existing:
         report.started += [c.name for c in to_start if c.name not in report.created]
     engine.stop_and_remove(plan.extra_workers)
     report.removed += [c.name for c in plan.extra_workers]
-    stored.save(project, plan.credentials)
+    stored.save(project, plan.credentials, plan.settings)
     return report
 
 

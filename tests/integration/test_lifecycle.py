@@ -139,3 +139,14 @@ def _broker_image() -> str:
     from celery_cli.settings import setting
 
     return setting("TCEL_BROKER_IMAGE")
+
+
+def test_scale_runs_workers_the_way_up_started_them(project) -> None:
+    """`up --concurrency 2` then `scale 2`: no rebuild, the same image, and the new worker has 2 processes."""
+    assert project.tcel("up", "--concurrency", "2").code == 0
+    image = {c.name: c.image.id for c in project.containers() if c.labels["io.tcel.service"] == "worker"}
+    scaled = project.tcel_json("scale", "2")
+    assert scaled["built"] is False and scaled["removed"] == []
+    workers = [c for c in project.containers() if c.labels["io.tcel.service"] == "worker"]
+    assert {c.image.id for c in workers} == set(image.values())
+    assert all("CELERY_WORKER_CONCURRENCY=2" in c.attrs["Config"]["Env"] for c in workers)
