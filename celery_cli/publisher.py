@@ -2,8 +2,9 @@
 
 Celery's own `send_task` would do the same, but importing Celery costs about 100 ms, more than the rest of a
 `tcel tsum --wait` round trip; py-amqp (which Celery itself uses underneath) costs a fraction of that. The
-message is what `celery.app.amqp.AMQP.as_task_v2` builds, published the way Celery publishes to its default
-queue, so any Celery worker runs it and any Celery client reads its result.
+message is what `celery.app.amqp.AMQP.as_task_v2` builds, published the way Celery 5 publishes to a queue
+(declared durable, bound to a direct exchange of its name; sent through the default exchange with the queue's
+name as routing key), so any Celery worker runs it and any Celery client reads its result.
 """
 
 from __future__ import annotations
@@ -13,16 +14,18 @@ import os
 import socket
 import time
 import uuid
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 from .credentials import mask_url
 from .endpoints import Endpoints
 from .errors import ServiceUnreachable, UsageError
-from .names import EXCHANGE, QUEUE, ROUTING_KEY
 
 if TYPE_CHECKING:
     import amqp
+
+    from .call import TaskCall
 
 CONNECT_TIMEOUT = 2.0
 CONFIRM_TIMEOUT = 5.0  # a broker that blocks publishers (memory or disk alarm) must not hang the CLI
@@ -34,6 +37,12 @@ def new_task_id() -> str:
     return str(uuid.uuid4())
 
 
+def bounded_repr(value: Any) -> str:
+    """The `argsrepr`/`kwargsrepr` a worker logs and shows, cut as Celery's saferepr would be."""
+    text = repr(value)
+    return text if len(text) <= ARGSREPR_MAX else text[: ARGSREPR_MAX - 3] + "..."
+
+
 class Sender:
     """One broker connection and channel, kept for every task sent through it."""
 
@@ -41,49 +50,56 @@ class Sender:
         self.endpoints = endpoints
         self._channel: amqp.Channel | None = None
         self._connection: amqp.Connection | None = None
+        self._declared: set[str] = set()
         self._origin = f"gen{os.getpid()}@{socket.gethostname()}"
 
-    def send(self, name: str, args: list[Any], task_id: str) -> float:
+    def send(self, call: TaskCall, task_id: str) -> float:
         """Publish the task; return when it was sent, once the broker has confirmed it."""
         import amqp
 
         sent = time.time()
+        properties: dict[str, Any] = {"priority": call.priority} if call.priority is not None else {}
         message = amqp.Message(
-            json.dumps([args, {}, {"callbacks": None, "errbacks": None, "chain": None, "chord": None}]),
+            json.dumps([call.args, call.kwargs, {"callbacks": None, "errbacks": None, "chain": None, "chord": None}]),
             content_type="application/json",
             content_encoding="utf-8",
             delivery_mode=2,  # persistent: survives a broker restart
             correlation_id=task_id,
             reply_to="",
-            application_headers=self._headers(name, args, task_id),
+            application_headers=self._headers(call, task_id, sent),
+            **properties,
         )
         for delay in (*RETRY_DELAYS, None):
             try:
-                self._open().basic_publish(message, exchange=EXCHANGE, routing_key=ROUTING_KEY, confirm_timeout=CONFIRM_TIMEOUT)
+                channel = self._open()
+                self._declare(channel, call.queue)
+                channel.basic_publish(message, exchange="", routing_key=call.queue, confirm_timeout=CONFIRM_TIMEOUT)
                 return sent
             except (OSError, amqp.exceptions.AMQPError, amqp.exceptions.MessageNacked) as exc:
                 self.close()
                 if isinstance(exc, amqp.exceptions.AccessRefused) or delay is None:
-                    raise self._not_sent(name, exc) from None
+                    raise self._not_sent(call.name, exc) from None
                 time.sleep(delay)
 
-    def _headers(self, name: str, args: list[Any], task_id: str) -> dict[str, Any]:
-        argsrepr = repr(args)
+    def _headers(self, call: TaskCall, task_id: str, sent: float) -> dict[str, Any]:
+        now = datetime.fromtimestamp(sent, timezone.utc)
+        eta = now + timedelta(seconds=call.countdown) if call.countdown else call.eta
+        expires = now + timedelta(seconds=call.expires) if isinstance(call.expires, (int, float)) else call.expires
         return {
             "lang": "py",
-            "task": name,
+            "task": call.name,
             "id": task_id,
             "shadow": None,
-            "eta": None,
-            "expires": None,
+            "eta": eta.isoformat() if eta else None,
+            "expires": expires.isoformat() if expires else None,
             "group": None,
             "group_index": None,
             "retries": 0,
             "timelimit": [None, None],
             "root_id": task_id,
             "parent_id": None,
-            "argsrepr": argsrepr if len(argsrepr) <= ARGSREPR_MAX else argsrepr[: ARGSREPR_MAX - 3] + "...",
-            "kwargsrepr": "{}",
+            "argsrepr": bounded_repr(call.args),
+            "kwargsrepr": bounded_repr(call.kwargs),
             "origin": self._origin,
             "ignore_result": False,
             "replaced_task_nesting": 0,
@@ -91,8 +107,17 @@ class Sender:
             "stamps": {},
         }
 
+    def _declare(self, channel: amqp.Channel, queue: str) -> None:
+        """Declare the queue as Celery does, once per connection: a task sent before any worker ran is kept."""
+        if queue in self._declared:
+            return
+        channel.exchange_declare(queue, "direct", durable=True, auto_delete=False)
+        channel.queue_declare(queue, durable=True, auto_delete=False)
+        channel.queue_bind(queue, queue, queue)
+        self._declared.add(queue)
+
     def _open(self) -> amqp.Channel:
-        """Connect, and declare the queue as Celery does (a task sent before any worker ran is kept)."""
+        """Connect, with publisher confirms."""
         if self._channel is not None:
             return self._channel
         import amqp
@@ -115,12 +140,8 @@ class Sender:
             confirm_publish=True,  # "sent" means the broker has the message
         )
         self._connection.connect()
-        channel = self._connection.channel()
-        channel.exchange_declare(EXCHANGE, "direct", durable=True, auto_delete=False)
-        channel.queue_declare(QUEUE, durable=True, auto_delete=False)
-        channel.queue_bind(QUEUE, EXCHANGE, ROUTING_KEY)
-        self._channel = channel
-        return channel
+        self._channel = self._connection.channel()
+        return self._channel
 
     def _not_sent(self, name: str, exc: Exception) -> ServiceUnreachable:
         return ServiceUnreachable(
@@ -136,6 +157,7 @@ class Sender:
             except Exception:  # noqa: BLE001 - a connection already broken needs no goodbye
                 self._connection.collect()
         self._connection = self._channel = None
+        self._declared.clear()
 
     def __enter__(self) -> Sender:
         return self
