@@ -106,7 +106,8 @@ def _save(broker_url: str, registry: Registry) -> None:
         path.parent.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # beside the credentials: owner only
         path.parent.mkdir(mode=0o700, exist_ok=True)
         tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(asdict(registry)))
+        with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as handle:
+            handle.write(json.dumps(asdict(registry)))
         os.replace(tmp, path)
     except OSError:
         pass  # a cache that cannot be written only costs the next call an ask

@@ -4,6 +4,7 @@ starting tcel."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
@@ -38,9 +39,10 @@ def _workers(ctx: typer.Context) -> list[str]:
 def _registry(ctx: typer.Context) -> Registry | None:
     from ..task_registry import cached
 
-    params = ctx.params
-    target = Target(params.get("project_dir"), params.get("project_name"), params.get("broker_url"))
+    params = ctx.params  # as typed so far: completion does not convert them
+    directory = params.get("project_dir")
+    target = Target(Path(directory) if directory else None, params.get("project_name"), params.get("broker_url"))
     try:
         return cached(target.url("broker"), max_age=None)
-    except TcelError:
+    except (TcelError, OSError):
         return None

@@ -121,8 +121,8 @@ def time_limit(
 @which_stack("broker")
 def pool(
     target: Target,
-    change: Annotated[PoolChange, typer.Argument(help="grow or shrink.")],
-    n: Annotated[int, typer.Argument(min=1, max=1000, help="By how many processes.")] = 1,
+    change: Annotated[PoolChange, typer.Argument(metavar="grow|shrink", help="Add processes, or stop some.")],
+    n: Annotated[int, typer.Argument(metavar="N", min=1, max=1000, help="By how many processes.")] = 1,
     worker: Worker = None,
     timeout: AnswerTimeout = 1.0,
     json: Json = False,

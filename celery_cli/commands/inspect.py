@@ -58,7 +58,10 @@ def ask(target: Target, method: str, worker: str | None, timeout: float, json: b
     if json:
         out.data({"method": method, "workers": found.replies, "no_answer": found.silent})
     else:
-        out.render(tables.inspection(method, found.replies))
+        if any(found.replies.values()):
+            out.render(tables.inspection(method, found.replies))
+        else:
+            out.info(f"inspect {method}: nothing on {', '.join(sorted(found.replies)) or 'any worker'}")
         for node in found.silent:
             out.warn(f"{node} did not answer within {timeout:g}s")
     if not found.replies and nodes is None:

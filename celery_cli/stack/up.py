@@ -150,7 +150,7 @@ def _remove_stale_workers(
     engine.stop_and_remove(stale)
     for c in stale:
         del existing[c.name]
-    engine.remove_unused_worker_images(client, {c.attrs["Image"] for c in stale})
+    engine.remove_unused_worker_images(client, {c.attrs["Image"] for c in stale} - {image_id})
     return [c.name for c in stale]
 
 
