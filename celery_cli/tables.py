@@ -166,17 +166,11 @@ def duration(amount: float | None) -> str | None:
 
 
 def inspection(method: str, replies: dict[str, Any]) -> Table:
-    """What workers answered to `tcel inspect METHOD`, one row per task, name, setting or worker."""
+    """What workers answered to `tcel inspect METHOD`: one row per task, task name, id, setting or worker."""
     if method in ("active", "reserved", "scheduled"):
-        rows = []
-        for node, items in sorted(replies.items()):
-            for item in items or []:
-                request = item.get("request", item)  # scheduled entries wrap the request with eta and priority
-                rows.append([node, request.get("id"), request.get("name"), short(brief(request.get("args"))),
-                             short(brief(request.get("kwargs"))), (request.get("delivery_info") or {}).get("routing_key"),
-                             item.get("eta") or when(request.get("time_start"))])
-        when_column = "eta" if method == "scheduled" else "started"
-        return table(f"{method} tasks", ["worker", "id", "task", "args", "kwargs", "queue", when_column], rows)
+        return table(f"{method} tasks", ["worker", "id", "task", "args", "kwargs", "queue",
+                                         "eta" if method == "scheduled" else "started"],
+                     [_held_task(node, item) for node, items in sorted(replies.items()) for item in items or []])
     if method == "registered":
         holders: dict[str, list[str]] = {}
         for node, names in sorted(replies.items()):
@@ -188,19 +182,30 @@ def inspection(method: str, replies: dict[str, Any]) -> Table:
                      [[node, task_id] for node, ids in sorted(replies.items()) for task_id in ids or []])
     if method == "stats":
         return table("worker stats", ["worker", "pid", "uptime", "pool now", "max concurrency", "prefetch", "processed"],
-                     [[node, s.get("pid"), duration(s.get("uptime")), pool_size(s), (s.get("pool") or {}).get("max-concurrency"),
-                       s.get("prefetch_count"), sum((s.get("total") or {}).values())]
-                      for node, s in sorted(replies.items())])
+                     [_worker_stats(node, stats) for node, stats in sorted(replies.items())])
     if method == "conf":
         return table("worker settings (as each worker reports them)", ["worker", "setting", "value"],
-                     [[node, key, short(brief(v), 100)] for node, conf in sorted(replies.items())
-                      for key, v in sorted((conf or {}).items())])
+                     [[node, key, short(brief(setting), 100)]
+                      for node, conf in sorted(replies.items()) for key, setting in sorted((conf or {}).items())])
     if method == "query_task":
         return table("tasks as workers hold them", ["worker", "id", "state", "task", "args", "kwargs"],
-                     [[node, task_id, state, request.get("name"), short(brief(request.get("args"))),
-                       short(brief(request.get("kwargs")))]
+                     [[node, task_id, state, *_held_task(node, request)[2:5]]
                       for node, found in sorted(replies.items()) for task_id, (state, request) in sorted(found.items())])
     raise ValueError(f"no table for inspect {method}")
+
+
+def _held_task(node: str, item: dict[str, Any]) -> list[Any]:
+    """worker, id, task, args, kwargs, queue, eta or start of a task a worker holds."""
+    request = item.get("request", item)  # scheduled entries wrap the request with its eta and priority
+    return [node, request.get("id"), request.get("name"), short(brief(request.get("args"))),
+            short(brief(request.get("kwargs"))), (request.get("delivery_info") or {}).get("routing_key"),
+            item.get("eta") or when(request.get("time_start"))]
+
+
+def _worker_stats(node: str, stats: dict[str, Any]) -> list[Any]:
+    pool = stats.get("pool") or {}
+    return [node, stats.get("pid"), duration(stats.get("uptime")), pool_size(stats), pool.get("max-concurrency"),
+            stats.get("prefetch_count"), sum((stats.get("total") or {}).values())]
 
 
 def control_report(command: str, acknowledged: dict[str, str], refused: dict[str, str], silent: list[str]) -> Table:

@@ -50,7 +50,7 @@ def parse_json_arg(text: str, raw_strings: bool = False) -> Any:
         return _strict_json(text)
     except ValueError as exc:
         if text.startswith("--"):
-            raise UsageError(f"no such option: {text}", hint="see --help (a string starting with -- goes as JSON: '\"--x\"')") from None
+            raise UsageError(f"no such option: {text}", hint="see --help; as a string it is JSON: '\"--x\"'") from None
         if raw_strings:
             return text
         raise UsageError(

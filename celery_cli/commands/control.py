@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 import sys
 from enum import Enum
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
@@ -16,6 +16,9 @@ from ..output import Output
 from .completion import task_names, workers
 from .inspect import AnswerTimeout, Worker
 from .options import Json, which_stack
+
+if TYPE_CHECKING:
+    from ..remote_control import Answers
 
 
 @which_stack("broker")
@@ -177,40 +180,25 @@ def shutdown(
     json: Json = False,
 ) -> None:
     """Shut a worker down (asks first; --yes skips the question); 'tcel up' starts it again."""
-    from .. import task_registry
-    from ..remote_control import Answers, Control
-    from ..workers import addressed
+    from .. import workers as stack_workers
 
-    nodes = addressed(target, worker)
     if not yes:
         if not sys.stdin.isatty():
             raise UsageError("shutdown stops a worker", hint="pass --yes to confirm when not at a terminal")
-        if not typer.confirm(f"Shut down {nodes[0]}?", err=True):
+        if not typer.confirm(f"Shut down {worker}?", err=True):
             raise typer.Exit(int(ExitCode.FAILURE))
-    url = target.url("broker")
-    with Control(url) as control:
-        stopped = control.shutdown(nodes)
-    task_registry.forget(url)
-    found = Answers({node: {"ok": "stopped"} if node in stopped else {"error": "still answers pings"} for node in nodes})
-    _report(Output(json), "shutdown", found)
+    _report(Output(json), "shutdown", stack_workers.shutdown(target, worker))
 
 
 def command(target: Target, name: str, worker: str | None, timeout: float, json: bool, **arguments: Any) -> None:
     """Send one control command to the addressed workers and report who acknowledged it."""
-    from .. import task_registry
-    from ..remote_control import Control, answers
-    from ..workers import addressed
+    from .. import workers as stack_workers
 
-    nodes = addressed(target, worker)
-    url = target.url("broker")
-    with Control(url) as control:
-        found = answers(control.command(name, nodes, timeout, **arguments), nodes)
-    if name in ("add_consumer", "cancel_consumer"):
-        task_registry.forget(url)  # the queues workers consume have changed
-    _report(Output(json), name.replace("_", "-"), found)
+    _report(Output(json), name.replace("_", "-"), stack_workers.control(target, name, worker, timeout, **arguments))
 
 
-def _report(out: Output, title: str, found: Any) -> None:
+def _report(out: Output, title: str, found: Answers) -> None:
+    """Who acknowledged, who refused and who did not answer; exit 1 unless every worker acknowledged."""
     from .. import tables
 
     if out.json_mode:

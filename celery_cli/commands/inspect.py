@@ -9,7 +9,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from ..endpoints import Target
-from ..errors import ExitCode, NotRunning
+from ..errors import ExitCode
 from ..output import Output
 from .completion import workers as worker_names
 from .options import Json, which_stack
@@ -46,26 +46,18 @@ SAFE = {"active": (True,)}  # argument reprs (bounded) rather than the arguments
 def ask(target: Target, method: str, worker: str | None, timeout: float, json: bool, *args: Any) -> None:
     """Ask the addressed workers; show the answers, and who did not answer."""
     from .. import tables
-    from ..remote_control import Control, answers
-    from ..workers import addressed
+    from .. import workers as stack_workers
 
     out = Output(json)
-    nodes = addressed(target, worker)
-    with Control(target.url("broker")) as control:
-        found = answers(control.inspect(method, nodes, timeout, *args), nodes)
-    if method == "conf":
-        found.replies = _masked(found.replies)
+    found = stack_workers.inspect(target, method, worker, timeout, *args)
     if json:
         out.data({"method": method, "workers": found.replies, "no_answer": found.silent})
+    elif any(found.replies.values()):
+        out.render(tables.inspection(method, found.replies))
     else:
-        if any(found.replies.values()):
-            out.render(tables.inspection(method, found.replies))
-        else:
-            out.info(f"inspect {method}: nothing on {', '.join(sorted(found.replies)) or 'any worker'}")
-        for node in found.silent:
-            out.warn(f"{node} did not answer within {timeout:g}s")
-    if not found.replies and nodes is None:
-        raise NotRunning("no worker answered", hint="start the workers with 'tcel up', or check --broker-url")
+        out.info(f"inspect {method}: nothing on {', '.join(sorted(found.replies)) or 'any worker'}")
+    for node in found.silent:
+        out.warn(f"{node} did not answer within {timeout:g}s")
     if found.silent:
         raise typer.Exit(int(ExitCode.FAILURE))
 
@@ -89,17 +81,6 @@ def task(
 ) -> None:
     """Which worker holds these tasks now, and in what state (active, reserved, scheduled)."""
     ask(target, "query_task", worker, timeout, json, *(task_id.strip() for task_id in task_ids))
-
-
-def _masked(value: Any) -> Any:
-    """Workers censor secrets in their settings; mask any URL password they left, to be sure."""
-    from ..credentials import mask_url
-
-    if isinstance(value, dict):
-        return {key: _masked(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_masked(item) for item in value]
-    return mask_url(value) if isinstance(value, str) and "://" in value else value
 
 
 for _method, _summary in METHODS.items():

@@ -43,10 +43,12 @@ def call(
     ] = False,
     countdown: Annotated[Optional[str], typer.Option(metavar="S", help="Run no earlier than S seconds from now.")] = None,
     eta: Annotated[
-        Optional[str], typer.Option(metavar="ISO-8601", help="Run no earlier than then (local time unless an offset is given).")
+        Optional[str],
+        typer.Option(metavar="ISO-8601", help="Run no earlier than then (local time unless an offset is given)."),
     ] = None,
     expires: Annotated[
-        Optional[str], typer.Option(metavar="S|ISO-8601", help="Drop the task unless it starts within S seconds, or by then.")
+        Optional[str],
+        typer.Option(metavar="S|ISO-8601", help="Drop the task unless it starts within S seconds, or by then."),
     ] = None,
     queue: Annotated[str, typer.Option("--queue", "-Q", help="The queue to send it to.")] = QUEUE,
     priority: Annotated[
