@@ -71,8 +71,7 @@ class Sender:
         )
         for delay in (*RETRY_DELAYS, None):
             try:
-                channel = self._open()
-                self._declare(channel, call.queue)
+                channel = self._declare(self._open(), call.queue)
                 channel.basic_publish(message, exchange="", routing_key=call.queue, confirm_timeout=CONFIRM_TIMEOUT)
                 return sent
             except (OSError, amqp.exceptions.AMQPError, amqp.exceptions.MessageNacked) as exc:
@@ -107,14 +106,25 @@ class Sender:
             "stamps": {},
         }
 
-    def _declare(self, channel: amqp.Channel, queue: str) -> None:
-        """Declare the queue as Celery does, once per connection: a task sent before any worker ran is kept."""
+    def _declare(self, channel: amqp.Channel, queue: str) -> amqp.Channel:
+        """Make sure the queue exists, once per connection, so that a task sent before any worker ran is kept.
+
+        An existing queue is left as its consumers declared it (declaring it again with other arguments, such
+        as a worker's x-max-priority, would be refused); a missing one is declared as Celery does.
+        """
+        import amqp
+
         if queue in self._declared:
-            return
-        channel.exchange_declare(queue, "direct", durable=True, auto_delete=False)
-        channel.queue_declare(queue, durable=True, auto_delete=False)
-        channel.queue_bind(queue, queue, queue)
+            return channel
+        try:
+            channel.queue_declare(queue, passive=True)
+        except amqp.exceptions.NotFound:
+            channel = self._channel = self._connection.channel()  # the broker closed the one that asked
+            channel.exchange_declare(queue, "direct", durable=True, auto_delete=False)
+            channel.queue_declare(queue, durable=True, auto_delete=False)
+            channel.queue_bind(queue, queue, queue)
         self._declared.add(queue)
+        return channel
 
     def _open(self) -> amqp.Channel:
         """Connect, with publisher confirms."""

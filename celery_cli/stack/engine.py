@@ -79,7 +79,8 @@ def number_of(container: Container) -> int:
 
 def queues_of(container: Container) -> tuple[str, ...] | None:
     """The queues a worker was started to consume; None for the image's default."""
-    return tuple(container.labels.get(LABEL_QUEUES, "").split(",")) if container.labels.get(LABEL_QUEUES) else None
+    listed = container.labels.get(LABEL_QUEUES)
+    return tuple(listed.split(",")) if listed else None
 
 
 def hostname_of(container: Container) -> str:

@@ -34,7 +34,6 @@ class ServiceSpec:
     stop_timeout: int = STOP_TIMEOUT
     queues: tuple[str, ...] | None = None  # a worker's queues; None: the image's default
 
-
     @property
     def key(self) -> str:
         """The host name inside the stack and its network alias: broker, backend, worker-N."""

@@ -143,6 +143,28 @@ def test_a_task_sent_to_a_queue_no_worker_consumes_is_kept_there_as_celery_would
         client.close()
 
 
+def test_a_queue_its_consumers_declared_with_other_arguments_is_sent_to_as_it_is(stack) -> None:
+    """A worker with task_queue_max_priority declares its queues with x-max-priority; declaring one again
+    without it would be refused, so tcel leaves an existing queue as it is."""
+    import amqp
+
+    queue = f"tcel-test-priority-{os.getpid()}"
+    c = stack.connection
+    client = amqp.Connection(host=f"{c.host}:{c.broker_port}", userid=c.broker_user, password=c.broker_password)
+    client.connect()
+    try:
+        channel = client.channel()
+        channel.queue_declare(queue, durable=True, auto_delete=False, arguments={"x-max-priority": 10})
+        low = sent_id(stack.tcel("call", "tasks.tsum", "[1]", "-Q", queue, "--priority", "1", "--no-check", "-q"))
+        high = sent_id(stack.tcel("call", "tasks.tsum", "[2]", "-Q", queue, "--priority", "9", "--no-check", "-q"))
+        first = channel.basic_get(queue, no_ack=True)
+        assert first.properties["application_headers"]["id"] == high  # the broker honoured the priority
+        assert channel.basic_get(queue, no_ack=True).properties["application_headers"]["id"] == low
+    finally:
+        channel.queue_delete(queue)
+        client.close()
+
+
 def test_retry_sends_a_failed_task_again_and_result_says_which(stack) -> None:
     failed = stack.tcel("call", "tasks.tsum", '["a", "b"]', "--wait")
     assert failed.code == 9
@@ -235,8 +257,8 @@ def test_the_tutorials_client_works_after_eval_tcel_env_and_its_task_can_be_retr
 
 
 def test_inspect_active_shows_a_running_task(own) -> None:
-    task_id = sent_id(own.tcel("call", "tasks.slow", "3", "--quiet"))
-    deadline = time.monotonic() + 10
+    task_id = sent_id(own.tcel("call", "tasks.slow", "8", "--quiet"))  # long enough for a loaded machine
+    deadline = time.monotonic() + 20
     while True:
         active = own.tcel_json("inspect", "active")["workers"]["celery@worker-1"]
         if any(t["id"] == task_id for t in active) or time.monotonic() > deadline:
