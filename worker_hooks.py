@@ -6,8 +6,9 @@
   worker step), so forking the pool overlaps the broker's boot.
 - A bounded index of recent tasks in the result backend, which `tcel results` reads instead of scanning Redis:
   a sorted set of task ids by time, trimmed to the newest MAX_TASKS and to `result_expires`, and a small hash
-  per task (name, args, received, started, finished). Every task a worker receives passes here, whoever sent
-  it. A failure here is logged, never raised.
+  per task (name, args, kwargs, queue, received, started, finished; and the exact args and kwargs as JSON when
+  they fit CALL_KEPT_MAX, which `tcel retry` sends again). Every task a worker receives passes here, whoever
+  sent it. A failure here is logged, never raised.
 """
 
 import json
@@ -23,6 +24,7 @@ INDEX_KEY = "tcel:tasks"
 INFO_KEY = "tcel:task:"
 MAX_TASKS = 10_000
 SHOWN_LIMIT = 200  # as celery_cli/task_args.py shows arguments
+CALL_KEPT_MAX = 65536
 
 BROKER_WAIT_SECONDS = 120
 
@@ -105,10 +107,28 @@ def _write(app, task_id, fields, score=None):
         logger.warning("tcel: cannot update the task index for %s", task_id, exc_info=True)
 
 
+def _kept_call(request):
+    """The exact args and kwargs as JSON, or None past CALL_KEPT_MAX (encoding stops there)."""
+    parts, size = [], 0
+    for part in json.JSONEncoder().iterencode({"args": list(request.args), "kwargs": request.kwargs}):
+        size += len(part)
+        if size > CALL_KEPT_MAX:
+            return None
+        parts.append(part)
+    return "".join(parts)
+
+
 @signals.task_received.connect
 def _received(sender=None, request=None, **_):
     now = time.time()
-    fields = {"name": request.name, "args": _shown(request.args), "kwargs": _shown(request.kwargs), "received": now}
+    fields = {"name": request.name, "args": _shown(request.args), "kwargs": _shown(request.kwargs), "received": now,
+              "queue": (request.delivery_info or {}).get("routing_key") or ""}
+    try:
+        call = _kept_call(request)
+    except (TypeError, ValueError):  # arguments JSON cannot carry (a pickle-accepting worker)
+        call = None
+    if call is not None:
+        fields["call"] = call
     _write(sender.app, request.id, fields, score=now)
 
 

@@ -58,14 +58,15 @@ def alternate(rounds: int, tcel: Callable[[], object], other: Callable[[], objec
 
 
 class Bench:
-    def __init__(self, rounds: int, heavy_rounds: int) -> None:
+    def __init__(self, rounds: int, heavy_rounds: int, broker_port: int = 25672, backend_port: int = 26379) -> None:
         self.rounds = rounds
         self.heavy_rounds = heavy_rounds
         self.rows: list[dict] = []
         self.directory = Path(tempfile.mkdtemp(prefix="tcel-bench-"))
         self.name = f"tcelbench{uuid.uuid4().hex[:6]}"
         self.compose_name = f"{self.name}compose"
-        self.ports = {"TCEL_BROKER_PORT": "25672", "TCEL_BACKEND_PORT": "26379"}
+        self.ports = {"TCEL_BROKER_PORT": str(broker_port), "TCEL_BACKEND_PORT": str(backend_port)}
+        self.compose_ports = (broker_port + 1, backend_port + 1)
         self.tcel_env = {**self.ports, "TCEL_PROJECT_NAME": self.name}
 
     def row(self, what: str, tcel: list[float], other: list[float], baseline: str, target: float,
@@ -119,11 +120,11 @@ class Bench:
         self.tcel("up")  # creates volumes, builds the worker image; not timed
         self.tcel("down")
         c = credentials.load(resolve_project(self.directory, self.name))
-        self.compose_connection = c.with_ports("127.0.0.1", 25673, 26380)
+        self.compose_connection = c.with_ports("127.0.0.1", *self.compose_ports)
         (self.directory / "compose.env").write_text(
             "".join(f"{k}={v}\n" for k, v in {
                 "TCEL_BROKER_PASSWORD": c.broker_password, "TCEL_BACKEND_PASSWORD": c.backend_password,
-                "TCEL_BROKER_PORT": 25673, "TCEL_BACKEND_PORT": 26380,
+                "TCEL_BROKER_PORT": self.compose_ports[0], "TCEL_BACKEND_PORT": self.compose_ports[1],
                 **{k: os.environ[k] for k in ("TCEL_BROKER_IMAGE", "TCEL_BACKEND_IMAGE", "TCEL_PYTHON_IMAGE")
                    if k in os.environ},
             }.items())
@@ -178,6 +179,20 @@ class Bench:
         a, b = alternate(self.rounds * 2, tcel_tsum, celery_call_and_result)
         self.row("tsum 1 2 3 --wait, end to end", a, b, "celery call + celery result", 0.5)
 
+    def call_round_trip(self) -> None:
+        """`tcel call` (JSON arguments, the registered-name check from its cache) against its preset `tsum`."""
+        self.tcel("up")
+
+        def tcel_call() -> None:
+            assert self.tcel("call", "tasks.tsum", "[1,2,3]", "--wait").strip() == "6"
+
+        def tcel_tsum() -> None:
+            assert self.tcel("tsum", "1", "2", "3", "--wait").strip() == "6"
+
+        tcel_call()  # fills the cache of registered names, as any first call after `up` does
+        a, b = alternate(self.rounds * 2, tcel_call, tcel_tsum)
+        self.row("call tasks.tsum '[1,2,3]' --wait vs tsum 1 2 3 --wait", a, b, "tcel tsum 1 2 3 --wait", 1.2)
+
     def scaling(self) -> None:
         """`tcel results` and `tcel status` with 1,000 and then 100,000 stored results."""
         import redis
@@ -218,7 +233,7 @@ class Bench:
 
     def cleanup(self) -> None:
         self.tcel("down", "--volumes", check=False)
-        if (self.directory / "compose.env").exists():  # only when the compose comparison ran
+        if (self.directory / "compose.env").exists():  # only the lifecycle comparison starts compose stacks
             run(["docker-compose", "-p", self.compose_name, "--env-file", str(self.directory / "compose.env"),
                  "down", "-v"], check=False)
         shutil.rmtree(self.directory, ignore_errors=True)
@@ -282,12 +297,15 @@ def main() -> None:
     parser.add_argument("--heavy-rounds", type=int, default=3, help="rounds of up/down and throughput")
     parser.add_argument("--tasks", type=int, default=2000, help="tasks per throughput round")
     parser.add_argument("--only", nargs="*", default=None,
-                        help="startup lifecycle up_floor round_trip scaling throughput (default: all)")
+                        help="startup lifecycle up_floor round_trip call_round_trip scaling throughput (default: all)")
+    parser.add_argument("--ports", type=int, nargs=2, default=(25672, 26379), metavar=("BROKER", "BACKEND"),
+                        help="host ports of the benchmark's stack (docker-compose's use the next ones up)")
     args = parser.parse_args()
-    bench = Bench(args.rounds, args.heavy_rounds)
+    bench = Bench(args.rounds, args.heavy_rounds, *args.ports)
     steps = {"startup": bench.startup, "lifecycle": bench.lifecycle, "up_floor": bench.up_floor,
              "round_trip": bench.round_trip,
-             "scaling": bench.scaling, "throughput": lambda: bench.throughput(args.tasks)}
+             "call_round_trip": bench.call_round_trip, "scaling": bench.scaling,
+             "throughput": lambda: bench.throughput(args.tasks)}
     try:
         for name in args.only or steps:
             print(f"{name}:", file=sys.stderr)

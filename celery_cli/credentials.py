@@ -38,6 +38,10 @@ class Credentials:
         host = host or self.host
         return f"redis://:{self.backend_password}@{_netloc(host)}:{port or self.backend_port}/0"
 
+    def on_host(self) -> dict[str, str]:
+        """The seed's variables for a client on the host (what `tcel env` prints): secrets in full."""
+        return {"CELERY_BROKER_URL": self.broker_url(), "CELERY_RESULT_BACKEND_URL": self.backend_url()}
+
     def inside_network(self) -> dict[str, str]:
         """The worker's environment: the seed's variables, pointing at the services' network aliases."""
         return {

@@ -61,6 +61,11 @@ class Target:
                 raise
             return Endpoints(broker, None)
 
+    def given(self, service: str) -> bool:
+        """Whether the service's URL was given (option or CELERY_* variable) rather than read from the stack."""
+        option = self.broker_url if service == "broker" else self.backend_url
+        return bool(option or os.environ.get(URL_VARIABLES[service]))
+
 
 def resolve_url(project: Project, service: str, option: str | None) -> str:
     """The option first, then the seed's CELERY_* variable, then the stack `tcel up` started here."""

@@ -1,7 +1,10 @@
-"""Celery's remote control, over one reused broker connection: ping, inspect, revoke, purge."""
+"""Celery's remote control, over one reused broker connection: ping, inspect, control commands, shutdown,
+revoke, purge."""
 
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -11,6 +14,35 @@ from .errors import ServiceUnreachable, start_or_check, unreachable
 if TYPE_CHECKING:
     import kombu
     from celery import Celery
+
+
+@dataclass
+class Answers:
+    """What addressed workers said to an inspect or a control command, and who said nothing."""
+
+    replies: dict[str, Any]  # node name -> its reply
+    silent: list[str] = field(default_factory=list)  # addressed, but no answer within the timeout
+
+    @property
+    def acknowledged(self) -> dict[str, str]:
+        """Control commands: the workers that did it, with what they said."""
+        return {node: str(reply.get("ok", reply)) for node, reply in self.replies.items() if "error" not in reply}
+
+    @property
+    def refused(self) -> dict[str, str]:
+        """Control commands: the workers that answered with an error, and the error."""
+        return {node: str(reply["error"]) for node, reply in self.replies.items() if "error" in reply}
+
+
+def answers(replies: dict[str, Any], addressed: list[str] | None) -> Answers:
+    return Answers(replies, sorted(set(addressed or ()) - set(replies)))
+
+
+def pool_size(stats: dict[str, Any]) -> int | None:
+    """The processes a worker's pool has now (pool grow/shrink and autoscale change it), else its limit."""
+    pool = stats.get("pool") or {}
+    processes = pool.get("processes")
+    return len(processes) if isinstance(processes, list) else pool.get("max-concurrency")
 
 
 def worker_node(hostname: str) -> str:
@@ -57,13 +89,41 @@ class Control:
             return set()
         return {name for reply in replies or [] for name in reply}
 
-    def inspect(self, method: str, names: list[str] | None, timeout: float = 0.5) -> dict[str, Any]:
+    def inspect(self, method: str, names: list[str] | None, timeout: float = 0.5, *args: Any) -> dict[str, Any]:
         """One inspect call (stats, active, registered...): {node name: reply} of those who answered."""
-        inspector = self.app.control.inspect(destination=names or None, timeout=timeout, connection=self.connection)
+        if names == []:
+            return {}
+        inspector = self.app.control.inspect(destination=names, timeout=timeout, connection=self.connection)
         try:
-            return getattr(inspector, method)() or {}
+            return getattr(inspector, method)(*args) or {}
         except _broker_errors() as exc:
             raise self._unreachable(exc) from None
+
+    def command(self, name: str, names: list[str] | None, timeout: float = 1.0, **arguments: Any) -> dict[str, Any]:
+        """A control command (rate_limit, pool_grow, add_consumer...): {node name: its reply, {"ok": ...} or
+        {"error": ...}} of those who answered."""
+        if names == []:
+            return {}
+        try:
+            replies = self.app.control.broadcast(
+                name, arguments=arguments, destination=names, reply=True, timeout=timeout, connection=self.connection
+            )
+        except _broker_errors() as exc:
+            raise self._unreachable(exc) from None
+        return {node: reply for item in replies or [] for node, reply in item.items()}
+
+    def shutdown(self, names: list[str], wait: float = 5.0) -> set[str]:
+        """Ask workers to shut down (they do not reply to it); return those that stopped answering a ping."""
+        try:
+            self.app.control.broadcast("shutdown", destination=names, connection=self.connection)
+        except _broker_errors() as exc:
+            raise self._unreachable(exc) from None
+        deadline = time.monotonic() + wait
+        answering = set(names)
+        while answering and time.monotonic() < deadline:
+            time.sleep(0.2)
+            answering = self.ping(sorted(answering), timeout=0.5)
+        return set(names) - answering
 
     def revoke(self, task_id: str, terminate: bool = False, timeout: float = 1.0) -> list[str]:
         """Revoke a task on every worker; return the nodes that acknowledged it."""

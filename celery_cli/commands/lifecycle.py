@@ -9,7 +9,8 @@ import typer
 
 from ..endpoints import Target
 from ..output import Output
-from .options import Json, ReadyTimeout, which_stack
+from .completion import services
+from .options import Json, Queues, ReadyTimeout, which_stack
 
 if TYPE_CHECKING:
     from ..stack.base import UpOptions, UpReport
@@ -26,6 +27,7 @@ def up(
     concurrency: Annotated[
         Optional[int], typer.Option(min=1, max=256, help="Processes per worker (default: the image's, 10).")
     ] = None,
+    queues: Queues = None,
     build: Annotated[bool, typer.Option("--build", help="Rebuild the worker image and replace older workers.")] = False,
     wait: Annotated[bool, typer.Option("--wait/--no-wait", help="Wait until every service answers.")] = True,
     ready_timeout: ReadyTimeout = 120,
@@ -56,7 +58,7 @@ def up(
 
     out = Output(json)
     options = _options(target, bind, broker_port, backend_port, broker_image, backend_image, python_image,
-                       workers=workers, concurrency=concurrency, build=build)
+                       workers=workers, concurrency=concurrency, build=build, queues=_queues(queues))
     stack = open_stack(target.project)
     with out.status(f"bringing up stack {target.project.name}") as progress:
         report = stack.start(options, ready_timeout if wait else None, progress)
@@ -72,17 +74,27 @@ def up(
 def scale(
     target: Target,
     workers: Annotated[int, typer.Argument(min=1, max=32, help="How many worker containers to run.")],
+    queues: Queues = None,
     ready_timeout: ReadyTimeout = 120,
     json: Json = False,
 ) -> None:
-    """Add or remove worker containers; the broker and backend are left alone."""
+    """Add or remove worker containers; the broker and backend are left alone.
+
+    With --queues, every worker is (re)started to consume those queues.
+    """
     from ..stack import open_stack
 
     out = Output(json)
     stack = open_stack(target.project)
     with out.status(f"scaling stack {target.project.name} to {workers} worker(s)") as progress:
-        report = stack.scale(workers, _options(target), ready_timeout, progress)
+        report = stack.scale(workers, _options(target, queues=_queues(queues)), ready_timeout, progress)
     _show(out, target, report, f"stack {target.project.name} runs {workers} worker(s), all answering")
+
+
+def _queues(option: str | None) -> tuple[str, ...] | None:
+    from ..task_args import parse_queues
+
+    return parse_queues(option) if option is not None else None
 
 
 def _options(
@@ -171,7 +183,8 @@ def down(
 def logs(
     target: Target,
     service: Annotated[
-        Optional[str], typer.Argument(help="broker, backend, worker (all workers) or worker-N; default: all.")
+        Optional[str],
+        typer.Argument(help="broker, backend, worker (all workers) or worker-N; default: all.", autocompletion=services),
     ] = None,
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new lines until Ctrl-C.")] = False,
     tail: Annotated[Optional[int], typer.Option(min=0, help="Only the last N lines of each container.")] = None,

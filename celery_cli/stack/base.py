@@ -25,6 +25,7 @@ class UpOptions:
     python_image: str
     workers: int | None = None
     concurrency: int | None = None
+    queues: tuple[str, ...] | None = None  # what workers consume (default: as running, else Celery's default queue)
     build: bool = False
     workers_only: bool = False  # `tcel scale`: never create or start the broker or backend
 
@@ -130,7 +131,11 @@ class Stack(ABC):
 
     def start(self, options: UpOptions, ready_timeout: float | None, progress: Progress) -> UpReport:
         """`up`, then wait until everything answers (unless ready_timeout is None)."""
+        from .. import task_registry
+
         report = self.up(options, progress)
+        if report.changed:
+            task_registry.forget(report.credentials.broker_url())  # other workers may know other tasks
         if ready_timeout is not None:
             report.ready_after = self.wait_ready(report.credentials, ready_timeout, progress)
         return report

@@ -13,7 +13,9 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from ..errors import EngineUnreachable, PortInUse, TcelError
-from ..names import LABEL_IMAGE, LABEL_NUMBER, LABEL_PROJECT, LABEL_SERVICE, SERVICES, WORKER_IMAGE_KIND
+from ..names import (
+    LABEL_IMAGE, LABEL_NUMBER, LABEL_PROJECT, LABEL_QUEUES, LABEL_SERVICE, SERVICES, WORKER_IMAGE_KIND,
+)
 from ..settings import Project
 from .specs import ServiceSpec, stop_timeout
 
@@ -74,6 +76,12 @@ def service_of(container: Container) -> str:
 
 def number_of(container: Container) -> int:
     return int(container.labels.get(LABEL_NUMBER, "0"))
+
+
+def queues_of(container: Container) -> tuple[str, ...] | None:
+    """The queues a worker was started to consume; None for the image's default."""
+    listed = container.labels.get(LABEL_QUEUES)
+    return tuple(listed.split(",")) if listed else None
 
 
 def hostname_of(container: Container) -> str:

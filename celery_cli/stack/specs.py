@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass, field
 
 from ..credentials import Credentials
-from ..names import BACKEND_PORT, BROKER_PORT, LABEL_NUMBER, LABEL_SERVICE, MAX_MESSAGE_SIZE
+from ..names import BACKEND_PORT, BROKER_PORT, LABEL_NUMBER, LABEL_QUEUES, LABEL_SERVICE, MAX_MESSAGE_SIZE
 from ..settings import Project
 from .base import UpOptions
 
@@ -32,6 +32,7 @@ class ServiceSpec:
     command: list[str] | None = None
     stop_signal: str | None = None
     stop_timeout: int = STOP_TIMEOUT
+    queues: tuple[str, ...] | None = None  # a worker's queues; None: the image's default
 
     @property
     def key(self) -> str:
@@ -39,7 +40,10 @@ class ServiceSpec:
         return f"{self.service}-{self.number}" if self.number else self.service
 
     def labels(self, project: Project) -> dict[str, str]:
-        return {**project.labels, LABEL_SERVICE: self.service, LABEL_NUMBER: str(self.number or 0)}
+        labels = {**project.labels, LABEL_SERVICE: self.service, LABEL_NUMBER: str(self.number or 0)}
+        if self.service == "worker":
+            labels[LABEL_QUEUES] = ",".join(self.queues or ())
+        return labels
 
 
 def broker(project: Project, options: UpOptions, credentials: Credentials) -> ServiceSpec:
@@ -75,6 +79,9 @@ def worker(number: int, options: UpOptions, credentials: Credentials, image: str
     environment = credentials.inside_network()
     if options.concurrency:
         environment["CELERY_WORKER_CONCURRENCY"] = str(options.concurrency)
+    if options.queues:
+        # the worker's -Q: Celery's command line reads CELERY_WORKER_<OPTION>, so any project's CMD honours it
+        environment["CELERY_WORKER_QUEUES"] = ",".join(options.queues)
     environment.update({k: os.environ[k] for k in PASSED_TO_WORKERS if k in os.environ})
     return ServiceSpec(
         "worker",
@@ -84,6 +91,7 @@ def worker(number: int, options: UpOptions, credentials: Credentials, image: str
         # Cold shutdown: running tasks go back to the queue instead of being waited for (SIGTERM's warm shutdown)
         stop_signal="SIGQUIT",
         stop_timeout=WORKER_STOP_TIMEOUT,
+        queues=options.queues,
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import TYPE_CHECKING
 
@@ -36,6 +36,7 @@ class UpPlan:
     notes: list[str]
     services: list[ServiceSpec]
     worker_image: str
+    worker_queues: tuple[str, ...] | None
     python_image: str
     build: bool
     extra_workers: list[Container]  # numbered above an asked worker count
@@ -49,6 +50,8 @@ def plan(client: docker.DockerClient, project: Project, options: UpOptions, exis
         _require_running(project, existing, ("broker", "backend"))
     workers = [c for c in existing.values() if engine.service_of(c) == "worker"]
     count = options.workers or len(workers) or 1
+    if options.queues is None and workers:  # workers keep their queues unless told otherwise
+        options = replace(options, queues=engine.queues_of(workers[0]))
     worker_image = worker_image_name(project, options.python_image)
     return UpPlan(
         credentials=access,
@@ -61,6 +64,7 @@ def plan(client: docker.DockerClient, project: Project, options: UpOptions, exis
             *(specs.worker(n, options, access, worker_image) for n in range(1, count + 1)),
         ],
         worker_image=worker_image,
+        worker_queues=options.queues,
         python_image=options.python_image,
         build=options.build or not image_exists(client, worker_image),
         extra_workers=[c for c in workers if engine.number_of(c) > count] if options.workers is not None else [],
@@ -82,7 +86,7 @@ def prepare(client: docker.DockerClient, project: Project, plan: UpPlan, existin
 def apply(client: docker.DockerClient, project: Project, plan: UpPlan, existing: Existing, progress: Progress) -> UpReport:
     """Replace stale workers, make what is missing, start what is stopped, drop extra workers."""
     report = UpReport(plan.credentials, built=plan.build, notes=plan.notes)
-    report.removed += _remove_stale_workers(client, existing, plan.worker_image)
+    report.removed += _remove_stale_workers(client, existing, plan.worker_image, plan.worker_queues)
     with Rollback() as undo:
         network, made = engine.network(client, project)
         if made:
@@ -175,14 +179,18 @@ def _require_running(project: Project, existing: Existing, services: Iterable[st
         raise NotRunning(f"stack {project.name}: {' and '.join(down)} not running", hint="run 'tcel up' first")
 
 
-def _remove_stale_workers(client: docker.DockerClient, existing: Existing, worker_image: str) -> list[str]:
-    """Workers made from another image (tasks.py or the Dockerfile changed, or --build) are replaced."""
+def _remove_stale_workers(
+    client: docker.DockerClient, existing: Existing, worker_image: str, queues: tuple[str, ...] | None
+) -> list[str]:
+    """Workers made from another image (tasks.py or the Dockerfile changed, or --build), or consuming other
+    queues than asked, are replaced."""
     image_id = client.images.get(worker_image).id
-    stale = [c for c in existing.values() if engine.service_of(c) == "worker" and c.attrs["Image"] != image_id]
+    stale = [c for c in existing.values() if engine.service_of(c) == "worker"
+             and (c.attrs["Image"] != image_id or engine.queues_of(c) != queues)]
     engine.stop_and_remove(stale)
     for c in stale:
         del existing[c.name]
-    engine.remove_unused_worker_images(client, {c.attrs["Image"] for c in stale})
+    engine.remove_unused_worker_images(client, {c.attrs["Image"] for c in stale} - {image_id})
     return [c.name for c in stale]
 
 

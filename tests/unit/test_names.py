@@ -26,6 +26,10 @@ def test_the_workers_index_keys_match_the_clients() -> None:
     assert worker["INFO_KEY"] == names.INFO_KEY
 
 
+def test_the_workers_bound_on_kept_arguments_matches_the_clients() -> None:
+    assert constants(REPO / "worker_hooks.py")["CALL_KEPT_MAX"] == names.CALL_KEPT_MAX
+
+
 def test_the_default_queue_is_celerys_own() -> None:
     from celery import Celery
 
