@@ -56,7 +56,7 @@ def slow(seconds):
 def own(engine, tmp_path_factory) -> Iterator[StackProject]:
     """A project with its own Dockerfile and tasks.py, up with workers on the queues celery and extra."""
     directory = tmp_path_factory.mktemp("own")
-    for name in ("Dockerfile", "celeryconfig.py", "worker_hooks.py", ".dockerignore"):
+    for name in ("Dockerfile", "celeryconfig.py", "worker_hooks.py", ".dockerignore", "constraints.txt"):
         shutil.copy(REPO / name, directory / name)
     (directory / "tasks.py").write_text(OWN_TASKS)
     with make_project(engine, directory) as project:
