@@ -8,7 +8,7 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
-from .commands import bench, control, lifecycle, results, sending, status
+from .commands import bench, control, init, lifecycle, results, sending, status
 from .errors import ExitCode, TcelError
 from .output import Output
 
@@ -36,7 +36,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
-for commands in (lifecycle, status, sending, results, control, bench):
+for commands in (init, lifecycle, status, sending, results, control, bench):
     commands.register(app)
 
 

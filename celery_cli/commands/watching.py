@@ -1,0 +1,46 @@
+"""The foreground part of `tcel up --watch`: run the edit loop and print one line per reload."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ..output import Output
+
+if TYPE_CHECKING:
+    from ..edit_loop import Reload
+    from ..stack.base import Stack, UpOptions
+
+
+def watch_and_reload(out: Output, stack: Stack, options: UpOptions, grace: float, ready_timeout: float) -> None:
+    """Reload the workers on every change to their files until Ctrl-C, which leaves the stack up."""
+    from ..edit_loop import FileChanges, image_files, reloads
+
+    project = stack.project
+    if project.build_context == project.directory:
+        files = ", ".join(sorted(str(path.relative_to(project.directory)) for path in image_files(project)))
+        out.info(f"watching {project.directory}: a change to {files} reloads the workers (Ctrl-C stops watching)")
+    else:
+        out.info(f"watching {project.directory}: it has no Dockerfile, so the workers run tcel's own tasks until "
+                 "it has one ('tcel init' writes a project to edit); Ctrl-C stops watching")
+    try:
+        with FileChanges(project.directory) as changes, out.status("watching") as progress:
+            for outcome in reloads(stack, options, grace, ready_timeout, changes, progress):
+                _show(out, outcome)
+    except KeyboardInterrupt:
+        out.info(f"stopped watching; stack {project.name} is still up ('tcel down' stops it)")
+
+
+def _show(out: Output, outcome: Reload) -> None:
+    changed = f"{', '.join(outcome.changed)} changed" if outcome.changed else "files changed during 'up'"
+    if out.json_mode:
+        out.json_line({"changed": outcome.changed, "reloaded": outcome.error is None,
+                       **({"error": outcome.error.message} if outcome.error else outcome.report.as_dict())})
+    elif outcome.error is not None:
+        out.warn(f"{changed}, reload failed, the running workers go on serving: {outcome.error.message}")
+    elif not outcome.report.replaced:
+        out.info(f"{changed}: the workers already run {outcome.report.image}, nothing to reload")
+    else:
+        r = outcome.report
+        build = f"rebuilt in {r.build_seconds:.1f}s" if r.built else "image already built"
+        out.success(f"{changed}: {build}, {len(r.replaced)} worker(s) replaced in {r.replace_seconds:.1f}s, "
+                    f"now {r.image}")
