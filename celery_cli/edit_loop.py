@@ -39,10 +39,13 @@ class FileChanges:
         self.directory = directory
         self._batches: queue.Queue[set[Path] | BaseException] = queue.Queue()
         self._stop = threading.Event()
+        self._ready = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="tcel-file-changes", daemon=True)
 
     def __enter__(self) -> FileChanges:
+        """Start watching; return once the watch is in place, so no change made afterwards is missed."""
         self._thread.start()
+        self._ready.wait(timeout=10)
         return self
 
     def __exit__(self, *_: object) -> None:
@@ -53,12 +56,18 @@ class FileChanges:
         import watchfiles
 
         try:
+            # an empty batch now and then (yield_on_timeout) tells that the watch is in place
             for changes in watchfiles.watch(
-                self.directory, step=QUIET_MS, stop_event=self._stop, raise_interrupt=False, rust_timeout=1000
+                self.directory, step=QUIET_MS, stop_event=self._stop, raise_interrupt=False, rust_timeout=200,
+                yield_on_timeout=True,
             ):
-                self._batches.put({Path(path) for _, path in changes})
+                self._ready.set()
+                if changes:
+                    self._batches.put({Path(path) for _, path in changes})
         except Exception as exc:  # the directory went away, or the system's watch limit was reached
             self._batches.put(exc)
+        finally:
+            self._ready.set()
 
     def wait(self) -> set[Path]:
         """Block until something changed; return every path changed since the last call."""
@@ -90,11 +99,9 @@ def reloads(
     stack: Stack, options: UpOptions, grace: float, ready_timeout: float, changes: FileChanges, progress: Progress
 ) -> Iterator[Reload]:
     """Reload the workers after every change to the files of their image, for as long as the caller iterates
-    (Ctrl-C ends it). A reload runs first of all, in case a file changed before `changes` started watching;
-    a failed reload leaves the running workers serving, and the next change tries again."""
+    (Ctrl-C ends it). A failed reload leaves the running workers serving, and the next change tries again."""
     project = stack.project
     watched = image_files(project)
-    yield from _reload(stack, [], options, grace, ready_timeout, progress)
     while True:
         progress(f"watching {project.directory} for changes")
         paths = changes.wait()
@@ -106,19 +113,21 @@ def reloads(
         watched = now
         if changed:
             progress(f"{', '.join(changed)} changed: reloading the workers")
-            yield from _reload(stack, changed, options, grace, ready_timeout, progress)
+            outcome = reload(stack, changed, options, grace, ready_timeout, progress)
+            if outcome is not None:
+                yield outcome
 
 
-def _reload(
+def reload(
     stack: Stack, changed: list[str], options: UpOptions, grace: float, ready_timeout: float, progress: Progress
-) -> Iterator[Reload]:
+) -> Reload | None:
+    """One reload, after `changed` files changed (none: to catch up with files saved before watching began);
+    None when it had nothing to say (nothing changed, nothing replaced)."""
     try:
         report = stack.reload_workers(options, grace, ready_timeout, progress)
     except TcelError as error:
-        yield Reload(changed, error=error)
-        return
-    if changed or report.replaced:
-        yield Reload(changed, report=report)
+        return Reload(changed, error=error)
+    return Reload(changed, report=report) if changed or report.replaced else None
 
 
 def _relative(project: Project, path: Path) -> str:

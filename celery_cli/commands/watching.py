@@ -2,32 +2,50 @@
 
 from __future__ import annotations
 
+import signal
 from typing import TYPE_CHECKING
 
 from ..output import Output
 
 if TYPE_CHECKING:
     from ..edit_loop import Reload
+    from ..settings import Project
     from ..stack.base import Stack, UpOptions
 
 
 def watch_and_reload(out: Output, stack: Stack, options: UpOptions, grace: float, ready_timeout: float) -> None:
     """Reload the workers on every change to their files until Ctrl-C, which leaves the stack up."""
-    from ..edit_loop import FileChanges, image_files, reloads
+    from ..edit_loop import FileChanges, reload, reloads
 
     project = stack.project
+    previous = signal.signal(signal.SIGTERM, _interrupt)  # a `kill` ends the watch as Ctrl-C does
+    try:
+        with FileChanges(project.directory) as changes, out.status("watching") as progress:
+            caught_up = reload(stack, [], options, grace, ready_timeout, progress)  # files saved while `up` ran
+            if caught_up is not None:
+                _show(out, caught_up)
+            _announce(out, project)
+            for outcome in reloads(stack, options, grace, ready_timeout, changes, progress):
+                _show(out, outcome)
+    except KeyboardInterrupt:
+        out.info(f"stopped watching; stack {project.name} is still up ('tcel down' stops it)")
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupt(*_: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _announce(out: Output, project: Project) -> None:
+    from ..edit_loop import image_files
+
     if project.build_context == project.directory:
         files = ", ".join(sorted(str(path.relative_to(project.directory)) for path in image_files(project)))
         out.info(f"watching {project.directory}: a change to {files} reloads the workers (Ctrl-C stops watching)")
     else:
         out.info(f"watching {project.directory}: it has no Dockerfile, so the workers run tcel's own tasks until "
                  "it has one ('tcel init' writes a project to edit); Ctrl-C stops watching")
-    try:
-        with FileChanges(project.directory) as changes, out.status("watching") as progress:
-            for outcome in reloads(stack, options, grace, ready_timeout, changes, progress):
-                _show(out, outcome)
-    except KeyboardInterrupt:
-        out.info(f"stopped watching; stack {project.name} is still up ('tcel down' stops it)")
 
 
 def _show(out: Output, outcome: Reload) -> None:

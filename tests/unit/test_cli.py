@@ -5,7 +5,7 @@ import pytest
 from tests.conftest import run_tcel
 
 
-COMMANDS = ["up", "down", "logs", "scale", "status", "watch", "add", "tsum", "result", "results", "revoke",
+COMMANDS = ["init", "up", "down", "logs", "scale", "status", "watch", "add", "tsum", "result", "results", "revoke",
             "purge", "bench"]
 
 
