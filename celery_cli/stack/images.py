@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from ..errors import ImageError
 from ..names import LABEL_IMAGE, WORKER_IMAGE_KIND
@@ -110,26 +110,38 @@ def build_worker_image(
     progress: Progress,
     files: BuildContext | None = None,
 ) -> None:
-    """Build the worker image from the project's Dockerfile (from `files` when they were read already),
-    streaming the build's steps to `progress`."""
-    import docker
+    """Build the worker image from the project's Dockerfile (from `files` when they were read already) with the
+    engine's BuildKit, or its older builder when it has none, streaming the build's steps to `progress`."""
+    from . import buildkit
 
     context = project.build_context
     dockerfile = context / "Dockerfile"
     hint = f"fix {dockerfile}, then run 'tcel up --build'"
     progress(f"building {tag} from {dockerfile}")
+    files = files or BuildContext.read(context)
+    settings = {
+        "tag": tag,
+        "buildargs": {"PYTHON_IMAGE": python_image},
+        "labels": {LABEL_IMAGE: WORKER_IMAGE_KIND},
+        "network_mode": "host",  # the only way a build reaches a package index on some engines
+    }
+    try:
+        buildkit.build(client, files.tar(), **settings, on_step=lambda step: progress(f"building worker image: {step}"))
+    except buildkit.StepFailed as failed:
+        raise ImageError(f"building the worker image failed at '{failed.step}': {failed.detail}", hint=hint) from None
+    except buildkit.Unavailable:
+        _build_with_older_builder(client, files, settings, hint, progress)
+
+
+def _build_with_older_builder(
+    client: docker.DockerClient, files: BuildContext, settings: dict[str, Any], hint: str, progress: Progress
+) -> None:
+    import docker
+
     last = ""
     try:
         stream = client.api.build(
-            fileobj=(files or BuildContext.read(context)).tar(),
-            custom_context=True,
-            tag=tag,
-            buildargs={"PYTHON_IMAGE": python_image},
-            labels={LABEL_IMAGE: WORKER_IMAGE_KIND},
-            network_mode="host",  # the only way a build reaches a package index on some engines
-            rm=True,
-            forcerm=True,
-            decode=True,
+            fileobj=files.tar(), custom_context=True, rm=True, forcerm=True, decode=True, **settings
         )
         for event in stream:
             if "error" in event:

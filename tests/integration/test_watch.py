@@ -160,6 +160,19 @@ def test_a_syntax_error_keeps_the_old_workers_serving_until_the_next_good_save(p
     assert len(project.containers()) == 3 and all(c.status == "running" for c in project.containers())
 
 
+def test_a_failing_build_names_its_step_and_keeps_the_old_workers(project, watch) -> None:
+    session = watch()
+    (before,) = worker_containers(project)
+    (project.directory / "requirements.txt").write_text("tcel-no-such-package-anywhere==1.0\n")
+    failed = session.wait_for(r"reload failed", RELOAD_TIMEOUT).string
+    assert "requirements.txt changed" in failed and "building the worker image failed at" in failed
+    assert "pip install" in failed and "tcel-no-such-package-anywhere" in failed, failed
+    (after,) = worker_containers(project)
+    assert (after.id, after.status) == (before.id, "running")
+    done = project.tcel("tsum", "4", "5", "--wait", "--timeout", "30")
+    assert (done.code, done.stdout.strip()) == (0, "9"), done.stderr
+
+
 def test_a_dependency_added_to_requirements_is_installed_in_a_layer_of_its_own(project, watch, engine) -> None:
     session = watch()
     (project.directory / "requirements.txt").write_text("inflection==0.5.1\n")
