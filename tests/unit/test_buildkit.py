@@ -58,3 +58,48 @@ def test_long_varints_and_fixed_width_fields_are_skipped() -> None:
 def test_varints_round_trip(value: int) -> None:
     encoded = varint(value)
     assert buildkit._varint(encoded, 0) == (value, len(encoded))
+
+
+class Refusing:
+    """An engine API that refuses BuildKit builds and runs the older builder: a path this machine's engine
+    never takes."""
+
+    base_url, api_version = "http+docker://localhost", "1.41"
+
+    def __init__(self, events: list[dict]) -> None:
+        self.events = events
+        self.built_with: dict = {}
+
+    def post(self, *_, **__):
+        return type("Response", (), {"status_code": 400, "text": "buildkit not supported"})()
+
+    def build(self, **settings):
+        self.built_with = settings
+        return iter(self.events)
+
+
+def build_on(api: Refusing) -> list[str]:
+    from pathlib import Path
+
+    from celery_cli.settings import TEMPLATE_DIR, Project
+    from celery_cli.stack.images import build_worker_image
+
+    seen: list[str] = []
+    client = type("Client", (), {"api": api})()
+    build_worker_image(client, Project("p", Path(TEMPLATE_DIR)), "tcel-worker:x", "python:3.12-slim", seen.append)
+    return seen
+
+
+def test_an_engine_without_buildkit_gets_the_older_builder() -> None:
+    api = Refusing([{"stream": "Step 1/2 : FROM python"}, {"stream": "Successfully tagged tcel-worker:x"}])
+    seen = build_on(api)
+    assert api.built_with["tag"] == "tcel-worker:x" and api.built_with["network_mode"] == "host"
+    assert any("Step 1/2" in line for line in seen)
+
+
+def test_the_older_builders_failure_names_its_step() -> None:
+    from celery_cli.errors import ImageError
+
+    api = Refusing([{"stream": "Step 7/9 : RUN exit 3"}, {"error": "The command returned a non-zero code: 3"}])
+    with pytest.raises(ImageError, match="failed at 'Step 7/9 : RUN exit 3': The command returned a non-zero code: 3"):
+        build_on(api)
