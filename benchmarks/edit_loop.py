@@ -91,6 +91,7 @@ class Watcher:
         expected = 3 + mark
         text = base.replace("    return sum(numbers)", f"    return sum(numbers) + {mark}")
         assert text != base
+        text += f"# {uuid.uuid4()}\n"  # contents no build cache has seen, from this run or an earlier one
         started = time.perf_counter()
         (self.directory / "tasks.py").write_text(text)
         pending = []
