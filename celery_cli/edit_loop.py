@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -95,40 +94,50 @@ def image_files(project: Project) -> set[Path]:
     return {context / relative for relative in context_files(context)}
 
 
-def reloads(
-    stack: Stack, options: UpOptions, grace: float, ready_timeout: float, changes: FileChanges, progress: Progress
-) -> Iterator[Reload]:
-    """Reload the workers after every change to the files of their image, for as long as the caller iterates
-    (Ctrl-C ends it). A failed reload leaves the running workers serving, and the next change tries again."""
-    project = stack.project
-    watched = image_files(project)
-    while True:
-        progress(f"watching {project.directory} for changes")
-        paths = changes.wait()
-        now = image_files(project)
-        changed = sorted(_relative(project, path) for path in paths & (watched | now))
-        ignore = project.build_context / ".dockerignore"
-        if now != watched and ignore in paths:  # it let another file in, or kept one out
-            changed.append(_relative(project, ignore))
-        watched = now
-        if changed:
-            progress(f"{', '.join(changed)} changed: reloading the workers")
-            outcome = reload(stack, changed, options, grace, ready_timeout, progress)
-            if outcome is not None:
-                yield outcome
+class ImageChanges:
+    """Changes to the files of a project's worker image: what `.dockerignore` lets in, before or after the
+    change (a deleted file counts, so does a .dockerignore that lets another file in or keeps one out)."""
+
+    def __init__(self, project: Project) -> None:
+        self.project = project
+        self.files = FileChanges(project.directory)
+        self.watched: set[Path] = set()
+
+    def __enter__(self) -> ImageChanges:
+        self.files.__enter__()
+        self.watched = image_files(self.project)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.files.__exit__(*exc)
+
+    def next(self) -> list[str]:
+        """Block until a file of the image changed; return every one that did since the last call, relative to
+        the project directory."""
+        while True:
+            paths = self.files.wait()
+            now = image_files(self.project)
+            changed = sorted(self._relative(path) for path in paths & (self.watched | now))
+            ignore = self.project.build_context / ".dockerignore"
+            if now != self.watched and ignore in paths:
+                changed.append(self._relative(ignore))
+            self.watched = now
+            if changed:
+                return changed
+
+    def _relative(self, path: Path) -> str:
+        directory = self.project.directory
+        return str(path.relative_to(directory)) if path.is_relative_to(directory) else str(path)
 
 
 def reload(
     stack: Stack, changed: list[str], options: UpOptions, grace: float, ready_timeout: float, progress: Progress
 ) -> Reload | None:
-    """One reload, after `changed` files changed (none: to catch up with files saved before watching began);
-    None when it had nothing to say (nothing changed, nothing replaced)."""
+    """One reload after `changed` files changed (none: to catch up with files saved before the watch began);
+    None when there is nothing to tell (nothing changed and nothing replaced). A failed reload leaves the
+    running workers serving, and tells why."""
     try:
         report = stack.reload_workers(options, grace, ready_timeout, progress)
     except TcelError as error:
         return Reload(changed, error=error)
     return Reload(changed, report=report) if changed or report.replaced else None
-
-
-def _relative(project: Project, path: Path) -> str:
-    return str(path.relative_to(project.directory)) if path.is_relative_to(project.directory) else str(path)

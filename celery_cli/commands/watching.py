@@ -15,18 +15,23 @@ if TYPE_CHECKING:
 
 def watch_and_reload(out: Output, stack: Stack, options: UpOptions, grace: float, ready_timeout: float) -> None:
     """Reload the workers on every change to their files until Ctrl-C, which leaves the stack up."""
-    from ..edit_loop import FileChanges, reload, reloads
+    from ..edit_loop import ImageChanges, reload
+
+    def reload_and_show(changed: list[str]) -> None:
+        what = f"{', '.join(changed)} changed" if changed else "checking the files saved during 'up'"
+        with out.status(f"{what}: reloading the workers") as progress:
+            outcome = reload(stack, changed, options, grace, ready_timeout, progress)
+        if outcome is not None:
+            _show(out, outcome)
 
     project = stack.project
     previous = signal.signal(signal.SIGTERM, _interrupt)  # a `kill` ends the watch as Ctrl-C does
     try:
-        with FileChanges(project.directory) as changes, out.status("watching") as progress:
-            caught_up = reload(stack, [], options, grace, ready_timeout, progress)  # files saved while `up` ran
-            if caught_up is not None:
-                _show(out, caught_up)
+        with ImageChanges(project) as changes:
+            reload_and_show([])  # in case a file was saved while `up` ran
             _announce(out, project)
-            for outcome in reloads(stack, options, grace, ready_timeout, changes, progress):
-                _show(out, outcome)
+            while True:
+                reload_and_show(changes.next())
     except KeyboardInterrupt:
         out.info(f"stopped watching; stack {project.name} is still up ('tcel down' stops it)")
     finally:
