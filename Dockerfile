@@ -10,7 +10,11 @@ WORKDIR /home/user
 COPY constraints.txt ./
 RUN pip install --no-cache-dir -c constraints.txt "celery[redis]"
 
-COPY celeryconfig.py tasks.py worker_hooks.py ./
+# The project's own dependencies, when it has a requirements.txt: a layer of their own, so a changed tasks.py
+# does not reinstall them, with the Celery versions above still pinned. (Naming constraints.txt again lets
+# the pattern match nothing when there is no requirements.txt.)
+COPY constraints.txt requirements.tx[t] ./
+RUN if [ -f requirements.txt ]; then pip install --no-cache-dir -c constraints.txt -r requirements.txt; fi
 
 # The compose file and tcel override these with credentials; 'broker' and 'backend' are network aliases.
 ENV CELERY_BROKER_URL=amqp://broker \
@@ -20,3 +24,7 @@ ENV CELERY_BROKER_URL=amqp://broker \
 USER user
 # Without mingle: a lone worker would wait a second at start for neighbours that are not there.
 CMD ["celery", "-A", "tasks", "worker", "--loglevel=INFO", "--without-mingle"]
+
+# The code last: a changed tasks.py rebuilds this one layer (with the classic builder, each step after it
+# costs a container and a commit).
+COPY celeryconfig.py tasks.py worker_hooks.py ./

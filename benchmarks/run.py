@@ -69,16 +69,19 @@ class Bench:
         self.compose_ports = (broker_port + 1, backend_port + 1)
         self.tcel_env = {**self.ports, "TCEL_PROJECT_NAME": self.name}
 
-    def row(self, what: str, tcel: list[float], other: list[float], baseline: str, target: float,
+    def row(self, what: str, tcel: list[float], other: list[float], baseline: str, target: float | None,
             unit: str = "s") -> None:
+        """One comparison; a target of None: reported, not aimed at."""
         a, b = statistics.median(tcel), statistics.median(other)
         ratio = a / b if unit == "s" else b / a  # for rates, higher is better: ratio is baseline / tcel
         self.rows.append({
             "what": what, "tcel": round(a, 4), "baseline": baseline, "baseline_value": round(b, 4), "unit": unit,
-            "ratio": round(ratio, 3), "target": target, "met": ratio <= target, "rounds": len(tcel),
+            "ratio": round(ratio, 3), "target": target, "met": None if target is None else ratio <= target,
+            "rounds": len(tcel),
             "samples_tcel": [round(x, 4) for x in tcel], "samples_baseline": [round(x, 4) for x in other],
         })
         print(f"  {what}: tcel {a:.3f}{unit} vs {b:.3f}{unit} -> {ratio:.2f} (target <= {target})", file=sys.stderr)
+        print(f"    samples: tcel {[round(x, 2) for x in tcel]}, baseline {[round(x, 2) for x in other]}", file=sys.stderr)
 
     def floor_row(self, what: str, tcel: list[float], floor: list[float], floor_name: str, target: float) -> None:
         """A row with an absolute target: tcel's own time on top of a floor measured in the same runs."""
@@ -231,6 +234,17 @@ class Bench:
         self.rows[-1]["kombu_ceiling_per_second"] = round(statistics.median(ceiling), 1)
         print(f"  kombu alone, publish + consume: {statistics.median(ceiling):.0f}/s", file=sys.stderr)
 
+    def edit_loop(self) -> None:
+        """From saving tasks.py to the first task served by the new code (benchmarks/edit_loop.py)."""
+        from edit_loop import compare
+
+        samples = compare(self.rounds)
+        tcel = samples["tcel up --watch"]
+        self.row("edit loop: save tasks.py until a task is served by the new code", tcel,
+                 samples["docker compose watch (rebuild)"], "docker compose watch, rebuild action", 0.5)
+        self.row("edit loop, against Compose's sync+restart", tcel, samples["docker compose watch (sync+restart)"],
+                 "docker compose watch, sync+restart action", None)
+
     def cleanup(self) -> None:
         self.tcel("down", "--volumes", check=False)
         if (self.directory / "compose.env").exists():  # only the lifecycle comparison starts compose stacks
@@ -285,9 +299,13 @@ def table(rows: list[dict]) -> str:
              "| --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
         ratio = f"{r['ratio']:.2f}" if r["ratio"] is not None else "-"
-        target = f"≤ {r['target']}" if r["ratio"] is not None else f"≤ {r['target']}{r['unit']} on top"
+        met = "-" if r["target"] is None else "yes" if r["met"] else "no"
+        if r["target"] is None:
+            target = "-"
+        else:
+            target = f"≤ {r['target']}" if r["ratio"] is not None else f"≤ {r['target']}{r['unit']} on top"
         lines.append(f"| {r['what']} | {r['tcel']:.3f}{r['unit']} | {r['baseline']} | {r['baseline_value']:.3f}{r['unit']}"
-                     f" | {ratio} | {target} | {'yes' if r['met'] else 'no'} |")
+                     f" | {ratio} | {target} | {met} |")
     return "\n".join(lines)
 
 
@@ -297,7 +315,8 @@ def main() -> None:
     parser.add_argument("--heavy-rounds", type=int, default=3, help="rounds of up/down and throughput")
     parser.add_argument("--tasks", type=int, default=2000, help="tasks per throughput round")
     parser.add_argument("--only", nargs="*", default=None,
-                        help="startup lifecycle up_floor round_trip call_round_trip scaling throughput (default: all)")
+                        help="startup lifecycle up_floor round_trip call_round_trip scaling throughput edit_loop "
+                             "(default: all)")
     parser.add_argument("--ports", type=int, nargs=2, default=(25672, 26379), metavar=("BROKER", "BACKEND"),
                         help="host ports of the benchmark's stack (docker-compose's use the next ones up)")
     args = parser.parse_args()
@@ -305,7 +324,7 @@ def main() -> None:
     steps = {"startup": bench.startup, "lifecycle": bench.lifecycle, "up_floor": bench.up_floor,
              "round_trip": bench.round_trip,
              "call_round_trip": bench.call_round_trip, "scaling": bench.scaling,
-             "throughput": lambda: bench.throughput(args.tasks)}
+             "throughput": lambda: bench.throughput(args.tasks), "edit_loop": bench.edit_loop}
     try:
         for name in args.only or steps:
             print(f"{name}:", file=sys.stderr)

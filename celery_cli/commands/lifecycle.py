@@ -47,12 +47,20 @@ def up(
     python_image: Annotated[
         Optional[str], typer.Option(help="Base of the worker image [env TCEL_PYTHON_IMAGE; python:3.12-slim].")
     ] = None,
+    watch: Annotated[
+        bool, typer.Option("--watch", help="Then stay in the foreground: a change to the worker's files reloads them.")
+    ] = False,
+    grace: Annotated[
+        float, typer.Option(min=0, help="With --watch: seconds a replaced worker may finish its running tasks.")
+    ] = 10,
     json: Json = False,
 ) -> None:
     """Start the stack (RabbitMQ, Redis, workers) and wait until it works.
 
     Creates only what is missing and starts only what is stopped, so running it again is safe.
     Credentials are generated on the first run and kept in ~/.local/state/tcel/<project>.env (owner-only).
+    With --watch, every change to a file of the worker image (tasks.py, requirements.txt, the Dockerfile...)
+    rebuilds it and replaces the workers one at a time; Ctrl-C stops watching and leaves the stack up.
     """
     from ..stack import open_stack
 
@@ -68,6 +76,10 @@ def up(
     else:
         headline = f"stack {name} is up" + (f", ready in {report.ready_after:.1f}s" if report.ready_after else "")
     _show(out, target, report, headline, endpoints=True)
+    if watch:
+        from .watching import watch_and_reload
+
+        watch_and_reload(out, stack, options, grace, ready_timeout)
 
 
 @which_stack()

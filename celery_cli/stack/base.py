@@ -66,6 +66,21 @@ class UpReport:
 
 
 @dataclass
+class ReloadReport:
+    """What a reload did: the worker image the files make now, and the workers moved onto it."""
+
+    image: str
+    built: bool = False
+    build_seconds: float = 0.0
+    replaced: list[str] = field(default_factory=list)  # workers now running `image` in place of older ones
+    replace_seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "build_seconds": round(self.build_seconds, 2),
+                "replace_seconds": round(self.replace_seconds, 2)}
+
+
+@dataclass
 class DownReport:
     containers: list[str]
     networks: list[str]
@@ -116,6 +131,13 @@ class Stack(ABC):
     @abstractmethod
     def wait_ready(self, credentials: Credentials, timeout: float, progress: Progress) -> float:
         """Wait until broker, backend and every worker answer; return the seconds it took."""
+
+    @abstractmethod
+    def reload_workers(self, options: UpOptions, grace: float, ready_timeout: float, progress: Progress) -> ReloadReport:
+        """Build the worker image from the project's files as they are now, then replace the workers of other
+        images one at a time (a rolling update): each new worker must answer before an old one gets a warm
+        shutdown of up to `grace` seconds. A failing build, or a new worker that exits or does not answer,
+        raises and leaves the old workers serving."""
 
     @abstractmethod
     def down(self, volumes: bool = False) -> DownReport:

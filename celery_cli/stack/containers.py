@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING
 from ..credentials import Credentials
 from ..errors import NotRunning
 from ..output import Progress
-from . import engine, logs, readiness, up
-from .base import DownReport, ServiceStatus, Stack, UpOptions, UpReport
+from . import engine, logs, readiness, reload, up
+from .base import DownReport, ReloadReport, ServiceStatus, Stack, UpOptions, UpReport
 from .lock import project_lock
 
 if TYPE_CHECKING:
@@ -50,6 +50,9 @@ class ContainerStack(Stack):
             planned = up.plan(self.client, self.project, options, existing)
             up.prepare(self.client, self.project, planned, existing, progress)
             return up.apply(self.client, self.project, planned, existing, progress)
+
+    def reload_workers(self, options: UpOptions, grace: float, ready_timeout: float, progress: Progress) -> ReloadReport:
+        return reload.reload_workers(self.client, self.project, options, grace, ready_timeout, progress)
 
     def wait_ready(self, credentials: Credentials, timeout: float, progress: Progress) -> float:
         return readiness.wait_ready(self.project, self.containers(), credentials, timeout, progress)

@@ -93,7 +93,7 @@ def create(client: docker.DockerClient, project: Project, spec: ServiceSpec, net
     container = client.containers.create(
         name=project.container(spec.service, spec.number),
         image=spec.image,
-        hostname=spec.key,
+        hostname=spec.hostname or spec.key,
         labels=spec.labels(project),
         environment=spec.environment,
         command=spec.command,
@@ -250,3 +250,29 @@ def parallel(action: Callable[[Any], None], items: list[Any]) -> None:
     with ThreadPoolExecutor(max_workers=min(8, len(items))) as pool:
         for future in [pool.submit(action, item) for item in items]:
             future.result()
+
+
+def stop_warm_and_remove(container: Container, grace: float) -> None:
+    """Stop a worker with Celery's warm shutdown (SIGTERM: it takes no new task and finishes those it runs),
+    wait up to `grace` seconds, then take the cold path `down` takes (its stop signal, then SIGKILL); remove it.
+    With late acks, whatever it still runs by then goes back to the queue."""
+    import docker
+    import requests
+
+    try:
+        container.kill(signal="SIGTERM")
+        container.wait(timeout=max(grace, 0.01))
+    except (requests.exceptions.ConnectionError, requests.exceptions.ReadTimeout):
+        pass  # still running after the grace
+    except docker.errors.APIError:
+        pass  # not running any more
+    try:
+        container.reload()
+    except docker.errors.NotFound:
+        return
+    stop_and_remove([container])
+
+
+def rename(container: Container, name: str) -> None:
+    container.rename(name)
+    container.reload()

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from ..errors import ImageError
 from ..names import LABEL_IMAGE, WORKER_IMAGE_KIND
@@ -53,54 +54,94 @@ def context_files(context: Path) -> list[str]:
     return sorted(r for r in exclude_paths(str(context), patterns) if (context / r).is_file())
 
 
-def worker_image_name(project: Project, python_image: str) -> str:
-    """Name the worker image after what goes into it, so a changed tasks.py or Dockerfile means a new image
-    and projects with the same files share one."""
-    import hashlib
+@dataclass(frozen=True)
+class BuildContext:
+    """The files of a build context, read once: the image is named after exactly the bytes it is built from,
+    even when an editor saves a file between the two (`tcel up --watch`)."""
 
-    context = project.build_context
-    digest = hashlib.sha256(python_image.encode())
-    for relative in context_files(context):
-        digest.update(relative.encode() + b"\0" + (context / relative).read_bytes() + b"\0")
-    return f"tcel-worker:{digest.hexdigest()[:12]}"
+    files: dict[str, tuple[bytes, int]]  # path inside the context -> (content, permission bits)
 
-
-def context_tar(context: Path) -> BinaryIO:
-    """The build context as a tar of exactly the hashed files; symbolic links are followed (tcel's own
-    template links to the repository's top-level worker files)."""
-    import io
-    import tarfile
-
-    archive = io.BytesIO()
-    with tarfile.open(fileobj=archive, mode="w", dereference=True) as tar:
+    @classmethod
+    def read(cls, context: Path) -> BuildContext:
+        """Read what the context's .dockerignore lets in; symbolic links are followed (tcel's own template
+        links to the repository's top-level worker files); a file deleted meanwhile is left out."""
+        files = {}
         for relative in context_files(context):
-            tar.add(context / relative, arcname=relative, recursive=False)
-    archive.seek(0)
-    return archive
+            try:
+                files[relative] = ((context / relative).read_bytes(), (context / relative).stat().st_mode & 0o777)
+            except FileNotFoundError:
+                pass
+        return cls(files)
+
+    def image_name(self, python_image: str) -> str:
+        """Name the worker image after what goes into it, so a changed tasks.py or Dockerfile means a new image
+        and projects with the same files share one."""
+        import hashlib
+
+        digest = hashlib.sha256(python_image.encode())
+        for relative, (content, _) in sorted(self.files.items()):
+            digest.update(relative.encode() + b"\0" + content + b"\0")
+        return f"tcel-worker:{digest.hexdigest()[:12]}"
+
+    def tar(self) -> BinaryIO:
+        import io
+        import tarfile
+
+        archive = io.BytesIO()
+        with tarfile.open(fileobj=archive, mode="w") as tar:
+            for relative, (content, mode) in sorted(self.files.items()):
+                member = tarfile.TarInfo(relative)
+                member.size, member.mode = len(content), mode
+                tar.addfile(member, io.BytesIO(content))
+        archive.seek(0)
+        return archive
+
+
+def worker_image_name(project: Project, python_image: str) -> str:
+    """The worker image the project's files make now (see BuildContext.image_name)."""
+    return BuildContext.read(project.build_context).image_name(python_image)
 
 
 def build_worker_image(
-    client: docker.DockerClient, project: Project, tag: str, python_image: str, progress: Progress
+    client: docker.DockerClient,
+    project: Project,
+    tag: str,
+    python_image: str,
+    progress: Progress,
+    files: BuildContext | None = None,
 ) -> None:
-    """Build the worker image from the project's Dockerfile, streaming the build's steps to `progress`."""
-    import docker
+    """Build the worker image from the project's Dockerfile (from `files` when they were read already) with the
+    engine's BuildKit, or its older builder when it has none, streaming the build's steps to `progress`."""
+    from . import buildkit
 
     context = project.build_context
     dockerfile = context / "Dockerfile"
     hint = f"fix {dockerfile}, then run 'tcel up --build'"
     progress(f"building {tag} from {dockerfile}")
+    files = files or BuildContext.read(context)
+    settings = {
+        "tag": tag,
+        "buildargs": {"PYTHON_IMAGE": python_image},
+        "labels": {LABEL_IMAGE: WORKER_IMAGE_KIND},
+        "network_mode": "host",  # the only way a build reaches a package index on some engines
+    }
+    try:
+        buildkit.build(client, files.tar(), **settings, on_step=lambda step: progress(f"building worker image: {step}"))
+    except buildkit.StepFailed as failed:
+        raise ImageError(f"building the worker image failed at '{failed.step}': {failed.detail}", hint=hint) from None
+    except buildkit.Unavailable:
+        _build_with_older_builder(client, files, settings, hint, progress)
+
+
+def _build_with_older_builder(
+    client: docker.DockerClient, files: BuildContext, settings: dict[str, Any], hint: str, progress: Progress
+) -> None:
+    import docker
+
     last = ""
     try:
         stream = client.api.build(
-            fileobj=context_tar(context),
-            custom_context=True,
-            tag=tag,
-            buildargs={"PYTHON_IMAGE": python_image},
-            labels={LABEL_IMAGE: WORKER_IMAGE_KIND},
-            network_mode="host",  # the only way a build reaches a package index on some engines
-            rm=True,
-            forcerm=True,
-            decode=True,
+            fileobj=files.tar(), custom_context=True, rm=True, forcerm=True, decode=True, **settings
         )
         for event in stream:
             if "error" in event:

@@ -12,10 +12,12 @@ if TYPE_CHECKING:
 
 
 def matches(container: Container, service: str | None) -> bool:
-    """`worker` means every worker; `worker-2`, `broker` or a full container name mean that one."""
+    """`worker` means every worker; `worker-2`, `broker` or a full container name mean that one (a worker that
+    `up --watch` started has the image in its host name, `worker-2-3f2a9c`: `worker-2` still names it)."""
     if service is None:
         return True
-    return service in (engine.service_of(container), engine.hostname_of(container), container.name)
+    slot = f"{engine.service_of(container)}-{engine.number_of(container)}"
+    return service in (engine.service_of(container), engine.hostname_of(container), container.name, slot)
 
 
 def interleaved(containers: list[Container], tail: int | None) -> Iterator[tuple[str, str]]:

@@ -29,6 +29,7 @@ class ServiceSpec:
     ports: dict[int, tuple[str, int]] = field(default_factory=dict)  # inner port -> (host address, host port)
     volumes: dict[str, str] = field(default_factory=dict)  # volume name -> path inside
     files: dict[str, bytes] = field(default_factory=dict)  # path inside -> content, put in before start
+    hostname: str | None = None  # the container's host name (a worker's Celery node name) when not the key
     command: list[str] | None = None
     stop_signal: str | None = None
     stop_timeout: int = STOP_TIMEOUT
@@ -36,7 +37,7 @@ class ServiceSpec:
 
     @property
     def key(self) -> str:
-        """The host name inside the stack and its network alias: broker, backend, worker-N."""
+        """The network alias inside the stack, and the host name unless one is given: broker, backend, worker-N."""
         return f"{self.service}-{self.number}" if self.number else self.service
 
     def labels(self, project: Project) -> dict[str, str]:

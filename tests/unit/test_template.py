@@ -35,7 +35,17 @@ def test_worker_image_runs_celery_as_a_non_root_user() -> None:
     dockerfile = (REPO / "Dockerfile").read_text().splitlines()
     user_lines = [line for line in dockerfile if line.startswith("USER ")]
     assert user_lines and user_lines[-1].split()[1] not in ("root", "0")
-    assert dockerfile[-1].startswith('CMD ["celery"') and '"worker"' in dockerfile[-1]
+    (command,) = [line for line in dockerfile if line.startswith("CMD ")]
+    assert command.startswith('CMD ["celery"') and '"worker"' in command
+
+
+def test_the_code_is_copied_last_and_requirements_before_it_with_the_constraints() -> None:
+    steps = [line for line in (REPO / "Dockerfile").read_text().splitlines() if line and not line.startswith("#")]
+    assert steps[-1].startswith("COPY ") and "tasks.py" in steps[-1], "a changed tasks.py rebuilds one layer"
+    (install,) = [line for line in steps if "-r requirements.txt" in line]
+    assert "-c constraints.txt" in install
+    assert steps.index(install) < len(steps) - 1
+    assert "!requirements.txt" in (REPO / ".dockerignore").read_text().splitlines()
 
 
 def test_celeryconfig_reads_the_seeds_environment_variables(monkeypatch) -> None:

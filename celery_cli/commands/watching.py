@@ -1,0 +1,69 @@
+"""The foreground part of `tcel up --watch`: run the edit loop and print one line per reload."""
+
+from __future__ import annotations
+
+import signal
+from typing import TYPE_CHECKING
+
+from ..output import Output
+
+if TYPE_CHECKING:
+    from ..edit_loop import Reload
+    from ..settings import Project
+    from ..stack.base import Stack, UpOptions
+
+
+def watch_and_reload(out: Output, stack: Stack, options: UpOptions, grace: float, ready_timeout: float) -> None:
+    """Reload the workers on every change to their files until Ctrl-C, which leaves the stack up."""
+    from ..edit_loop import ImageChanges, reload
+
+    def reload_and_show(changed: list[str]) -> None:
+        what = f"{', '.join(changed)} changed" if changed else "checking the files saved during 'up'"
+        with out.status(f"{what}: reloading the workers") as progress:
+            outcome = reload(stack, changed, options, grace, ready_timeout, progress)
+        if outcome is not None:
+            _show(out, outcome)
+
+    project = stack.project
+    previous = signal.signal(signal.SIGTERM, _interrupt)  # a `kill` ends the watch as Ctrl-C does
+    try:
+        with ImageChanges(project) as changes:
+            reload_and_show([])  # in case a file was saved while `up` ran
+            _announce(out, project)
+            while True:
+                reload_and_show(changes.next())
+    except KeyboardInterrupt:
+        out.info(f"stopped watching; stack {project.name} is still up ('tcel down' stops it)")
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupt(*_: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _announce(out: Output, project: Project) -> None:
+    from ..edit_loop import image_files
+
+    if project.build_context == project.directory:
+        files = ", ".join(sorted(str(path.relative_to(project.directory)) for path in image_files(project)))
+        out.info(f"watching {project.directory}: a change to {files} reloads the workers (Ctrl-C stops watching)")
+    else:
+        out.info(f"watching {project.directory}: it has no Dockerfile, so the workers run tcel's own tasks until "
+                 "it has one ('tcel init' writes a project to edit); Ctrl-C stops watching")
+
+
+def _show(out: Output, outcome: Reload) -> None:
+    changed = f"{', '.join(outcome.changed)} changed" if outcome.changed else "files changed during 'up'"
+    if out.json_mode:
+        out.json_line({"changed": outcome.changed, "reloaded": outcome.error is None,
+                       **({"error": outcome.error.message} if outcome.error else outcome.report.as_dict())})
+    elif outcome.error is not None:
+        out.warn(f"{changed}, reload failed, the running workers go on serving: {outcome.error.message}")
+    elif not outcome.report.replaced:
+        out.info(f"{changed}: the workers already run {outcome.report.image}, nothing to reload")
+    else:
+        r = outcome.report
+        build = f"rebuilt in {r.build_seconds:.1f}s" if r.built else "image already built"
+        out.success(f"{changed}: {build}, {len(r.replaced)} worker(s) replaced in {r.replace_seconds:.1f}s, "
+                    f"now {r.image}")

@@ -1,0 +1,226 @@
+"""`tcel up --watch` and `tcel init` on the real engine: a watch session picks up a new task, survives a broken
+tasks.py with the old workers answering, installs a dependency added to requirements.txt, and loses no task
+running during a reload; a project from `tcel init` comes up and runs a task."""
+
+from __future__ import annotations
+
+import os
+import queue
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO, StackProject, run_tcel
+
+UP_TIMEOUT = 240  # the first `up` of a project may build its worker image
+RELOAD_TIMEOUT = 180  # a change to requirements.txt installs from the package index
+RELOADED = re.compile(r"changed: .* worker\(s\) replaced in [\d.]+s, now (tcel-worker:\w+)")
+
+
+class WatchSession:
+    """`tcel up --watch` running in the background, its stderr read line by line as it comes."""
+
+    def __init__(self, project: StackProject, *args: str, env: dict[str, str] | None = None) -> None:
+        self.project = project
+        self.lines: list[str] = []
+        self._new: queue.Queue[str | None] = queue.Queue()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "celery_cli", "up", "--watch", "--project-name", project.name, *args],
+            cwd=project.directory,
+            env={**os.environ, "NO_COLOR": "1", "COLUMNS": "300", **project.env, **(env or {})},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        for line in self.process.stderr:
+            self._new.put(line.rstrip("\n"))
+        self._new.put(None)
+
+    def wait_for(self, pattern: str | re.Pattern[str], timeout: float) -> re.Match[str]:
+        """The first line from now on that matches; fails with every line seen so far if none comes."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                line = self._new.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                pytest.fail(f"no line matching {pattern!r} within {timeout}s; stderr so far:\n" + "\n".join(self.lines))
+            if line is None:
+                pytest.fail(f"tcel up --watch exited ({self.process.wait()}) before {pattern!r}:\n" + "\n".join(self.lines))
+            self.lines.append(line)
+            found = re.search(pattern, line)
+            if found:
+                return found
+
+    def interrupt(self, timeout: float = 60) -> int:
+        """Ctrl-C; the exit code."""
+        self.process.send_signal(signal.SIGINT)
+        return self.process.wait(timeout=timeout)
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=30)
+
+
+@pytest.fixture
+def watch(project: StackProject, engine) -> Iterator:
+    """Start `tcel up --watch` on the test's project (a fresh `tcel init` project); killed, and the worker images
+    its reloads built removed, whatever happens. The project's containers go with the `project` fixture."""
+    assert run_tcel("init", str(project.directory)).code == 0
+    sessions: list[WatchSession] = []
+
+    def start(*args: str, env: dict[str, str] | None = None) -> WatchSession:
+        session = WatchSession(project, *args, env=env)
+        sessions.append(session)
+        session.wait_for(r"^watching ", UP_TIMEOUT)
+        return session
+
+    try:
+        yield start
+    finally:
+        for session in sessions:
+            session.kill()
+        project.remove_everything()
+        built = {m.group(1) for s in sessions for line in s.lines if (m := RELOADED.search(line))}
+        for image in built:  # named after this test's own edits: no other project has them
+            try:
+                engine.images.remove(image)
+            except Exception:
+                pass
+
+
+def celery_client(project: StackProject):
+    from celery import Celery
+
+    access = project.connection
+    app = Celery("test_watch", broker=access.broker_url(), backend=access.backend_url(), set_as_current=False)
+    app.conf.update(broker_connection_retry_on_startup=False, result_extended=True)
+    return app
+
+
+def worker_containers(project: StackProject) -> list:
+    return [c for c in project.containers() if c.labels.get("io.tcel.service") == "worker"]
+
+
+def add_task(project: StackProject, code: str) -> None:
+    tasks = project.directory / "tasks.py"
+    tasks.write_text(tasks.read_text() + "\n\n" + code)
+
+
+def test_a_new_task_is_picked_up_and_served(project, watch) -> None:
+    session = watch()
+    add_task(project, "@app.task\ndef mul(x, y):\n    return x * y\n")
+    reloaded = session.wait_for(RELOADED, RELOAD_TIMEOUT)
+    assert "tasks.py changed: rebuilt in" in session.lines[-1]
+    app = celery_client(project)
+    try:
+        assert app.send_task("tasks.mul", args=[6, 7]).get(timeout=30) == 42
+    finally:
+        app.close()
+    (worker,) = worker_containers(project)
+    assert worker.name == f"tcel-{project.name}-worker-1" and worker.attrs["Config"]["Image"] == reloaded.group(1)
+    assert project.tcel("logs", "worker-1", "--tail", "50").code == 0, "worker-1 still names the reloaded worker"
+
+
+def test_a_syntax_error_keeps_the_old_workers_serving_until_the_next_good_save(project, watch) -> None:
+    session = watch()
+    tasks = project.directory / "tasks.py"
+    good = tasks.read_text()
+    (before,) = worker_containers(project)
+    tasks.write_text(good + "\n\ndef broken(:\n    pass\n")
+    broken_line = len(good.splitlines()) + 3
+    failed = session.wait_for(r"reload failed", RELOAD_TIMEOUT).string
+    assert "SyntaxError" in failed and f"{tasks} line {broken_line}" in failed, failed
+    assert "running workers go on serving" in failed
+    (after,) = worker_containers(project)
+    assert (after.id, after.name, after.status) == (before.id, before.name, "running")
+    done = project.tcel("tsum", "1", "2", "--wait", "--timeout", "30")
+    assert (done.code, done.stdout.strip()) == (0, "3"), done.stderr
+
+    tasks.write_text(good + "\n\n@app.task\ndef neg(x):\n    return -x\n")
+    session.wait_for(RELOADED, RELOAD_TIMEOUT)
+    app = celery_client(project)
+    try:
+        assert app.send_task("tasks.neg", args=[5]).get(timeout=30) == -5
+    finally:
+        app.close()
+
+    assert session.interrupt() == 0
+    session.wait_for(rf"^stopped watching; stack {project.name} is still up", 10)
+    assert len(project.containers()) == 3 and all(c.status == "running" for c in project.containers())
+
+
+def test_a_failing_build_names_its_step_and_keeps_the_old_workers(project, watch) -> None:
+    session = watch()
+    (before,) = worker_containers(project)
+    (project.directory / "requirements.txt").write_text("tcel-no-such-package-anywhere==1.0\n")
+    failed = session.wait_for(r"reload failed", RELOAD_TIMEOUT).string
+    assert "requirements.txt changed" in failed and "building the worker image failed at" in failed
+    assert "pip install" in failed and "tcel-no-such-package-anywhere" in failed, failed
+    (after,) = worker_containers(project)
+    assert (after.id, after.status) == (before.id, "running")
+    done = project.tcel("tsum", "4", "5", "--wait", "--timeout", "30")
+    assert (done.code, done.stdout.strip()) == (0, "9"), done.stderr
+
+
+def test_a_dependency_added_to_requirements_is_installed_in_a_layer_of_its_own(project, watch, engine) -> None:
+    session = watch()
+    (project.directory / "requirements.txt").write_text("inflection==0.5.1\n")
+    with_dependency = session.wait_for(RELOADED, RELOAD_TIMEOUT).group(1)
+    assert "requirements.txt changed" in session.lines[-1]
+    old_layers = engine.images.get(with_dependency).attrs["RootFS"]["Layers"]  # removed once no worker runs it
+    add_task(project, "@app.task\ndef camel(word):\n    import inflection\n\n    return inflection.camelize(word)\n")
+    with_task = session.wait_for(RELOADED, RELOAD_TIMEOUT).group(1)
+    app = celery_client(project)
+    try:
+        assert app.send_task("tasks.camel", args=["edit_loop"]).get(timeout=30) == "EditLoop"
+    finally:
+        app.close()
+    # the tasks.py change rebuilt the code's layer only: every layer below it, the installed dependency's
+    # among them, is the one the requirements.txt change made
+    new_layers = engine.images.get(with_task).attrs["RootFS"]["Layers"]
+    assert new_layers[:-1] == old_layers[:-1] and new_layers[-1] != old_layers[-1]
+
+
+@pytest.mark.parametrize("grace", [1, 30])
+def test_no_task_running_during_a_reload_is_lost(project, watch, grace: int) -> None:
+    session = watch("--grace", str(grace), env={"TCEL_ADD_DELAY": "8"})
+    app = celery_client(project)
+    try:
+        sent = [app.send_task("tasks.add", args=[n, 1000]) for n in range(8)]
+        deadline = time.monotonic() + 30
+        while not all(r.state == "STARTED" for r in sent):
+            assert time.monotonic() < deadline, [r.state for r in sent]
+            time.sleep(0.1)
+        add_task(project, "# a change while eight tasks run")
+        session.wait_for(RELOADED, RELOAD_TIMEOUT)
+        results = [r.get(timeout=60) for r in sent]
+        workers = {r.backend.get_task_meta(r.id)["worker"] for r in sent}
+    finally:
+        app.close()
+    print(f"WATCH grace {grace}s: sent {len(sent)}, came back {len(results)}, run last by {sorted(workers)}")
+    assert results == [n + 1000 for n in range(8)]
+    if grace == 30:  # time enough: they finished on the old worker
+        assert workers == {"celery@worker-1"}
+    else:  # cut short: back to the queue, and run again by the new worker
+        assert len(workers) == 1 and workers.pop().startswith("celery@worker-1-")
+
+
+def test_init_then_up_runs_a_task(project, tmp_path: Path) -> None:
+    fresh = tmp_path / "made-by-init"
+    assert run_tcel("init", str(fresh), cwd=REPO).code == 0
+    made = StackProject(project.name, fresh, project.engine, project.env)
+    up = made.tcel("up")
+    assert up.code == 0, up.stderr
+    done = made.tcel("tsum", "1", "2", "3", "--wait", "--timeout", "30")
+    assert (done.code, done.stdout.strip()) == (0, "6"), done.stderr
