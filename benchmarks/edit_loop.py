@@ -92,8 +92,10 @@ class Watcher:
         text = base.replace("    return sum(numbers)", f"    return sum(numbers) + {mark}")
         assert text != base
         text += f"# {uuid.uuid4()}\n"  # contents no build cache has seen, from this run or an earlier one
+        beside = self.directory / ".tasks.py.saving"
+        beside.write_text(text)
         started = time.perf_counter()
-        (self.directory / "tasks.py").write_text(text)
+        os.replace(beside, self.directory / "tasks.py")  # saved in one step, as editors do
         pending = []
         while time.perf_counter() - started < ROUND_TIMEOUT:
             pending.append(self.app.send_task("tasks.tsum", args=[[1, 2]]))

@@ -112,9 +112,17 @@ def worker_containers(project: StackProject) -> list:
     return [c for c in project.containers() if c.labels.get("io.tcel.service") == "worker"]
 
 
+def save(path: Path, text: str) -> None:
+    """Save as editors do, in one step (written beside, then renamed): a test that truncated and wrote in
+    place could see a reload of the empty file in between."""
+    beside = path.with_name(f".{path.name}.saving")
+    beside.write_text(text)
+    os.replace(beside, path)
+
+
 def add_task(project: StackProject, code: str) -> None:
     tasks = project.directory / "tasks.py"
-    tasks.write_text(tasks.read_text() + "\n\n" + code)
+    save(tasks, tasks.read_text() + "\n\n" + code)
 
 
 def test_a_new_task_is_picked_up_and_served(project, watch) -> None:
@@ -137,7 +145,7 @@ def test_a_syntax_error_keeps_the_old_workers_serving_until_the_next_good_save(p
     tasks = project.directory / "tasks.py"
     good = tasks.read_text()
     (before,) = worker_containers(project)
-    tasks.write_text(good + "\n\ndef broken(:\n    pass\n")
+    save(tasks, good + "\n\ndef broken(:\n    pass\n")
     broken_line = len(good.splitlines()) + 3
     failed = session.wait_for(r"reload failed", RELOAD_TIMEOUT).string
     assert "SyntaxError" in failed and f"{tasks} line {broken_line}" in failed, failed
@@ -147,7 +155,7 @@ def test_a_syntax_error_keeps_the_old_workers_serving_until_the_next_good_save(p
     done = project.tcel("tsum", "1", "2", "--wait", "--timeout", "30")
     assert (done.code, done.stdout.strip()) == (0, "3"), done.stderr
 
-    tasks.write_text(good + "\n\n@app.task\ndef neg(x):\n    return -x\n")
+    save(tasks, good + "\n\n@app.task\ndef neg(x):\n    return -x\n")
     session.wait_for(RELOADED, RELOAD_TIMEOUT)
     app = celery_client(project)
     try:
@@ -163,7 +171,7 @@ def test_a_syntax_error_keeps_the_old_workers_serving_until_the_next_good_save(p
 def test_a_failing_build_names_its_step_and_keeps_the_old_workers(project, watch) -> None:
     session = watch()
     (before,) = worker_containers(project)
-    (project.directory / "requirements.txt").write_text("tcel-no-such-package-anywhere==1.0\n")
+    save(project.directory / "requirements.txt", "tcel-no-such-package-anywhere==1.0\n")
     failed = session.wait_for(r"reload failed", RELOAD_TIMEOUT).string
     assert "requirements.txt changed" in failed and "building the worker image failed at" in failed
     assert "pip install" in failed and "tcel-no-such-package-anywhere" in failed, failed
@@ -175,7 +183,7 @@ def test_a_failing_build_names_its_step_and_keeps_the_old_workers(project, watch
 
 def test_a_dependency_added_to_requirements_is_installed_in_a_layer_of_its_own(project, watch, engine) -> None:
     session = watch()
-    (project.directory / "requirements.txt").write_text("inflection==0.5.1\n")
+    save(project.directory / "requirements.txt", "inflection==0.5.1\n")
     with_dependency = session.wait_for(RELOADED, RELOAD_TIMEOUT).group(1)
     assert "requirements.txt changed" in session.lines[-1]
     old_layers = engine.images.get(with_dependency).attrs["RootFS"]["Layers"]  # removed once no worker runs it
