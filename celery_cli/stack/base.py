@@ -130,7 +130,9 @@ class Stack(ABC):
         """Wait until broker, backend and every worker answer; return the seconds it took."""
 
     @abstractmethod
-    def reload_workers(self, options: UpOptions, grace: float, ready_timeout: float, progress: Progress) -> ReloadReport:
+    def reload_workers(
+        self, options: UpOptions, grace: float, ready_timeout: float, progress: Progress
+    ) -> ReloadReport:
         """Build the worker image from the project's files as they are now, then replace the workers of other
         images one at a time (a rolling update): each new worker must answer before an old one gets a warm
         shutdown of up to `grace` seconds. A failing build, or a new worker that exits or does not answer,
