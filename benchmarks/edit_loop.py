@@ -240,6 +240,8 @@ def compare(rounds: int) -> dict[str, list[float]]:
     try:
         for side in sides:
             side.start()
+            side.save_and_time(base, next(marks))  # a first save, not timed: the edit loop is many saves
+            side.settle()
             side.freeze(True)
         for n in range(rounds):
             order = sides[n % 3:] + sides[:n % 3]
