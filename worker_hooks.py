@@ -1,33 +1,52 @@
 """Worker-side hooks tcel relies on.
 
 - The worker waits for the broker to accept connections before its first attempt, instead of falling into
-  kombu's 2-4-6 s back-off while RabbitMQ boots: it starts within a tenth of a second of the broker.
+  kombu's 2-4-6 s back-off while RabbitMQ boots: it connects within a tenth of a second of the broker. It
+  waits after its pool has started (a worker bootstep that needs the pool; the consumer starts after every
+  worker step), so forking the pool overlaps the broker's boot.
 - A bounded index of recent tasks in the result backend, which `tcel results` reads instead of scanning Redis:
   a sorted set of task ids by time, trimmed to the newest MAX_TASKS and to `result_expires`, and a small hash
-  per task (name, args, received, started, finished). Every task a worker receives passes here, whoever sent
-  it. A failure here is logged, never raised.
+  per task (name, args, kwargs, queue, received, started, finished; and the exact args and kwargs as JSON when
+  they fit CALL_KEPT_MAX, which `tcel retry` sends again). Every task a worker receives passes here, whoever
+  sent it. A failure here is logged, never raised.
 """
 
+import json
 import logging
 import socket
 import time
 from datetime import timedelta
 from urllib.parse import urlsplit
 
-from celery import signals
+from celery import bootsteps, signals
 
 INDEX_KEY = "tcel:tasks"
 INFO_KEY = "tcel:task:"
 MAX_TASKS = 10_000
+SHOWN_LIMIT = 200  # as celery_cli/task_args.py shows arguments
+CALL_KEPT_MAX = 65536
 
 BROKER_WAIT_SECONDS = 120
 
 logger = logging.getLogger(__name__)
 
 
+class WaitForBroker(bootsteps.StartStopStep):
+    """Wait for the broker's port once the pool runs, before the consumer makes its first connection."""
+
+    requires = ("celery.worker.components:Pool",)
+
+    def start(self, worker):
+        _wait_for_broker(worker.app.conf.broker_url)
+
+
 @signals.celeryd_init.connect
-def _wait_for_broker(conf=None, **_):
-    parts = urlsplit(conf.broker_url or "")
+def _add_broker_wait(instance=None, **_):
+    instance.app.steps["worker"].add(WaitForBroker)
+
+
+def _wait_for_broker(url):
+    parts = urlsplit(url or "")
     if parts.scheme not in ("amqp", "pyamqp") or not parts.hostname:
         return
     deadline = time.monotonic() + BROKER_WAIT_SECONDS
@@ -37,6 +56,31 @@ def _wait_for_broker(conf=None, **_):
             return
         except OSError:
             time.sleep(0.1)
+
+
+def _shown(value, limit=SHOWN_LIMIT):
+    """Arguments as JSON cut to `limit` characters: the same as celery_cli/task_args.py's `shown` (a test
+    compares them), so a task shows alike whoever sent it."""
+    text = _json_prefix(value, limit + 1)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _json_prefix(value, budget):
+    if isinstance(value, (list, tuple)):
+        text = "["
+        for index, item in enumerate(value):
+            if len(text) >= budget:
+                return text
+            text += (", " if index else "") + _json_prefix(item, budget - len(text))
+        return text + "]"
+    if isinstance(value, dict):
+        text = "{"
+        for index, (key, item) in enumerate(value.items()):
+            if len(text) >= budget:
+                return text
+            text += (", " if index else "") + json.dumps(str(key)) + ": " + _json_prefix(item, budget - len(text))
+        return text + "}"
+    return json.dumps(value, default=repr)
 
 
 def _ttl(app):
@@ -63,10 +107,28 @@ def _write(app, task_id, fields, score=None):
         logger.warning("tcel: cannot update the task index for %s", task_id, exc_info=True)
 
 
+def _kept_call(request):
+    """The exact args and kwargs as JSON, or None past CALL_KEPT_MAX (encoding stops there)."""
+    parts, size = [], 0
+    for part in json.JSONEncoder().iterencode({"args": list(request.args), "kwargs": request.kwargs}):
+        size += len(part)
+        if size > CALL_KEPT_MAX:
+            return None
+        parts.append(part)
+    return "".join(parts)
+
+
 @signals.task_received.connect
 def _received(sender=None, request=None, **_):
     now = time.time()
-    fields = {"name": request.name, "args": request.argsrepr, "kwargs": request.kwargsrepr, "received": now}
+    fields = {"name": request.name, "args": _shown(request.args), "kwargs": _shown(request.kwargs), "received": now,
+              "queue": (request.delivery_info or {}).get("routing_key") or ""}
+    try:
+        call = _kept_call(request)
+    except (TypeError, ValueError):  # arguments JSON cannot carry (a pickle-accepting worker)
+        call = None
+    if call is not None:
+        fields["call"] = call
     _write(sender.app, request.id, fields, score=now)
 
 

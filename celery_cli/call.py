@@ -1,16 +1,43 @@
-"""Calling a task, the one path every sending command takes: send it, index it, wait for it if asked, and
-decide what its end means for the exit code."""
+"""Calling a task, the one path every sending command takes (`call`, its presets `add` and `tsum`, and
+`retry`): what a call is, sending it, indexing it, waiting for it if asked, and what its end means."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from .endpoints import Endpoints
-from .errors import ServiceUnreachable, TaskFailed
+from .errors import NotFound, ServiceUnreachable, TaskFailed, UsageError
+from .names import QUEUE
 from .publisher import Sender
-from .result_store import ResultStore, TaskRecord
+from .result_store import READY_STATES, ResultStore, TaskRecord
+
+
+@dataclass(frozen=True)
+class TaskCall:
+    """One task to send by name: its arguments and how Celery delivers it."""
+
+    name: str
+    args: list[Any] = field(default_factory=list)
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    queue: str = QUEUE
+    countdown: float | None = None  # seconds from sending; the message carries it as an ETA
+    eta: datetime | None = None
+    expires: float | datetime | None = None  # seconds from sending, or a moment
+    priority: int | None = None
+    retry_of: str | None = None  # the task this one sends again
+
+    def __post_init__(self) -> None:
+        if self.countdown is not None and self.eta is not None:
+            raise UsageError("--countdown and --eta both say when to run", hint="give one of them")
+
+
+NO_BACKEND = (
+    "no result backend is known here, so its result cannot be looked up: "
+    "pass --backend-url or set CELERY_RESULT_BACKEND_URL to follow it"
+)
 
 
 @dataclass
@@ -22,8 +49,7 @@ class Submitted:
 
 def submit(
     endpoints: Endpoints,
-    name: str,
-    args: list[Any],
+    call: TaskCall,
     task_id: str,
     wait: float | None = None,
     on_state: Callable[[str], None] = lambda state: None,
@@ -33,16 +59,38 @@ def submit(
     The result channel is subscribed to before sending, so no state is missed. Ctrl-C while waiting raises
     KeyboardInterrupt; the task goes on.
     """
+    if endpoints.backend_url is None:
+        with Sender(endpoints) as sender:
+            sender.send(call, task_id)
+        return Submitted(task_id, warning=NO_BACKEND)
     store = ResultStore(endpoints.backend_url)
     store.client  # a malformed backend URL is refused here, before anything is sent
     if wait is None:
         with Sender(endpoints) as sender:
-            sent = sender.send(name, args, task_id)
-        return Submitted(task_id, warning=_index(store, task_id, name, args, sent))
+            sent = sender.send(call, task_id)
+        return Submitted(task_id, warning=_index(store, task_id, call, sent))
     with store.watch(task_id) as wait_for, Sender(endpoints) as sender:
-        sent = sender.send(name, args, task_id)
-        warning = _index(store, task_id, name, args, sent)
+        sent = sender.send(call, task_id)
+        warning = _index(store, task_id, call, sent)
         return Submitted(task_id, wait_for(wait, on_state), warning)
+
+
+def retry_call(store: ResultStore, task_id: str) -> TaskCall:
+    """The call that sends a finished task again: its stored name, args, kwargs and queue."""
+    record = store.lookup(task_id)
+    if record.state not in READY_STATES:
+        raise UsageError(
+            f"task {task_id} is {record.state}, not finished",
+            hint="only a task that succeeded, failed or was revoked is sent again; see 'tcel result " + task_id + "'",
+        )
+    stored = store.stored_call(task_id)
+    if stored is None or not record.name:
+        raise NotFound(
+            f"the backend no longer has the arguments of task {task_id}",
+            hint="they are kept with its result for a day, and only up to 64 KiB",
+        )
+    args, kwargs, queue = stored
+    return TaskCall(record.name, args, kwargs, queue=queue or QUEUE, retry_of=task_id)
 
 
 def failure(record: TaskRecord) -> TaskFailed | None:
@@ -54,10 +102,10 @@ def failure(record: TaskRecord) -> TaskFailed | None:
     return TaskFailed(f"task {record.id} ({record.name}) ended {record.state}")
 
 
-def _index(store: ResultStore, task_id: str, name: str, args: list[Any], sent: float) -> str | None:
+def _index(store: ResultStore, task_id: str, call: TaskCall, sent: float) -> str | None:
     """Record the task as sent, so it shows as queued before a worker has it; a failure is only a warning."""
     try:
-        store.record_sent(task_id, name, args, sent)
+        store.record_sent(task_id, call.name, call.args, call.kwargs, call.queue, sent, retry_of=call.retry_of)
     except ServiceUnreachable as error:
         return f"task {task_id} was sent, but {error.message}"
     return None

@@ -8,7 +8,7 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
-from .commands import bench, control, init, lifecycle, results, sending, status
+from .commands import bench, control, env, init, inspect, lifecycle, results, sending, status
 from .errors import ExitCode, TcelError
 from .output import Output
 
@@ -32,11 +32,11 @@ app = typer.Typer(
     cls=TcelGroup,
     help="Run a Celery stack (RabbitMQ, Redis, workers) in Docker and see what it is doing.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion; values come from commands/completion.py
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
-for commands in (init, lifecycle, status, sending, results, control, bench):
+for commands in (init, lifecycle, env, status, sending, results, inspect, control, bench):
     commands.register(app)
 
 

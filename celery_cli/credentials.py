@@ -11,6 +11,7 @@ from .names import BACKEND_PORT, BROKER_PORT
 from .settings import Project, read_env_file
 
 BROKER_USER = "tcel"
+KEPT = ("TCEL_BROKER_IMAGE", "TCEL_BACKEND_IMAGE", "TCEL_PYTHON_IMAGE", "TCEL_CONCURRENCY")
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,10 @@ class Credentials:
     def backend_url(self, host: str | None = None, port: int | None = None) -> str:
         host = host or self.host
         return f"redis://:{self.backend_password}@{_netloc(host)}:{port or self.backend_port}/0"
+
+    def on_host(self) -> dict[str, str]:
+        """The seed's variables for a client on the host (what `tcel env` prints): secrets in full."""
+        return {"CELERY_BROKER_URL": self.broker_url(), "CELERY_RESULT_BACKEND_URL": self.backend_url()}
 
     def inside_network(self) -> dict[str, str]:
         """The worker's environment: the seed's variables, pointing at the services' network aliases."""
@@ -77,8 +82,15 @@ def generate() -> Credentials:
     return Credentials(BROKER_USER, secrets.token_urlsafe(24), secrets.token_urlsafe(24))
 
 
-def save(project: Project, credentials: Credentials) -> None:
-    """Write the state file readable by its owner only; docker compose can read it with --env-file."""
+def kept(project: Project) -> dict[str, str]:
+    """The settings the project's stack was last brought up with (images, concurrency), as the state keeps them."""
+    values = read_env_file(state_file(project))
+    return {key: value for key, value in values.items() if key in KEPT and value}
+
+
+def save(project: Project, credentials: Credentials, settings: dict[str, str] | None = None) -> None:
+    """Write the state file readable by its owner only; docker compose can read it with --env-file. `settings`
+    (images, concurrency) are kept with the credentials so that later commands run the stack the same way."""
     project.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     lines = {
         "TCEL_BROKER_USER": credentials.broker_user,
@@ -87,6 +99,7 @@ def save(project: Project, credentials: Credentials) -> None:
         "TCEL_BIND": credentials.bind,
         "TCEL_BROKER_PORT": credentials.broker_port,
         "TCEL_BACKEND_PORT": credentials.backend_port,
+        **{key: value for key, value in (settings or {}).items() if key in KEPT},
     }
     path = state_file(project)
     tmp = path.with_suffix(".tmp")

@@ -19,7 +19,7 @@ class Endpoints:
     """The broker and backend URLs the task commands talk to."""
 
     broker_url: str
-    backend_url: str
+    backend_url: str | None  # None: sending works, results cannot be looked up
 
 
 @dataclass(frozen=True)
@@ -36,11 +36,35 @@ class Target:
         return resolve_project(self.project_dir, self.project_name)
 
     def url(self, service: str) -> str:
-        """The broker's or backend's URL: the option, else the seed's CELERY_* variable, else the stack's."""
-        return resolve_url(self.project, service, self.broker_url if service == "broker" else self.backend_url)
+        """The broker's or backend's URL: the option, else the seed's CELERY_* variable, else the stack's. Once
+        either is given by option or variable, the other never comes from this directory's stack: a broker
+        elsewhere paired with the local backend would index and wait in the wrong place."""
+        given = {"broker": self.broker_url, "backend": self.backend_url}
+        given = {s: option or os.environ.get(URL_VARIABLES[s]) for s, option in given.items()}
+        if given[service]:
+            return given[service]
+        if any(given.values()):
+            other = next(s for s in given if given[s])
+            raise NotRunning(
+                f"the {other} was given, but no {service} URL was",
+                hint=f"pass --{service}-url or set {URL_VARIABLES[service]}",
+            )
+        return resolve_url(self.project, service, None)
 
-    def endpoints(self) -> Endpoints:
-        return Endpoints(self.url("broker"), self.url("backend"))
+    def endpoints(self, backend_required: bool = True) -> Endpoints:
+        """Both URLs; a task can be sent with only a broker, so the backend may be optional."""
+        broker = self.url("broker")
+        try:
+            return Endpoints(broker, self.url("backend"))
+        except NotRunning:
+            if backend_required:
+                raise
+            return Endpoints(broker, None)
+
+    def given(self, service: str) -> bool:
+        """Whether the service's URL was given (option or CELERY_* variable) rather than read from the stack."""
+        option = self.broker_url if service == "broker" else self.backend_url
+        return bool(option or os.environ.get(URL_VARIABLES[service]))
 
 
 def resolve_url(project: Project, service: str, option: str | None) -> str:

@@ -4,10 +4,15 @@ The worker image does not install tcel, so `worker_hooks.py` keeps its own copy 
 `tests/unit/test_names.py` checks that the two agree.
 """
 
-# Celery's default queue, bound with the same routing key to the direct exchange of the same name.
+# Celery's default queue. Celery binds every queue it makes to a direct exchange of the queue's name with the
+# queue's name as routing key, and publishes through the default exchange; tcel declares and sends the same way.
 QUEUE = "celery"
 EXCHANGE = "celery"
 ROUTING_KEY = "celery"
+
+# The largest message the broker takes: RabbitMQ 4's default, which tcel also writes into its broker's
+# configuration so that every RabbitMQ version it runs agrees; the client refuses bigger ones before sending.
+MAX_MESSAGE_SIZE = 16 * 2**20
 
 # Celery's Redis backend stores a task's result under this prefix and publishes it on a channel of that name.
 RESULT_KEY = "celery-task-meta-"
@@ -15,13 +20,18 @@ RESULT_KEY = "celery-task-meta-"
 INDEX_KEY = "tcel:tasks"
 INFO_KEY = "tcel:task:"
 INDEX_TTL = 86400  # Celery's default result_expires
+# The index keeps a task's exact args and kwargs (for `tcel retry`) when their JSON is at most this long.
+CALL_KEPT_MAX = 65536
 
 # Labels on everything tcel makes; nothing without the project label is ever touched.
 LABEL_PROJECT = "io.tcel.project"
 LABEL_SERVICE = "io.tcel.service"
 LABEL_NUMBER = "io.tcel.number"
 LABEL_IMAGE = "io.tcel.image"
+LABEL_QUEUES = "io.tcel.queues"  # on workers: the queues they were started to consume ("" for Celery's default)
 WORKER_IMAGE_KIND = "worker"  # the value of LABEL_IMAGE on worker images
+LABEL_BROKER_IMAGE = "io.tcel.broker-image"  # on the broker's volume: what wrote its data
+LABEL_BROKER_VERSION = "io.tcel.rabbitmq-version"
 
 SERVICES = ("broker", "backend", "worker")
 BROKER_PORT = 5672  # inside the stack's network

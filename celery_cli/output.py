@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import cached_property
@@ -114,28 +113,18 @@ class Output:
 
     @contextmanager
     def status(self, message: str) -> Iterator[Progress]:
-        """Show a spinner with elapsed time while the block runs; yield a function to update its text."""
+        """Show a spinner with elapsed time while the block runs; yield a function to update its text. The
+        line is gone afterwards, also after Ctrl-C."""
         if not self.interactive or self.json_mode:
             yield _ignore
             return
-        label = _Elapsed(_escape(message))
-        with self.stderr.status(label):
+        from rich.progress import Progress as Bar
+        from rich.progress import SpinnerColumn, TextColumn, TimeElapsedColumn
 
-            def update(text: str) -> None:
-                label.text = _escape(text)
-
-            yield update
-
-
-class _Elapsed:
-    """A spinner label that shows the seconds since it was made, re-rendered on every refresh."""
-
-    def __init__(self, text: str) -> None:
-        self.text = text
-        self.started = time.monotonic()
-
-    def __rich__(self) -> str:
-        return f"{self.text} [dim]({time.monotonic() - self.started:.0f}s)[/dim]"
+        with Bar(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                 console=self.stderr, transient=True) as bar:
+            task = bar.add_task(_escape(message), total=None)
+            yield lambda text: bar.update(task, description=_escape(text))
 
 
 def _escape(text: str) -> str:

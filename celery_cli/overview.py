@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .credentials import state_file
-from .errors import NotRunning, TcelError
+from .errors import ExitCode, NotRunning, TcelError
 from .names import QUEUE
 from .queues import QueueInfo, queues
-from .remote_control import Control, worker_node
+from .remote_control import Control, pool_size, worker_node
 from .result_store import BackendInfo, ResultStore, TaskRecord
 from .stack.base import ServiceStatus, Stack
 
@@ -28,6 +29,7 @@ class WorkerInfo:
     reserved: int | None = None
     processed: int | None = None
     registered: list[str] = field(default_factory=list)
+    held: dict[str, int] = field(default_factory=dict)  # tasks running or reserved, by the queue they came from
 
 
 @dataclass
@@ -61,6 +63,13 @@ class Overview:
         )
 
     @property
+    def exit_code(self) -> ExitCode:
+        """What `tcel status` exits with: not up (8), up but degraded (11), or healthy (0)."""
+        if not self.up:
+            return ExitCode.NOT_RUNNING
+        return ExitCode.OK if self.healthy else ExitCode.DEGRADED
+
+    @property
     def processed(self) -> int:
         return sum(w.processed or 0 for w in self.workers)
 
@@ -83,7 +92,7 @@ def gather(stack: Stack) -> Overview:
 
     overview = Overview(stack.project.name)
     access = stack.endpoints()
-    with ThreadPoolExecutor(max_workers=4) as pool:
+    with ThreadPoolExecutor(max_workers=5) as pool:
         services = pool.submit(stack.status)
         parts: dict[str, Callable[[], Any]] = {}
         if access is None:
@@ -93,7 +102,7 @@ def gather(stack: Stack) -> Overview:
         else:
             store = ResultStore(access.backend_url(), timeout=PART_TIMEOUT)
             parts = {
-                "queues": lambda: queues(access, PART_TIMEOUT),
+                "queues": lambda: queues(access, _consumed(access.broker_url(), _worker_nodes(services)), PART_TIMEOUT),
                 "backend": store.info,
                 "tasks": lambda: store.recent(RECENT_TASKS),
                 "workers": lambda: _workers(access.broker_url(), _worker_nodes(services)),
@@ -105,10 +114,18 @@ def gather(stack: Stack) -> Overview:
     _readiness(overview)
     if "workers" not in overview.failures:
         # with late acks every message a worker holds, running or reserved, is unacknowledged
-        held = sum((w.active or 0) + (w.reserved or 0) for w in overview.workers)
         for queue in overview.queues:
-            queue.unacked = held if queue.name == QUEUE else None
+            queue.unacked = sum(w.held.get(queue.name, 0) for w in overview.workers)
     return overview
+
+
+def _consumed(broker_url: str, nodes: tuple[list[str], list[str]] | None) -> list[str]:
+    """Celery's default queue, then every queue the running workers (or, without Docker, whoever answers) consume."""
+    running = nodes[0] if nodes is not None else None
+    with Control(broker_url) as control:
+        replies = control.inspect("active_queues", running, PART_TIMEOUT)
+    consumed = {queue["name"] for queues in replies.values() for queue in queues or []}
+    return [QUEUE, *sorted(consumed - {QUEUE})]
 
 
 def _readiness(overview: Overview) -> None:
@@ -166,11 +183,13 @@ def _workers(broker_url: str, nodes: tuple[list[str], list[str]] | None) -> list
         WorkerInfo(
             name=name,
             answering=True,
-            pool=stats[name].get("pool", {}).get("max-concurrency"),
+            pool=pool_size(stats[name]),
             active=len(active.get(name) or []),
             reserved=len(reserved.get(name) or []),
             processed=sum((stats[name].get("total") or {}).values()),
             registered=sorted(t.split(" ")[0] for t in registered.get(name) or [] if not t.startswith("celery.")),
+            held=dict(Counter((task.get("delivery_info") or {}).get("routing_key") or QUEUE
+                              for task in (active.get(name) or []) + (reserved.get(name) or []))),
         )
         for name in answering
     ]

@@ -30,6 +30,20 @@ def amqp_client(credentials: Credentials, timeout: float) -> amqp.Connection:
     )
 
 
+def close_quietly(client: amqp.Connection) -> None:
+    """Close with an AMQP close, so the broker does not log an unexpectedly closed connection; a connection
+    that is already broken is only dropped."""
+    import amqp
+
+    try:
+        if client.connected:
+            client.close()
+    except (OSError, amqp.exceptions.AMQPError):
+        pass
+    finally:
+        client.collect()
+
+
 def probe_broker(credentials: Credentials, timeout: float = 1.0) -> None:
     """Log in to the broker over AMQP, or raise saying why not."""
     import amqp
@@ -38,7 +52,6 @@ def probe_broker(credentials: Credentials, timeout: float = 1.0) -> None:
     client = amqp_client(credentials, timeout)
     try:
         client.connect()
-        client.close()
     except amqp.exceptions.AccessRefused:
         raise BrokerRefusedLogin(
             f"the broker at {where} refuses user {credentials.broker_user!r}",
@@ -47,7 +60,7 @@ def probe_broker(credentials: Credentials, timeout: float = 1.0) -> None:
     except (OSError, amqp.exceptions.AMQPError) as exc:
         raise unreachable("broker", where, exc) from None
     finally:
-        client.collect()
+        close_quietly(client)
 
 
 def probe_backend(credentials: Credentials, timeout: float = 1.0) -> None:

@@ -2,8 +2,9 @@
 
 Celery's own `send_task` would do the same, but importing Celery costs about 100 ms, more than the rest of a
 `tcel tsum --wait` round trip; py-amqp (which Celery itself uses underneath) costs a fraction of that. The
-message is what `celery.app.amqp.AMQP.as_task_v2` builds, published the way Celery publishes to its default
-queue, so any Celery worker runs it and any Celery client reads its result.
+message is what `celery.app.amqp.AMQP.as_task_v2` builds, published the way Celery 5 publishes to a queue
+(declared durable, bound to a direct exchange of its name; sent through the default exchange with the queue's
+name as routing key), so any Celery worker runs it and any Celery client reads its result.
 """
 
 from __future__ import annotations
@@ -13,16 +14,19 @@ import os
 import socket
 import time
 import uuid
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 from .credentials import mask_url
 from .endpoints import Endpoints
-from .errors import ServiceUnreachable, UsageError
-from .names import EXCHANGE, QUEUE, ROUTING_KEY
+from .errors import ServiceUnreachable, TcelError, UsageError
+from .names import MAX_MESSAGE_SIZE
 
 if TYPE_CHECKING:
     import amqp
+
+    from .call import TaskCall
 
 CONNECT_TIMEOUT = 2.0
 CONFIRM_TIMEOUT = 5.0  # a broker that blocks publishers (memory or disk alarm) must not hang the CLI
@@ -30,8 +34,25 @@ RETRY_DELAYS = (0.2, 0.5)  # Celery retries a publish for a long time by default
 ARGSREPR_MAX = 1024
 
 
+def check_size(name: str, size: int) -> None:
+    """Refuse, before sending, a message over the largest the broker takes (tcel writes that limit into the
+    broker's configuration; it is also RabbitMQ 4's default)."""
+    if size > MAX_MESSAGE_SIZE:
+        raise UsageError(
+            f"{name} was not sent: its message is {size / 2**20:.1f} MiB, over the broker's limit of "
+            f"{MAX_MESSAGE_SIZE / 2**20:.0f} MiB",
+            hint="pass large data by reference (a file or URL the workers can read), or split it into tasks",
+        )
+
+
 def new_task_id() -> str:
     return str(uuid.uuid4())
+
+
+def bounded_repr(value: Any) -> str:
+    """The `argsrepr`/`kwargsrepr` a worker logs and shows, cut as Celery's saferepr would be."""
+    text = repr(value)
+    return text if len(text) <= ARGSREPR_MAX else text[: ARGSREPR_MAX - 3] + "..."
 
 
 class Sender:
@@ -41,49 +62,71 @@ class Sender:
         self.endpoints = endpoints
         self._channel: amqp.Channel | None = None
         self._connection: amqp.Connection | None = None
+        self._declared: set[str] = set()
         self._origin = f"gen{os.getpid()}@{socket.gethostname()}"
 
-    def send(self, name: str, args: list[Any], task_id: str) -> float:
+    def send(self, call: TaskCall, task_id: str) -> float:
         """Publish the task; return when it was sent, once the broker has confirmed it."""
         import amqp
 
+        body = json.dumps([call.args, call.kwargs, {"callbacks": None, "errbacks": None, "chain": None, "chord": None}])
+        check_size(call.name, len(body.encode()))
         sent = time.time()
+        properties: dict[str, Any] = {"priority": call.priority} if call.priority is not None else {}
         message = amqp.Message(
-            json.dumps([args, {}, {"callbacks": None, "errbacks": None, "chain": None, "chord": None}]),
+            body,
             content_type="application/json",
             content_encoding="utf-8",
             delivery_mode=2,  # persistent: survives a broker restart
             correlation_id=task_id,
             reply_to="",
-            application_headers=self._headers(name, args, task_id),
+            application_headers=self._headers(call, task_id, sent),
+            **properties,
         )
         for delay in (*RETRY_DELAYS, None):
             try:
-                self._open().basic_publish(message, exchange=EXCHANGE, routing_key=ROUTING_KEY, confirm_timeout=CONFIRM_TIMEOUT)
-                return sent
-            except (OSError, amqp.exceptions.AMQPError, amqp.exceptions.MessageNacked) as exc:
+                channel = self._declare(self._open(), call.queue)
+                break
+            except (OSError, amqp.exceptions.AMQPError) as exc:  # nothing was sent yet: try again, briefly
                 self.close()
                 if isinstance(exc, amqp.exceptions.AccessRefused) or delay is None:
-                    raise self._not_sent(name, exc) from None
+                    raise self._not_sent(call.name, exc) from None
                 time.sleep(delay)
+        try:
+            channel.basic_publish(message, exchange="", routing_key=call.queue, confirm_timeout=CONFIRM_TIMEOUT)
+            return sent
+        except (OSError, amqp.exceptions.AMQPError, amqp.exceptions.MessageNacked) as exc:
+            self.close()
+            if isinstance(exc, amqp.exceptions.PreconditionFailed):  # refused as it is: sending again won't help
+                raise TcelError(f"the broker at {mask_url(self.endpoints.broker_url)} refused {call.name}: {exc}") from None
+            if isinstance(exc, amqp.exceptions.MessageNacked):
+                raise self._not_sent(call.name, exc) from None
+            # written, but not confirmed: publishing again could make it run twice
+            raise ServiceUnreachable(
+                f"{call.name} {task_id} went to the broker at {mask_url(self.endpoints.broker_url)} but was not "
+                f"confirmed ({exc or type(exc).__name__}): it may or may not be queued",
+                hint=f"see 'tcel result {task_id}' before sending it again",
+            ) from None
 
-    def _headers(self, name: str, args: list[Any], task_id: str) -> dict[str, Any]:
-        argsrepr = repr(args)
+    def _headers(self, call: TaskCall, task_id: str, sent: float) -> dict[str, Any]:
+        now = datetime.fromtimestamp(sent, timezone.utc)
+        eta = now + timedelta(seconds=call.countdown) if call.countdown else call.eta
+        expires = now + timedelta(seconds=call.expires) if isinstance(call.expires, (int, float)) else call.expires
         return {
             "lang": "py",
-            "task": name,
+            "task": call.name,
             "id": task_id,
             "shadow": None,
-            "eta": None,
-            "expires": None,
+            "eta": eta.isoformat() if eta else None,
+            "expires": expires.isoformat() if expires else None,
             "group": None,
             "group_index": None,
             "retries": 0,
             "timelimit": [None, None],
             "root_id": task_id,
             "parent_id": None,
-            "argsrepr": argsrepr if len(argsrepr) <= ARGSREPR_MAX else argsrepr[: ARGSREPR_MAX - 3] + "...",
-            "kwargsrepr": "{}",
+            "argsrepr": bounded_repr(call.args),
+            "kwargsrepr": bounded_repr(call.kwargs),
             "origin": self._origin,
             "ignore_result": False,
             "replaced_task_nesting": 0,
@@ -91,8 +134,28 @@ class Sender:
             "stamps": {},
         }
 
+    def _declare(self, channel: amqp.Channel, queue: str) -> amqp.Channel:
+        """Make sure the queue exists, once per connection, so that a task sent before any worker ran is kept.
+
+        An existing queue is left as its consumers declared it (declaring it again with other arguments, such
+        as a worker's x-max-priority, would be refused); a missing one is declared as Celery does.
+        """
+        import amqp
+
+        if queue in self._declared:
+            return channel
+        try:
+            channel.queue_declare(queue, passive=True)
+        except amqp.exceptions.NotFound:
+            channel = self._channel = self._connection.channel()  # the broker closed the one that asked
+            channel.exchange_declare(queue, "direct", durable=True, auto_delete=False)
+            channel.queue_declare(queue, durable=True, auto_delete=False)
+            channel.queue_bind(queue, queue, queue)
+        self._declared.add(queue)
+        return channel
+
     def _open(self) -> amqp.Channel:
-        """Connect, and declare the queue as Celery does (a task sent before any worker ran is kept)."""
+        """Connect, with publisher confirms."""
         if self._channel is not None:
             return self._channel
         import amqp
@@ -115,12 +178,8 @@ class Sender:
             confirm_publish=True,  # "sent" means the broker has the message
         )
         self._connection.connect()
-        channel = self._connection.channel()
-        channel.exchange_declare(EXCHANGE, "direct", durable=True, auto_delete=False)
-        channel.queue_declare(QUEUE, durable=True, auto_delete=False)
-        channel.queue_bind(QUEUE, EXCHANGE, ROUTING_KEY)
-        self._channel = channel
-        return channel
+        self._channel = self._connection.channel()
+        return self._channel
 
     def _not_sent(self, name: str, exc: Exception) -> ServiceUnreachable:
         return ServiceUnreachable(
@@ -136,6 +195,7 @@ class Sender:
             except Exception:  # noqa: BLE001 - a connection already broken needs no goodbye
                 self._connection.collect()
         self._connection = self._channel = None
+        self._declared.clear()
 
     def __enter__(self) -> Sender:
         return self

@@ -6,10 +6,7 @@ from dataclasses import dataclass
 
 from .credentials import Credentials
 from .errors import unreachable
-from .names import QUEUE
-from .probes import amqp_client
-
-TASK_QUEUES = (QUEUE,)
+from .probes import amqp_client, close_quietly
 
 
 @dataclass
@@ -20,8 +17,8 @@ class QueueInfo:
     unacked: int | None = None  # held by workers; filled in from what they report
 
 
-def queues(credentials: Credentials, timeout: float = 0.5) -> list[QueueInfo]:
-    """Each task queue that exists, with its ready messages and consumers (a passive declare per queue)."""
+def queues(credentials: Credentials, names: list[str], timeout: float = 0.5) -> list[QueueInfo]:
+    """Each of the named queues that exists, with its ready messages and consumers (a passive declare each)."""
     import amqp
 
     where = f"{credentials.host}:{credentials.broker_port}"
@@ -29,7 +26,7 @@ def queues(credentials: Credentials, timeout: float = 0.5) -> list[QueueInfo]:
     found = []
     try:
         client.connect()
-        for name in TASK_QUEUES:
+        for name in names:
             channel = client.channel()
             try:
                 _, ready, consumers = channel.queue_declare(name, passive=True)
@@ -40,5 +37,5 @@ def queues(credentials: Credentials, timeout: float = 0.5) -> list[QueueInfo]:
     except (OSError, amqp.exceptions.AMQPError) as exc:
         raise unreachable("broker", where, exc) from None
     finally:
-        client.collect()
+        close_quietly(client)
     return found

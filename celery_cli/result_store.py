@@ -19,8 +19,9 @@ from typing import TYPE_CHECKING, Any
 
 from .credentials import mask_url
 from .errors import NotFound, ServiceUnreachable, UsageError, WaitTimeout, start_or_check, unreachable
-from .names import INDEX_KEY, INDEX_TTL, INFO_KEY
+from .names import CALL_KEPT_MAX, INDEX_KEY, INDEX_TTL, INFO_KEY
 from .names import RESULT_KEY as META_KEY
+from .task_args import shown
 
 if TYPE_CHECKING:
     import redis
@@ -44,12 +45,26 @@ class TaskRecord:
     received: float | None = None
     started: float | None = None
     finished: float | None = None
+    kwargs: str | None = None
+    queue: str | None = None
+    retry_of: str | None = None  # the task this one sent again (`tcel retry`)
 
     @property
     def runtime(self) -> float | None:
         if self.started is None or self.finished is None:
             return None
         return max(0.0, self.finished - self.started)
+
+    @property
+    def shown_state(self) -> str:
+        """The state as tcel knows it: Celery says PENDING for a task sent (QUEUED) or received (RECEIVED)
+        but not started, and for one it never heard of."""
+        if self.state == "PENDING" and self.started is None:
+            if self.received is not None:
+                return "RECEIVED"
+            if self.sent is not None:
+                return "QUEUED"
+        return self.state
 
     @property
     def failed(self) -> bool:
@@ -67,6 +82,7 @@ class TaskRecord:
             data[key] = iso_time(data[key])
         data["runtime_seconds"] = round(self.runtime, 4) if self.runtime is not None else None
         data["queued"] = self.queued
+        data["shown_state"] = self.shown_state
         return data
 
 
@@ -112,14 +128,42 @@ class ResultStore:
         except redis.exceptions.RedisError as exc:
             raise unreachable("backend", mask_url(self.backend_url), exc, hint=start_or_check("backend")) from None
 
-    def record_sent(self, task_id: str, name: str, args: list[Any], sent: float) -> None:
-        """Put a task tcel sent into the index, so it shows as queued before any worker has it."""
+    def record_sent(
+        self, task_id: str, name: str, args: list[Any], kwargs: dict[str, Any], queue: str, sent: float,
+        retry_of: str | None = None,
+    ) -> None:
+        """Put a task tcel sent into the index, so it shows as queued before any worker has it, and keep what
+        `tcel retry` needs to send it again."""
+        fields: dict[str, Any] = {"name": name, "args": shown(args), "queue": queue, "sent": sent}
+        if kwargs:
+            fields["kwargs"] = shown(kwargs)
+        call = kept_call(args, kwargs)
+        if call is not None:
+            fields["call"] = call
+        if retry_of:
+            fields["retry_of"] = retry_of
         with self._errors():
             pipe = self.client.pipeline(transaction=False)
             pipe.zadd(INDEX_KEY, {task_id: sent}, nx=True)
-            pipe.hset(INFO_KEY + task_id, mapping={"name": name, "args": _args_repr(args), "sent": sent})
+            pipe.hset(INFO_KEY + task_id, mapping=fields)
             pipe.expire(INFO_KEY + task_id, INDEX_TTL)
             pipe.execute()
+
+    def stored_call(self, task_id: str) -> tuple[list[Any], dict[str, Any], str | None] | None:
+        """The exact args, kwargs and queue a task was sent with: from the index, else from Celery's extended
+        result; None when neither kept them."""
+        with self._errors():
+            pipe = self.client.pipeline(transaction=False)
+            pipe.hmget(INFO_KEY + task_id, ["call", "queue"])
+            pipe.get(META_KEY + task_id)
+            (call, queue), meta_json = pipe.execute()
+        meta = json.loads(meta_json) if meta_json else {}
+        if call:
+            kept = json.loads(call)
+            return kept["args"], kept["kwargs"], queue or meta.get("queue")
+        if isinstance(meta.get("args"), list) and isinstance(meta.get("kwargs"), dict):
+            return meta["args"], meta["kwargs"], queue or meta.get("queue")
+        return None
 
     def info(self) -> BackendInfo:
         """Redis version and memory, all keys, and the tasks in tcel's index: one round trip."""
@@ -169,7 +213,7 @@ class ResultStore:
                 if not ids:
                     break
                 records = [r for r in self._records(ids) if r is not None]
-                found += [r for r in records if state is None or r.state == state.upper()]
+                found += [r for r in records if state is None or state.upper() in (r.state, r.shown_state)]
                 start += page
         return found[:limit]
 
@@ -235,7 +279,7 @@ def _record(task_id: str, meta_json: str | None, info: dict[str, str]) -> TaskRe
         id=task_id,
         state=state,
         name=meta.get("name") or info.get("name"),
-        args=info.get("args") or (_args_repr(meta["args"]) if meta.get("args") is not None else None),
+        args=info.get("args") or (shown(meta["args"]) if meta.get("args") is not None else None),
         result=result,
         error=error,
         traceback=meta.get("traceback"),
@@ -244,6 +288,9 @@ def _record(task_id: str, meta_json: str | None, info: dict[str, str]) -> TaskRe
         received=_float(info.get("received")),
         started=_float(info.get("started")),
         finished=_float(info.get("finished")) or timestamp(meta.get("date_done")),
+        kwargs=info.get("kwargs") or (shown(meta["kwargs"]) if meta.get("kwargs") else None),
+        queue=info.get("queue") or meta.get("queue"),
+        retry_of=info.get("retry_of"),
     )
 
 
@@ -253,9 +300,15 @@ def _exc_message(message: Any) -> str:
     return str(message)
 
 
-def _args_repr(args: Any) -> str:
-    text = json.dumps(args)
-    return text if len(text) <= 200 else text[:197] + "..."
+def kept_call(args: list[Any], kwargs: dict[str, Any]) -> str | None:
+    """The exact arguments as the index keeps them for `tcel retry`, or None when they are too big to keep."""
+    parts, size = [], 0
+    for part in json.JSONEncoder().iterencode({"args": args, "kwargs": kwargs}):  # stops early on big ones
+        size += len(part)
+        if size > CALL_KEPT_MAX:
+            return None
+        parts.append(part)
+    return "".join(parts)
 
 
 def _float(value: str | None) -> float | None:

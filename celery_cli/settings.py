@@ -57,6 +57,11 @@ def setting(key: str, option: str | int | None = None) -> str:
     return read_env_file(user_config_path()).get(key, DEFAULTS[key])
 
 
+def is_set(key: str, option: str | int | None = None) -> bool:
+    """Whether the user chose this setting (option, environment or config file) rather than the default."""
+    return option is not None or key in os.environ or key in read_env_file(user_config_path())
+
+
 def port_setting(key: str, option: int | None) -> int:
     raw = setting(key, option)
     if not raw.isdigit() or not 1 <= int(raw) <= 65535:

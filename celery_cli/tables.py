@@ -6,11 +6,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from .remote_control import pool_size
+
 if TYPE_CHECKING:
     from rich.console import RenderableType
     from rich.table import Table
 
-    from .bench import BenchResult
+    from .throughput import BenchResult
     from .overview import Overview
     from .result_store import TaskRecord
     from .stack.base import ServiceStatus
@@ -53,7 +55,7 @@ def tasks_table(title: str, records: list[TaskRecord]) -> Table:
         title,
         ["id", "task", "args", "state", "result", "runtime", "worker"],
         [
-            [r.id, r.name, short(r.args), r.state, value(r.result) if r.state == "SUCCESS" else r.error,
+            [r.id, r.name, short(r.args), r.shown_state, value(r.result) if r.state == "SUCCESS" else r.error,
              seconds(r.runtime), r.worker]
             for r in records
         ],
@@ -62,13 +64,16 @@ def tasks_table(title: str, records: list[TaskRecord]) -> Table:
 
 def task_detail(record: TaskRecord) -> Table:
     """One task, field by field, as `tcel result` shows it."""
-    state = record.state + (" (queued, not started)" if record.queued else "")
+    state = record.state + (f" ({record.shown_state.lower()}, not started)" if record.queued else "")
     rows = [
         ("state", state),
         ("result", value(record.result) if record.state == "SUCCESS" else None),
         ("error", record.error),
         ("task", record.name),
         ("args", record.args),
+        ("kwargs", record.kwargs),
+        ("queue", record.queue),
+        ("retry of", record.retry_of),
         ("worker", record.worker),
         ("sent", when(record.sent)),
         ("received", when(record.received)),
@@ -158,3 +163,63 @@ def duration(amount: float | None) -> str | None:
     if hours:
         return f"{hours}h {minutes}m"
     return f"{minutes}m {secs}s" if minutes else f"{secs}s"
+
+
+def inspection(method: str, replies: dict[str, Any]) -> Table:
+    """What workers answered to `tcel inspect METHOD`: one row per task, task name, id, setting or worker."""
+    if method in ("active", "reserved", "scheduled"):
+        return table(f"{method} tasks", ["worker", "id", "task", "args", "kwargs", "queue",
+                                         "eta" if method == "scheduled" else "started"],
+                     [_held_task(node, item) for node, items in sorted(replies.items()) for item in items or []])
+    if method == "registered":
+        holders: dict[str, list[str]] = {}
+        for node, names in sorted(replies.items()):
+            for name in names or []:
+                holders.setdefault(name.split(" ")[0], []).append(node)
+        return table("registered tasks", ["task", "workers"], [[n, ", ".join(w)] for n, w in sorted(holders.items())])
+    if method == "revoked":
+        return table("revoked task ids", ["worker", "id"],
+                     [[node, task_id] for node, ids in sorted(replies.items()) for task_id in ids or []])
+    if method == "stats":
+        return table("worker stats", ["worker", "pid", "uptime", "pool now", "max concurrency", "prefetch", "processed"],
+                     [_worker_stats(node, stats) for node, stats in sorted(replies.items())])
+    if method == "conf":
+        return table("worker settings (as each worker reports them)", ["worker", "setting", "value"],
+                     [[node, key, short(brief(setting), 100)]
+                      for node, conf in sorted(replies.items()) for key, setting in sorted((conf or {}).items())])
+    if method == "query_task":
+        return table("tasks as workers hold them", ["worker", "id", "state", "task", "args", "kwargs"],
+                     [[node, task_id, state, *_held_task(node, request)[2:5]]
+                      for node, found in sorted(replies.items()) for task_id, (state, request) in sorted(found.items())])
+    raise ValueError(f"no table for inspect {method}")
+
+
+def _held_task(node: str, item: dict[str, Any]) -> list[Any]:
+    """worker, id, task, args, kwargs, queue, eta or start of a task a worker holds."""
+    request = item.get("request", item)  # scheduled entries wrap the request with its eta and priority
+    return [node, request.get("id"), request.get("name"), short(brief(request.get("args"))),
+            short(brief(request.get("kwargs"))), (request.get("delivery_info") or {}).get("routing_key"),
+            item.get("eta") or when(request.get("time_start"))]
+
+
+def _worker_stats(node: str, stats: dict[str, Any]) -> list[Any]:
+    pool = stats.get("pool") or {}
+    return [node, stats.get("pid"), duration(stats.get("uptime")), pool_size(stats), pool.get("max-concurrency"),
+            stats.get("prefetch_count"), sum((stats.get("total") or {}).values())]
+
+
+def control_report(command: str, acknowledged: dict[str, str], refused: dict[str, str], silent: list[str]) -> Table:
+    """Who did a control command, who refused it and why, who did not answer."""
+    rows = ([[node, "acknowledged", said] for node, said in sorted(acknowledged.items())]
+            + [[node, "refused", why] for node, why in sorted(refused.items())]
+            + [[node, "no answer", None] for node in silent])
+    return table(command, ["worker", "outcome", "reply"], rows)
+
+
+def brief(data: Any) -> str | None:
+    """A value as one line: strings as they are, anything else as JSON."""
+    import json
+
+    if data is None or isinstance(data, str):
+        return data
+    return json.dumps(data, default=str)

@@ -1,10 +1,15 @@
-"""Arguments of the tutorial tasks: the numbers given to `add` and `tsum` (integers exact, decimals finite)."""
+"""Task arguments: as typed on the command line (the numbers `add` and `tsum` take, integers exact and decimals
+finite; the JSON literals `call` takes; when and where a task is delivered), and the one way tcel shows any
+task's arguments (bounded JSON, the same in the worker's index)."""
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Iterable
+from datetime import datetime, timedelta, timezone
+from typing import Any
 
 from .errors import UsageError
 
@@ -12,6 +17,9 @@ Number = int | float
 
 _INTEGER = re.compile(r"[+-]?\d+")
 _DECIMAL = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+# RabbitMQ keeps names starting with amq. for itself; a queue name is an AMQP short string (255 bytes).
+_QUEUE = re.compile(r"(?!amq\.)[A-Za-z0-9_.:@-]{1,200}")
+MAX_SECONDS = 10 * 365 * 86400.0  # a countdown or expiry of more than ten years is a typo
 
 
 def parse_number(text: str) -> Number:
@@ -35,3 +43,135 @@ def parse_numbers(texts: Iterable[str]) -> list[Number]:
 def split_words(stream: Iterable[str]) -> list[str]:
     """The whitespace-separated words of a text stream such as stdin."""
     return [word for line in stream for word in line.split()]
+
+
+SHOWN_LIMIT = 200
+
+
+def shown(value: Any, limit: int = SHOWN_LIMIT) -> str:
+    """Arguments as tcel shows them everywhere: JSON, cut to `limit` characters with '...', without rendering
+    all of a huge list first. worker_hooks.py has the same function for what workers index."""
+    text = _json_prefix(value, limit + 1)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _json_prefix(value: Any, budget: int) -> str:
+    """The JSON of `value`, or a prefix of it at least `budget` characters long."""
+    if isinstance(value, (list, tuple)):
+        text = "["
+        for index, item in enumerate(value):
+            if len(text) >= budget:
+                return text
+            text += (", " if index else "") + _json_prefix(item, budget - len(text))
+        return text + "]"
+    if isinstance(value, dict):
+        text = "{"
+        for index, (key, item) in enumerate(value.items()):
+            if len(text) >= budget:
+                return text
+            text += (", " if index else "") + json.dumps(str(key)) + ": " + _json_prefix(item, budget - len(text))
+        return text + "}"
+    return json.dumps(value, default=repr)
+def parse_json_arg(text: str, raw_strings: bool = False) -> Any:
+    """One positional argument of `call`: a JSON literal; with raw_strings, a word that is not JSON is a string."""
+    try:
+        return _strict_json(text)
+    except ValueError as exc:
+        if text.startswith("--"):
+            raise UsageError(f"no such option: {text}", hint="see --help; as a string it is JSON: '\"--x\"'") from None
+        if raw_strings:
+            return text
+        raise UsageError(
+            f"argument {text!r} is not JSON ({_reason(exc)})",
+            hint="quote a string as JSON ('\"text\"'), or pass --raw-strings to send words as strings",
+        ) from None
+
+
+def parse_json_args(texts: Iterable[str], raw_strings: bool = False) -> list[Any]:
+    return [parse_json_arg(text, raw_strings) for text in texts]
+
+
+def parse_kwargs(text: str | None) -> dict[str, Any]:
+    """`--kwargs`: a JSON object."""
+    if text is None:
+        return {}
+    try:
+        value = _strict_json(text)
+    except ValueError as exc:
+        raise UsageError(f"--kwargs {text!r} is not JSON ({_reason(exc)})", hint='give an object: \'{"key": 1}\'') from None
+    if not isinstance(value, dict):
+        raise UsageError(f"--kwargs must be a JSON object, not {text!r}", hint='give an object: \'{"key": 1}\'')
+    return value
+
+
+def parse_seconds(text: str, option: str) -> float:
+    """A finite, non-negative number of seconds."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise UsageError(f"{option} {text!r} is not a number of seconds", hint="give seconds such as 10 or 0.5") from None
+    if not math.isfinite(value) or value < 0 or value > MAX_SECONDS:
+        raise UsageError(f"{option} {text!r} is out of range", hint=f"give seconds from 0 to {MAX_SECONDS:.0f}")
+    return value
+
+
+def parse_time(text: str, option: str) -> datetime:
+    """An ISO-8601 moment; without an offset it is the local time (what a person typing it means)."""
+    try:
+        moment = datetime.fromisoformat(text.strip())
+        return (moment if moment.tzinfo else moment.astimezone()).astimezone(timezone.utc)
+    except (ValueError, OverflowError):
+        raise UsageError(
+            f"{option} {text!r} is not an ISO-8601 time", hint="such as 2030-01-31T14:30 or 2030-01-31T14:30:00+00:00"
+        ) from None
+
+
+def parse_expires(text: str) -> float | datetime:
+    """`--expires`: seconds from sending, or an ISO-8601 moment."""
+    try:
+        float(text)
+    except ValueError:
+        return parse_time(text, "--expires")
+    return parse_seconds(text, "--expires")
+
+
+def parse_queue(text: str) -> str:
+    name = text.strip()
+    if not _QUEUE.fullmatch(name):
+        raise UsageError(
+            f"invalid queue name {text!r}",
+            hint="use letters, digits and _ . : @ -, at most 200, not starting with 'amq.'",
+        )
+    return name
+
+
+def parse_queues(text: str) -> tuple[str, ...]:
+    """`--queues a,b`: the queue names in order, each once."""
+    names = [parse_queue(part) for part in text.split(",") if part.strip()] if text.strip() else []
+    if not names:
+        raise UsageError(f"--queues {text!r} names no queue", hint="such as --queues celery,emails")
+    return tuple(dict.fromkeys(names))
+
+
+def moment_after(seconds: float) -> datetime:
+    return datetime.now(timezone.utc) + timedelta(seconds=seconds)
+
+
+def _strict_json(text: str) -> Any:
+    """JSON as RFC 8259 has it: no NaN or Infinity, and no number that does not fit a float."""
+    return json.loads(text, parse_constant=_no_constant, parse_float=_finite_float)
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text} does not fit a 64-bit float")
+    return value
+
+
+def _reason(exc: ValueError) -> str:
+    return str(exc).split(":")[0] if isinstance(exc, json.JSONDecodeError) else str(exc)

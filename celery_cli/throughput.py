@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
+from .call import TaskCall
 from .endpoints import Endpoints
 from .errors import WaitTimeout
 from .publisher import Sender, new_task_id
@@ -51,7 +52,7 @@ def run(
     with Sender(endpoints) as sender:
         for n in range(count):
             task_id = new_task_id()
-            sent_at[task_id] = sender.send(name, task_args(task, size, n), task_id)
+            sent_at[task_id] = sender.send(TaskCall(name, task_args(task, size, n)), task_id)
             if n % 100 == 0:
                 progress(0, count)
     sent = time.time()

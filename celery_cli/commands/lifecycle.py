@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
 from ..endpoints import Target
 from ..output import Output
-from .options import Json, ReadyTimeout, which_stack
+from .completion import services
+from .options import Json, Queues, ReadyTimeout, which_stack
 
 if TYPE_CHECKING:
     from ..stack.base import UpOptions, UpReport
@@ -25,6 +27,7 @@ def up(
     concurrency: Annotated[
         Optional[int], typer.Option(min=1, max=256, help="Processes per worker (default: the image's, 10).")
     ] = None,
+    queues: Queues = None,
     build: Annotated[bool, typer.Option("--build", help="Rebuild the worker image and replace older workers.")] = False,
     wait: Annotated[bool, typer.Option("--wait/--no-wait", help="Wait until every service answers.")] = True,
     ready_timeout: ReadyTimeout = 120,
@@ -62,8 +65,8 @@ def up(
     from ..stack import open_stack
 
     out = Output(json)
-    options = _options(bind, broker_port, backend_port, broker_image, backend_image, python_image,
-                       workers=workers, concurrency=concurrency, build=build)
+    options = _options(target, bind, broker_port, backend_port, broker_image, backend_image, python_image,
+                       workers=workers, concurrency=concurrency, build=build, queues=_queues(queues))
     stack = open_stack(target.project)
     with out.status(f"bringing up stack {target.project.name}") as progress:
         report = stack.start(options, ready_timeout if wait else None, progress)
@@ -83,20 +86,31 @@ def up(
 def scale(
     target: Target,
     workers: Annotated[int, typer.Argument(min=1, max=32, help="How many worker containers to run.")],
+    queues: Queues = None,
     ready_timeout: ReadyTimeout = 120,
     json: Json = False,
 ) -> None:
-    """Add or remove worker containers; the broker and backend are left alone."""
+    """Add or remove worker containers; the broker and backend are left alone.
+
+    With --queues, every worker is (re)started to consume those queues.
+    """
     from ..stack import open_stack
 
     out = Output(json)
     stack = open_stack(target.project)
     with out.status(f"scaling stack {target.project.name} to {workers} worker(s)") as progress:
-        report = stack.scale(workers, _options(), ready_timeout, progress)
+        report = stack.scale(workers, _options(target, queues=_queues(queues)), ready_timeout, progress)
     _show(out, target, report, f"stack {target.project.name} runs {workers} worker(s), all answering")
 
 
+def _queues(option: str | None) -> tuple[str, ...] | None:
+    from ..task_args import parse_queues
+
+    return parse_queues(option) if option is not None else None
+
+
 def _options(
+    target: Target,
     bind: str | None = None,
     broker_port: int | None = None,
     backend_port: int | None = None,
@@ -105,17 +119,31 @@ def _options(
     python_image: str | None = None,
     **rest: object,
 ) -> UpOptions:
-    """Options as given, each falling back to env, the user's config, then the default."""
-    from ..settings import bind_setting, port_setting, setting
+    """Options as given, each falling back to env, then what the project's stack was last started with (so
+    `scale` or a later `up` runs it the same way), the user's config, then the default."""
+    from ..credentials import kept
+    from ..settings import bind_setting, is_set, port_setting, setting
     from ..stack.base import UpOptions
+
+    started_with = kept(target.project)
+
+    def asked(key: str, option: int | None) -> int | None:
+        return port_setting(key, option) if is_set(key, option) else None
+
+    def image(key: str, option: str | None) -> str:
+        return setting(key, option) if option is not None or key in os.environ or key not in started_with \
+            else started_with[key]
+
+    concurrency = rest.pop("concurrency", None) or int(started_with.get("TCEL_CONCURRENCY") or 0) or None
 
     return UpOptions(
         bind=bind_setting(bind),
-        broker_port=port_setting("TCEL_BROKER_PORT", broker_port),
-        backend_port=port_setting("TCEL_BACKEND_PORT", backend_port),
-        broker_image=setting("TCEL_BROKER_IMAGE", broker_image),
-        backend_image=setting("TCEL_BACKEND_IMAGE", backend_image),
-        python_image=setting("TCEL_PYTHON_IMAGE", python_image),
+        broker_port=asked("TCEL_BROKER_PORT", broker_port),
+        backend_port=asked("TCEL_BACKEND_PORT", backend_port),
+        broker_image=image("TCEL_BROKER_IMAGE", broker_image),
+        backend_image=image("TCEL_BACKEND_IMAGE", backend_image),
+        python_image=image("TCEL_PYTHON_IMAGE", python_image),
+        concurrency=concurrency,
         **rest,
     )
 
@@ -128,6 +156,8 @@ def _show(out: Output, target: Target, report: UpReport, headline: str, endpoint
         out.data(report.as_dict(target.project.name, str(secrets)))
         return
     out.success(headline)
+    for note in report.notes:
+        out.info(f"  note     {note}")
     for verb, names in (("created", report.created), ("started", report.started), ("removed", report.removed)):
         if names:
             out.info(f"  {verb:<8} {', '.join(names)}")
@@ -165,7 +195,8 @@ def down(
 def logs(
     target: Target,
     service: Annotated[
-        Optional[str], typer.Argument(help="broker, backend, worker (all workers) or worker-N; default: all.")
+        Optional[str],
+        typer.Argument(help="broker, backend, worker (all workers) or worker-N; default: all.", autocompletion=services),
     ] = None,
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new lines until Ctrl-C.")] = False,
     tail: Annotated[Optional[int], typer.Option(min=0, help="Only the last N lines of each container.")] = None,

@@ -41,6 +41,13 @@ TaskTimeout = Annotated[
     float, typer.Option("--timeout", min=0.1, help="With --wait: stop waiting after this many seconds (exit 6).")
 ]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print only the task id.")]
+# What workers consume (up, scale).
+Queues = Annotated[
+    Optional[str],
+    typer.Option(
+        metavar="Q1,Q2", help="Queues the workers consume (default: as running, else Celery's default 'celery')."
+    ),
+]
 # Waiting for the stack (up, scale); --timeout is the spelling of earlier versions.
 ReadyTimeout = Annotated[
     float, typer.Option("--ready-timeout", "--timeout", min=1, help="Seconds to wait until every service answers.")

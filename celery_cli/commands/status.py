@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 
 from ..endpoints import Target
-from ..errors import ExitCode
+from ..errors import EngineUnreachable, ExitCode
 from ..output import Output
 from .options import Json, which_stack
 
@@ -21,7 +21,8 @@ if TYPE_CHECKING:
 def status(target: Target, json: Json = False) -> None:
     """Show containers, workers, queues, backend and the last 10 tasks.
 
-    Exits 0 when everything answers, 11 when some part is down or not ready (the rest is still shown).
+    Exits 0 when everything answers; 11 when the stack runs but some part is down or not ready (the rest
+    is still shown); 8 when the stack is not up at all.
     """
     from .. import tables
     from ..overview import gather
@@ -29,16 +30,16 @@ def status(target: Target, json: Json = False) -> None:
 
     out = Output(json)
     view = gather(open_stack(target.project))
-    if "services" in view.failures and "stack" in view.failures:
-        raise view.failures["services"]  # nothing at all could be read: one line says why
+    if "services" in view.failures and not view.services and isinstance(view.failures["services"], EngineUnreachable):
+        raise view.failures["services"]  # without the engine there is no stack to show: exit 3, one line
     if json:
         out.data({**view.as_dict(), "up": view.up})
     elif not view.up:
         out.info(f"stack {view.project} is not up (no containers); start it with 'tcel up'")
     else:
         out.render(*tables.overview(view))
-    if view.up and not view.healthy:
-        raise typer.Exit(int(ExitCode.DEGRADED))
+    if view.exit_code != ExitCode.OK:
+        raise typer.Exit(int(view.exit_code))
 
 
 @which_stack()

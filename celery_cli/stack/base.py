@@ -18,13 +18,14 @@ from ..settings import Project
 @dataclass(frozen=True)
 class UpOptions:
     bind: str
-    broker_port: int
-    backend_port: int
+    broker_port: int | None  # None: as kept for the project, else the default; a free one if that is taken
+    backend_port: int | None
     broker_image: str
     backend_image: str
     python_image: str
     workers: int | None = None
     concurrency: int | None = None
+    queues: tuple[str, ...] | None = None  # what workers consume (default: as running, else Celery's default queue)
     build: bool = False
     workers_only: bool = False  # `tcel scale`: never create or start the broker or backend
 
@@ -37,6 +38,7 @@ class UpReport:
     removed: list[str] = field(default_factory=list)
     built: bool = False
     ready_after: float | None = None  # seconds until every service answered, when waited for
+    notes: list[str] = field(default_factory=list)  # what the user should know, such as a port chosen
 
     @property
     def changed(self) -> bool:
@@ -59,6 +61,7 @@ class UpReport:
             "broker": {"host": c.host, "port": c.broker_port, "user": c.broker_user, "password": mask(c.broker_password)},
             "backend": {"host": c.host, "port": c.backend_port, "password": mask(c.backend_password)},
             "credentials_file": credentials_file,
+            "notes": self.notes,
         }
 
 
@@ -152,7 +155,11 @@ class Stack(ABC):
 
     def start(self, options: UpOptions, ready_timeout: float | None, progress: Progress) -> UpReport:
         """`up`, then wait until everything answers (unless ready_timeout is None)."""
+        from .. import task_registry
+
         report = self.up(options, progress)
+        if report.changed:
+            task_registry.forget(report.credentials.broker_url())  # other workers may know other tasks
         if ready_timeout is not None:
             report.ready_after = self.wait_ready(report.credentials, ready_timeout, progress)
         return report

@@ -13,7 +13,9 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from ..errors import EngineUnreachable, PortInUse, TcelError
-from ..names import LABEL_IMAGE, LABEL_NUMBER, LABEL_PROJECT, LABEL_SERVICE, SERVICES, WORKER_IMAGE_KIND
+from ..names import (
+    LABEL_IMAGE, LABEL_NUMBER, LABEL_PROJECT, LABEL_QUEUES, LABEL_SERVICE, SERVICES, WORKER_IMAGE_KIND,
+)
 from ..settings import Project
 from .specs import WORKER_WARM_STOP_SIGNAL, ServiceSpec, stop_timeout
 
@@ -63,8 +65,9 @@ def project_filter(project: Project) -> dict[str, str]:
 
 def containers(client: docker.DockerClient, project: Project) -> list[Container]:
     """The project's containers, broker first, then backend, then workers by number."""
-    found = client.containers.list(all=True, filters=project_filter(project))
-    return sorted(found, key=lambda c: (SERVICES.index(service_of(c)), number_of(c)))
+    found = client.containers.list(all=True, filters=project_filter(project), ignore_removed=True)
+    order = {service: index for index, service in enumerate(SERVICES)}
+    return sorted(found, key=lambda c: (order.get(service_of(c), len(order)), number_of(c)))
 
 
 def service_of(container: Container) -> str:
@@ -73,6 +76,12 @@ def service_of(container: Container) -> str:
 
 def number_of(container: Container) -> int:
     return int(container.labels.get(LABEL_NUMBER, "0"))
+
+
+def queues_of(container: Container) -> tuple[str, ...] | None:
+    """The queues a worker was started to consume; None for the image's default."""
+    listed = container.labels.get(LABEL_QUEUES)
+    return tuple(listed.split(",")) if listed else None
 
 
 def hostname_of(container: Container) -> str:
@@ -145,15 +154,18 @@ def network(client: docker.DockerClient, project: Project) -> tuple[Any, bool]:
     return client.networks.create(project.network, driver="bridge", labels=project.labels), True
 
 
-def volume(client: docker.DockerClient, project: Project, service: str) -> tuple[Any, bool]:
-    """A service's data volume, and whether it was made now; refuses a volume tcel did not make."""
+def volume(
+    client: docker.DockerClient, project: Project, service: str, labels: Callable[[], dict[str, str]] = dict
+) -> tuple[Any, bool]:
+    """A service's data volume (made with the `labels()` if missing), and whether it was made now; refuses a
+    volume tcel did not make."""
     import docker
 
     name = project.volume(service)
     try:
         found = client.volumes.get(name)
     except docker.errors.NotFound:
-        return client.volumes.create(name, labels={**project.labels, LABEL_SERVICE: service}), True
+        return client.volumes.create(name, labels={**project.labels, LABEL_SERVICE: service, **labels()}), True
     if (found.attrs.get("Labels") or {}).get(LABEL_PROJECT) != project.name:
         raise TcelError(
             f"volume {name} exists but was not made by tcel for project {project.name}",

@@ -20,8 +20,14 @@ if TYPE_CHECKING:
     from docker.models.containers import Container
 
 PROBE_TIMEOUT = 0.5
-PING_TIMEOUT = 0.25
+PING_TIMEOUT = 0.1  # a worker that is not consuming yet misses a ping: ask again soon
 ALIVE_CHECK_INTERVAL = 1.0
+# A worker that logs one of these after the broker has answered for a while is not booting: it cannot stay
+# connected (wrong credentials, or a Celery whose queues or prefetch the broker denies: see the README).
+BROKER_TROUBLE = re.compile(
+    r"Cannot connect to amqp|Connection to broker lost|ACCESS_REFUSED|INTERNAL_ERROR|PRECONDITION_FAILED|NOT_ALLOWED"
+)
+BROKER_GRACE = 3.0
 
 
 def wait_ready(
@@ -30,18 +36,23 @@ def wait_ready(
     """Wait until the broker takes a login, the backend a PING and every worker a ping; return seconds."""
     started = time.monotonic()
     deadline = started + timeout
-    workers = {worker_node(engine.hostname_of(c)) for c in containers if engine.service_of(c) == "worker"}
+    workers = {worker_node(engine.hostname_of(c)): c for c in containers if engine.service_of(c) == "worker"}
     pending = {"broker", "backend", *workers}
     last_check = 0.0
+    broker_answered: float | None = None  # epoch seconds
     with Control(access.broker_url()) as control:
+        control.app  # import Celery while the broker boots, not after it answers
         while True:
             pending -= _services_answering(access, pending)
-            if "broker" not in pending and pending & workers:
-                pending -= control.ping(sorted(pending & workers), PING_TIMEOUT)
+            if "broker" not in pending and pending & workers.keys():
+                broker_answered = broker_answered or time.time()
+                pending -= control.ping(sorted(pending & workers.keys()), PING_TIMEOUT)
             if not pending:
                 return time.monotonic() - started
             if time.monotonic() - last_check > ALIVE_CHECK_INTERVAL:
                 check_alive(project, containers)
+                if broker_answered and time.time() - broker_answered > BROKER_GRACE:
+                    check_connected([workers[node] for node in pending & workers.keys()], broker_answered)
                 last_check = time.monotonic()
             waiting = ", ".join(sorted(_label(p) for p in pending))
             progress(f"waiting for {waiting}")
@@ -50,7 +61,7 @@ def wait_ready(
                     f"{waiting} not ready after {timeout:.0f}s",
                     hint="see 'tcel status' and 'docker logs' of those containers, or raise --ready-timeout",
                 )
-            time.sleep(0.1)
+            time.sleep(0.05)
 
 
 def _services_answering(access: Credentials, pending: set[str]) -> set[str]:
@@ -81,6 +92,19 @@ def check_alive(project: Project, containers: Iterable[Container]) -> None:
                     f"{c.name} exited with code {code}" + (f": {tail[-1].strip()}" if tail else "")
                     + (f" ({where})" if where else ""),
                     hint=f"see 'tcel logs {engine.hostname_of(c)}'; fix the cause, then run 'tcel up' again",
+                )
+
+
+def check_connected(workers: list[Container], since: float) -> None:
+    """Fail at once, with the worker's own error line, when a worker keeps failing to use the broker."""
+    with engine.engine_errors():
+        for c in workers:
+            lines = c.logs(since=since, tail=50).decode(errors="replace").splitlines()
+            trouble = [line.strip() for line in lines if BROKER_TROUBLE.search(line)]
+            if trouble:
+                raise ServiceUnreachable(
+                    f"{c.name} cannot stay connected to the broker: {trouble[-1]}",
+                    hint=f"see 'tcel logs {engine.hostname_of(c)}' and 'tcel logs broker'",
                 )
 
 

@@ -4,7 +4,8 @@ remove, in that order; whatever this run made is removed again if a later step f
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import TYPE_CHECKING
 
@@ -14,7 +15,7 @@ from ..errors import NotRunning, PortInUse
 from ..names import BACKEND_PORT, BROKER_PORT
 from ..output import Progress
 from ..settings import Project
-from . import engine, specs
+from . import data, engine, specs
 from .base import UpOptions, UpReport
 from .images import build_worker_image, ensure_pulled, image_exists, worker_image_name
 from .specs import ServiceSpec
@@ -31,8 +32,11 @@ class UpPlan:
     """What `up` is to reach: every container the stack should have, and what that takes."""
 
     credentials: Credentials
+    settings: dict[str, str]  # kept in the state file with the credentials
+    notes: list[str]
     services: list[ServiceSpec]
     worker_image: str
+    worker_queues: tuple[str, ...] | None
     python_image: str
     build: bool
     extra_workers: list[Container]  # numbered above an asked worker count
@@ -40,25 +44,27 @@ class UpPlan:
 
 def plan(client: docker.DockerClient, project: Project, options: UpOptions, existing: Existing) -> UpPlan:
     """Decide from the options and what exists; nothing is changed yet."""
-    # a running stack keeps its address and ports, whatever the options say now
-    broker_ip, broker_port = engine.binding(existing.get(project.container("broker")), BROKER_PORT)
-    _, backend_port = engine.binding(existing.get(project.container("backend")), BACKEND_PORT)
-    access = (stored.load(project) or stored.generate()).with_ports(
-        broker_ip or options.bind, broker_port or options.broker_port, backend_port or options.backend_port
-    )
+    saved = stored.load(project)
+    access, notes = _addresses(project, options, existing, saved or stored.generate(), saved is not None)
     if options.workers_only:
         _require_running(project, existing, ("broker", "backend"))
     workers = [c for c in existing.values() if engine.service_of(c) == "worker"]
     count = options.workers or len(workers) or 1
+    if options.queues is None and workers:  # workers keep their queues unless told otherwise
+        options = replace(options, queues=engine.queues_of(workers[0]))
     worker_image = worker_image_name(project, options.python_image)
     return UpPlan(
         credentials=access,
+        settings={"TCEL_BROKER_IMAGE": options.broker_image, "TCEL_BACKEND_IMAGE": options.backend_image,
+                  "TCEL_PYTHON_IMAGE": options.python_image, "TCEL_CONCURRENCY": str(options.concurrency or "")},
+        notes=notes,
         services=[
             specs.broker(project, options, access),
             specs.backend(project, options, access),
             *(specs.worker(n, options, access, worker_image) for n in range(1, count + 1)),
         ],
         worker_image=worker_image,
+        worker_queues=options.queues,
         python_image=options.python_image,
         build=options.build or not image_exists(client, worker_image),
         extra_workers=[c for c in workers if engine.number_of(c) > count] if options.workers is not None else [],
@@ -70,6 +76,8 @@ def prepare(client: docker.DockerClient, project: Project, plan: UpPlan, existin
     for spec in plan.services:
         if spec.service != "worker" and project.container(spec.service) not in existing:
             ensure_pulled(client, spec.image, progress)
+            if spec.service == "broker":
+                data.check_broker_volume(client, project, spec.image)
     check_ports_free(project, existing, plan.credentials)
     if plan.build:
         build_worker_image(client, project, plan.worker_image, plan.python_image, progress)
@@ -77,31 +85,40 @@ def prepare(client: docker.DockerClient, project: Project, plan: UpPlan, existin
 
 def apply(client: docker.DockerClient, project: Project, plan: UpPlan, existing: Existing, progress: Progress) -> UpReport:
     """Replace stale workers, make what is missing, start what is stopped, drop extra workers."""
-    report = UpReport(plan.credentials, built=plan.build)
-    report.removed += _remove_stale_workers(client, existing, plan.worker_image)
+    report = UpReport(plan.credentials, built=plan.build, notes=plan.notes)
+    report.removed += _remove_stale_workers(client, existing, plan.worker_image, plan.worker_queues)
     with Rollback() as undo:
         network, made = engine.network(client, project)
         if made:
             undo.add(network.remove)
-        for service in ("broker", "backend"):
-            volume, made = engine.volume(client, project, service)
+        broker_image = next(spec.image for spec in plan.services if spec.service == "broker")
+        for service, labels in (("broker", partial(data.written_by, client, broker_image)), ("backend", dict)):
+            volume, made = engine.volume(client, project, service, labels)
             if made:
                 undo.add(volume.remove)
-        for spec in plan.services:
-            name = project.container(spec.service, spec.number)
-            if name not in existing:
-                progress(f"creating {name}")
-                existing[name] = engine.create(client, project, spec, network.name)
-                undo.add(partial(existing[name].remove, force=True))
-                report.created.append(name)
-        wanted = [existing[project.container(spec.service, spec.number)] for spec in plan.services]
-        stopped = [c for c in wanted if c.status != "running"]
-        progress(f"starting {', '.join(c.name for c in stopped)}" if stopped else "already running")
-        engine.start_all(stopped)
-        report.started += [c.name for c in stopped if c.name not in report.created]
+        # The broker takes seconds to boot: start it as soon as it exists, and make the rest meanwhile.
+        to_start: list[Container] = []
+        with ThreadPoolExecutor(max_workers=1) as background:
+            broker_start = None
+            for spec in plan.services:
+                name = project.container(spec.service, spec.number)
+                if name not in existing:
+                    progress(f"creating {name}")
+                    existing[name] = engine.create(client, project, spec, network.name)
+                    undo.add(partial(existing[name].remove, force=True))
+                    report.created.append(name)
+                if existing[name].status != "running":
+                    to_start.append(existing[name])
+                    if spec.service == "broker":
+                        broker_start = background.submit(engine.start_all, [existing[name]])
+            progress(f"starting {', '.join(c.name for c in to_start)}" if to_start else "already running")
+            engine.start_all([c for c in to_start if engine.service_of(c) != "broker"])
+            if broker_start is not None:
+                broker_start.result()
+        report.started += [c.name for c in to_start if c.name not in report.created]
     engine.stop_and_remove(plan.extra_workers)
     report.removed += [c.name for c in plan.extra_workers]
-    stored.save(project, plan.credentials)
+    stored.save(project, plan.credentials, plan.settings)
     return report
 
 
@@ -129,20 +146,51 @@ class Rollback:
                 pass
 
 
+def _addresses(
+    project: Project, options: UpOptions, existing: Existing, access: Credentials, saved: bool
+) -> tuple[Credentials, list[str]]:
+    """Where the broker and backend are published: a stack that exists keeps its address and ports; a port
+    the user asked for is used (a taken one is refused later); otherwise the project's kept port or the
+    default, and a free port when that one is taken, so a second project starts beside the first."""
+    broker_ip, broker_bound = engine.binding(existing.get(project.container("broker")), BROKER_PORT)
+    _, backend_bound = engine.binding(existing.get(project.container("backend")), BACKEND_PORT)
+    bind = broker_ip or options.bind
+    notes: list[str] = []
+
+    def choose(service: str, bound: int | None, asked: int | None, kept: int) -> int:
+        if bound or asked:
+            return bound or asked
+        if port_free(bind, kept):
+            return kept
+        chosen = free_port(bind)
+        notes.append(f"port {kept} on {bind} is taken: the {service} uses {chosen}, kept for project "
+                     f"{project.name} (--{service}-port chooses one)")
+        return chosen
+
+    kept = (access.broker_port, access.backend_port) if saved else (BROKER_PORT, BACKEND_PORT)
+    ports = (choose("broker", broker_bound, options.broker_port, kept[0]),
+             choose("backend", backend_bound, options.backend_port, kept[1]))
+    return access.with_ports(bind, *ports), notes
+
+
 def _require_running(project: Project, existing: Existing, services: Iterable[str]) -> None:
     down = [s for s in services if getattr(existing.get(project.container(s)), "status", None) != "running"]
     if down:
         raise NotRunning(f"stack {project.name}: {' and '.join(down)} not running", hint="run 'tcel up' first")
 
 
-def _remove_stale_workers(client: docker.DockerClient, existing: Existing, worker_image: str) -> list[str]:
-    """Workers made from another image (tasks.py or the Dockerfile changed, or --build) are replaced."""
+def _remove_stale_workers(
+    client: docker.DockerClient, existing: Existing, worker_image: str, queues: tuple[str, ...] | None
+) -> list[str]:
+    """Workers made from another image (tasks.py or the Dockerfile changed, or --build), or consuming other
+    queues than asked, are replaced."""
     image_id = client.images.get(worker_image).id
-    stale = [c for c in existing.values() if engine.service_of(c) == "worker" and c.attrs["Image"] != image_id]
+    stale = [c for c in existing.values() if engine.service_of(c) == "worker"
+             and (c.attrs["Image"] != image_id or engine.queues_of(c) != queues)]
     engine.stop_and_remove(stale)
     for c in stale:
         del existing[c.name]
-    engine.remove_unused_worker_images(client, {c.attrs["Image"] for c in stale})
+    engine.remove_unused_worker_images(client, {c.attrs["Image"] for c in stale} - {image_id})
     return [c.name for c in stale]
 
 
@@ -157,6 +205,15 @@ def check_ports_free(project: Project, existing: Existing, access: Credentials) 
                 f"port {port} on {access.bind} for the {service} is already in use",
                 hint=f"choose another with --{service}-port or TCEL_{service.upper()}_PORT",
             )
+
+
+def free_port(bind: str) -> int:
+    """A port nothing listens on now, as the system picks one."""
+    import socket
+
+    with socket.socket(socket.AF_INET6 if ":" in bind else socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((bind, 0))
+        return probe.getsockname()[1]
 
 
 def port_free(bind: str, port: int) -> bool:

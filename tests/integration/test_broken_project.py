@@ -11,14 +11,23 @@ import pytest
 from celery_cli.settings import TEMPLATE_DIR
 
 
+def worker_image_ids(engine) -> set[str]:
+    return {image["Id"] for image in engine.api.images(filters={"label": "io.tcel.image=worker"})}
+
+
 @pytest.fixture
-def own_images(engine) -> Iterator[None]:
-    """Remove the worker images a test built for its broken project."""
-    before = {image.id for image in engine.images.list(filters={"label": "io.tcel.image=worker"})}
+def own_images(engine, project) -> Iterator[None]:
+    """Remove the project's containers, then the worker images its test built (other tests' stay)."""
+    import docker
+
+    before = worker_image_ids(engine)
     yield
-    for image in engine.images.list(filters={"label": "io.tcel.image=worker"}):
-        if image.id not in before:
-            engine.images.remove(image.id, force=True)
+    project.remove_everything()
+    for image_id in worker_image_ids(engine) - before:
+        try:
+            engine.images.remove(image_id, force=True)
+        except docker.errors.APIError:
+            pass  # gone already, or used by a stack another test runs
 
 
 def copy_template(directory: Path) -> None:
@@ -48,3 +57,28 @@ def test_broken_dockerfile_is_named(project, own_images) -> None:
     assert "building the worker image failed" in last and "RUN exit 3" in last
     assert str(dockerfile) in last
     assert project.containers() == []
+
+
+@pytest.mark.parametrize(
+    ("broker_url", "code", "told"),
+    [  # Celery gives up on a refused login (the worker exits), but retries a missing vhost for ever
+        ('"amqp://tcel:wrong@broker:5672//"', 8, "exited with code 1: amqp.exceptions.AccessRefused"),
+        ('os.environ["CELERY_BROKER_URL"][:-1] + "novhost"', 4, "cannot stay connected to the broker"),
+    ],
+)
+def test_a_worker_that_cannot_use_the_broker_is_named_with_its_own_error_line(
+    project, own_images, broker_url: str, code: int, told: str
+) -> None:
+    import time
+
+    copy_template(project.directory)
+    config = project.directory / "celeryconfig.py"
+    set_url = f'os.environ["CELERY_BROKER_URL"] = {broker_url}\n'  # Celery reads the variable before broker_url
+    config.write_text(config.read_text().replace("broker_url = ", set_url + "broker_url = "))
+    started = time.monotonic()
+    result = project.tcel("up", "--ready-timeout", "120")
+    assert result.code == code, result.stderr
+    assert time.monotonic() - started < 60, "told at once, not after the whole timeout"
+    last = result.stderr.strip().splitlines()[-1]
+    assert "worker-1" in last and told in last and ("ACCESS_REFUSED" in last or "NOT_ALLOWED" in last)
+    assert "wrong" not in last and "Traceback" not in result.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 
 from celery_cli import credentials
@@ -49,7 +50,8 @@ def test_up_again_repair_status_and_down(project) -> None:
     assert down.code == 0
     assert project.containers() == [] and project.networks() == []
     assert len(project.volumes()) == 2, "down keeps the data volumes"
-    assert "not up" in project.tcel("status").stderr
+    not_up = project.tcel("status")
+    assert not_up.code == 8 and "not up" in not_up.stderr
 
     gone = project.tcel_json("down", "--volumes")
     assert gone["containers"] == [] and len(gone["volumes"]) == 2
@@ -88,3 +90,63 @@ def test_unknown_image_is_a_clear_error_and_nothing_is_left_behind(project) -> N
     assert "cannot pull image tcel-test/no-such-image:0" in result.stderr.splitlines()[-1]
     assert "Traceback" not in result.stderr
     assert project.containers() == [] and project.networks() == []
+
+
+def test_a_taken_default_port_is_replaced_and_kept_for_the_project(project) -> None:
+    defaults = {"TCEL_BROKER_PORT": "", "TCEL_BACKEND_PORT": ""}
+    for key in defaults:
+        project.env.pop(key)
+    with socket.socket() as squatter:
+        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:  # if someone else listens on 5672, it is taken all the same
+            squatter.bind(("127.0.0.1", 5672))
+            squatter.listen()
+        except OSError:
+            pass
+        up = project.tcel("up", "--no-wait", "--json")
+        assert up.code == 0, up.stderr
+        first = json.loads(up.stdout)
+        assert first["broker"]["port"] != 5672
+        assert any("port 5672 on 127.0.0.1 is taken" in note for note in first["notes"])
+    assert project.tcel("down").code == 0
+    again = project.tcel_json("up", "--no-wait")
+    assert again["broker"]["port"] == first["broker"]["port"], "kept across down and up"
+    assert again["backend"]["port"] == first["backend"]["port"]
+
+
+def test_a_broker_volume_of_another_rabbitmq_is_refused_before_anything_starts(project) -> None:
+    import io
+
+    assert project.tcel("up", "--no-wait").code == 0
+    assert project.tcel("down").code == 0
+    broker_image = project.engine.images.get(_broker_image())
+    other, _ = project.engine.images.build(
+        fileobj=io.BytesIO(f"FROM {broker_image.id}\nENV RABBITMQ_VERSION=0.1.0\n".encode()),
+        tag=f"tcel-test/rabbitmq-other:{project.name}", rm=True,
+    )
+    try:
+        refused = project.tcel("up", "--no-wait", "--broker-image", f"tcel-test/rabbitmq-other:{project.name}")
+        assert refused.code == 1
+        line = refused.stderr.strip().splitlines()[-1]
+        assert f"volume tcel-{project.name}-broker-data was written by" in line
+        assert "RabbitMQ 0.1.0" in line and "'tcel down --volumes'" in line and "--broker-image" in line
+        assert project.containers() == [], "nothing was started"
+    finally:
+        project.engine.images.remove(other.id, force=True)
+
+
+def _broker_image() -> str:
+    from celery_cli.settings import setting
+
+    return setting("TCEL_BROKER_IMAGE")
+
+
+def test_scale_runs_workers_the_way_up_started_them(project) -> None:
+    """`up --concurrency 2` then `scale 2`: no rebuild, the same image, and the new worker has 2 processes."""
+    assert project.tcel("up", "--concurrency", "2").code == 0
+    image = {c.name: c.image.id for c in project.containers() if c.labels["io.tcel.service"] == "worker"}
+    scaled = project.tcel_json("scale", "2")
+    assert scaled["built"] is False and scaled["removed"] == []
+    workers = [c for c in project.containers() if c.labels["io.tcel.service"] == "worker"]
+    assert {c.image.id for c in workers} == set(image.values())
+    assert all("CELERY_WORKER_CONCURRENCY=2" in c.attrs["Config"]["Env"] for c in workers)

@@ -133,3 +133,18 @@ def test_revoke_of_a_queued_task_means_it_never_runs(stack) -> None:
     record = wait_for_state(stack, task_id, "REVOKED")
     assert record["state"] == "REVOKED" and record["result"] is None
     assert record["started"] is None, "a revoked task must never start"
+
+
+def test_commands_close_their_broker_connections(stack) -> None:
+    """Each command ends its AMQP connections with a close, so the broker's log stays free of tcel's noise."""
+    broker = stack.engine.containers.get(f"tcel-{stack.name}-broker")
+    import uuid
+
+    for command in (["status"], ["watch", "-n", "1"], ["revoke", str(uuid.uuid4())],
+                    ["bench", "-n", "20"], ["tsum", "1", "--wait"]):
+        since = int(time.time())
+        assert stack.tcel(*command).code == 0
+        time.sleep(1.1)  # the broker logs a dropped connection as soon as it notices
+        log = broker.logs(since=since).decode(errors="replace")
+        assert "accepting AMQP connection" in log
+        assert "client unexpectedly closed TCP connection" not in log, f"tcel {' '.join(command)} left one"

@@ -150,3 +150,30 @@ def test_no_stack_here_says_how_to_start_one(tmp_path) -> None:
     result = run_tcel("add", "1", "2", cwd=tmp_path, env={"CELERY_BROKER_URL": "", "CELERY_RESULT_BACKEND_URL": ""})
     assert result.code == 8
     assert "run 'tcel up' there" in result.stderr
+
+
+def test_sending_needs_only_a_broker(stack, tmp_path) -> None:
+    import uuid
+
+    from tests.conftest import run_tcel
+
+    broker_only = {"CELERY_BROKER_URL": stack.connection.broker_url(), "CELERY_RESULT_BACKEND_URL": ""}
+    sent = run_tcel("tsum", "1", "2", "--project-name", f"nostack{uuid.uuid4().hex[:6]}", cwd=tmp_path, env=broker_only)
+    assert sent.code == 0, sent.stderr
+    assert UUID.match(sent.stdout.strip())
+    assert "result cannot be looked up" in sent.stderr and "--backend-url" in sent.stderr
+    assert wait_for_state(stack, sent.stdout.strip(), "SUCCESS")["result"] == 3
+
+
+def test_a_message_over_the_brokers_limit_is_refused_before_sending(stack) -> None:
+    limit = stack.engine.containers.get(f"tcel-{stack.name}-broker").exec_run(
+        ["rabbitmqctl", "eval", "application:get_env(rabbit, max_message_size)."]
+    )
+    assert b"16777216" in limit.output, "tcel writes the limit into the broker's configuration"
+    before = index_size(stack)
+    huge = " ".join([str(10**40)] * 450_000)  # about 18.5 MB of JSON
+    result = stack.tcel("tsum", "-", input=huge)
+    assert result.code == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "over the broker's limit of 16 MiB" in lines[0] and "MiB" in lines[0]
+    assert index_size(stack) == before, "nothing was sent"

@@ -5,8 +5,8 @@ import pytest
 from tests.conftest import run_tcel
 
 
-COMMANDS = ["init", "up", "down", "logs", "scale", "status", "watch", "add", "tsum", "result", "results", "revoke",
-            "purge", "bench"]
+COMMANDS = ["init", "up", "down", "logs", "scale", "env", "status", "watch", "call", "add", "tsum", "retry", "result",
+            "results", "revoke", "purge", "bench", "inspect", "control"]
 
 
 def test_help_lists_every_command_with_its_summary() -> None:

@@ -69,3 +69,22 @@ def test_expected_errors_reach_the_user_as_one_line_and_their_exit_code(tmp_path
     assert result.output.strip().splitlines()[-1].startswith("error: no stack")
     bad = CliRunner().invoke(app, ["results", "--backend-url", "nonsense://x"])
     assert bad.exit_code == ExitCode.USAGE and "invalid backend URL" in bad.output
+
+
+def test_tables_say_queued_or_received_where_celery_says_pending() -> None:
+    sent = _record("id-4", None, {"name": "tasks.add", "sent": "5.0"})
+    received = _record("id-5", None, {"name": "tasks.add", "sent": "5.0", "received": "5.1"})
+    started = _record("id-6", json.dumps({"status": "STARTED"}), {"sent": "5.0", "received": "5.1", "started": "5.2"})
+    assert [r.state for r in (sent, received, started)] == ["PENDING", "PENDING", "STARTED"]
+    assert [r.shown_state for r in (sent, received, started)] == ["QUEUED", "RECEIVED", "STARTED"]
+
+
+def test_status_exit_code_says_not_up_degraded_or_healthy() -> None:
+    from celery_cli.overview import Overview
+    from celery_cli.stack.base import ServiceStatus
+
+    assert Overview("p").exit_code == ExitCode.NOT_RUNNING
+    running = ServiceStatus("broker", "tcel-p-broker", "broker", "running", True, "rabbitmq:4", [], None)
+    assert Overview("p", services=[running]).exit_code == ExitCode.OK
+    stopped = ServiceStatus("worker", "tcel-p-worker-1", "worker-1", "exited", False, "w", [], None)
+    assert Overview("p", services=[running, stopped]).exit_code == ExitCode.DEGRADED

@@ -1,0 +1,120 @@
+"""`tcel call`'s argument forms, delivery options and message headers, without a stack."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pytest
+from typer.testing import CliRunner
+
+from celery_cli.call import TaskCall
+from celery_cli.cli import app
+from celery_cli.errors import ExitCode, UsageError
+from celery_cli.task_args import (
+    parse_expires,
+    parse_json_arg,
+    parse_kwargs,
+    parse_queues,
+    parse_seconds,
+    parse_time,
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [("3", 3), ("-2.5", -2.5), ('"text"', "text"), ("[1, 2]", [1, 2]), ('{"k": 1}', {"k": 1}), ("true", True),
+     ("null", None), (str(2**80), 2**80), ('"-x"', "-x")],
+)
+def test_each_arg_is_a_json_literal(text: str, value) -> None:
+    assert parse_json_arg(text) == value
+
+
+@pytest.mark.parametrize("text", ["word", "NaN", "Infinity", "-Infinity", "1e999", "[1,", "'single'", ""])
+def test_anything_not_json_is_a_usage_error_showing_the_argument(text: str) -> None:
+    with pytest.raises(UsageError) as caught:
+        parse_json_arg(text)
+    assert caught.value.exit_code == ExitCode.USAGE
+    assert repr(text) in str(caught.value) and "--raw-strings" in str(caught.value)
+
+
+def test_raw_strings_take_words_as_strings_but_keep_json_as_json() -> None:
+    assert parse_json_arg("word", raw_strings=True) == "word"
+    assert parse_json_arg("3", raw_strings=True) == 3
+    with pytest.raises(UsageError, match="no such option: --wiat"):
+        parse_json_arg("--wiat", raw_strings=True)
+
+
+def test_kwargs_must_be_a_json_object() -> None:
+    assert parse_kwargs('{"a": [1], "b": null}') == {"a": [1], "b": None}
+    assert parse_kwargs(None) == {}
+    for bad in ("[1]", "3", "{a: 1}", '{"x": NaN}'):
+        with pytest.raises(UsageError, match="--kwargs"):
+            parse_kwargs(bad)
+
+
+def test_seconds_times_and_expiry() -> None:
+    assert parse_seconds("2.5", "--countdown") == 2.5
+    for bad in ("-1", "nan", "inf", "1e999", "soon"):
+        with pytest.raises(UsageError, match="--countdown"):
+            parse_seconds(bad, "--countdown")
+    assert parse_time("2030-01-31T14:30:00+02:00", "--eta") == datetime(2030, 1, 31, 12, 30, tzinfo=timezone.utc)
+    assert parse_time("2030-01-31T14:30", "--eta").tzinfo is timezone.utc  # naive means local, made explicit
+    with pytest.raises(UsageError, match="ISO-8601"):
+        parse_time("tomorrow", "--eta")
+    assert parse_expires("30") == 30.0
+    assert parse_expires("2030-01-31T14:30:00Z") == datetime(2030, 1, 31, 14, 30, tzinfo=timezone.utc)
+    with pytest.raises(UsageError):
+        parse_expires("-5")
+
+
+def test_countdown_and_eta_together_are_refused() -> None:
+    with pytest.raises(UsageError, match="--countdown and --eta"):
+        TaskCall("tasks.add", countdown=1, eta=datetime.now(timezone.utc))
+
+
+def test_queue_lists_keep_order_once_each_and_refuse_bad_names() -> None:
+    assert parse_queues("celery, emails,celery") == ("celery", "emails")
+    for bad in ("", ",", "amq.direct", "has space", "a" * 201):
+        with pytest.raises(UsageError):
+            parse_queues(bad)
+
+
+def test_headers_say_what_celerys_own_as_task_v2_says() -> None:
+    """ETA, expiry and the argument reprs as Celery's own message would carry them for the same call."""
+    from celery import Celery
+
+    from celery_cli.endpoints import Endpoints
+    from celery_cli.publisher import Sender
+
+    sent = datetime(2030, 1, 1, tzinfo=timezone.utc)
+    task = TaskCall("tasks.greet", ["bob"], {"punctuation": "?"}, countdown=10, expires=60)
+    ours = Sender(Endpoints("amqp://x", "redis://x"))._headers(task, "id-1", sent.timestamp())
+    celery = Celery(set_as_current=False)
+    theirs = celery.amqp.as_task_v2("id-1", "tasks.greet", ["bob"], {"punctuation": "?"}, countdown=10, expires=60,
+                                    now=sent, timezone=timezone.utc).headers
+    for key in ("task", "id", "eta", "expires", "retries", "root_id", "argsrepr", "kwargsrepr", "timelimit"):
+        assert ours[key] == theirs[key], key
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [(["tasks.add", "two"], "argument 'two' is not JSON"),
+     (["tasks.add", "--kwargs", "[1]"], "--kwargs must be a JSON object"),
+     (["tasks.add", "--countdown", "1", "--eta", "2030-01-01"], "--countdown and --eta"),
+     (["tasks.add", "--priority", "10"], "--priority"),
+     (["tasks.add", "--queue", "amq.x"], "invalid queue name"),
+     (["tasks.add", "--expires", "later"], "--expires 'later'"),
+     (["", "1"], "invalid task name"),
+     (["tasks.add", "--wiat"], "no such option: --wiat")],
+)
+def test_call_refuses_bad_arguments_before_anything_is_sent(args: list[str], said: str, tmp_path) -> None:
+    result = CliRunner().invoke(app, ["call", *args, "--project-dir", str(tmp_path)])
+    assert result.exit_code == ExitCode.USAGE
+    assert said in result.output and "Traceback" not in result.output
+
+
+def test_negative_numbers_are_arguments_not_options(tmp_path, monkeypatch) -> None:
+    """-3 reaches the argument parser (and then the missing stack), not Click's option parser."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    result = CliRunner().invoke(app, ["call", "tasks.add", "-3", "-4.5", "--project-dir", str(tmp_path)])
+    assert result.exit_code == ExitCode.NOT_RUNNING, result.output
