@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from docker.models.containers import Container
 
 
-def reload_workers(
+def replace_workers(
     client: docker.DockerClient,
     project: Project,
     options: UpOptions,
@@ -34,7 +34,7 @@ def reload_workers(
     progress: Progress,
 ) -> ReloadReport:
     """Build the image the project's files make now (if the engine lacks it), then replace every worker of
-    another image with one of it; see Stack.reload_workers."""
+    another image with one of it; see Stack.replace_workers."""
     files = BuildContext.read(project.build_context)
     report = ReloadReport(files.image_name(options.python_image))
     with project_lock(project), engine.engine_errors():
