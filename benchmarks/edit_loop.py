@@ -163,6 +163,12 @@ class TcelWatch(Watcher):
         super().stop()
         subprocess.run([TCEL, "down", "--volumes"], cwd=self.directory, env={**os.environ, **self.env},
                        capture_output=True)
+        from celery_cli.credentials import state_file
+        from celery_cli.settings import resolve_project
+
+        project = resolve_project(self.directory, self.project)
+        for kept in (state_file(project), project.state_dir / f"{project.name}.lock"):  # a throw-away project's
+            kept.unlink(missing_ok=True)
         for image in self.images:  # named after this run's own saves
             subprocess.run(["docker", "image", "rm", image], capture_output=True)
 
