@@ -1,9 +1,9 @@
 """The edit loop, side by side: from saving tasks.py to the first task served by the new code, with
 `tcel up --watch` and with Compose v2's `docker compose watch` (`develop.watch` with a `rebuild` action, and
 with `sync+restart`). Each side runs on its own copy of one `tcel init` project, with its own stack and its
-own watcher, all at once; a round saves each side's tasks.py in turn (the order rotates), each time with a
-`tsum` that returns something no earlier save returned, and a client sends `tsum` every 50 ms until one
-comes back from the new code.
+own watcher; a round saves each side's tasks.py in turn (the order rotates), each time with a `tsum` that
+returns something no earlier save returned, and a client sends `tsum` every 50 ms until one comes back from
+the new code. Only the side being timed runs: the others' containers are paused meanwhile.
 """
 
 from __future__ import annotations
@@ -111,6 +111,16 @@ class Watcher:
     def settle(self) -> None:
         """Wait until the side is done with the save (its old worker gone)."""
 
+    label: str  # the label on every container of the side's stack
+
+    def freeze(self, frozen: bool) -> None:
+        """Pause or unpause the side's containers: only the side being timed runs (its compose healthchecks
+        and idle brokers would weigh on the others' rounds, on two cores)."""
+        found = subprocess.run(["docker", "ps", "-aq", "--filter", f"label={self.label}"],
+                               capture_output=True, text=True).stdout.split()
+        if found:
+            subprocess.run(["docker", "pause" if frozen else "unpause", *found], capture_output=True)
+
     def stop(self) -> None:
         if self.app is not None:
             self.app.close()
@@ -131,6 +141,7 @@ class TcelWatch(Watcher):
         self.env = {"TCEL_PROJECT_NAME": project, "TCEL_BROKER_PORT": str(free_port()),
                     "TCEL_BACKEND_PORT": str(free_port()), "NO_COLOR": "1"}
         self.images: set[str] = set()
+        self.label = f"io.tcel.project={project}"
 
     def start(self) -> None:
         from celery_cli import credentials
@@ -152,6 +163,12 @@ class TcelWatch(Watcher):
         super().stop()
         subprocess.run([TCEL, "down", "--volumes"], cwd=self.directory, env={**os.environ, **self.env},
                        capture_output=True)
+        from celery_cli.credentials import state_file
+        from celery_cli.settings import resolve_project
+
+        project = resolve_project(self.directory, self.project)
+        for kept in (state_file(project), project.state_dir / f"{project.name}.lock"):  # a throw-away project's
+            kept.unlink(missing_ok=True)
         for image in self.images:  # named after this run's own saves
             subprocess.run(["docker", "image", "rm", image], capture_output=True)
 
@@ -166,6 +183,7 @@ class ComposeWatch(Watcher):
         self.project = project
         self.action = action
         self.image = f"{project}-worker:latest"
+        self.label = f"com.docker.compose.project={project}"
         broker_password, backend_password = secrets.token_urlsafe(18), secrets.token_urlsafe(18)
         broker_port, backend_port = free_port(), free_port()
         self.urls = (f"amqp://tcel:{broker_password}@127.0.0.1:{broker_port}//",
@@ -203,7 +221,7 @@ class ComposeWatch(Watcher):
     def stop(self) -> None:
         super().stop()
         subprocess.run(self.compose("down", "--volumes"), capture_output=True)
-        built = subprocess.run(["docker", "images", "-q", "--filter", f"label=com.docker.compose.project={self.project}"],
+        built = subprocess.run(["docker", "images", "-q", "--filter", f"label={self.label}"],
                                capture_output=True, text=True).stdout.split()
         for image in set(built):  # every worker image this side built, the untagged earlier ones too
             subprocess.run(["docker", "image", "rm", "--force", image], capture_output=True)
@@ -228,16 +246,22 @@ def compare(rounds: int) -> dict[str, list[float]]:
     try:
         for side in sides:
             side.start()
+            side.save_and_time(base, next(marks))  # a first save, not timed: the edit loop is many saves
+            side.settle()
+            side.freeze(True)
         for n in range(rounds):
             order = sides[n % 3:] + sides[:n % 3]
             for side in order:
+                side.freeze(False)
+                time.sleep(2)
                 seconds = side.save_and_time(base, next(marks))
                 side.settle()
+                side.freeze(True)
                 samples[side.name].append(seconds)
                 print(f"    round {n + 1}: {side.name}: {seconds:.2f}s", file=sys.stderr)
-                time.sleep(1)
     finally:
         for side in sides:
+            side.freeze(False)
             side.stop()
         shutil.rmtree(work, ignore_errors=True)
     return samples

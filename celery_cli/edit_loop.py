@@ -17,9 +17,9 @@ if TYPE_CHECKING:
     from .settings import Project
     from .stack.base import ReloadReport, Stack, UpOptions
 
-# watchfiles hands over a batch once nothing more changed for this long: an editor's save (write, rename,
-# chmod) is one batch, and a reload starts within a twentieth of a second of it.
-QUIET_MS = 50
+# watchfiles hands over a batch once nothing more changed for this long: an editor's save (truncate and write,
+# or write beside and rename) is one batch, and a reload starts within a few hundredths of a second of it.
+QUIET_MS = 20
 
 
 @dataclass

@@ -18,8 +18,8 @@ def watch_and_reload(out: Output, stack: Stack, options: UpOptions, grace: float
     from ..edit_loop import ImageChanges, reload
 
     def reload_and_show(changed: list[str]) -> None:
-        what = f"{', '.join(changed)} changed" if changed else "checking the files saved during 'up'"
-        with out.status(f"{what}: reloading the workers") as progress:
+        doing = f"{', '.join(changed)} changed: reloading the workers" if changed else "checking files saved during up"
+        with out.status(doing) as progress:
             outcome = reload(stack, changed, options, grace, ready_timeout, progress)
         if outcome is not None:
             _show(out, outcome)

@@ -133,7 +133,9 @@ class Stack(ABC):
         """Wait until broker, backend and every worker answer; return the seconds it took."""
 
     @abstractmethod
-    def reload_workers(self, options: UpOptions, grace: float, ready_timeout: float, progress: Progress) -> ReloadReport:
+    def replace_workers(
+        self, options: UpOptions, grace: float, ready_timeout: float, progress: Progress
+    ) -> ReloadReport:
         """Build the worker image from the project's files as they are now, then replace the workers of other
         images one at a time (a rolling update): each new worker must answer before an old one gets a warm
         shutdown of up to `grace` seconds. A failing build, or a new worker that exits or does not answer,
@@ -161,6 +163,19 @@ class Stack(ABC):
         if ready_timeout is not None:
             report.ready_after = self.wait_ready(report.credentials, ready_timeout, progress)
         return report
+
+    def reload_workers(
+        self, options: UpOptions, grace: float, ready_timeout: float, progress: Progress
+    ) -> ReloadReport:
+        """`up --watch` after a change: replace_workers, then forget the cached task names, since the new
+        workers may know other tasks."""
+        from .. import task_registry
+
+        try:
+            return self.replace_workers(options, grace, ready_timeout, progress)
+        finally:
+            if (access := self.endpoints()) is not None:
+                task_registry.forget(access.broker_url())
 
     def scale(self, workers: int, options: UpOptions, ready_timeout: float, progress: Progress) -> UpReport:
         """Run exactly `workers` workers, all answering; the broker and backend are left alone."""

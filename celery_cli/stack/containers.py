@@ -51,8 +51,10 @@ class ContainerStack(Stack):
             up.prepare(self.client, self.project, planned, existing, progress)
             return up.apply(self.client, self.project, planned, existing, progress)
 
-    def reload_workers(self, options: UpOptions, grace: float, ready_timeout: float, progress: Progress) -> ReloadReport:
-        return reload.reload_workers(self.client, self.project, options, grace, ready_timeout, progress)
+    def replace_workers(
+        self, options: UpOptions, grace: float, ready_timeout: float, progress: Progress
+    ) -> ReloadReport:
+        return reload.replace_workers(self.client, self.project, options, grace, ready_timeout, progress)
 
     def wait_ready(self, credentials: Credentials, timeout: float, progress: Progress) -> float:
         return readiness.wait_ready(self.project, self.containers(), credentials, timeout, progress)

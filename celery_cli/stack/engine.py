@@ -17,7 +17,7 @@ from ..names import (
     LABEL_IMAGE, LABEL_NUMBER, LABEL_PROJECT, LABEL_QUEUES, LABEL_SERVICE, SERVICES, WORKER_IMAGE_KIND,
 )
 from ..settings import Project
-from .specs import ServiceSpec, stop_timeout
+from .specs import WORKER_WARM_STOP_SIGNAL, ServiceSpec, stop_timeout
 
 if TYPE_CHECKING:
     import docker
@@ -260,7 +260,7 @@ def stop_warm_and_remove(container: Container, grace: float) -> None:
     import requests
 
     try:
-        container.kill(signal="SIGTERM")
+        container.kill(signal=WORKER_WARM_STOP_SIGNAL)
         container.wait(timeout=max(grace, 0.01))
     except (requests.exceptions.ConnectionError, requests.exceptions.ReadTimeout):
         pass  # still running after the grace

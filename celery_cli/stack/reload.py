@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from docker.models.containers import Container
 
 
-def reload_workers(
+def replace_workers(
     client: docker.DockerClient,
     project: Project,
     options: UpOptions,
@@ -34,24 +34,21 @@ def reload_workers(
     progress: Progress,
 ) -> ReloadReport:
     """Build the image the project's files make now (if the engine lacks it), then replace every worker of
-    another image with one of it; see Stack.reload_workers."""
+    another image with one of it; see Stack.replace_workers."""
     files = BuildContext.read(project.build_context)
     report = ReloadReport(files.image_name(options.python_image))
-    with project_lock(project), engine.engine_errors():
-        existing = {c.name: c for c in engine.containers(client, project)}
+    with project_lock(project), engine.engine_errors(), ThreadPoolExecutor(max_workers=4) as background:
+        building = background.submit(_build, client, project, report, options.python_image, files, progress)
+        existing = {c.name: c for c in engine.containers(client, project)}  # meanwhile
         # the workers as `up` would make them now (count, settings), only from the image read above
         planned = up.plan(client, project, replace(options, workers_only=True), existing)
-        started = time.monotonic()
-        if not image_exists(client, report.image):
-            build_worker_image(client, project, report.image, options.python_image, progress, files)
-            report.built = True
-        report.build_seconds = time.monotonic() - started
+        building.result()
 
         started = time.monotonic()
         image_id = client.images.get(report.image).id
         old_images: set[str] = set()
         stopping: list[Future[None]] = []
-        with ThreadPoolExecutor(max_workers=4) as background, _dropped_on_failure(client, image_id, report):
+        with _dropped_on_failure(client, image_id, report):
             for spec in planned.services:
                 old = existing.get(project.container(spec.service, spec.number))
                 if spec.service != "worker" or (old and old.status == "running" and old.attrs["Image"] == image_id):
@@ -69,6 +66,22 @@ def reload_workers(
         engine.remove_unused_worker_images(client, old_images - {image_id})
         report.replace_seconds = time.monotonic() - started
     return report
+
+
+def _build(
+    client: docker.DockerClient,
+    project: Project,
+    report: ReloadReport,
+    python_image: str,
+    files: BuildContext,
+    progress: Progress,
+) -> None:
+    """Build the report's image from `files` unless the engine has it already."""
+    started = time.monotonic()
+    if not image_exists(client, report.image):
+        build_worker_image(client, project, report.image, python_image, progress, files)
+        report.built = True
+    report.build_seconds = time.monotonic() - started
 
 
 @contextmanager

@@ -14,6 +14,9 @@ STOP_TIMEOUT = 10
 # A worker gets a second for its cold shutdown, then SIGKILL: with late acks and reject-on-worker-lost its
 # running and reserved tasks go back to the queue either way (tests/faults/test_worker_killed.py).
 WORKER_STOP_TIMEOUT = 1
+# A reload (`up --watch`) stops a replaced worker warm first: on SIGTERM Celery takes no new task and lets its
+# running ones finish, for up to --grace seconds, before the cold path above.
+WORKER_WARM_STOP_SIGNAL = "SIGTERM"
 PASSED_TO_WORKERS = ("TCEL_ADD_DELAY",)
 REDIS_CONF = "/etc/tcel-redis.conf"
 

@@ -127,14 +127,16 @@ def add_task(project: StackProject, code: str) -> None:
 
 def test_a_new_task_is_picked_up_and_served(project, watch) -> None:
     session = watch()
-    add_task(project, "@app.task\ndef mul(x, y):\n    return x * y\n")
+    known = project.tcel("call", "tasks.tsum", "[1, 2]", "--wait", "--timeout", "30")  # tcel caches the names
+    assert (known.code, known.stdout.strip()) == (0, "3"), known.stderr
+    tasks = project.directory / "tasks.py"
+    save(tasks, tasks.read_text().replace("def add(x, y):", "def mul(x, y):").replace("return x + y", "return x * y"))
     reloaded = session.wait_for(RELOADED, RELOAD_TIMEOUT)
     assert "tasks.py changed: rebuilt in" in session.lines[-1]
-    app = celery_client(project)
-    try:
-        assert app.send_task("tasks.mul", args=[6, 7]).get(timeout=30) == 42
-    finally:
-        app.close()
+    gone = project.tcel("call", "tasks.add", "1", "2")
+    assert gone.code == 2 and "tasks.add" in gone.stderr, "the reload made tcel forget the old task names"
+    done = project.tcel("call", "tasks.mul", "6", "7", "--wait", "--timeout", "30")
+    assert (done.code, done.stdout.strip()) == (0, "42"), done.stderr
     (worker,) = worker_containers(project)
     assert worker.name == f"tcel-{project.name}-worker-1" and worker.attrs["Config"]["Image"] == reloaded.group(1)
     assert project.tcel("logs", "worker-1", "--tail", "50").code == 0, "worker-1 still names the reloaded worker"
