@@ -87,8 +87,49 @@ def engine():
         if os.environ.get("CI"):
             pytest.fail(f"CI needs a Docker engine and none answers: {exc}")
         pytest.skip(f"no Docker engine answers: {exc}")
+    remove_stale_test_stacks(client)
     yield client
     client.close()
+
+
+TEST_PREFIX = "tceltest"
+
+
+def test_project_name() -> str:
+    """A test project's name carries the pid of the pytest process that made it, so that a later run can tell
+    a stack left by a killed run (its pid is gone) from one another run is using now."""
+    return f"{TEST_PREFIX}{os.getpid()}x{uuid.uuid4().hex[:6]}"
+
+
+def _owner_alive(project: str) -> bool:
+    pid = project[len(TEST_PREFIX):].partition("x")[0]
+    if not pid.isdigit():
+        return True  # not a name this conftest makes: leave it alone
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_test_stacks(client) -> None:
+    """Remove what test runs that were killed (their finally blocks never ran) left on the engine."""
+    def stale(labels: dict | None) -> bool:
+        project = (labels or {}).get(LABEL_PROJECT, "")
+        return project.startswith(TEST_PREFIX) and not _owner_alive(project)
+
+    only_ours = {"label": LABEL_PROJECT}
+    removals = [(c, {"force": True, "v": True}) for c in client.containers.list(all=True, filters=only_ours)
+                if stale(c.labels)]
+    removals += [(n, {}) for n in client.networks.list(filters=only_ours) if stale(n.attrs.get("Labels"))]
+    removals += [(v, {"force": True}) for v in client.volumes.list(filters=only_ours) if stale(v.attrs.get("Labels"))]
+    for thing, options in removals:
+        try:
+            thing.remove(**options)
+        except Exception:  # noqa: BLE001 - best effort; the next run tries again
+            pass
 
 
 def free_port() -> int:
@@ -145,7 +186,7 @@ class StackProject:
 @contextmanager
 def make_project(engine, directory: Path) -> Iterator[StackProject]:
     project = StackProject(
-        name=f"tceltest{uuid.uuid4().hex[:8]}",
+        name=test_project_name(),
         directory=directory,
         engine=engine,
         env={
