@@ -61,6 +61,16 @@ class Output:
     def error(self, error: TcelError) -> None:
         self.stderr.print(f"[bold red]error:[/bold red] {_escape(str(error))}")
 
+    def confirm(self, question: str, refusal: str, hint: str) -> bool:
+        """Ask a yes/no question on the terminal; without one, refuse with a usage error naming `hint`."""
+        from .errors import UsageError
+
+        if not sys.stdin.isatty():
+            raise UsageError(refusal, hint=hint)
+        from rich.prompt import Confirm
+
+        return Confirm.ask(question, console=self.stderr, default=False)
+
     def data(self, value: Any) -> None:
         """Print one JSON document to stdout."""
         sys.stdout.write(json.dumps(value, indent=2, default=str) + "\n")

@@ -4,7 +4,6 @@ running workers: limits, pool size, queues consumed, shutdown), each saying whic
 from __future__ import annotations
 
 import re
-import sys
 from enum import Enum
 from typing import TYPE_CHECKING, Annotated, Any, Optional
 
@@ -54,19 +53,29 @@ def purge(
     from ..remote_control import Control
 
     out = Output(json)
-    with Control(target.url("broker")) as control:
-        waiting = control.queued()
-        if waiting and not yes:
-            if not sys.stdin.isatty():
-                raise UsageError("purge deletes queued tasks", hint="pass --yes to confirm when not at a terminal")
-            if not typer.confirm(f"Delete {waiting} queued task(s)?", err=True):
-                out.info("nothing purged")
-                raise typer.Exit(int(ExitCode.FAILURE))
-        purged = control.purge() if waiting else 0
+    purged = 0
+    if yes or _asked_to_purge(out, target):
+        with Control(target.url("broker")) as control:
+            purged = control.purge()
     if json:
         out.data({"purged": purged})
     else:
         out.success(f"purged {purged} queued task(s)")
+
+
+def _asked_to_purge(out: Output, target: Target) -> bool:
+    """Count what waits and ask; the question is asked with no broker connection held open."""
+    from ..remote_control import Control
+
+    with Control(target.url("broker")) as control:
+        waiting = control.queued()
+    if not waiting:
+        return False
+    if not out.confirm(f"Delete {waiting} queued task(s)?", "purge deletes queued tasks",
+                       hint="pass --yes to confirm when not at a terminal"):
+        out.info("nothing purged")
+        raise typer.Exit(int(ExitCode.FAILURE))
+    return True
 
 
 control_app = typer.Typer(
@@ -185,12 +194,11 @@ def shutdown(
     """Shut a worker down (asks first; --yes skips the question); 'tcel up' starts it again."""
     from .. import workers as stack_workers
 
-    if not yes:
-        if not sys.stdin.isatty():
-            raise UsageError("shutdown stops a worker", hint="pass --yes to confirm when not at a terminal")
-        if not typer.confirm(f"Shut down {worker}?", err=True):
-            raise typer.Exit(int(ExitCode.FAILURE))
-    _report(Output(json), "shutdown", stack_workers.shutdown(target, worker))
+    out = Output(json)
+    if not yes and not out.confirm(f"Shut down {worker}?", "shutdown stops a worker",
+                                   hint="pass --yes to confirm when not at a terminal"):
+        raise typer.Exit(int(ExitCode.FAILURE))
+    _report(out, "shutdown", stack_workers.shutdown(target, worker))
 
 
 def command(target: Target, name: str, worker: str | None, timeout: float, json: bool, **arguments: Any) -> None:
