@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from tests.conftest import Run
 from tests.integration.test_tasks import wait_for_state
 
 
@@ -109,12 +113,38 @@ def test_scale_one_three_one_leaves_exactly_those_workers(stack) -> None:
     assert sorted(c.id for c in stack.containers() if c.labels["io.tcel.service"] != "worker") == others
 
 
+def at_a_terminal(stack, args: list[str], answer: str) -> Run:
+    """Run tcel with a pseudo-terminal as stdin and stderr, typing `answer` at its question."""
+    import pty
+
+    leader, follower = pty.openpty()
+    env = {**os.environ, "NO_COLOR": "1", **stack.env}
+    with subprocess.Popen([sys.executable, "-m", "celery_cli", *args, "--project-name", stack.name], cwd=stack.directory,
+                          env=env, stdin=follower, stderr=follower, stdout=subprocess.PIPE, text=True) as child:
+        os.close(follower)
+        seen = b""
+        while b"?" not in seen:
+            seen += os.read(leader, 1024)
+        os.write(leader, answer.encode() + b"\n")
+        stdout, _ = child.communicate(timeout=60)
+        try:
+            while chunk := os.read(leader, 1024):
+                seen += chunk
+        except OSError:  # the child closed the terminal
+            pass
+    os.close(leader)
+    return Run(child.returncode, stdout, seen.decode(errors="replace"))
+
+
 def test_purge_removes_what_was_queued_and_says_how_many(stack) -> None:
     with stopped(stack, "worker-1"):
         assert stack.tcel("purge", "--yes").code == 0  # start from an empty queue
         ids = [stack.tcel("tsum", str(n), "--quiet").stdout.strip() for n in range(3)]
         refused = stack.tcel("purge")  # no terminal and no --yes: refuse
         assert refused.code == 2 and "--yes" in refused.stderr
+        declined = at_a_terminal(stack, ["purge"], answer="n")
+        assert declined.code == 1 and "Delete 3 queued task(s)?" in declined.stderr, declined.stderr
+        assert "nothing purged" in declined.stderr
         assert stack.tcel_json("purge", "--yes")["purged"] == 3
     time.sleep(1)
     assert all(stack.tcel_json("result", task_id)["state"] == "PENDING" for task_id in ids)
