@@ -13,6 +13,7 @@ from .completion import services
 from .options import Json, Queues, ReadyTimeout, which_stack
 
 if TYPE_CHECKING:
+    from ..credentials import Credentials
     from ..stack.base import UpOptions, UpReport
 
 # The services are imported inside the commands, so that `tcel --help` loads none of them.
@@ -47,6 +48,12 @@ def up(
     python_image: Annotated[
         Optional[str], typer.Option(help="Base of the worker image [env TCEL_PYTHON_IMAGE; python:3.12-slim].")
     ] = None,
+    flower: Annotated[
+        bool, typer.Option("--flower", help="Also run Flower, the web monitor, behind a generated login (see 'tcel flower').")
+    ] = False,
+    flower_port: Annotated[
+        Optional[int], typer.Option(min=1, max=65535, help="Host port for Flower [env TCEL_FLOWER_PORT; 5555].")
+    ] = None,
     watch: Annotated[
         bool, typer.Option("--watch", help="Then stay in the foreground: a change to the worker's files reloads them.")
     ] = False,
@@ -61,12 +68,15 @@ def up(
     Credentials are generated on the first run and kept in ~/.local/state/tcel/<project>.env (owner-only).
     With --watch, every change to a file of the worker image (tasks.py, requirements.txt, the Dockerfile...)
     rebuilds it and replaces the workers one at a time; Ctrl-C stops watching and leaves the stack up.
+    With --flower, Flower runs beside them (its image built on the same Python base); a later 'tcel up'
+    without --flower leaves it running, 'tcel down' removes it.
     """
     from ..stack import open_stack
 
     out = Output(json)
     options = _options(target, bind, broker_port, backend_port, broker_image, backend_image, python_image,
-                       workers=workers, concurrency=concurrency, build=build, queues=_queues(queues))
+                       workers=workers, concurrency=concurrency, build=build, queues=_queues(queues),
+                       flower=flower, flower_port=flower_port)
     stack = open_stack(target.project)
     with out.status(f"bringing up stack {target.project.name}") as progress:
         report = stack.start(options, ready_timeout if wait else None, progress)
@@ -135,17 +145,26 @@ def _options(
             else started_with[key]
 
     concurrency = rest.pop("concurrency", None) or int(started_with.get("TCEL_CONCURRENCY") or 0) or None
+    flower_port = rest.pop("flower_port", None)
 
     return UpOptions(
         bind=bind_setting(bind),
         broker_port=asked("TCEL_BROKER_PORT", broker_port),
         backend_port=asked("TCEL_BACKEND_PORT", backend_port),
+        flower_port=asked("TCEL_FLOWER_PORT", flower_port),  # type: ignore[arg-type]
         broker_image=image("TCEL_BROKER_IMAGE", broker_image),
         backend_image=image("TCEL_BACKEND_IMAGE", backend_image),
         python_image=image("TCEL_PYTHON_IMAGE", python_image),
         concurrency=concurrency,
         **rest,
     )
+
+
+def flower_line(access: Credentials, show_password: bool = False) -> str:
+    from ..credentials import mask
+
+    password = access.flower_password if show_password else mask(access.flower_password)
+    return f"{access.flower_url()} (user {access.flower_user}, password {password})"
 
 
 def _show(out: Output, target: Target, report: UpReport, headline: str, endpoints: bool = False) -> None:
@@ -164,6 +183,8 @@ def _show(out: Output, target: Target, report: UpReport, headline: str, endpoint
     if endpoints:
         out.info(f"  broker   {mask_url(report.credentials.broker_url())}")
         out.info(f"  backend  {mask_url(report.credentials.backend_url())}")
+        if report.flower:
+            out.info(f"  flower   {flower_line(report.credentials)}")
         out.info(f"  secrets  {secrets}")
 
 
