@@ -113,7 +113,8 @@ ensure_compose() {
 }
 
 # Debian's chromium and its chromedriver: tests/integration/test_flower.py logs in to Flower with a real
-# browser. On Debian, as root, without them: apt-get install them from the machine's own mirror.
+# browser. On Debian, as root, without them: apt-get install them from the machine's own mirror. Only
+# scripts/test needs them (scripts/demo does not install a browser).
 ensure_chromium() {
   command -v chromium >/dev/null && command -v chromedriver >/dev/null && return
   if [ "$(id -u)" != 0 ] || [ ! -f /etc/debian_version ]; then
@@ -130,5 +131,4 @@ setup_all() {
   ensure_docker
   ensure_compose
   ensure_images
-  ensure_chromium
 }
