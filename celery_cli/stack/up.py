@@ -210,17 +210,20 @@ def _remove_stale_workers(
     engine.stop_and_remove(stale)
     for c in stale:
         del existing[c.name]
-    engine.remove_unused_worker_images(client, {c.attrs["Image"] for c in stale} - {image_id})
+    engine.remove_unused_images(client, {c.attrs["Image"] for c in stale} - {image_id})
     return [c.name for c in stale]
 
 
 def _remove_stale_flower(client: docker.DockerClient, existing: Existing, flower_image: str | None) -> list[str]:
     """A Flower made from another image (new pins in constraints.txt, another Python base) is replaced."""
-    stale = [c for c in existing.values() if engine.service_of(c) == "flower"
-             and flower_image is not None and c.attrs["Image"] != client.images.get(flower_image).id]
+    if flower_image is None:
+        return []
+    image_id = client.images.get(flower_image).id
+    stale = [c for c in existing.values() if engine.service_of(c) == "flower" and c.attrs["Image"] != image_id]
     engine.stop_and_remove(stale)
     for c in stale:
         del existing[c.name]
+    engine.remove_unused_images(client, {c.attrs["Image"] for c in stale} - {image_id})
     return [c.name for c in stale]
 
 

@@ -30,6 +30,8 @@ def flower_stack(engine, tmp_path_factory) -> Iterator[StackProject]:
         project.env["TCEL_FLOWER_PORT"] = str(free_port())
         result = project.tcel("up", "--flower")
         assert result.code == 0, result.stderr
+        # at once: Flower must see even the first task of a worker that just started
+        project.first_task = project.tcel("add", "2", "3", "--quiet").stdout.strip()
         yield project
 
 
@@ -113,15 +115,26 @@ def test_metrics_are_prometheus_text_naming_the_worker(flower_stack: StackProjec
     assert 'flower_worker_online{worker="celery@worker-1"} 1.0' in body.decode()
 
 
-def test_flower_and_tcel_result_agree_on_a_task(flower_stack: StackProject) -> None:
-    done = flower_stack.tcel_json("add", "2", "3", "--wait")
+def flower_task(project: StackProject, task_id: str) -> dict:
+    """Flower's view of a task once it has seen it succeed (or what it has after 15 s)."""
     deadline = time.monotonic() + 15
     while True:
-        status, body = get(flower_stack, f"/api/task/info/{done['id']}", login(flower_stack))
+        status, body = get(project, f"/api/task/info/{task_id}", login(project))
         info = json.loads(body) if status == 200 else {}
         if info.get("state") == "SUCCESS" or time.monotonic() > deadline:
-            break
+            return info
         time.sleep(0.2)
+
+
+def test_flower_sees_the_first_task_sent_right_after_up(flower_stack: StackProject) -> None:
+    """Workers send task events from the start (celeryconfig.py); Flower's own switch comes only every 5 s."""
+    info = flower_task(flower_stack, flower_stack.first_task)
+    assert info.get("state") == "SUCCESS" and info["received"] and info["name"] == "tasks.add", info
+
+
+def test_flower_and_tcel_result_agree_on_a_task(flower_stack: StackProject) -> None:
+    done = flower_stack.tcel_json("add", "2", "3", "--wait")
+    info = flower_task(flower_stack, done["id"])
     stored = flower_stack.tcel_json("result", done["id"])
     assert info["state"] == stored["state"] == "SUCCESS", info
     assert info["name"] == stored["name"] == "tasks.add"
