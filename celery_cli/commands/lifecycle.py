@@ -127,6 +127,7 @@ def _options(
     broker_image: str | None = None,
     backend_image: str | None = None,
     python_image: str | None = None,
+    flower_port: int | None = None,
     **rest: object,
 ) -> UpOptions:
     """Options as given, each falling back to env, then what the project's stack was last started with (so
@@ -145,13 +146,12 @@ def _options(
             else started_with[key]
 
     concurrency = rest.pop("concurrency", None) or int(started_with.get("TCEL_CONCURRENCY") or 0) or None
-    flower_port = rest.pop("flower_port", None)
 
     return UpOptions(
         bind=bind_setting(bind),
         broker_port=asked("TCEL_BROKER_PORT", broker_port),
         backend_port=asked("TCEL_BACKEND_PORT", backend_port),
-        flower_port=asked("TCEL_FLOWER_PORT", flower_port),  # type: ignore[arg-type]
+        flower_port=asked("TCEL_FLOWER_PORT", flower_port),
         broker_image=image("TCEL_BROKER_IMAGE", broker_image),
         backend_image=image("TCEL_BACKEND_IMAGE", backend_image),
         python_image=image("TCEL_PYTHON_IMAGE", python_image),
@@ -160,11 +160,10 @@ def _options(
     )
 
 
-def flower_line(access: Credentials, show_password: bool = False) -> str:
+def _flower_line(access: Credentials) -> str:
     from ..credentials import mask
 
-    password = access.flower_password if show_password else mask(access.flower_password)
-    return f"{access.flower_url()} (user {access.flower_user}, password {password})"
+    return f"{access.flower_url()} (user {access.flower_user}, password {mask(access.flower_password)})"
 
 
 def _show(out: Output, target: Target, report: UpReport, headline: str, endpoints: bool = False) -> None:
@@ -184,7 +183,7 @@ def _show(out: Output, target: Target, report: UpReport, headline: str, endpoint
         out.info(f"  broker   {mask_url(report.credentials.broker_url())}")
         out.info(f"  backend  {mask_url(report.credentials.backend_url())}")
         if report.flower:
-            out.info(f"  flower   {flower_line(report.credentials)}")
+            out.info(f"  flower   {_flower_line(report.credentials)}")
         out.info(f"  secrets  {secrets}")
 
 
@@ -217,7 +216,8 @@ def logs(
     target: Target,
     service: Annotated[
         Optional[str],
-        typer.Argument(help="broker, backend, worker (all workers) or worker-N; default: all.", autocompletion=services),
+        typer.Argument(help="broker, backend, worker (all workers), worker-N or flower; default: all.",
+                       autocompletion=services),
     ] = None,
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new lines until Ctrl-C.")] = False,
     tail: Annotated[Optional[int], typer.Option(min=0, help="Only the last N lines of each container.")] = None,
