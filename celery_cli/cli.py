@@ -8,7 +8,7 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
-from .commands import bench, control, env, init, inspect, lifecycle, results, sending, status
+from .commands import bench, control, env, flower, init, inspect, lifecycle, results, sending, status
 from .errors import ExitCode, TcelError
 from .output import Output
 
@@ -36,7 +36,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
-for commands in (init, lifecycle, env, status, sending, results, inspect, control, bench):
+for commands in (init, lifecycle, env, status, flower, sending, results, inspect, control, bench):
     commands.register(app)
 
 

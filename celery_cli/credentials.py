@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from .names import BACKEND_PORT, BROKER_PORT
+from .names import BACKEND_PORT, BROKER_PORT, FLOWER_PORT
 from .settings import Project, read_env_file
 
 BROKER_USER = "tcel"
@@ -16,7 +16,7 @@ KEPT = ("TCEL_BROKER_IMAGE", "TCEL_BACKEND_IMAGE", "TCEL_PYTHON_IMAGE", "TCEL_CO
 
 @dataclass(frozen=True)
 class Credentials:
-    """How to reach one stack's broker and backend, from the host or from inside its network."""
+    """How to reach one stack's broker, backend and Flower, from the host or from inside its network."""
 
     broker_user: str
     broker_password: str
@@ -24,6 +24,9 @@ class Credentials:
     bind: str = "127.0.0.1"
     broker_port: int = 5672
     backend_port: int = 6379
+    flower_user: str = ""  # Flower's basic-auth login, made the first time `up --flower` runs
+    flower_password: str = ""
+    flower_port: int = FLOWER_PORT
 
     @property
     def host(self) -> str:
@@ -37,6 +40,18 @@ class Credentials:
     def backend_url(self, host: str | None = None, port: int | None = None) -> str:
         host = host or self.host
         return f"redis://:{self.backend_password}@{_netloc(host)}:{port or self.backend_port}/0"
+
+    def flower_url(self) -> str:
+        """Flower's address from the host (no login in it: browsers and clients send it apart)."""
+        return f"http://{_netloc(self.host)}:{self.flower_port}/"
+
+    def with_flower_login(self) -> Credentials:
+        """These credentials with a Flower login, generated unless they have one."""
+        import secrets
+
+        if self.flower_password:
+            return self
+        return replace(self, flower_user=f"tcel-{secrets.token_hex(3)}", flower_password=secrets.token_urlsafe(24))
 
     def on_host(self) -> dict[str, str]:
         """The seed's variables for a client on the host (what `tcel env` prints): secrets in full."""
@@ -72,6 +87,9 @@ def load(project: Project) -> Credentials | None:
         bind=values.get("TCEL_BIND", "127.0.0.1"),
         broker_port=int(values.get("TCEL_BROKER_PORT", 5672)),
         backend_port=int(values.get("TCEL_BACKEND_PORT", 6379)),
+        flower_user=values.get("TCEL_FLOWER_USER", ""),
+        flower_password=values.get("TCEL_FLOWER_PASSWORD", ""),
+        flower_port=int(values.get("TCEL_FLOWER_PORT", FLOWER_PORT)),
     )
 
 
@@ -99,6 +117,8 @@ def save(project: Project, credentials: Credentials, settings: dict[str, str] | 
         "TCEL_BIND": credentials.bind,
         "TCEL_BROKER_PORT": credentials.broker_port,
         "TCEL_BACKEND_PORT": credentials.backend_port,
+        **({"TCEL_FLOWER_USER": credentials.flower_user, "TCEL_FLOWER_PASSWORD": credentials.flower_password,
+            "TCEL_FLOWER_PORT": credentials.flower_port} if credentials.flower_password else {}),
         **{key: value for key, value in (settings or {}).items() if key in KEPT},
     }
     path = state_file(project)

@@ -30,9 +30,11 @@ LABEL_NUMBER = "io.tcel.number"
 LABEL_IMAGE = "io.tcel.image"
 LABEL_QUEUES = "io.tcel.queues"  # on workers: the queues they were started to consume ("" for Celery's default)
 WORKER_IMAGE_KIND = "worker"  # the value of LABEL_IMAGE on worker images
+FLOWER_IMAGE_KIND = "flower"  # ... and on Flower images
 LABEL_BROKER_IMAGE = "io.tcel.broker-image"  # on the broker's volume: what wrote its data
 LABEL_BROKER_VERSION = "io.tcel.rabbitmq-version"
 
-SERVICES = ("broker", "backend", "worker")
+SERVICES = ("broker", "backend", "worker", "flower")
 BROKER_PORT = 5672  # inside the stack's network
 BACKEND_PORT = 6379
+FLOWER_PORT = 5555

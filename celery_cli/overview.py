@@ -6,7 +6,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .credentials import state_file
 from .errors import ExitCode, NotRunning, TcelError
@@ -15,6 +15,9 @@ from .queues import QueueInfo, queues
 from .remote_control import Control, pool_size, worker_node
 from .result_store import BackendInfo, ResultStore, TaskRecord
 from .stack.base import ServiceStatus, Stack
+
+if TYPE_CHECKING:
+    from .credentials import Credentials
 
 PART_TIMEOUT = 0.5
 RECENT_TASKS = 10
@@ -92,7 +95,7 @@ def gather(stack: Stack) -> Overview:
 
     overview = Overview(stack.project.name)
     access = stack.endpoints()
-    with ThreadPoolExecutor(max_workers=5) as pool:
+    with ThreadPoolExecutor(max_workers=6) as pool:
         services = pool.submit(stack.status)
         parts: dict[str, Callable[[], Any]] = {}
         if access is None:
@@ -108,10 +111,13 @@ def gather(stack: Stack) -> Overview:
                 "workers": lambda: _workers(access.broker_url(), _worker_nodes(services)),
             }
         futures = {name: pool.submit(read) for name, read in parts.items()}
+        flower = pool.submit(_flower, access, services) if access is not None else None
         overview.services = _collect(services, "services", overview, [])
         for name, future in futures.items():
             setattr(overview, name, _collect(future, name, overview, getattr(overview, name)))
-    _readiness(overview)
+        if flower is not None:
+            _collect(flower, "flower", overview, None)
+    _readiness(overview, access)
     if "workers" not in overview.failures:
         # with late acks every message a worker holds, running or reserved, is unacknowledged
         for queue in overview.queues:
@@ -128,16 +134,28 @@ def _consumed(broker_url: str, nodes: tuple[list[str], list[str]] | None) -> lis
     return [QUEUE, *sorted(consumed - {QUEUE})]
 
 
-def _readiness(overview: Overview) -> None:
+def _flower(access: Credentials, services: Any) -> None:
+    """Flower (when the stack runs one) answers, takes its login and lists the answering workers."""
+    from .probes import probe_flower
+
+    if any(s.service == "flower" and s.state == "running" for s in services.result()):
+        probe_flower(access, [], PART_TIMEOUT)
+
+
+def _readiness(overview: Overview, access: Credentials | None) -> None:
     """Ready, from the parts just read: the broker took a login (queues), the backend an authenticated
     command (backend), a worker answered (workers). No second round of probes."""
     if "stack" in overview.failures:
         return  # no credentials: readiness stays unknown
     answering = {w.name for w in overview.workers if w.answering}
     for s in overview.services:
+        if s.service == "flower" and access is not None:
+            s.url = access.flower_url()
         if s.state != "running":
             continue
-        if s.service == "broker":
+        if s.service == "flower":
+            s.ready = "flower" not in overview.failures
+        elif s.service == "broker":
             s.ready = "queues" not in overview.failures
         elif s.service == "backend":
             s.ready = "backend" not in overview.failures

@@ -81,3 +81,51 @@ def probe_backend(credentials: Credentials, timeout: float = 1.0) -> None:
         raise unreachable("backend", where, exc) from None
     finally:
         client.close()
+
+
+class FlowerRefusedLogin(ServiceUnreachable):
+    """Flower answers but refuses the login the state file keeps."""
+
+
+def flower_get(credentials: Credentials, path: str, timeout: float = 1.0, login: bool = True) -> tuple[int, bytes]:
+    """GET a path of the stack's Flower from the host (with its basic-auth login unless told not to):
+    (status, body); a connection that fails raises OSError."""
+    import base64
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(credentials.flower_url().rstrip("/") + path)
+    if login:
+        token = base64.b64encode(f"{credentials.flower_user}:{credentials.flower_password}".encode()).decode()
+        request.add_header("Authorization", f"Basic {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as answer:
+            return answer.status, answer.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+
+
+def probe_flower(credentials: Credentials, workers: list[str], timeout: float = 1.0) -> None:
+    """Flower answers its /healthcheck, takes the login, and its /api/workers lists every worker in `workers`
+    (node names) as alive from their events, as its dashboard shows them; or raise saying what is missing."""
+    import json
+
+    where = credentials.flower_url()
+    try:
+        status, _ = flower_get(credentials, "/healthcheck", timeout, login=False)
+        if status != 200:
+            raise unreachable("Flower", where, f"/healthcheck answered {status}")
+        status, body = flower_get(credentials, "/api/workers?status=1", timeout)
+    except OSError as exc:
+        raise unreachable("Flower", where, exc) from None
+    if status == 401:
+        raise FlowerRefusedLogin(
+            f"Flower at {where} refuses user {credentials.flower_user!r}",
+            hint="it was made with another login: run 'tcel down', then 'tcel up --flower'",
+        )
+    if status != 200:
+        raise unreachable("Flower", where, f"/api/workers answered {status}")
+    alive = {name for name, up in json.loads(body).items() if up}
+    missing = sorted(set(workers) - alive)
+    if missing:
+        raise unreachable("Flower", where, f"it does not list {', '.join(missing)} yet")

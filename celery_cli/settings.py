@@ -20,6 +20,7 @@ DEFAULTS = {
     "TCEL_BIND": "127.0.0.1",
     "TCEL_BROKER_PORT": "5672",
     "TCEL_BACKEND_PORT": "6379",
+    "TCEL_FLOWER_PORT": "5555",
 }
 
 

@@ -42,9 +42,9 @@ def cell(value: Any) -> str:
 def services_table(project: str, services: list[ServiceStatus]) -> Table:
     return table(
         f"stack {project}",
-        ["service", "name", "state", "ready", "image", "ports", "uptime"],
+        ["service", "name", "state", "ready", "image", "ports (url)", "uptime"],
         [
-            [s.service, s.name, s.state, s.ready, s.image, ", ".join(s.ports) or None, duration(s.uptime)]
+            [s.service, s.name, s.state, s.ready, s.image, s.url or ", ".join(s.ports) or None, duration(s.uptime)]
             for s in services
         ],
     )

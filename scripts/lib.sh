@@ -112,6 +112,20 @@ ensure_compose() {
   docker compose version >/dev/null 2>&1 || die "docker compose does not run after installing /$plugin"
 }
 
+# Debian's chromium and its chromedriver: tests/integration/test_flower.py logs in to Flower with a real
+# browser. On Debian, as root, without them: apt-get install them from the machine's own mirror. Only
+# scripts/test needs them (scripts/demo does not install a browser).
+ensure_chromium() {
+  command -v chromium >/dev/null && command -v chromedriver >/dev/null && return
+  if [ "$(id -u)" != 0 ] || [ ! -f /etc/debian_version ]; then
+    say "chromium and chromedriver are missing: tests/integration/test_flower.py's browser test needs them"
+    return
+  fi
+  say "installing Debian's chromium and chromium-driver (headless browser for the Flower test)"
+  apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver >/dev/null \
+    || die "apt-get install chromium chromium-driver failed"
+}
+
 setup_all() {
   ensure_venv
   ensure_docker

@@ -23,7 +23,7 @@ def task_names(ctx: typer.Context, incomplete: str) -> list[str]:
 
 
 def services(ctx: typer.Context, incomplete: str) -> list[str]:
-    return [name for name in ["broker", "backend", "worker", *_workers(ctx)] if name.startswith(incomplete)]
+    return [name for name in ["broker", "backend", "worker", "flower", *_workers(ctx)] if name.startswith(incomplete)]
 
 
 def workers(ctx: typer.Context, incomplete: str) -> list[str]:

@@ -13,6 +13,7 @@ from .completion import services
 from .options import Json, Queues, ReadyTimeout, which_stack
 
 if TYPE_CHECKING:
+    from ..credentials import Credentials
     from ..stack.base import UpOptions, UpReport
 
 # The services are imported inside the commands, so that `tcel --help` loads none of them.
@@ -47,6 +48,12 @@ def up(
     python_image: Annotated[
         Optional[str], typer.Option(help="Base of the worker image [env TCEL_PYTHON_IMAGE; python:3.12-slim].")
     ] = None,
+    flower: Annotated[
+        bool, typer.Option("--flower", help="Also run Flower, the web monitor, behind a generated login (see 'tcel flower').")
+    ] = False,
+    flower_port: Annotated[
+        Optional[int], typer.Option(min=1, max=65535, help="Host port for Flower [env TCEL_FLOWER_PORT; 5555].")
+    ] = None,
     watch: Annotated[
         bool, typer.Option("--watch", help="Then stay in the foreground: a change to the worker's files reloads them.")
     ] = False,
@@ -61,12 +68,15 @@ def up(
     Credentials are generated on the first run and kept in ~/.local/state/tcel/<project>.env (owner-only).
     With --watch, every change to a file of the worker image (tasks.py, requirements.txt, the Dockerfile...)
     rebuilds it and replaces the workers one at a time; Ctrl-C stops watching and leaves the stack up.
+    With --flower, Flower runs beside them (its image built on the same Python base); a later 'tcel up'
+    without --flower leaves it running, 'tcel down' removes it.
     """
     from ..stack import open_stack
 
     out = Output(json)
     options = _options(target, bind, broker_port, backend_port, broker_image, backend_image, python_image,
-                       workers=workers, concurrency=concurrency, build=build, queues=_queues(queues))
+                       workers=workers, concurrency=concurrency, build=build, queues=_queues(queues),
+                       flower=flower, flower_port=flower_port)
     stack = open_stack(target.project)
     with out.status(f"bringing up stack {target.project.name}") as progress:
         report = stack.start(options, ready_timeout if wait else None, progress)
@@ -117,6 +127,7 @@ def _options(
     broker_image: str | None = None,
     backend_image: str | None = None,
     python_image: str | None = None,
+    flower_port: int | None = None,
     **rest: object,
 ) -> UpOptions:
     """Options as given, each falling back to env, then what the project's stack was last started with (so
@@ -140,12 +151,19 @@ def _options(
         bind=bind_setting(bind),
         broker_port=asked("TCEL_BROKER_PORT", broker_port),
         backend_port=asked("TCEL_BACKEND_PORT", backend_port),
+        flower_port=asked("TCEL_FLOWER_PORT", flower_port),
         broker_image=image("TCEL_BROKER_IMAGE", broker_image),
         backend_image=image("TCEL_BACKEND_IMAGE", backend_image),
         python_image=image("TCEL_PYTHON_IMAGE", python_image),
         concurrency=concurrency,
         **rest,
     )
+
+
+def _flower_line(access: Credentials) -> str:
+    from ..credentials import mask
+
+    return f"{access.flower_url()} (user {access.flower_user}, password {mask(access.flower_password)})"
 
 
 def _show(out: Output, target: Target, report: UpReport, headline: str, endpoints: bool = False) -> None:
@@ -164,6 +182,8 @@ def _show(out: Output, target: Target, report: UpReport, headline: str, endpoint
     if endpoints:
         out.info(f"  broker   {mask_url(report.credentials.broker_url())}")
         out.info(f"  backend  {mask_url(report.credentials.backend_url())}")
+        if report.flower:
+            out.info(f"  flower   {_flower_line(report.credentials)}")
         out.info(f"  secrets  {secrets}")
 
 
@@ -196,7 +216,8 @@ def logs(
     target: Target,
     service: Annotated[
         Optional[str],
-        typer.Argument(help="broker, backend, worker (all workers) or worker-N; default: all.", autocompletion=services),
+        typer.Argument(help="broker, backend, worker (all workers), worker-N or flower; default: all.",
+                       autocompletion=services),
     ] = None,
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new lines until Ctrl-C.")] = False,
     tail: Annotated[Optional[int], typer.Option(min=0, help="Only the last N lines of each container.")] = None,

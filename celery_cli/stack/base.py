@@ -28,6 +28,8 @@ class UpOptions:
     queues: tuple[str, ...] | None = None  # what workers consume (default: as running, else Celery's default queue)
     build: bool = False
     workers_only: bool = False  # `tcel scale`: never create or start the broker or backend
+    flower: bool = False  # add Flower; without it, a Flower that exists is kept as it is
+    flower_port: int | None = None  # as broker_port
 
 
 @dataclass
@@ -39,6 +41,7 @@ class UpReport:
     built: bool = False
     ready_after: float | None = None  # seconds until every service answered, when waited for
     notes: list[str] = field(default_factory=list)  # what the user should know, such as a port chosen
+    flower: bool = False  # the stack has a Flower service
 
     @property
     def changed(self) -> bool:
@@ -60,9 +63,18 @@ class UpReport:
             "ready_seconds": round(self.ready_after, 2) if self.ready_after is not None else None,
             "broker": {"host": c.host, "port": c.broker_port, "user": c.broker_user, "password": mask(c.broker_password)},
             "backend": {"host": c.host, "port": c.backend_port, "password": mask(c.backend_password)},
+            "flower": flower_dict(c) if self.flower else None,
             "credentials_file": credentials_file,
             "notes": self.notes,
         }
+
+
+def flower_dict(access: Credentials, show_password: bool = False) -> dict[str, Any]:
+    """Where Flower answers and its login, for --json; the password masked unless asked for."""
+    from ..credentials import mask
+
+    return {"url": access.flower_url(), "user": access.flower_user,
+            "password": access.flower_password if show_password else mask(access.flower_password)}
 
 
 @dataclass
@@ -99,6 +111,7 @@ class ServiceStatus:
     image: str
     ports: list[str]
     started_at: datetime | None
+    url: str | None = None  # where a web service (Flower) answers from the host
 
     @property
     def uptime(self) -> float | None:

@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import EngineUnreachable, PortInUse, TcelError
 from ..names import (
-    LABEL_IMAGE, LABEL_NUMBER, LABEL_PROJECT, LABEL_QUEUES, LABEL_SERVICE, SERVICES, WORKER_IMAGE_KIND,
+    FLOWER_IMAGE_KIND, LABEL_IMAGE, LABEL_NUMBER, LABEL_PROJECT, LABEL_QUEUES, LABEL_SERVICE, SERVICES,
+    WORKER_IMAGE_KIND,
 )
 from ..settings import Project
 from .specs import WORKER_WARM_STOP_SIGNAL, ServiceSpec, stop_timeout
@@ -188,13 +189,13 @@ def remove_volumes(client: docker.DockerClient, project: Project) -> list[str]:
     return [item.name for item in found]
 
 
-def remove_unused_worker_images(client: docker.DockerClient, image_ids: set[str]) -> None:
-    """Old worker images go once no container uses them; the engine refuses while one does."""
+def remove_unused_images(client: docker.DockerClient, image_ids: set[str]) -> None:
+    """Old worker and Flower images go once no container uses them; the engine refuses while one does."""
     import docker
 
     for image_id in image_ids:
         try:
-            if client.images.get(image_id).labels.get(LABEL_IMAGE) == WORKER_IMAGE_KIND:
+            if client.images.get(image_id).labels.get(LABEL_IMAGE) in (WORKER_IMAGE_KIND, FLOWER_IMAGE_KIND):
                 client.images.remove(image_id)
         except docker.errors.APIError:
             pass  # still used by a container, or already gone

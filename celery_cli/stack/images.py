@@ -1,4 +1,4 @@
-"""Getting the images a stack runs: pulling the broker's and backend's, building the worker's."""
+"""Getting the images a stack runs: pulling the broker's and backend's, building the worker's and Flower's."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from ..errors import ImageError
-from ..names import LABEL_IMAGE, WORKER_IMAGE_KIND
+from ..names import FLOWER_IMAGE_KIND, LABEL_IMAGE, WORKER_IMAGE_KIND
 from ..output import Progress
 from ..settings import Project
 
@@ -15,6 +15,8 @@ if TYPE_CHECKING:
     import docker
 
 OFFLINE_HINT = "check the name, or on a machine without a registry run scripts/offline-images"
+FLOWER_IMAGE_FILES = Path(__file__).parent / "flower_image"
+CONSTRAINTS = Path(__file__).parent.parent / "template" / "constraints.txt"
 
 
 def image_exists(client: docker.DockerClient, name: str) -> bool:
@@ -73,15 +75,22 @@ class BuildContext:
                 pass
         return cls(files)
 
-    def image_name(self, python_image: str) -> str:
-        """Name the worker image after what goes into it, so a changed tasks.py or Dockerfile means a new image
-        and projects with the same files share one."""
+    @classmethod
+    def flower(cls) -> BuildContext:
+        """The Flower image's context: its Dockerfile and flowerconfig.py, and tcel's own constraints.txt."""
+        files = {path.name: path for path in sorted(FLOWER_IMAGE_FILES.iterdir()) if path.is_file()}
+        files["constraints.txt"] = CONSTRAINTS
+        return cls({name: (path.read_bytes(), 0o644) for name, path in files.items()})
+
+    def image_name(self, python_image: str, repository: str = "tcel-worker") -> str:
+        """Name the image after what goes into it, so a changed tasks.py, Dockerfile or constraints.txt means a
+        new image and projects with the same files share one."""
         import hashlib
 
         digest = hashlib.sha256(python_image.encode())
         for relative, (content, _) in sorted(self.files.items()):
             digest.update(relative.encode() + b"\0" + content + b"\0")
-        return f"tcel-worker:{digest.hexdigest()[:12]}"
+        return f"{repository}:{digest.hexdigest()[:12]}"
 
     def tar(self) -> BinaryIO:
         import io
@@ -102,6 +111,19 @@ def worker_image_name(project: Project, python_image: str) -> str:
     return BuildContext.read(project.build_context).image_name(python_image)
 
 
+def flower_image_name(python_image: str) -> str:
+    """The Flower image tcel's files make on this Python base (see BuildContext.flower)."""
+    return BuildContext.flower().image_name(python_image, "tcel-flower")
+
+
+def build_flower_image(client: docker.DockerClient, tag: str, python_image: str, progress: Progress) -> None:
+    """Build the Flower image on the configured Python base, streaming the build's steps to `progress`."""
+    progress(f"building {tag} (Flower)")
+    _build(client, BuildContext.flower(), tag, python_image, FLOWER_IMAGE_KIND, "Flower image",
+           "check that the Python base image can install packages from PyPI, then run 'tcel up --flower' again",
+           progress)
+
+
 def build_worker_image(
     client: docker.DockerClient,
     project: Project,
@@ -112,29 +134,43 @@ def build_worker_image(
 ) -> None:
     """Build the worker image from the project's Dockerfile (from `files` when they were read already) with the
     engine's BuildKit, or its older builder when it has none, streaming the build's steps to `progress`."""
-    from . import buildkit
-
     context = project.build_context
     dockerfile = context / "Dockerfile"
-    hint = f"fix {dockerfile}, then run 'tcel up --build'"
     progress(f"building {tag} from {dockerfile}")
-    files = files or BuildContext.read(context)
+    _build(client, files or BuildContext.read(context), tag, python_image, WORKER_IMAGE_KIND, "worker image",
+           f"fix {dockerfile}, then run 'tcel up --build'", progress)
+
+
+def _build(
+    client: docker.DockerClient,
+    files: BuildContext,
+    tag: str,
+    python_image: str,
+    kind: str,
+    what: str,
+    hint: str,
+    progress: Progress,
+) -> None:
+    """Build `files` with the engine's BuildKit, or its older builder when it has none."""
+    from . import buildkit
+
     settings = {
         "tag": tag,
         "buildargs": {"PYTHON_IMAGE": python_image},
-        "labels": {LABEL_IMAGE: WORKER_IMAGE_KIND},
+        "labels": {LABEL_IMAGE: kind},
         "network_mode": "host",  # the only way a build reaches a package index on some engines
     }
     try:
-        buildkit.build(client, files.tar(), **settings, on_step=lambda step: progress(f"building worker image: {step}"))
+        buildkit.build(client, files.tar(), **settings, on_step=lambda step: progress(f"building {what}: {step}"))
     except buildkit.StepFailed as failed:
-        raise ImageError(f"building the worker image failed at '{failed.step}': {failed.detail}", hint=hint) from None
+        raise ImageError(f"building the {what} failed at '{failed.step}': {failed.detail}", hint=hint) from None
     except buildkit.Unavailable:
-        _build_with_older_builder(client, files, settings, hint, progress)
+        _build_with_older_builder(client, files, settings, what, hint, progress)
 
 
 def _build_with_older_builder(
-    client: docker.DockerClient, files: BuildContext, settings: dict[str, Any], hint: str, progress: Progress
+    client: docker.DockerClient, files: BuildContext, settings: dict[str, Any], what: str, hint: str,
+    progress: Progress,
 ) -> None:
     import docker
 
@@ -146,10 +182,10 @@ def _build_with_older_builder(
         for event in stream:
             if "error" in event:
                 detail = event["error"].strip().splitlines()[-1]
-                raise ImageError(f"building the worker image failed at '{last}': {detail}", hint=hint)
+                raise ImageError(f"building the {what} failed at '{last}': {detail}", hint=hint)
             text = event.get("stream", "").strip()
             if text:
                 last = text if text.startswith("Step ") else last
-                progress(f"building worker image: {text[:100]}")
+                progress(f"building {what}: {text[:100]}")
     except docker.errors.APIError as exc:
-        raise ImageError(f"building the worker image failed: {exc.explanation or exc}", hint=hint) from None
+        raise ImageError(f"building the {what} failed: {exc.explanation or exc}", hint=hint) from None

@@ -1,5 +1,6 @@
-"""Waiting until a stack works: the broker takes a login, the backend a PING, every worker a Celery ping;
-and failing at once, with the container's last log line, when a service exits meanwhile."""
+"""Waiting until a stack works: the broker takes a login, the backend a PING, every worker a Celery ping,
+Flower (when the stack has it) lists every worker; and failing at once, with the container's last log line,
+when a service exits meanwhile."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import TYPE_CHECKING
 from ..credentials import Credentials
 from ..errors import NotRunning, ServiceUnreachable, WaitTimeout
 from ..output import Progress
-from ..probes import BrokerRefusedLogin, probe_backend, probe_broker
+from ..probes import BrokerRefusedLogin, FlowerRefusedLogin, probe_backend, probe_broker, probe_flower
 from ..remote_control import Control, worker_node
 from ..settings import Project
 from . import engine
@@ -28,16 +29,20 @@ BROKER_TROUBLE = re.compile(
     r"Cannot connect to amqp|Connection to broker lost|ACCESS_REFUSED|INTERNAL_ERROR|PRECONDITION_FAILED|NOT_ALLOWED"
 )
 BROKER_GRACE = 3.0
+FLOWER_PROBE_INTERVAL = 0.25  # two HTTP requests each time: less often than the cheap probes
 
 
 def wait_ready(
     project: Project, containers: list[Container], access: Credentials, timeout: float, progress: Progress
 ) -> float:
-    """Wait until the broker takes a login, the backend a PING and every worker a ping; return seconds."""
+    """Wait until the broker takes a login, the backend a PING, every worker a ping and Flower (if the stack
+    has it) lists every worker; return seconds."""
     started = time.monotonic()
     deadline = started + timeout
     workers = {worker_node(engine.hostname_of(c)): c for c in containers if engine.service_of(c) == "worker"}
-    pending = {"broker", "backend", *workers}
+    with_flower = any(engine.service_of(c) == "flower" for c in containers)
+    pending = {"broker", "backend", *workers, *(["flower"] if with_flower else [])}
+    flower_probed, flower_missing = 0.0, ""
     last_check = 0.0
     broker_answered: float | None = None  # epoch seconds
     with Control(access.broker_url()) as control:
@@ -47,6 +52,11 @@ def wait_ready(
             if "broker" not in pending and pending & workers.keys():
                 broker_answered = broker_answered or time.time()
                 pending -= control.ping(sorted(pending & workers.keys()), PING_TIMEOUT)
+            if pending == {"flower"} and time.monotonic() - flower_probed > FLOWER_PROBE_INTERVAL:
+                flower_probed = time.monotonic()
+                flower_missing = _flower_missing(access, sorted(workers))
+                if not flower_missing:
+                    pending.discard("flower")
             if not pending:
                 return time.monotonic() - started
             if time.monotonic() - last_check > ALIVE_CHECK_INTERVAL:
@@ -58,7 +68,7 @@ def wait_ready(
             progress(f"waiting for {waiting}")
             if time.monotonic() > deadline:
                 raise WaitTimeout(
-                    f"{waiting} not ready after {timeout:.0f}s",
+                    f"{waiting} not ready after {timeout:.0f}s" + (f": {flower_missing}" if flower_missing else ""),
                     hint="see 'tcel status' and 'docker logs' of those containers, or raise --ready-timeout",
                 )
             time.sleep(0.05)
@@ -77,6 +87,17 @@ def _services_answering(access: Credentials, pending: set[str]) -> set[str]:
             except ServiceUnreachable:
                 pass
     return answering
+
+
+def _flower_missing(access: Credentials, workers: list[str]) -> str:
+    """Why Flower is not ready yet ("" when it is); a refused login is raised at once."""
+    try:
+        probe_flower(access, workers, PROBE_TIMEOUT)
+    except FlowerRefusedLogin:
+        raise
+    except ServiceUnreachable as exc:
+        return str(exc)
+    return ""
 
 
 def check_alive(project: Project, containers: Iterable[Container]) -> None:

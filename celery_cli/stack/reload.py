@@ -63,7 +63,7 @@ def replace_workers(
                     stopping.append(background.submit(engine.stop_warm_and_remove, old, grace))
             for stopped in stopping:
                 stopped.result()
-        engine.remove_unused_worker_images(client, old_images - {image_id})
+        engine.remove_unused_images(client, old_images - {image_id})
         report.replace_seconds = time.monotonic() - started
     return report
 
@@ -91,7 +91,7 @@ def _dropped_on_failure(client: docker.DockerClient, image_id: str, report: Relo
         yield
     except BaseException:
         if report.built and not report.replaced:
-            engine.remove_unused_worker_images(client, {image_id})
+            engine.remove_unused_images(client, {image_id})
         raise
 
 

@@ -6,7 +6,9 @@ import os
 from dataclasses import dataclass, field
 
 from ..credentials import Credentials
-from ..names import BACKEND_PORT, BROKER_PORT, LABEL_NUMBER, LABEL_QUEUES, LABEL_SERVICE, MAX_MESSAGE_SIZE
+from ..names import (
+    BACKEND_PORT, BROKER_PORT, FLOWER_PORT, LABEL_NUMBER, LABEL_QUEUES, LABEL_SERVICE, MAX_MESSAGE_SIZE,
+)
 from ..settings import Project
 from .base import UpOptions
 
@@ -96,6 +98,22 @@ def worker(number: int, options: UpOptions, credentials: Credentials, image: str
         stop_signal="SIGQUIT",
         stop_timeout=WORKER_STOP_TIMEOUT,
         queues=options.queues,
+    )
+
+
+def flower(credentials: Credentials, image: str) -> ServiceSpec:
+    """Flower, watching the stack's workers through the broker's events, behind a basic-auth login; the
+    secrets go in its environment, as the worker's do, never on its command line."""
+    return ServiceSpec(
+        "flower",
+        None,
+        image,
+        environment={
+            "CELERY_BROKER_URL": credentials.inside_network()["CELERY_BROKER_URL"],
+            "CELERY_RESULT_BACKEND": credentials.inside_network()["CELERY_RESULT_BACKEND_URL"],
+            "FLOWER_BASIC_AUTH": f"{credentials.flower_user}:{credentials.flower_password}",
+        },
+        ports={FLOWER_PORT: (credentials.bind, credentials.flower_port)},
     )
 
 

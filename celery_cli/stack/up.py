@@ -12,12 +12,14 @@ from typing import TYPE_CHECKING
 from .. import credentials as stored
 from ..credentials import Credentials
 from ..errors import NotRunning, PortInUse
-from ..names import BACKEND_PORT, BROKER_PORT
+from ..names import BACKEND_PORT, BROKER_PORT, FLOWER_PORT
 from ..output import Progress
 from ..settings import Project
 from . import data, engine, specs
 from .base import UpOptions, UpReport
-from .images import build_worker_image, ensure_pulled, image_exists, worker_image_name
+from .images import (
+    build_flower_image, build_worker_image, ensure_pulled, flower_image_name, image_exists, worker_image_name,
+)
 from .specs import ServiceSpec
 
 if TYPE_CHECKING:
@@ -40,12 +42,15 @@ class UpPlan:
     python_image: str
     build: bool
     extra_workers: list[Container]  # numbered above an asked worker count
+    flower_image: str | None = None  # when the stack has Flower
+    build_flower: bool = False
 
 
 def plan(client: docker.DockerClient, project: Project, options: UpOptions, existing: Existing) -> UpPlan:
     """Decide from the options and what exists; nothing is changed yet."""
     saved = stored.load(project)
-    access, notes = _addresses(project, options, existing, saved or stored.generate(), saved is not None)
+    with_flower = not options.workers_only and (options.flower or project.container("flower") in existing)
+    access, notes = _addresses(project, options, existing, saved or stored.generate(), saved is not None, with_flower)
     if options.workers_only:
         _require_running(project, existing, ("broker", "backend"))
     workers = [c for c in existing.values() if engine.service_of(c) == "worker"]
@@ -53,6 +58,9 @@ def plan(client: docker.DockerClient, project: Project, options: UpOptions, exis
     if options.queues is None and workers:  # workers keep their queues unless told otherwise
         options = replace(options, queues=engine.queues_of(workers[0]))
     worker_image = worker_image_name(project, options.python_image)
+    flower_image = flower_image_name(options.python_image) if with_flower else None
+    if with_flower:
+        access = access.with_flower_login()
     return UpPlan(
         credentials=access,
         settings={"TCEL_BROKER_IMAGE": options.broker_image, "TCEL_BACKEND_IMAGE": options.backend_image,
@@ -62,31 +70,38 @@ def plan(client: docker.DockerClient, project: Project, options: UpOptions, exis
             specs.broker(project, options, access),
             specs.backend(project, options, access),
             *(specs.worker(n, options, access, worker_image) for n in range(1, count + 1)),
+            *([specs.flower(access, flower_image)] if flower_image else []),
         ],
         worker_image=worker_image,
         worker_queues=options.queues,
         python_image=options.python_image,
         build=options.build or not image_exists(client, worker_image),
         extra_workers=[c for c in workers if engine.number_of(c) > count] if options.workers is not None else [],
+        flower_image=flower_image,
+        build_flower=flower_image is not None and not image_exists(client, flower_image),
     )
 
 
 def prepare(client: docker.DockerClient, project: Project, plan: UpPlan, existing: Existing, progress: Progress) -> None:
-    """Pull missing images, refuse taken ports, build the worker image: all before anything is made."""
+    """Pull missing images, refuse taken ports, build the worker and Flower images: all before anything is made."""
     for spec in plan.services:
-        if spec.service != "worker" and project.container(spec.service) not in existing:
+        if spec.service in ("broker", "backend") and project.container(spec.service) not in existing:
             ensure_pulled(client, spec.image, progress)
             if spec.service == "broker":
                 data.check_broker_volume(client, project, spec.image)
-    check_ports_free(project, existing, plan.credentials)
+    check_ports_free(project, existing, plan.credentials, with_flower=plan.flower_image is not None)
     if plan.build:
         build_worker_image(client, project, plan.worker_image, plan.python_image, progress)
+    if plan.build_flower and plan.flower_image:
+        build_flower_image(client, plan.flower_image, plan.python_image, progress)
 
 
 def apply(client: docker.DockerClient, project: Project, plan: UpPlan, existing: Existing, progress: Progress) -> UpReport:
     """Replace stale workers, make what is missing, start what is stopped, drop extra workers."""
-    report = UpReport(plan.credentials, built=plan.build, notes=plan.notes)
+    report = UpReport(plan.credentials, built=plan.build or plan.build_flower, notes=plan.notes,
+                      flower=plan.flower_image is not None)
     report.removed += _remove_stale_workers(client, existing, plan.worker_image, plan.worker_queues)
+    report.removed += _remove_stale_flower(client, existing, plan.flower_image)
     with Rollback() as undo:
         network, made = engine.network(client, project)
         if made:
@@ -147,13 +162,14 @@ class Rollback:
 
 
 def _addresses(
-    project: Project, options: UpOptions, existing: Existing, access: Credentials, saved: bool
+    project: Project, options: UpOptions, existing: Existing, access: Credentials, saved: bool, with_flower: bool
 ) -> tuple[Credentials, list[str]]:
-    """Where the broker and backend are published: a stack that exists keeps its address and ports; a port
-    the user asked for is used (a taken one is refused later); otherwise the project's kept port or the
-    default, and a free port when that one is taken, so a second project starts beside the first."""
+    """Where the broker, backend (and Flower) are published: a stack that exists keeps its address and ports;
+    a port the user asked for is used (a taken one is refused later); otherwise the project's kept port or
+    the default, and a free port when that one is taken, so a second project starts beside the first."""
     broker_ip, broker_bound = engine.binding(existing.get(project.container("broker")), BROKER_PORT)
     _, backend_bound = engine.binding(existing.get(project.container("backend")), BACKEND_PORT)
+    _, flower_bound = engine.binding(existing.get(project.container("flower")), FLOWER_PORT)
     bind = broker_ip or options.bind
     notes: list[str] = []
 
@@ -170,7 +186,11 @@ def _addresses(
     kept = (access.broker_port, access.backend_port) if saved else (BROKER_PORT, BACKEND_PORT)
     ports = (choose("broker", broker_bound, options.broker_port, kept[0]),
              choose("backend", backend_bound, options.backend_port, kept[1]))
-    return access.with_ports(bind, *ports), notes
+    access = access.with_ports(bind, *ports)
+    if with_flower:
+        kept_flower = access.flower_port if saved else FLOWER_PORT
+        access = replace(access, flower_port=choose("flower", flower_bound, options.flower_port, kept_flower))
+    return access, notes
 
 
 def _require_running(project: Project, existing: Existing, services: Iterable[str]) -> None:
@@ -190,13 +210,27 @@ def _remove_stale_workers(
     engine.stop_and_remove(stale)
     for c in stale:
         del existing[c.name]
-    engine.remove_unused_worker_images(client, {c.attrs["Image"] for c in stale} - {image_id})
+    engine.remove_unused_images(client, {c.attrs["Image"] for c in stale} - {image_id})
     return [c.name for c in stale]
 
 
-def check_ports_free(project: Project, existing: Existing, access: Credentials) -> None:
+def _remove_stale_flower(client: docker.DockerClient, existing: Existing, flower_image: str | None) -> list[str]:
+    """A Flower made from another image (new pins in constraints.txt, another Python base) is replaced."""
+    if flower_image is None:
+        return []
+    image_id = client.images.get(flower_image).id
+    stale = [c for c in existing.values() if engine.service_of(c) == "flower" and c.attrs["Image"] != image_id]
+    engine.stop_and_remove(stale)
+    for c in stale:
+        del existing[c.name]
+    engine.remove_unused_images(client, {c.attrs["Image"] for c in stale} - {image_id})
+    return [c.name for c in stale]
+
+
+def check_ports_free(project: Project, existing: Existing, access: Credentials, with_flower: bool = False) -> None:
     """Name the taken port before anything is made, rather than leave half a stack behind."""
-    for service, port in (("broker", access.broker_port), ("backend", access.backend_port)):
+    published = [("broker", access.broker_port), ("backend", access.backend_port)]
+    for service, port in published + ([("flower", access.flower_port)] if with_flower else []):
         container = existing.get(project.container(service))
         if container is not None and container.status == "running":
             continue

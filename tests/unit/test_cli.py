@@ -5,7 +5,7 @@ import pytest
 from tests.conftest import run_tcel
 
 
-COMMANDS = ["init", "up", "down", "logs", "scale", "env", "status", "watch", "call", "add", "tsum", "retry", "result",
+COMMANDS = ["init", "up", "down", "logs", "scale", "env", "status", "watch", "flower", "call", "add", "tsum", "retry", "result",
             "results", "revoke", "purge", "bench", "inspect", "control"]
 
 

@@ -1,0 +1,81 @@
+"""The pure parts of Flower as a service: its login in the state file, its spec, its image's name, masking."""
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from celery_cli import credentials
+from celery_cli.settings import resolve_project
+from celery_cli.stack import images, specs
+from celery_cli.stack.base import UpReport, flower_dict
+
+
+def test_flower_login_is_generated_once_and_kept_in_the_state_file(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    project = resolve_project(tmp_path, "demo")
+    plain = credentials.generate()
+    credentials.save(project, plain)
+    assert "TCEL_FLOWER" not in credentials.state_file(project).read_text()  # no Flower asked for: no login
+    assert credentials.load(project) == plain
+    with_login = plain.with_flower_login()
+    assert with_login.flower_user.startswith("tcel-") and len(with_login.flower_password) >= 24
+    assert with_login.with_flower_login() == with_login  # kept, never regenerated
+    assert plain.with_flower_login().flower_password != with_login.flower_password
+    credentials.save(project, dataclasses.replace(with_login, flower_port=15555))
+    text = credentials.state_file(project).read_text()
+    assert f"TCEL_FLOWER_USER={with_login.flower_user}\n" in text
+    assert f"TCEL_FLOWER_PASSWORD={with_login.flower_password}\n" in text
+    loaded = credentials.load(project)
+    assert loaded is not None and loaded.flower_port == 15555
+    assert loaded.flower_url() == "http://127.0.0.1:15555/"
+
+
+def test_flower_spec_reaches_the_stack_by_its_aliases_with_the_login_in_its_environment() -> None:
+    access = credentials.Credentials("tcel", "bpw", "rpw", bind="127.0.0.1", flower_user="tcel-ab12cd",
+                                     flower_password="fpw", flower_port=15555)
+    spec = specs.flower(access, "tcel-flower:abc")
+    assert (spec.service, spec.number, spec.key, spec.image) == ("flower", None, "flower", "tcel-flower:abc")
+    assert spec.environment == {
+        "CELERY_BROKER_URL": "amqp://tcel:bpw@broker:5672//",
+        "CELERY_RESULT_BACKEND": "redis://:rpw@backend:6379/0",
+        "FLOWER_BASIC_AUTH": "tcel-ab12cd:fpw",
+    }
+    assert spec.ports == {5555: ("127.0.0.1", 15555)}
+    assert spec.command is None  # the image's: no secret on a command line
+    assert spec.labels(resolve_project(Path("/tmp"), "demo"))["io.tcel.service"] == "flower"
+
+
+def test_up_report_and_flower_json_mask_the_password_unless_asked() -> None:
+    access = credentials.generate().with_flower_login()
+    shown = UpReport(access, flower=True).as_dict("demo", "/state/demo.env")["flower"]
+    assert shown["url"] == "http://127.0.0.1:5555/" and shown["user"] == access.flower_user
+    assert shown["password"] == credentials.mask(access.flower_password) != access.flower_password
+    assert UpReport(access).as_dict("demo", "/state/demo.env")["flower"] is None
+    assert flower_dict(access, show_password=True)["password"] == access.flower_password
+
+
+@pytest.mark.parametrize("changed", ["Dockerfile", "flowerconfig.py", "constraints.txt"])
+def test_flower_image_name_covers_every_file_that_goes_into_it(changed: str, monkeypatch) -> None:
+    context = images.BuildContext.flower()
+    assert set(context.files) == {"Dockerfile", "flowerconfig.py", "constraints.txt"}
+    assert b"flower==2.2." in context.files["constraints.txt"][0]
+    before = context.image_name("python:3.12-slim", "tcel-flower")
+    assert before.startswith("tcel-flower:")
+    assert context.image_name("python:3.13-slim", "tcel-flower") != before
+    content, mode = context.files[changed]
+    edited = images.BuildContext({**context.files, changed: (content + b"\n# changed\n", mode)})
+    assert edited.image_name("python:3.12-slim", "tcel-flower") != before
+
+
+def test_status_table_shows_flowers_url_in_place_of_its_ports() -> None:
+    from rich.console import Console
+
+    from celery_cli.stack.base import ServiceStatus
+    from celery_cli.tables import services_table
+
+    flower = ServiceStatus("flower", "tcel-demo-flower", "flower", "running", True, "tcel-flower:abc",
+                           ["127.0.0.1:5555->5555/tcp"], None, url="http://127.0.0.1:5555/")
+    console = Console(width=200, record=True)
+    console.print(services_table("demo", [flower]))
+    assert "http://127.0.0.1:5555/" in console.export_text()
