@@ -22,9 +22,20 @@ _QUEUE = re.compile(r"(?!amq\.)[A-Za-z0-9_.:@-]{1,200}")
 MAX_SECONDS = 10 * 365 * 86400.0  # a countdown or expiry of more than ten years is a typo
 
 
+# Python refuses to convert integers of more digits between text and int (sys.get_int_max_str_digits), and
+# the workers' JSON decoder with it: an integer argument can have at most this many.
+INT_DIGITS_MAX = 4300
+
+
 def parse_number(text: str) -> Number:
     """An int for integers of any size, a float for finite decimals; anything else is a usage error."""
     if _INTEGER.fullmatch(text):
+        digits = len(text.lstrip("+-"))
+        if digits > INT_DIGITS_MAX:
+            raise UsageError(
+                f"integer of {digits} digits: a task takes at most {INT_DIGITS_MAX}",
+                hint="Python's limit on converting integers to and from text, which the workers' JSON decoder applies",
+            )
         return int(text)
     if _DECIMAL.fullmatch(text):
         value = float(text)
@@ -71,7 +82,11 @@ def _json_prefix(value: Any, budget: int) -> str:
                 return text
             text += (", " if index else "") + json.dumps(str(key)) + ": " + _json_prefix(item, budget - len(text))
         return text + "}"
+    if isinstance(value, str):  # a long text is cut before it is rendered
+        return json.dumps(value[:budget])
     return json.dumps(value, default=repr)
+
+
 def parse_json_arg(text: str, raw_strings: bool = False) -> Any:
     """One positional argument of `call`: a JSON literal; with raw_strings, a word that is not JSON is a string."""
     try:
