@@ -65,13 +65,12 @@ def read_chunks(stream: IO[bytes], chunk_bytes: int = CHUNK_BYTES) -> Iterator[C
     nothing of a chunk is sent before all of it is known good); a bad word raises UsageError with its place."""
     carry = b""
     numbers, lines = 0, 0
-    while True:
-        block = stream.read(chunk_bytes)
-        if not block:
-            break
+    block = stream.read(chunk_bytes)
+    while block:
+        following = stream.read(chunk_bytes)  # read one block ahead, so that the last chunk takes all the rest
         data = carry + block if carry else block
         carry = b""
-        if not data[-1:].isspace():  # the last word may go on in the next block
+        if following and not data[-1:].isspace():  # the last word may go on in the next block
             carry = data.rsplit(None, 1)[-1]
             data = data[: len(data) - len(carry)]
             if len(carry) > MAX_WORD:
@@ -85,10 +84,7 @@ def read_chunks(stream: IO[bytes], chunk_bytes: int = CHUNK_BYTES) -> Iterator[C
         if chunk.numbers:
             numbers += chunk.numbers
             yield chunk
-    if carry:
-        chunk = _checked(carry, numbers, lines)
-        if chunk.numbers:
-            yield chunk
+        block = following
 
 
 def _checked(data: bytes, first: int, lines: int) -> Chunk:
@@ -263,4 +259,5 @@ def _abandon(endpoints: Endpoints, sent: list[str], in_flight: dict[str, Chunk])
         return f"{said}, and {len(in_flight)} in flight could not be revoked ({error.message})"
     if not nodes:
         return f"{said}, and no worker acknowledged revoking the {len(in_flight)} in flight"
-    return f"{said} and {len(in_flight)} in flight were revoked (acknowledged by {', '.join(sorted(nodes))})"
+    return (f"{said} and the {len(in_flight)} in flight were revoked (acknowledged by {', '.join(sorted(nodes))}): "
+            f"{', '.join(in_flight)}")

@@ -9,7 +9,7 @@ import math
 import re
 from collections.abc import Iterable
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import IO, Any
 
 from .errors import UsageError
 
@@ -49,11 +49,6 @@ def parse_number(text: str) -> Number:
 
 def parse_numbers(texts: Iterable[str]) -> list[Number]:
     return [parse_number(text) for text in texts]
-
-
-def split_words(stream: Iterable[str]) -> list[str]:
-    """The whitespace-separated words of a text stream such as stdin."""
-    return [word for line in stream for word in line.split()]
 
 
 SHOWN_LIMIT = 200
@@ -102,8 +97,22 @@ def parse_json_arg(text: str, raw_strings: bool = False) -> Any:
         ) from None
 
 
-def parse_json_args(texts: Iterable[str], raw_strings: bool = False) -> list[Any]:
-    return [parse_json_arg(text, raw_strings) for text in texts]
+def parse_json_args(texts: Iterable[str], raw_strings: bool = False, stdin: IO[str] | None = None) -> list[Any]:
+    """`call`'s positional arguments; one of them may be `-`: a JSON value read from `stdin` (an argument on
+    the command line can hold at most 128 KiB, stdin any size up to the broker's message limit)."""
+    texts = list(texts)
+    if texts.count("-") > 1:
+        raise UsageError("more than one argument is '-'", hint="stdin holds one JSON value: give '-' once")
+    return [_stdin_json(stdin) if text == "-" else parse_json_arg(text, raw_strings) for text in texts]
+
+
+def _stdin_json(stdin: IO[str] | None) -> Any:
+    text = stdin.read() if stdin is not None else ""
+    try:
+        return _strict_json(text)
+    except ValueError as exc:
+        raise UsageError(f"stdin is not one JSON value ({_reason(exc)})", hint="give the argument '-' a JSON value "
+                         "on stdin, such as [1, 2, 3]") from None
 
 
 def parse_kwargs(text: str | None) -> dict[str, Any]:

@@ -37,8 +37,8 @@ def call(
     ],
     args: Annotated[
         Optional[list[str]],
-        typer.Argument(metavar="[ARG]...", help="Positional arguments, each a JSON literal: 3, '\"text\"', '[1, 2]'.",
-                       show_default=False),
+        typer.Argument(metavar="[ARG]...", help="Positional arguments, each a JSON literal: 3, '\"text\"', '[1, 2]'; "
+                       "- reads one from stdin.", show_default=False),
     ] = None,
     kwargs: Annotated[Optional[str], typer.Option(metavar="JSON", help="Keyword arguments, a JSON object.")] = None,
     raw_strings: Annotated[
@@ -65,7 +65,8 @@ def call(
 ) -> None:
     """Send any task by name, its arguments as JSON: call tasks.tsum '[1, 2]' --wait.
 
-    Each ARG is a JSON literal (a word that is not JSON is refused, unless --raw-strings). A name no running
+    Each ARG is a JSON literal (a word that is not JSON is refused, unless --raw-strings); an ARG of - is a
+    JSON value read from stdin, for arguments too big for a command line. A name no running
     worker has registered is refused (exit 2) with the names they know, since Celery would drop it; --no-check
     sends it anyway.
     """
@@ -76,7 +77,7 @@ def call(
         raise UsageError(f"invalid task name {name!r}", hint="give the registered name, such as tasks.add")
     task = TaskCall(
         name,
-        parse_json_args(args or [], raw_strings),
+        parse_json_args(args or [], raw_strings, sys.stdin),
         parse_kwargs(kwargs),
         queue=parse_queue(queue),
         countdown=parse_seconds(countdown, "--countdown") if countdown is not None else None,
