@@ -25,16 +25,20 @@ def backend(stack):
     return redis.Redis(host=c.host, port=c.backend_port, password=c.backend_password, decode_responses=True)
 
 
-def queued_messages(stack) -> int:
+def broker_channel(stack, use) -> object:
     import amqp
 
     c = stack.connection
     connection = amqp.Connection(f"{c.host}:{c.broker_port}", userid=c.broker_user, password=c.broker_password)
     connection.connect()
     try:
-        return connection.channel().queue_declare("celery", passive=True).message_count
+        return use(connection.channel())
     finally:
         connection.close()
+
+
+def queued_messages(stack) -> int:
+    return broker_channel(stack, lambda channel: channel.queue_declare("celery", passive=True).message_count)
 
 
 def test_a_streamed_sum_is_summed_by_several_chunk_tasks_and_equals_pythons(stack) -> None:
@@ -141,3 +145,31 @@ def test_wait_reads_the_result_when_the_backend_drops_the_subscription(stack) ->
     out, err = waiting.communicate(timeout=60)
     assert waiting.returncode == 0, err
     assert out == "3\n"
+
+
+def test_wait_says_so_when_the_backend_drops_the_subscription_and_then_stops_answering(stack) -> None:
+    redis_client = backend(stack)
+    waiting = subprocess.Popen(  # to a queue no worker consumes: it waits as long as the test needs
+        [sys.executable, "-m", "celery_cli", "call", "tasks.add", "1", "2", "--queue", "tcel-test-nobody", "--no-check",
+         "--wait", "--project-name", stack.name],
+        cwd=stack.directory, env={**os.environ, **stack.env, "NO_COLOR": "1"},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    deadline = time.monotonic() + 30
+    while not redis_client.pubsub_channels("celery-task-meta-*") and time.monotonic() < deadline:
+        time.sleep(0.01)
+    backend_container = stack.engine.containers.get(f"tcel-{stack.name}-backend")
+    redis_client.client_kill_filter(_type="pubsub")
+    while redis_client.client_list(_type="pubsub") and time.monotonic() < deadline:  # Redis closes it a bit later
+        time.sleep(0.01)
+    time.sleep(0.5)  # tcel hears of it within 0.25 s
+    backend_container.pause()
+    try:
+        out, err = waiting.communicate(timeout=60)
+    finally:
+        backend_container.unpause()
+        broker_channel(stack, lambda channel: (channel.queue_delete("tcel-test-nobody"),
+                                               channel.exchange_delete("tcel-test-nobody")))
+    assert waiting.returncode == 4, err
+    assert "dropped tcel's subscription to the results" in err and "did not answer a read either" in err, err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
