@@ -23,7 +23,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING
 
 from .call import TaskCall
 from .endpoints import Endpoints
@@ -31,6 +31,9 @@ from .errors import ExitCode, TaskFailed, TcelError, UsageError, WaitTimeout
 from .publisher import Sender, new_task_id
 from .result_store import ResultStore
 from .task_args import INT_DIGITS_MAX, Number, parse_number
+
+if TYPE_CHECKING:
+    from .result_store import Follower
 
 CHUNK_BYTES = 1 << 20  # of input text per chunk task: about 130,000 numbers of `seq`, a message of ~1.1 MiB
 IN_FLIGHT = 8  # chunk tasks sent whose sums have not come back; the reader waits for one before reading on
@@ -218,7 +221,9 @@ def _read_ahead(chunks: Iterator[Chunk]) -> Iterator[Chunk]:
         yield chunk
 
 
-def _collect(follower: Any, in_flight: dict[str, Chunk], sums: dict[str, Number], timeout: float, tally: Tally) -> None:
+def _collect(
+    follower: Follower, in_flight: dict[str, Chunk], sums: dict[str, Number], timeout: float, tally: Tally
+) -> None:
     """Wait until at least one chunk in flight has its sum."""
     deadline = time.monotonic() + timeout
     ready = follower.next(deadline, lambda task_id, state: None)
@@ -231,7 +236,9 @@ def _collect(follower: Any, in_flight: dict[str, Chunk], sums: dict[str, Number]
         chunk = in_flight.pop(task_id)
         if meta.get("status") != "SUCCESS":
             result = meta.get("result") or {}
-            why = f"{result.get('exc_type', 'Error')}: {result.get('exc_message')}" if isinstance(result, dict) else result
+            message = result.get("exc_message") if isinstance(result, dict) else result
+            message = ", ".join(map(str, message)) if isinstance(message, (list, tuple)) else message
+            why = f"{result.get('exc_type', 'Error')}: {message}" if isinstance(result, dict) else message
             raise TaskFailed(
                 f"chunk task {task_id} ({CHUNK_TASK}, numbers {chunk.first + 1:,} to {chunk.first + chunk.numbers:,}) "
                 f"ended {meta.get('status')}: {why}",
