@@ -75,7 +75,15 @@ class Stack:
         return used
 
     def down(self) -> None:
+        """Remove the stack, its volumes, and the throw-away project's state (credentials, lock)."""
+        sys.path.insert(0, str(REPO))
+        from celery_cli.credentials import state_file
+        from celery_cli.settings import resolve_project
+
         subprocess.run([TCEL, "down", "--volumes"], cwd=self.directory, env=self.env, capture_output=True)
+        project = resolve_project(self.directory, self.name)
+        state_file(project).unlink(missing_ok=True)
+        (project.state_dir / f"{project.name}.lock").unlink(missing_ok=True)
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
