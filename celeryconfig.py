@@ -30,9 +30,13 @@ worker_prefetch_multiplier = 1
 result_backend_always_retry = True
 result_backend_max_retries = 10
 
-# Store STARTED, and the task's name, args and worker with its result, so `tcel result` can show them.
+# Store STARTED, so `tcel result` and `--wait` can show a task running.
 task_track_started = True
-result_extended = True
+# Not Celery's extended results: they copy the task's whole args and kwargs into the stored result and into
+# every state message published on its channel (a 5-million-number tsum made a 50 MB message, and Redis drops
+# a subscriber whose output buffer overruns). worker_hooks' index keeps the name, worker, queue and a bounded
+# view of the arguments instead, for any task a worker receives, whoever sent it.
+result_extended = False
 
 # Task events (received, started, succeeded...) from the first task on, for Flower (`tcel up --flower`) and
 # `celery events`: Flower would switch them on itself, but only every 5 s, so the tasks of a worker that just

@@ -80,6 +80,8 @@ def _json_prefix(value, budget):
                 return text
             text += (", " if index else "") + json.dumps(str(key)) + ": " + _json_prefix(item, budget - len(text))
         return text + "}"
+    if isinstance(value, str):  # a long text is cut before it is rendered
+        return json.dumps(value[:budget])
     return json.dumps(value, default=repr)
 
 

@@ -245,6 +245,16 @@ class Bench:
         self.row("edit loop, against Compose's sync+restart", tcel, samples["docker compose watch (sync+restart)"],
                  "docker compose watch, sync+restart action", None)
 
+    def stream_sum(self) -> None:
+        """`seq 1 10000000 | tcel tsum - --wait` with 2 worker containers against 1, on a stack of its own
+        (benchmarks/stream_sum.py; its samples, RSS and CPU go to benchmarks/results/stream_sum.json)."""
+        from stream_sum import measure
+
+        for c in measure(10_000_000, self.heavy_rounds, [10, 1])["configurations"]:
+            two, one = ([s["seconds"] for s in c["samples"][key]] for key in ("2_workers", "1_workers"))
+            self.row(f"tsum - of 10,000,000 numbers, 2 workers vs 1 ({c['concurrency']} processes each)", two, one,
+                     "1 worker container", 0.6)
+
     def cleanup(self) -> None:
         self.tcel("down", "--volumes", check=False)
         if (self.directory / "compose.env").exists():  # only the lifecycle comparison starts compose stacks
@@ -316,7 +326,7 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=2000, help="tasks per throughput round")
     parser.add_argument("--only", nargs="*", default=None,
                         help="startup lifecycle up_floor round_trip call_round_trip scaling throughput edit_loop "
-                             "(default: all)")
+                             "stream_sum (default: all)")
     parser.add_argument("--ports", type=int, nargs=2, default=(25672, 26379), metavar=("BROKER", "BACKEND"),
                         help="host ports of the benchmark's stack (docker-compose's use the next ones up)")
     args = parser.parse_args()
@@ -324,7 +334,8 @@ def main() -> None:
     steps = {"startup": bench.startup, "lifecycle": bench.lifecycle, "up_floor": bench.up_floor,
              "round_trip": bench.round_trip,
              "call_round_trip": bench.call_round_trip, "scaling": bench.scaling,
-             "throughput": lambda: bench.throughput(args.tasks), "edit_loop": bench.edit_loop}
+             "throughput": lambda: bench.throughput(args.tasks), "edit_loop": bench.edit_loop,
+             "stream_sum": bench.stream_sum}
     try:
         for name in args.only or steps:
             print(f"{name}:", file=sys.stderr)

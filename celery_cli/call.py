@@ -28,6 +28,7 @@ class TaskCall:
     expires: float | datetime | None = None  # seconds from sending, or a moment
     priority: int | None = None
     retry_of: str | None = None  # the task this one sends again
+    job: dict[str, Any] | None = None  # what a streamed sum's final task sums up, kept in the index with it
 
     def __post_init__(self) -> None:
         if self.countdown is not None and self.eta is not None:
@@ -105,7 +106,8 @@ def failure(record: TaskRecord) -> TaskFailed | None:
 def _index(store: ResultStore, task_id: str, call: TaskCall, sent: float) -> str | None:
     """Record the task as sent, so it shows as queued before a worker has it; a failure is only a warning."""
     try:
-        store.record_sent(task_id, call.name, call.args, call.kwargs, call.queue, sent, retry_of=call.retry_of)
+        store.record_sent(task_id, call.name, call.args, call.kwargs, call.queue, sent, retry_of=call.retry_of,
+                          job=call.job)
     except ServiceUnreachable as error:
         return f"task {task_id} was sent, but {error.message}"
     return None

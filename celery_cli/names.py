@@ -19,6 +19,8 @@ RESULT_KEY = "celery-task-meta-"
 # The index the worker's hooks keep: task ids by time, and a small hash per task.
 INDEX_KEY = "tcel:tasks"
 INFO_KEY = "tcel:task:"
+# The ids of a streamed sum's chunk tasks, a list under its final task's id (only tcel reads and writes it).
+JOB_KEY = "tcel:job:"
 INDEX_TTL = 86400  # Celery's default result_expires
 # The index keeps a task's exact args and kwargs (for `tcel retry`) when their JSON is at most this long.
 CALL_KEPT_MAX = 65536

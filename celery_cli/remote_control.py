@@ -125,8 +125,8 @@ class Control:
             answering = self.ping(sorted(answering), timeout=0.5)
         return set(names) - answering
 
-    def revoke(self, task_id: str, terminate: bool = False, timeout: float = 1.0) -> list[str]:
-        """Revoke a task on every worker; return the nodes that acknowledged it."""
+    def revoke(self, task_id: str | list[str], terminate: bool = False, timeout: float = 1.0) -> list[str]:
+        """Revoke a task (or several, in one message) on every worker; return the nodes that acknowledged it."""
         try:
             replies = self.app.control.revoke(
                 task_id, terminate=terminate, reply=True, timeout=timeout, connection=self.connection

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from .credentials import mask_url
 from .errors import NotFound, ServiceUnreachable, UsageError, WaitTimeout, start_or_check, unreachable
-from .names import CALL_KEPT_MAX, INDEX_KEY, INDEX_TTL, INFO_KEY
+from .names import CALL_KEPT_MAX, INDEX_KEY, INDEX_TTL, INFO_KEY, JOB_KEY
 from .names import RESULT_KEY as META_KEY
 from .task_args import shown
 
@@ -48,6 +48,7 @@ class TaskRecord:
     kwargs: str | None = None
     queue: str | None = None
     retry_of: str | None = None  # the task this one sent again (`tcel retry`)
+    job: dict[str, Any] | None = None  # a streamed sum's final task: numbers, chunks, and (looked up) chunk ids
 
     @property
     def runtime(self) -> float | None:
@@ -130,10 +131,11 @@ class ResultStore:
 
     def record_sent(
         self, task_id: str, name: str, args: list[Any], kwargs: dict[str, Any], queue: str, sent: float,
-        retry_of: str | None = None,
+        retry_of: str | None = None, job: dict[str, Any] | None = None,
     ) -> None:
         """Put a task tcel sent into the index, so it shows as queued before any worker has it, and keep what
-        `tcel retry` needs to send it again."""
+        `tcel retry` needs to send it again; for a streamed sum's final task, what the job was and its chunk
+        tasks' ids (a list of its own, read only when that one task is looked up)."""
         fields: dict[str, Any] = {"name": name, "args": shown(args), "queue": queue, "sent": sent}
         if kwargs:
             fields["kwargs"] = shown(kwargs)
@@ -142,11 +144,19 @@ class ResultStore:
             fields["call"] = call
         if retry_of:
             fields["retry_of"] = retry_of
+        chunk_ids = []
+        if job is not None:
+            chunk_ids = job.get("chunk_ids", [])
+            fields["job"] = json.dumps({key: value for key, value in job.items() if key != "chunk_ids"})
         with self._errors():
             pipe = self.client.pipeline(transaction=False)
             pipe.zadd(INDEX_KEY, {task_id: sent}, nx=True)
             pipe.hset(INFO_KEY + task_id, mapping=fields)
             pipe.expire(INFO_KEY + task_id, INDEX_TTL)
+            for start in range(0, len(chunk_ids), 1000):
+                pipe.rpush(JOB_KEY + task_id, *chunk_ids[start : start + 1000])
+            if chunk_ids:
+                pipe.expire(JOB_KEY + task_id, INDEX_TTL)
             pipe.execute()
 
     def stored_call(self, task_id: str) -> tuple[list[Any], dict[str, Any], str | None] | None:
@@ -194,13 +204,17 @@ class ResultStore:
         return ready
 
     def lookup(self, task_id: str) -> TaskRecord:
-        records = self._records([task_id])
-        if records[0] is None:
+        """One task, and for a streamed sum's final task the ids of its chunk tasks."""
+        record = self._records([task_id])[0]
+        if record is None:
             raise NotFound(
                 f"no task {task_id} in the backend at {mask_url(self.backend_url)}",
                 hint="it was never sent to this stack, or its result has expired",
             )
-        return records[0]
+        if record.job is not None:
+            with self._errors():
+                record.job["chunk_ids"] = self.client.lrange(JOB_KEY + task_id, 0, -1)
+        return record
 
     def recent(self, limit: int = 20, state: str | None = None) -> list[TaskRecord]:
         """The newest tasks first; with a state, the newest `limit` in that state (reads at most the index)."""
@@ -229,38 +243,148 @@ class ResultStore:
     @contextmanager
     def watch(self, task_id: str) -> Iterator[Callable[[float, Callable[[str], None]], TaskRecord]]:
         """Subscribe to the task's result channel (before it is sent); yield a function that waits for it."""
-        with self._errors():
-            pubsub = self.client.pubsub(ignore_subscribe_messages=True)
-            pubsub.subscribe(META_KEY + task_id)
+        with self.follower() as follower:
+            follower.follow(task_id)
 
-        def wait(timeout: float, on_state: Callable[[str], None]) -> TaskRecord:
-            deadline = time.monotonic() + timeout
-            state = "PENDING"
-            next_get = 0.0
-            with self._errors():
+            def wait(timeout: float, on_state: Callable[[str], None]) -> TaskRecord:
+                deadline = time.monotonic() + timeout
+                state = "PENDING"
                 while True:
-                    now = time.monotonic()
-                    if now >= next_get:  # covers a result stored before we subscribed
-                        meta = self.client.get(META_KEY + task_id)
-                        next_get = now + 1.0
-                    else:
-                        message = pubsub.get_message(timeout=min(0.25, max(0.0, deadline - now)))
-                        meta = message["data"] if message else None
-                    if meta:
-                        state = json.loads(meta).get("status", state)
-                        on_state(state)
+                    for meta in follower.next(deadline, lambda _, seen: on_state(seen)).values():
+                        state = meta.get("status", state)
                         if state in READY_STATES:
                             return self.lookup(task_id)
                     if time.monotonic() >= deadline:
+                        state = follower.states.get(task_id, state)
                         raise WaitTimeout(
                             f"task {task_id} is still {state} after {timeout:g}s",
                             hint=f"it goes on: see 'tcel result {task_id}' later",
                         )
 
-        try:
             yield wait
+
+    @contextmanager
+    def follower(self) -> Iterator[Follower]:
+        """A Follower on this backend, closed afterwards."""
+        with self._errors():
+            follower = Follower(self)
+        try:
+            yield follower
         finally:
-            pubsub.close()
+            follower.close()
+
+
+class Follower:
+    """Follows tasks until they are finished: subscribed to their result channels (Celery's Redis backend
+    publishes every state there, so a result shows as soon as it is stored), with a read of the stored results
+    every second for anything published before the subscription. When the backend drops the subscription
+    (Redis does so to a subscriber whose output buffer overruns, or on CLIENT KILL), it goes on by reading the
+    stored results several times a second: a dropped subscription alone is no reason to give up."""
+
+    READ_EVERY = 1.0
+    READ_EVERY_UNSUBSCRIBED = 0.1
+
+    def __init__(self, store: ResultStore) -> None:
+        self.store = store
+        self.pubsub = store.client.pubsub(ignore_subscribe_messages=True)
+        self.pubsub.ping()  # connects now: a backend that does not answer is refused before anything is sent
+        self.dropped: str | None = None  # why the backend dropped the subscription, once it has
+        self.states: dict[str, str] = {}  # every followed task not yet seen finished, and its last state
+        self._next_read = 0.0
+
+    def follow(self, task_id: str) -> None:
+        """Follow a task from now on (call it before the task is sent, so that no state is missed)."""
+        self.states[task_id] = "PENDING"
+        if self.dropped is None:
+            try:
+                self.pubsub.subscribe(META_KEY + task_id)
+            except self._dropping() as exc:
+                self._drop(exc)
+
+    def next(self, deadline: float, on_state: Callable[[str, str], None]) -> dict[str, dict[str, Any]]:
+        """Wait until a followed task is finished, or until `deadline` (time.monotonic()); return the stored
+        results of those finished ({} at the deadline). `on_state(task id, state)` hears every state seen."""
+        import redis
+
+        while True:
+            now = time.monotonic()
+            if now >= self._next_read:
+                self._next_read = now + (self.READ_EVERY if self.dropped is None else self.READ_EVERY_UNSUBSCRIBED)
+                metas = self._read()
+            elif self.dropped is None:
+                try:
+                    message = self.pubsub.get_message(timeout=min(0.25, max(0.0, min(deadline, self._next_read) - now)))
+                except self._dropping() as exc:
+                    self._drop(exc)
+                    continue
+                except redis.exceptions.RedisError as exc:
+                    raise unreachable("backend", mask_url(self.store.backend_url), exc,
+                                      hint=start_or_check("backend")) from None
+                metas = {}
+                if message and message.get("type") == "message":
+                    metas = {message["channel"][len(META_KEY):]: json.loads(message["data"])}
+            else:
+                time.sleep(max(0.0, min(deadline, self._next_read) - now))
+                metas = {}
+            ready = {}
+            for task_id, meta in metas.items():
+                if task_id not in self.states:
+                    continue
+                state = self.states[task_id] = meta.get("status", "PENDING")
+                on_state(task_id, state)
+                if state in READY_STATES:
+                    ready[task_id] = meta
+                    self._unfollow(task_id)
+            if ready or time.monotonic() >= deadline:
+                return ready
+
+    def _read(self) -> dict[str, dict[str, Any]]:
+        """The stored results of the followed tasks, read with one MGET."""
+        import redis
+
+        ids = list(self.states)
+        if not ids:
+            return {}
+        try:
+            raw = self.store.client.mget([META_KEY + task_id for task_id in ids])
+        except redis.exceptions.RedisError as exc:
+            if self.dropped is None:
+                raise unreachable("backend", mask_url(self.store.backend_url), exc,
+                                  hint=start_or_check("backend")) from None
+            raise ServiceUnreachable(
+                f"the backend at {mask_url(self.store.backend_url)} dropped tcel's subscription to the results "
+                f"({self.dropped}), and then did not answer a read either ({exc or type(exc).__name__})",
+                hint=start_or_check("backend"),
+            ) from None
+        return {task_id: json.loads(meta) for task_id, meta in zip(ids, raw) if meta}
+
+    def _unfollow(self, task_id: str) -> None:
+        del self.states[task_id]
+        if self.dropped is None:
+            try:
+                self.pubsub.unsubscribe(META_KEY + task_id)
+            except self._dropping() as exc:
+                self._drop(exc)
+
+    @staticmethod
+    def _dropping() -> tuple[type[Exception], ...]:
+        import redis
+
+        return (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+
+    def _drop(self, exc: Exception) -> None:
+        self.dropped = str(exc) or type(exc).__name__
+        self._next_read = 0.0  # read at once: whatever was published meanwhile is lost
+        try:
+            self.pubsub.close()
+        except Exception:  # noqa: BLE001 - the connection is already gone
+            pass
+
+    def close(self) -> None:
+        try:
+            self.pubsub.close()
+        except Exception:  # noqa: BLE001 - closing a broken connection
+            pass
 
 
 def _record(task_id: str, meta_json: str | None, info: dict[str, str]) -> TaskRecord | None:
@@ -291,6 +415,7 @@ def _record(task_id: str, meta_json: str | None, info: dict[str, str]) -> TaskRe
         kwargs=info.get("kwargs") or (shown(meta["kwargs"]) if meta.get("kwargs") else None),
         queue=info.get("queue") or meta.get("queue"),
         retry_of=info.get("retry_of"),
+        job=json.loads(info["job"]) if info.get("job") else None,
     )
 
 

@@ -80,8 +80,23 @@ def task_detail(record: TaskRecord) -> Table:
         ("started", when(record.started)),
         ("finished", when(record.finished)),
         ("runtime", seconds(record.runtime)),
+        *job_rows(record.job),
     ]
     return table(f"task {record.id}", ["field", "value"], [row for row in rows if row[1] is not None])
+
+
+def job_rows(job: dict[str, Any] | None) -> list[tuple[str, str]]:
+    """What a streamed sum's final task summed up: the numbers, the chunk tasks, and their ids (first and last
+    when there are many; `--json` lists all)."""
+    if job is None:
+        return []
+    ids = job.get("chunk_ids") or []
+    shown_ids = ", ".join(ids) if len(ids) <= 3 else f"{ids[0]}, ... {ids[-1]} ({len(ids)}; --json lists all)"
+    return [
+        ("summed", f"{job.get('numbers', 0):,} numbers from a stream, read and sent in "
+                   f"{job.get('read_seconds', 0):.1f}s"),
+        ("chunks", f"{job.get('chunks', 0):,} x {job.get('chunk_task', 'tasks.tsum_chunk')}: {shown_ids or '-'}"),
+    ]
 
 
 def bench_table(count: int, result: BenchResult) -> Table:

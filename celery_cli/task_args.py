@@ -9,7 +9,7 @@ import math
 import re
 from collections.abc import Iterable
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import IO, Any
 
 from .errors import UsageError
 
@@ -22,9 +22,20 @@ _QUEUE = re.compile(r"(?!amq\.)[A-Za-z0-9_.:@-]{1,200}")
 MAX_SECONDS = 10 * 365 * 86400.0  # a countdown or expiry of more than ten years is a typo
 
 
+# Python refuses to convert integers of more digits between text and int (sys.get_int_max_str_digits), and
+# the workers' JSON decoder with it: an integer argument can have at most this many.
+INT_DIGITS_MAX = 4300
+
+
 def parse_number(text: str) -> Number:
     """An int for integers of any size, a float for finite decimals; anything else is a usage error."""
     if _INTEGER.fullmatch(text):
+        digits = len(text.lstrip("+-"))
+        if digits > INT_DIGITS_MAX:
+            raise UsageError(
+                f"integer of {digits} digits: a task takes at most {INT_DIGITS_MAX}",
+                hint="Python's limit on converting integers to and from text, which the workers' JSON decoder applies",
+            )
         return int(text)
     if _DECIMAL.fullmatch(text):
         value = float(text)
@@ -38,11 +49,6 @@ def parse_number(text: str) -> Number:
 
 def parse_numbers(texts: Iterable[str]) -> list[Number]:
     return [parse_number(text) for text in texts]
-
-
-def split_words(stream: Iterable[str]) -> list[str]:
-    """The whitespace-separated words of a text stream such as stdin."""
-    return [word for line in stream for word in line.split()]
 
 
 SHOWN_LIMIT = 200
@@ -71,7 +77,11 @@ def _json_prefix(value: Any, budget: int) -> str:
                 return text
             text += (", " if index else "") + json.dumps(str(key)) + ": " + _json_prefix(item, budget - len(text))
         return text + "}"
+    if isinstance(value, str):  # a long text is cut before it is rendered
+        return json.dumps(value[:budget])
     return json.dumps(value, default=repr)
+
+
 def parse_json_arg(text: str, raw_strings: bool = False) -> Any:
     """One positional argument of `call`: a JSON literal; with raw_strings, a word that is not JSON is a string."""
     try:
@@ -87,8 +97,22 @@ def parse_json_arg(text: str, raw_strings: bool = False) -> Any:
         ) from None
 
 
-def parse_json_args(texts: Iterable[str], raw_strings: bool = False) -> list[Any]:
-    return [parse_json_arg(text, raw_strings) for text in texts]
+def parse_json_args(texts: Iterable[str], raw_strings: bool = False, stdin: IO[str] | None = None) -> list[Any]:
+    """`call`'s positional arguments; one of them may be `-`: a JSON value read from `stdin` (an argument on
+    the command line can hold at most 128 KiB, stdin any size up to the broker's message limit)."""
+    texts = list(texts)
+    if texts.count("-") > 1:
+        raise UsageError("more than one argument is '-'", hint="stdin holds one JSON value: give '-' once")
+    return [_stdin_json(stdin) if text == "-" else parse_json_arg(text, raw_strings) for text in texts]
+
+
+def _stdin_json(stdin: IO[str] | None) -> Any:
+    text = stdin.read() if stdin is not None else ""
+    try:
+        return _strict_json(text)
+    except ValueError as exc:
+        raise UsageError(f"stdin is not one JSON value ({_reason(exc)})", hint="give the argument '-' a JSON value "
+                         "on stdin, such as [1, 2, 3]") from None
 
 
 def parse_kwargs(text: str | None) -> dict[str, Any]:

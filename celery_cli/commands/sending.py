@@ -16,7 +16,10 @@ from .completion import task_names
 from .options import Json, Quiet, TaskTimeout, Wait, which_stack
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from ..call import TaskCall
+    from ..stream_sum import Chunk
 
 NUMBERS_CONTEXT = {"ignore_unknown_options": True}  # so that -3 is a number, not an option
 NoCheck = Annotated[
@@ -34,8 +37,8 @@ def call(
     ],
     args: Annotated[
         Optional[list[str]],
-        typer.Argument(metavar="[ARG]...", help="Positional arguments, each a JSON literal: 3, '\"text\"', '[1, 2]'.",
-                       show_default=False),
+        typer.Argument(metavar="[ARG]...", help="Positional arguments, each a JSON literal: 3, '\"text\"', '[1, 2]'; "
+                       "- reads one from stdin.", show_default=False),
     ] = None,
     kwargs: Annotated[Optional[str], typer.Option(metavar="JSON", help="Keyword arguments, a JSON object.")] = None,
     raw_strings: Annotated[
@@ -62,7 +65,8 @@ def call(
 ) -> None:
     """Send any task by name, its arguments as JSON: call tasks.tsum '[1, 2]' --wait.
 
-    Each ARG is a JSON literal (a word that is not JSON is refused, unless --raw-strings). A name no running
+    Each ARG is a JSON literal (a word that is not JSON is refused, unless --raw-strings); an ARG of - is a
+    JSON value read from stdin, for arguments too big for a command line. A name no running
     worker has registered is refused (exit 2) with the names they know, since Celery would drop it; --no-check
     sends it anyway.
     """
@@ -73,7 +77,7 @@ def call(
         raise UsageError(f"invalid task name {name!r}", hint="give the registered name, such as tasks.add")
     task = TaskCall(
         name,
-        parse_json_args(args or [], raw_strings),
+        parse_json_args(args or [], raw_strings, sys.stdin),
         parse_kwargs(kwargs),
         queue=parse_queue(queue),
         countdown=parse_seconds(countdown, "--countdown") if countdown is not None else None,
@@ -116,15 +120,58 @@ def tsum(
 ) -> None:
     """Send tasks.tsum(NUMBERS): it returns their sum.
 
-    'seq 1 100000 | tcel tsum -' reads whitespace-separated numbers from stdin.
-    The same as "tcel call tasks.tsum '[NUMBERS]' --no-check".
+    'seq 1 10000000 | tcel tsum -' reads whitespace-separated numbers from stdin as a stream: past one chunk
+    (1 MiB of text) the workers sum it chunk by chunk while it is read (tasks.tsum_chunk, 8 at most in flight),
+    then one tsum over their sums, whose id is printed; --timeout also bounds each wait for a chunk. A smaller
+    input is one task, the same as "tcel call tasks.tsum '[NUMBERS]' --no-check".
     """
     from ..call import TaskCall
-    from ..task_args import parse_numbers, split_words
+    from ..task_args import parse_numbers
 
-    words = split_words(sys.stdin) if numbers == ["-"] else numbers
-    task = TaskCall("tasks.tsum", [parse_numbers(words)])
-    send(target, task, Output(json), wait=wait, timeout=timeout, quiet=quiet)
+    out = Output(json)
+    if numbers != ["-"]:
+        task = TaskCall("tasks.tsum", [parse_numbers(numbers)])
+    else:
+        from itertools import chain, islice
+
+        from ..stream_sum import numbers_of, read_chunks
+
+        chunks = read_chunks(sys.stdin.buffer)
+        head = list(islice(chunks, 2))  # both checked before anything is sent
+        if len(head) < 2:
+            task = TaskCall("tasks.tsum", [numbers_of(head[0]) if head else []])
+        else:
+            task = streamed(target, chain(head, chunks), out, timeout, quiet)
+    send(target, task, out, wait=wait, timeout=timeout, quiet=quiet)
+
+
+def streamed(target: Target, chunks: Iterator[Chunk], out: Output, timeout: float, quiet: bool) -> TaskCall:
+    """Sum a stream chunk by chunk on the workers, with a progress line; return the final tsum's call."""
+    from ..stream_sum import CHUNK_TASK, sum_stream
+    from ..task_registry import check as check_registered
+    from ..workers import known_workers
+
+    where = target.endpoints(backend_required=True)  # the chunks' sums come back through the backend
+    try:
+        warning = check_registered(where.broker_url, CHUNK_TASK, QUEUE, lambda: known_workers(target))
+    except UsageError as error:
+        raise UsageError(
+            f"{error.message}: a streamed input of more than one chunk (1 MiB) is summed by {CHUNK_TASK} on the "
+            "workers, and nothing was sent",
+            hint="start workers whose tasks.py has it ('tcel up'; 'tcel init' writes one), or give a smaller input",
+        ) from None
+    if warning:
+        out.warn(warning)
+    with out.status("tsum -: reading") as progress:
+        task = sum_stream(where, chunks, timeout, lambda tally: progress(
+            f"tsum -: {tally.numbers_read:,} numbers read, {tally.chunks_done:,}/{tally.chunks_sent:,} chunks summed, "
+            f"{tally.rate:,.0f} numbers/s"
+        ))
+    if not quiet and not out.json_mode:
+        job = task.job or {}
+        out.info(f"{job.get('numbers', 0):,} numbers read in {job.get('read_seconds', 0):.1f}s and summed by "
+                 f"{job.get('chunks', 0):,} chunk tasks; sending the sum of their sums")
+    return task
 
 
 @which_stack("broker", "backend")
@@ -172,7 +219,8 @@ def send(
         if submitted.warning:
             out.warn(submitted.warning)
         if out.json_mode:
-            out.data({"id": task_id, "task": task.name, "state": "SENT", "queue": task.queue, "retry_of": task.retry_of})
+            sent = {"id": task_id, "task": task.name, "state": "SENT", "queue": task.queue, "retry_of": task.retry_of}
+            out.data({**sent, "job": task.job} if task.job else sent)
             return
         out.line(task_id)
         if not quiet and where.backend_url is not None:

@@ -171,8 +171,8 @@ def test_a_message_over_the_brokers_limit_is_refused_before_sending(stack) -> No
     )
     assert b"16777216" in limit.output, "tcel writes the limit into the broker's configuration"
     before = index_size(stack)
-    huge = " ".join([str(10**40)] * 450_000)  # about 18.5 MB of JSON
-    result = stack.tcel("tsum", "-", input=huge)
+    huge = json.dumps([10**40] * 450_000)  # about 18.5 MB of JSON (`tsum -` would stream it in chunks)
+    result = stack.tcel("call", "tasks.tsum", "-", "--no-check", input=huge)
     assert result.code == 2, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "over the broker's limit of 16 MiB" in lines[0] and "MiB" in lines[0]

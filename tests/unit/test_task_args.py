@@ -1,7 +1,7 @@
 import pytest
 
 from celery_cli.errors import ExitCode, UsageError
-from celery_cli.task_args import parse_number, split_words
+from celery_cli.task_args import parse_number
 
 
 @pytest.mark.parametrize(
@@ -27,5 +27,7 @@ def test_a_mistyped_option_is_called_an_option() -> None:
         parse_number("--wiat")
 
 
-def test_stdin_words_split_on_any_whitespace() -> None:
-    assert split_words(["1 2\n", "\t3\n", "\n"]) == ["1", "2", "3"]
+def test_an_integer_past_pythons_digit_limit_is_a_usage_error_not_a_traceback() -> None:
+    assert parse_number("9" * 4300) == 10**4300 - 1
+    with pytest.raises(UsageError, match="integer of 4301 digits: a task takes at most 4300"):
+        parse_number("-" + "9" * 4301)
