@@ -1,5 +1,5 @@
-"""Measuring throughput (`tcel bench`): send N tasks over one connection, collect every result in batches,
-report rates and latency."""
+"""Measuring throughput (`tcel bench`): send N tasks over one connection in a window of publisher confirms,
+collect every result in batches, report rates and latency."""
 
 from __future__ import annotations
 
@@ -48,13 +48,16 @@ def run(
     name = f"tasks.{task}"
     store = ResultStore(endpoints.backend_url, timeout=10)
     sent_at: dict[str, float] = {}
+
+    def confirmed(task_id: str, at: float) -> None:
+        sent_at[task_id] = at
+        if len(sent_at) % 500 == 0:
+            progress(0, count)
+
+    calls = ((TaskCall(name, task_args(task, size, n)), new_task_id()) for n in range(count))
     started = time.time()
     with Sender(endpoints) as sender:
-        for n in range(count):
-            task_id = new_task_id()
-            sent_at[task_id] = sender.send(TaskCall(name, task_args(task, size, n)), task_id)
-            if n % 100 == 0:
-                progress(0, count)
+        sender.send_many(calls, confirmed)
     sent = time.time()
     finished = _collect(store, list(sent_at), started + timeout, progress)
     done = time.time()
