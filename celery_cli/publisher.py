@@ -296,7 +296,7 @@ class Sender:
         unsettled = confirms.unconfirmed
         if confirmed + len(confirms.refused) + len(unsettled) == 0 and not refused:
             return self._not_sent(name if unsent in (None, 1) else f"{unsent} x {name}", exc)
-        if confirmed == 0 and len(confirms.refused) + len(unsettled) == 1 and not unsent:  # one task
+        if confirmed == 0 and len(confirms.refused) + len(unsettled) == 1 and unsent == 0:  # one task
             task_id = (confirms.refused or unsettled)[0]
             if confirms.refused or refused:
                 return TcelError(f"the broker at {where} refused {name} {task_id}: {cause}; it is not queued")
