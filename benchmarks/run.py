@@ -92,6 +92,10 @@ class Bench:
         """A row with an absolute target: tcel's own time on top of a floor measured in the same runs, or (with
         `at_least`) a rate that must reach the target, the floor shown beside it."""
         a, b = statistics.median(tcel), statistics.median(floor)
+        if at_least:
+            print(f"  {what}: {a:.0f}/s ({floor_name} {b:.0f}/s; target >= {target}/s)", file=sys.stderr)
+        else:
+            print(f"  {what}: {a:.3f}s on top of {floor_name} {b:.3f}s (target <= {target}s)", file=sys.stderr)
         self.rows.append({
             "what": what, "tcel": round(a, 4), "baseline": floor_name, "baseline_value": round(b, 4),
             "unit": "/s" if at_least else "s", "ratio": None, "target": target, "at_least": at_least,
@@ -99,7 +103,6 @@ class Bench:
             "samples_tcel": [round(x, 4) for x in tcel], "samples_baseline": [round(x, 4) for x in floor],
             "load_average": os.getloadavg(),
         })
-        print(f"  {what}: {a:.3f}s on top of {floor_name} {b:.3f}s (target <= {target}s)", file=sys.stderr)
 
     def tcel(self, *args: str, check: bool = True) -> str:
         return run([TCEL, *args], env=self.tcel_env, cwd=self.directory, check=check)
@@ -240,10 +243,14 @@ class Bench:
 
     def throughput(self, count: int) -> None:
         """`tcel bench` against a plain Celery script (completed/s), and tcel's send rate against the broker's
-        own publish-with-confirms ceiling (benchmarks/kombu_ceiling.py, the best of its windows, with and
-        without TCP_CORK), the three in an order that rotates each round."""
+        own publish-with-confirms ceiling (benchmarks/kombu_ceiling.py: the best of its windows, with and
+        without TCP_CORK), measured twice: into a durable queue of its own that nobody consumes (the broker
+        alone), and into the workers' `celery` queue while they consume (the conditions tcel's sends meet: on
+        2 cores the workers take CPU from the publisher and the broker). The four run in an order that rotates
+        each round."""
         c = credentials.load(resolve_project(self.directory, self.name))
-        plain, completed, sent, ceiling = [], [], [], []
+        plain, completed, sent, ceiling, consumed_ceiling = [], [], [], [], []
+        ceiling_script = [sys.executable, str(REPO / "benchmarks" / "kombu_ceiling.py"), c.broker_url(), str(count)]
 
         def tcel_bench() -> None:
             result = json.loads(self.tcel("bench", "-n", str(count), "--json"))
@@ -256,17 +263,23 @@ class Bench:
             plain.append(json.loads(out)["completed_per_second"])
 
         def broker_ceiling() -> None:
-            out = run([sys.executable, str(REPO / "benchmarks" / "kombu_ceiling.py"), c.broker_url(), str(count)])
-            ceiling.append(json.loads(out)["per_second"])
+            ceiling.append(json.loads(run(ceiling_script))["per_second"])
 
-        steps = [tcel_bench, plain_celery, broker_ceiling]
+        def ceiling_while_consumed() -> None:
+            out = run([*ceiling_script, "--queue", "celery", "--windows", "1000"])
+            consumed_ceiling.append(json.loads(out)["per_second"])
+
+        steps = [tcel_bench, plain_celery, broker_ceiling, ceiling_while_consumed]
         for n in range(self.heavy_rounds):
-            for action in steps[n % 3:] + steps[: n % 3]:
+            for action in steps[n % 4:] + steps[: n % 4]:
                 action()
         self.row(f"bench {count} x tsum, completed/s (ratio = plain / tcel)", completed, plain,
                  "plain Celery script (apply_async loop, then get)", 1.25, unit="/s")
         self.row(f"bench {count} x tsum, sent/s (confirmed) against the broker's ceiling (ratio = tcel / ceiling)",
-                 sent, ceiling, "py-amqp publisher, windowed confirms, durable queue, persistent messages", 0.6,
+                 sent, ceiling, "py-amqp, windowed confirms, durable queue, persistent, no consumer", 0.6,
+                 unit="/s", at_least=True)
+        self.row(f"bench {count} x tsum, sent/s against the ceiling into the consumed queue", sent,
+                 consumed_ceiling, "the same publisher into `celery` while the workers consume", 0.6,
                  unit="/s", at_least=True)
         self.floor_row(f"bench {count} x tsum, sent/s (confirmed)", sent, ceiling, "the ceiling", 5000, at_least=True)
 

@@ -5,6 +5,10 @@ Celery's own `send_task` would do the same, but importing Celery costs about 100
 message is what `celery.app.amqp.AMQP.as_task_v2` builds, published the way Celery 5 publishes to a queue
 (declared durable, bound to a direct exchange of its name; sent through the default exchange with the queue's
 name as routing key), so any Celery worker runs it and any Celery client reads its result.
+
+Many tasks go out in a window of publisher confirms (`Sender.send_many`): messages are written ahead of their
+confirms and the confirms read as they come, each task reported sent once the broker acked it. Celery and
+kombu with `confirm_publish` wait for each confirm before the next publish.
 """
 
 from __future__ import annotations
@@ -195,8 +199,10 @@ class Sender:
     def _message(self, call: TaskCall, task_id: str) -> tuple[amqp.Message, float, int]:
         import amqp
 
-        body = json.dumps([call.args, call.kwargs, {"callbacks": None, "errbacks": None, "chain": None, "chord": None}])
-        size = len(body.encode())
+        body = json.dumps(
+            [call.args, call.kwargs, {"callbacks": None, "errbacks": None, "chain": None, "chord": None}]
+        ).encode()
+        size = len(body)
         check_size(call.name, size)
         sent = time.time()
         properties: dict[str, Any] = {"priority": call.priority} if call.priority is not None else {}
@@ -325,9 +331,11 @@ class Sender:
         )
 
     def _headers(self, call: TaskCall, task_id: str, sent: float) -> dict[str, Any]:
-        now = datetime.fromtimestamp(sent, timezone.utc)
-        eta = now + timedelta(seconds=call.countdown) if call.countdown else call.eta
-        expires = now + timedelta(seconds=call.expires) if isinstance(call.expires, (int, float)) else call.expires
+        def later(seconds: float) -> datetime:
+            return datetime.fromtimestamp(sent, timezone.utc) + timedelta(seconds=seconds)
+
+        eta = later(call.countdown) if call.countdown else call.eta
+        expires = later(call.expires) if isinstance(call.expires, (int, float)) else call.expires
         return {
             "lang": "py",
             "task": call.name,
