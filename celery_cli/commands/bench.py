@@ -49,11 +49,11 @@ def bench(
     from ..throughput import run
 
     out = Output(json)
-    where = target.endpoints()
     if workers is not None:
         _by_workers(out, target, _counts(workers), rounds, ready_timeout,
                     lambda endpoints: run(endpoints, count, task.value, size, timeout, lambda *_: None, window))
         return
+    where = target.endpoints()
     with out.progress(f"{count} x tasks.{task.value}") as progress:
         result = run(where, count, task.value, size, timeout, progress, window)
     if json:
