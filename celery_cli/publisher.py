@@ -238,9 +238,14 @@ class Sender:
         raise AssertionError("unreachable")
 
     def _make_room(self, size: int, on_sent: Callable[[str, float], None]) -> None:
-        """Wait for confirms until one more message of `size` bytes fits in the window."""
+        """When one more message of `size` bytes does not fit in the window, wait for confirms until it is half
+        empty: the next messages then go out as one corked burst, not one segment and one wait each."""
         confirms = self._confirms
-        while confirms.pending and (len(confirms.pending) >= self.window or confirms.bytes + size > self.window_bytes):
+        if len(confirms.pending) < self.window and confirms.bytes + size <= self.window_bytes:
+            return
+        while confirms.pending and (
+            len(confirms.pending) > self.window // 2 or confirms.bytes + size > self.window_bytes // 2
+        ):
             self._wait_for_confirms(on_sent)
 
     def _wait_for_confirms(self, on_sent: Callable[[str, float], None]) -> None:
