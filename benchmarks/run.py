@@ -283,6 +283,28 @@ class Bench:
                  unit="/s", at_least=True)
         self.floor_row(f"bench {count} x tsum, sent/s (confirmed)", sent, ceiling, "the ceiling", 5000, at_least=True)
 
+    def publisher(self, count: int) -> None:
+        """tcel's publisher alone against the ceiling, both into a durable queue of their own that nobody
+        consumes (benchmarks/tcel_publisher.py and kombu_ceiling.py), alternated: the publisher's own cost,
+        without the workers' share of the CPU that `tcel bench` pays."""
+        c = credentials.load(resolve_project(self.directory, self.name))
+        ours, ceiling = [], []
+
+        def tcel_publisher() -> None:
+            out = run([sys.executable, str(REPO / "benchmarks" / "tcel_publisher.py"), c.broker_url(), str(count)])
+            ours.append(json.loads(out)["per_second"])
+
+        def broker_ceiling() -> None:
+            out = run([sys.executable, str(REPO / "benchmarks" / "kombu_ceiling.py"), c.broker_url(), str(count)])
+            ceiling.append(json.loads(out)["per_second"])
+
+        for n in range(self.rounds):
+            for action in (tcel_publisher, broker_ceiling) if n % 2 == 0 else (broker_ceiling, tcel_publisher):
+                action()
+        self.row(f"tcel's publisher alone, {count} tasks, confirmed/s (ratio = tcel / ceiling)", ours, ceiling,
+                 "py-amqp, windowed confirms, durable queue, persistent, no consumer", 0.6, unit="/s",
+                 at_least=True)
+
     def workers(self, count: int) -> None:
         """`tcel bench --workers 1,2,4`: completed/s and latency per worker count, the order alternating each
         round; a failed run is reported as failed (and fails this step), never as a fast one."""
@@ -393,7 +415,7 @@ def main() -> None:
     parser.add_argument("--heavy-rounds", type=int, default=3, help="rounds of up/down and throughput")
     parser.add_argument("--tasks", type=int, default=2000, help="tasks per throughput round")
     parser.add_argument("--only", nargs="*", default=None,
-                        help="startup lifecycle up_floor round_trip call_round_trip scaling throughput workers "
+                        help="startup lifecycle up_floor round_trip call_round_trip scaling throughput publisher workers "
                              "edit_loop (default: all)")
     parser.add_argument("--ports", type=int, nargs=2, default=(25672, 26379), metavar=("BROKER", "BACKEND"),
                         help="host ports of the benchmark's stack (Compose's use the next ones up)")
@@ -402,15 +424,16 @@ def main() -> None:
     steps = {"startup": bench.startup, "lifecycle": bench.lifecycle, "up_floor": bench.up_floor,
              "round_trip": bench.round_trip,
              "call_round_trip": bench.call_round_trip, "scaling": bench.scaling,
-             "throughput": lambda: bench.throughput(args.tasks), "workers": lambda: bench.workers(args.tasks),
+             "throughput": lambda: bench.throughput(args.tasks), "publisher": lambda: bench.publisher(args.tasks),
+             "workers": lambda: bench.workers(args.tasks),
              "edit_loop": bench.edit_loop}
     chosen = args.only or list(steps)
     failed = {}
     try:
         for name in chosen:
             print(f"{name}:", file=sys.stderr)
-            if name in ("scaling", "throughput", "workers") and "round_trip" not in chosen:
-                bench.tcel("up")
+            if name in ("scaling", "throughput", "publisher", "workers"):
+                bench.tcel("up")  # a no-op when the stack runs
             try:
                 steps[name]()
             except SystemExit as exc:  # a failing step is recorded as failed, and the others still run
