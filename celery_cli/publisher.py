@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 
 CONNECT_TIMEOUT = 2.0
 CONFIRM_TIMEOUT = 5.0  # a broker that blocks publishers (memory or disk alarm) must not hang the CLI
+CLOSE_TIMEOUT = 1.0
 RETRY_DELAYS = (0.2, 0.5)  # Celery retries a publish for a long time by default; a CLI answers within seconds
 ARGSREPR_MAX = 1024
 WINDOW = 1000  # messages written before their confirms come back; past this, wait for some
@@ -148,15 +149,17 @@ class Sender:
         self.send_many([(call, task_id)], lambda _, at: sent.append(at))
         return sent[0]
 
-    def send_many(self, tasks: Iterable[tuple[TaskCall, str]], on_sent: Callable[[str, float], None]) -> int:
+    def send_many(
+        self, tasks: Iterable[tuple[TaskCall, str]], on_sent: Callable[[str, float], None], total: int | None = None
+    ) -> int:
         """Publish every (call, task id) in a window, calling `on_sent(task id, sent at)` as the broker confirms
         each; return how many were sent. `tasks` is read lazily, so a generator's memory stays bounded by the
-        window. Ends early with one error naming how many were confirmed, refused, left unsettled and not sent
-        (NotAllSent when there were several)."""
+        window (give its length as `total` when known). Ends early with one error naming how many were
+        confirmed, refused, left unsettled and not sent (NotAllSent when there were several)."""
         import amqp
 
         confirmed = written = 0
-        total = len(tasks) if isinstance(tasks, Sized) else None
+        total = len(tasks) if isinstance(tasks, Sized) else total
 
         def sent(task_id: str, at: float) -> None:
             nonlocal confirmed
@@ -302,7 +305,10 @@ class Sender:
         import amqp
 
         confirms, where = self._confirms, mask_url(self.endpoints.broker_url)
-        cause = str(exc or type(exc).__name__) if exc is not None else "the broker refused it"
+        if exc is None:
+            cause = "the broker refused it"
+        else:  # py-amqp's own text leads with a class and method id pair: its reply text says it plainly
+            cause = getattr(exc, "reply_text", None) or str(exc) or type(exc).__name__
         refused = exc is None or isinstance(exc, amqp.exceptions.PreconditionFailed)
         unsettled = confirms.unconfirmed
         if confirmed + len(confirms.refused) + len(unsettled) == 0 and not refused:
@@ -435,6 +441,8 @@ class Sender:
     def close(self) -> None:
         if self._connection is not None:
             try:
+                if self._connection.transport is not None:  # a broker that blocks publishers never answers a close
+                    self._connection.transport.sock.settimeout(CLOSE_TIMEOUT)
                 self._connection.close()
             except Exception:  # noqa: BLE001 - a connection already broken needs no goodbye
                 self._connection.collect()

@@ -64,7 +64,7 @@ def run(
     calls = ((TaskCall(name, task_args(task, size, n)), new_task_id()) for n in range(count))
     started = time.time()
     with Sender(endpoints, window=window) as sender:
-        sender.send_many(calls, confirmed)
+        sender.send_many(calls, confirmed, total=count)
         sent = time.time()  # the last confirm
     first = min(sent_at.values())  # sent/s runs from the first publish, as the broker's ceiling is measured
     finished = _collect(store, list(sent_at), started + timeout, progress)
