@@ -70,28 +70,39 @@ class Bench:
         self.tcel_env = {**self.ports, "TCEL_PROJECT_NAME": self.name}
 
     def row(self, what: str, tcel: list[float], other: list[float], baseline: str, target: float | None,
-            unit: str = "s") -> None:
-        """One comparison; a target of None: reported, not aimed at."""
+            unit: str = "s", at_least: bool = False) -> None:
+        """One comparison; a target of None: reported, not aimed at. For times the ratio is tcel / baseline
+        and the target a ceiling; for rates (unit "/s") it is baseline / tcel, unless `at_least`: then tcel /
+        baseline, and the target a floor (tcel sends at least 0.6 x the broker's ceiling)."""
         a, b = statistics.median(tcel), statistics.median(other)
-        ratio = a / b if unit == "s" else b / a  # for rates, higher is better: ratio is baseline / tcel
+        ratio = a / b if unit == "s" or at_least else b / a
+        met = None if target is None else ratio >= target if at_least else ratio <= target
         self.rows.append({
             "what": what, "tcel": round(a, 4), "baseline": baseline, "baseline_value": round(b, 4), "unit": unit,
-            "ratio": round(ratio, 3), "target": target, "met": None if target is None else ratio <= target,
-            "rounds": len(tcel),
+            "ratio": round(ratio, 3), "target": target, "at_least": at_least, "met": met, "rounds": len(tcel),
             "samples_tcel": [round(x, 4) for x in tcel], "samples_baseline": [round(x, 4) for x in other],
+            "load_average": os.getloadavg(),
         })
-        print(f"  {what}: tcel {a:.3f}{unit} vs {b:.3f}{unit} -> {ratio:.2f} (target <= {target})", file=sys.stderr)
+        print(f"  {what}: tcel {a:.3f}{unit} vs {b:.3f}{unit} -> {ratio:.2f} (target {'>=' if at_least else '<='} "
+              f"{target})", file=sys.stderr)
         print(f"    samples: tcel {[round(x, 2) for x in tcel]}, baseline {[round(x, 2) for x in other]}", file=sys.stderr)
 
-    def floor_row(self, what: str, tcel: list[float], floor: list[float], floor_name: str, target: float) -> None:
-        """A row with an absolute target: tcel's own time on top of a floor measured in the same runs."""
+    def floor_row(self, what: str, tcel: list[float], floor: list[float], floor_name: str, target: float,
+                  at_least: bool = False) -> None:
+        """A row with an absolute target: tcel's own time on top of a floor measured in the same runs, or (with
+        `at_least`) a rate that must reach the target, the floor shown beside it."""
         a, b = statistics.median(tcel), statistics.median(floor)
+        if at_least:
+            print(f"  {what}: {a:.0f}/s ({floor_name} {b:.0f}/s; target >= {target}/s)", file=sys.stderr)
+        else:
+            print(f"  {what}: {a:.3f}s on top of {floor_name} {b:.3f}s (target <= {target}s)", file=sys.stderr)
         self.rows.append({
-            "what": what, "tcel": round(a, 4), "baseline": floor_name, "baseline_value": round(b, 4), "unit": "s",
-            "ratio": None, "target": target, "met": a <= target, "rounds": len(tcel),
+            "what": what, "tcel": round(a, 4), "baseline": floor_name, "baseline_value": round(b, 4),
+            "unit": "/s" if at_least else "s", "ratio": None, "target": target, "at_least": at_least,
+            "met": a >= target if at_least else a <= target, "rounds": len(tcel),
             "samples_tcel": [round(x, 4) for x in tcel], "samples_baseline": [round(x, 4) for x in floor],
+            "load_average": os.getloadavg(),
         })
-        print(f"  {what}: {a:.3f}s on top of {floor_name} {b:.3f}s (target <= {target}s)", file=sys.stderr)
 
     def tcel(self, *args: str, check: bool = True) -> str:
         return run([TCEL, *args], env=self.tcel_env, cwd=self.directory, check=check)
@@ -106,20 +117,19 @@ class Bench:
 
     def compose(self, *args: str) -> str:
         env_file = self.directory / "compose.env"
-        return run(["docker-compose", "-p", self.compose_name, "--env-file", str(env_file), *args])
+        return run(["docker", "compose", "-p", self.compose_name, "--env-file", str(env_file), *args])
 
     def compose_up_and_ping(self) -> None:
-        self.compose("up", "-d")
+        """Compose v2 at its best: `up --wait` (the compose file's cheap 2 s healthchecks), then one Python
+        process pinging the worker at tcel's own interval until it answers."""
+        self.compose("up", "-d", "--wait")
         c = self.compose_connection
         env = {"CELERY_BROKER_URL": c.broker_url(), "CELERY_RESULT_BACKEND_URL": c.backend_url()}
-        deadline = time.monotonic() + 180
-        while subprocess.run([CELERY, "-A", "tasks", "inspect", "ping", "-d", "celery@worker-1", "--timeout", "1"],
-                             cwd=REPO, env={**os.environ, **env}, capture_output=True).returncode != 0:
-            if time.monotonic() > deadline:
-                raise SystemExit("the compose stack's worker never answered a ping")
+        run([sys.executable, str(REPO / "benchmarks" / "celery_client.py"), "ping", "celery@worker-1"], env=env)
 
     def lifecycle(self) -> None:
-        """tcel up / down against docker-compose up -d + a `celery inspect ping` loop / docker-compose down."""
+        """tcel up / down against `docker compose up --wait` + a ping loop / `docker compose down`, the compose
+        file stopping each service with the same signal and grace as tcel."""
         self.tcel("up")  # creates volumes, builds the worker image; not timed
         self.tcel("down")
         c = credentials.load(resolve_project(self.directory, self.name))
@@ -146,8 +156,8 @@ class Bench:
                     up_times.append(timed(self.compose_up_and_ping))
                     down_times.append(timed(lambda: self.compose("down")))
         self.row("up from down (images present) until workers answer a ping", ups, compose_ups,
-                 "docker-compose up -d + celery inspect ping loop", 0.6)
-        self.row("down", downs, compose_downs, "docker-compose down", 0.3)
+                 "docker compose up --wait + ping loop (one process, tcel's interval)", 0.6)
+        self.row("down", downs, compose_downs, "docker compose down (same stop signals and grace)", 0.3)
         self.compose("down", "-v")
 
     def up_floor(self) -> None:
@@ -176,11 +186,17 @@ class Bench:
             task_id = run([CELERY, "-A", "tasks", "call", "tasks.tsum", "--args", "[[1, 2, 3]]"], env=env).strip()
             assert run([CELERY, "-A", "tasks", "result", task_id], env=env).strip() == "6"
 
+        def send_task_get() -> None:
+            out = run([sys.executable, str(REPO / "benchmarks" / "celery_client.py"), "tsum"], env=env)
+            assert out.strip() == "6"
+
         def tcel_tsum() -> None:
             assert self.tcel("tsum", "1", "2", "3", "--wait").strip() == "6"
 
         a, b = alternate(self.rounds * 2, tcel_tsum, celery_call_and_result)
-        self.row("tsum 1 2 3 --wait, end to end", a, b, "celery call + celery result", 0.5)
+        self.row("tsum 1 2 3 --wait, end to end", a, b, "celery call + celery result (two processes)", 0.5)
+        a, b = alternate(self.rounds * 2, tcel_tsum, send_task_get)
+        self.row("tsum 1 2 3 --wait, end to end", a, b, "one Python process: send_task(...).get()", 0.5)
 
     def call_round_trip(self) -> None:
         """`tcel call` (JSON arguments, the registered-name check from its cache) against its preset `tsum`."""
@@ -197,42 +213,110 @@ class Bench:
         self.row("call tasks.tsum '[1,2,3]' --wait vs tsum 1 2 3 --wait", a, b, "tcel tsum 1 2 3 --wait", 1.2)
 
     def scaling(self) -> None:
-        """`tcel results` and `tcel status` with 1,000 and then 100,000 stored results."""
+        """`tcel results` and `tcel status` with 100,000 stored results against 1,000, alternated: the stack's
+        backend holds one size in its database 0 (which tcel reads) and the other in database 3, and SWAPDB
+        exchanges them between runs. A run that fails (a non-zero exit) fails the benchmark: it never counts
+        as a fast run."""
         import redis
 
         c = credentials.load(resolve_project(self.directory, self.name))
-        client = redis.Redis(host=c.host, port=c.backend_port, password=c.backend_password)
-        times: dict[tuple[str, int], list[float]] = {}
-        stored = 0
-        for target in (1_000, 100_000):
-            stored = fill(client, stored, target)
-            for command in ("results", "status"):
-                times[(command, target)] = [timed(lambda: self.tcel(command, check=False))
-                                            for _ in range(self.rounds * 2)]
+        clients = [redis.Redis(host=c.host, port=c.backend_port, password=c.backend_password, db=db) for db in (0, 3)]
+        for client, size in zip(clients, (1_000, 100_000)):
+            client.flushdb()
+            fill(client, 0, size)
+        shown = 1_000  # the size in database 0
+
+        def at(size: int, command: str) -> Callable[[], object]:
+            def measured() -> object:
+                nonlocal shown
+                if shown != size:
+                    clients[0].swapdb(0, 3)
+                    shown = size
+                return self.tcel(command)
+            return measured
+
         for command in ("results", "status"):
-            self.row(f"tcel {command} at 100,000 stored results vs at 1,000", times[(command, 100_000)],
-                     times[(command, 1_000)], f"tcel {command} at 1,000", 1.5)
+            big, small = alternate(self.rounds * 2, at(100_000, command), at(1_000, command))
+            self.row(f"tcel {command} at 100,000 stored results vs at 1,000", big, small,
+                     f"tcel {command} at 1,000", 1.5)
+        clients[1].flushdb()
 
     def throughput(self, count: int) -> None:
+        """`tcel bench` against a plain Celery script (completed/s), and tcel's send rate against the broker's
+        own publish-with-confirms ceiling (benchmarks/kombu_ceiling.py: the best of its windows, with and
+        without TCP_CORK), measured twice: into a durable queue of its own that nobody consumes (the broker
+        alone), and into the workers' `celery` queue while they consume (the conditions tcel's sends meet: on
+        2 cores the workers take CPU from the publisher and the broker). The four run in an order that rotates
+        each round."""
         c = credentials.load(resolve_project(self.directory, self.name))
-        plain, ours, ceiling = [], [], []
+        plain, completed, sent, ceiling, consumed_ceiling = [], [], [], [], []
+        ceiling_script = [sys.executable, str(REPO / "benchmarks" / "kombu_ceiling.py"), c.broker_url(), str(count)]
+
+        def tcel_bench() -> None:
+            result = json.loads(self.tcel("bench", "-n", str(count), "--json"))
+            completed.append(result["completed_per_second"])
+            sent.append(result["sent_per_second"])
+
+        def plain_celery() -> None:
+            out = run([sys.executable, str(REPO / "benchmarks" / "plain_celery.py"), c.broker_url(),
+                       c.backend_url(), str(count), "10"])
+            plain.append(json.loads(out)["completed_per_second"])
+
+        def broker_ceiling() -> None:
+            ceiling.append(json.loads(run(ceiling_script))["per_second"])
+
+        def ceiling_while_consumed() -> None:
+            out = run([*ceiling_script, "--queue", "celery", "--windows", "1000"])
+            consumed_ceiling.append(json.loads(out)["per_second"])
+
+        steps = [tcel_bench, plain_celery, broker_ceiling, ceiling_while_consumed]
         for n in range(self.heavy_rounds):
-            def tcel_bench() -> None:
-                ours.append(json.loads(self.tcel("bench", "-n", str(count), "--json"))["completed_per_second"])
-
-            def plain_celery() -> None:
-                out = run([sys.executable, str(REPO / "benchmarks" / "plain_celery.py"), c.broker_url(),
-                           c.backend_url(), str(count), "10"])
-                plain.append(json.loads(out)["completed_per_second"])
-
-            for action in (tcel_bench, plain_celery) if n % 2 == 0 else (plain_celery, tcel_bench):
+            for action in steps[n % 4:] + steps[: n % 4]:
                 action()
+        self.row(f"bench {count} x tsum, completed/s (ratio = plain / tcel)", completed, plain,
+                 "plain Celery script (apply_async loop, then get)", 1.25, unit="/s")
+        self.row(f"bench {count} x tsum, sent/s (confirmed) against the broker's ceiling (ratio = tcel / ceiling)",
+                 sent, ceiling, "py-amqp, windowed confirms, durable queue, persistent, no consumer", 0.6,
+                 unit="/s", at_least=True)
+        self.row(f"bench {count} x tsum, sent/s against the ceiling into the consumed queue", sent,
+                 consumed_ceiling, "the same publisher into `celery` while the workers consume", 0.6,
+                 unit="/s", at_least=True)
+        self.floor_row(f"bench {count} x tsum, sent/s (confirmed)", sent, ceiling, "the ceiling", 5000, at_least=True)
+
+    def publisher(self, count: int) -> None:
+        """tcel's publisher alone against the ceiling, both into a durable queue of their own that nobody
+        consumes (benchmarks/tcel_publisher.py and kombu_ceiling.py), alternated: the publisher's own cost,
+        without the workers' share of the CPU that `tcel bench` pays."""
+        c = credentials.load(resolve_project(self.directory, self.name))
+        ours, ceiling = [], []
+
+        def tcel_publisher() -> None:
+            out = run([sys.executable, str(REPO / "benchmarks" / "tcel_publisher.py"), c.broker_url(), str(count)])
+            ours.append(json.loads(out)["per_second"])
+
+        def broker_ceiling() -> None:
             out = run([sys.executable, str(REPO / "benchmarks" / "kombu_ceiling.py"), c.broker_url(), str(count)])
             ceiling.append(json.loads(out)["per_second"])
-        self.row(f"bench {count} x tsum, completed/s (ratio = plain / tcel)", ours, plain,
-                 "plain Celery script (apply_async loop, then get)", 1.25, unit="/s")
-        self.rows[-1]["kombu_ceiling_per_second"] = round(statistics.median(ceiling), 1)
-        print(f"  kombu alone, publish + consume: {statistics.median(ceiling):.0f}/s", file=sys.stderr)
+
+        for n in range(self.rounds):
+            for action in (tcel_publisher, broker_ceiling) if n % 2 == 0 else (broker_ceiling, tcel_publisher):
+                action()
+        self.row(f"tcel's publisher alone, {count} tasks, confirmed/s (ratio = tcel / ceiling)", ours, ceiling,
+                 "py-amqp, windowed confirms, durable queue, persistent, no consumer", 0.6, unit="/s",
+                 at_least=True)
+
+    def workers(self, count: int) -> None:
+        """`tcel bench --workers 1,2,4`: completed/s and latency per worker count, the order alternating each
+        round; a failed run is reported as failed (and fails this step), never as a fast one."""
+        done = subprocess.run([TCEL, "bench", "--workers", "1,2,4", "--rounds", str(self.heavy_rounds), "-n",
+                               str(count), "--json"], cwd=self.directory, env={**os.environ, **self.tcel_env},
+                              capture_output=True, text=True)
+        result = json.loads(done.stdout) if done.stdout.strip() else {"summary": [], "runs": []}
+        self.scaling_rows = result
+        for row in result["summary"]:
+            print(f"  {row}", file=sys.stderr)
+        if done.returncode != 0:
+            raise SystemExit(f"tcel bench --workers failed (exit {done.returncode}): {done.stderr[-500:]}")
 
     def edit_loop(self) -> None:
         """From saving tasks.py to the first task served by the new code (benchmarks/edit_loop.py)."""
@@ -258,7 +342,7 @@ class Bench:
     def cleanup(self) -> None:
         self.tcel("down", "--volumes", check=False)
         if (self.directory / "compose.env").exists():  # only the lifecycle comparison starts compose stacks
-            run(["docker-compose", "-p", self.compose_name, "--env-file", str(self.directory / "compose.env"),
+            run(["docker", "compose", "-p", self.compose_name, "--env-file", str(self.directory / "compose.env"),
                  "down", "-v"], check=False)
         shutil.rmtree(self.directory, ignore_errors=True)
 
@@ -310,12 +394,28 @@ def table(rows: list[dict]) -> str:
     for r in rows:
         ratio = f"{r['ratio']:.2f}" if r["ratio"] is not None else "-"
         met = "-" if r["target"] is None else "yes" if r["met"] else "no"
+        sign = "≥" if r.get("at_least") else "≤"
         if r["target"] is None:
             target = "-"
+        elif r["ratio"] is not None:
+            target = f"{sign} {r['target']}"
         else:
-            target = f"≤ {r['target']}" if r["ratio"] is not None else f"≤ {r['target']}{r['unit']} on top"
+            target = f"{sign} {r['target']}{r['unit']}" + ("" if r.get("at_least") else " on top")
         lines.append(f"| {r['what']} | {r['tcel']:.3f}{r['unit']} | {r['baseline']} | {r['baseline_value']:.3f}{r['unit']}"
                      f" | {ratio} | {target} | {met} |")
+    return "\n".join(lines)
+
+
+def scaling_table(result: dict) -> str:
+    lines = ["| workers | runs | failed runs | completed/s | sent/s | latency p50 | latency p95 |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for r in result["summary"]:
+        def value(key: str, scale: float = 1, unit: str = "") -> str:
+            return "-" if r[key] is None else f"{r[key] * scale:.0f}{unit}"
+
+        lines.append(f"| {r['workers']} | {r['runs']} | {r['failed_runs']} | {value('completed_per_second')} | "
+                     f"{value('sent_per_second')} | {value('latency_p50', 1000, ' ms')} | "
+                     f"{value('latency_p95', 1000, ' ms')} |")
     return "\n".join(lines)
 
 
@@ -325,30 +425,46 @@ def main() -> None:
     parser.add_argument("--heavy-rounds", type=int, default=3, help="rounds of up/down and throughput")
     parser.add_argument("--tasks", type=int, default=2000, help="tasks per throughput round")
     parser.add_argument("--only", nargs="*", default=None,
-                        help="startup lifecycle up_floor round_trip call_round_trip scaling throughput edit_loop "
-                             "stream_sum (default: all)")
+                        help="startup lifecycle up_floor round_trip call_round_trip scaling throughput publisher workers "
+                             "edit_loop stream_sum (default: all)")
     parser.add_argument("--ports", type=int, nargs=2, default=(25672, 26379), metavar=("BROKER", "BACKEND"),
-                        help="host ports of the benchmark's stack (docker-compose's use the next ones up)")
+                        help="host ports of the benchmark's stack (Compose's use the next ones up)")
     args = parser.parse_args()
     bench = Bench(args.rounds, args.heavy_rounds, *args.ports)
     steps = {"startup": bench.startup, "lifecycle": bench.lifecycle, "up_floor": bench.up_floor,
              "round_trip": bench.round_trip,
              "call_round_trip": bench.call_round_trip, "scaling": bench.scaling,
-             "throughput": lambda: bench.throughput(args.tasks), "edit_loop": bench.edit_loop,
-             "stream_sum": bench.stream_sum}
+             "throughput": lambda: bench.throughput(args.tasks), "publisher": lambda: bench.publisher(args.tasks),
+             "workers": lambda: bench.workers(args.tasks),
+             "edit_loop": bench.edit_loop, "stream_sum": bench.stream_sum}
+    chosen = args.only or list(steps)
+    failed = {}
     try:
-        for name in args.only or steps:
+        for name in chosen:
             print(f"{name}:", file=sys.stderr)
-            if name in ("scaling", "throughput") and "round_trip" not in (args.only or steps):
-                bench.tcel("up")
-            steps[name]()
+            if name in ("scaling", "throughput", "publisher", "workers"):
+                bench.tcel("up")  # a no-op when the stack runs
+            try:
+                steps[name]()
+            except SystemExit as exc:  # a failing step is recorded as failed, and the others still run
+                failed[name] = str(exc)
+                print(f"  FAILED: {exc}", file=sys.stderr)
     finally:
         bench.cleanup()
+    # One small JSON per run, committed: the raw samples behind the README's tables
     RESULTS.mkdir(parents=True, exist_ok=True)
-    document = {"machine": machine(), "taken": time.strftime("%Y-%m-%d %H:%M:%S"), "rows": bench.rows}
-    (RESULTS / "latest.json").write_text(json.dumps(document, indent=2))
+    taken = time.strftime("%Y-%m-%dT%H%M%S")
+    document = {"machine": machine(), "taken": taken, "command": " ".join(["benchmarks/run.py", *sys.argv[1:]]),
+                "load_average_at_end": os.getloadavg(), "rows": bench.rows, "failed_steps": failed,
+                **({"workers": bench.scaling_rows} if hasattr(bench, "scaling_rows") else {})}
+    written = RESULTS / f"{taken}-{'-'.join(chosen)}.json"
+    written.write_text(json.dumps(document, indent=2) + "\n")
     print(table(bench.rows))
-    print(f"\nmachine: {document['machine']}; written to {RESULTS / 'latest.json'}")
+    if hasattr(bench, "scaling_rows"):
+        print("\n" + scaling_table(bench.scaling_rows))
+    print(f"\nmachine: {document['machine']}, load average {os.getloadavg()}; written to {written}")
+    if failed:
+        raise SystemExit(f"failed steps: {', '.join(failed)}")
 
 
 if __name__ == "__main__":

@@ -109,6 +109,23 @@ def bench_table(count: int, result: BenchResult) -> Table:
     )
 
 
+def scaling_table(summary: list[dict]) -> Table:
+    """`tcel bench --workers`: medians per worker count over the runs that succeeded."""
+
+    def shown(value: float | None, unit: str) -> str:
+        if value is None:
+            return "-"
+        return f"{value * 1000:.0f} ms" if unit == "ms" else f"{value:.0f}"
+
+    return table(
+        "bench by worker count (medians of the runs that succeeded)",
+        ["workers", "runs", "failed", "completed/s", "sent/s", "p50", "p95"],
+        [[row["workers"], row["runs"], row["failed_runs"], shown(row["completed_per_second"], "/s"),
+          shown(row["sent_per_second"], "/s"), shown(row["latency_p50"], "ms"), shown(row["latency_p95"], "ms")]
+         for row in summary],
+    )
+
+
 def overview(view: Overview, rate: float | None = None) -> list[RenderableType]:
     """Every part of `tcel status`, in order; a part that failed shows its error in its place."""
     from rich.text import Text

@@ -1,17 +1,22 @@
-"""Measuring throughput (`tcel bench`): send N tasks over one connection, collect every result in batches,
-report rates and latency."""
+"""Measuring throughput (`tcel bench`): send N tasks over one connection in a window of publisher confirms,
+collect every result in batches, report rates and latency; and the same at several worker counts."""
 
 from __future__ import annotations
 
+import statistics
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
 
 from .call import TaskCall
 from .endpoints import Endpoints
-from .errors import WaitTimeout
-from .publisher import Sender, new_task_id
+from .errors import TcelError, WaitTimeout
+from .publisher import WINDOW, Sender, new_task_id
 from .result_store import ResultStore, timestamp
+
+if TYPE_CHECKING:
+    from .stack.base import Stack, UpOptions
 
 
 @dataclass
@@ -43,19 +48,25 @@ def run(
     size: int,
     timeout: float,
     progress: Callable[[int, int], None],
+    window: int = WINDOW,
 ) -> BenchResult:
-    """Send `count` tasks, then wait for all of them; latency is the worker's finish time minus send time."""
+    """Send `count` tasks in a window of confirms, then wait for all of them; latency is the worker's finish
+    time minus the task's publish time. Sent/s counts a task once the broker confirmed it."""
     name = f"tasks.{task}"
     store = ResultStore(endpoints.backend_url, timeout=10)
     sent_at: dict[str, float] = {}
+
+    def confirmed(task_id: str, at: float) -> None:
+        sent_at[task_id] = at
+        if len(sent_at) % 500 == 0:
+            progress(0, count)
+
+    calls = ((TaskCall(name, task_args(task, size, n)), new_task_id()) for n in range(count))
     started = time.time()
-    with Sender(endpoints) as sender:
-        for n in range(count):
-            task_id = new_task_id()
-            sent_at[task_id] = sender.send(TaskCall(name, task_args(task, size, n)), task_id)
-            if n % 100 == 0:
-                progress(0, count)
-    sent = time.time()
+    with Sender(endpoints, window=window) as sender:
+        sender.send_many(calls, confirmed, total=count)
+        sent = time.time()  # the last confirm
+    first = min(sent_at.values())  # sent/s runs from the first publish, as the broker's ceiling is measured
     finished = _collect(store, list(sent_at), started + timeout, progress)
     done = time.time()
     latencies = sorted(finished[task_id][0] - sent_at[task_id] for task_id in finished)
@@ -63,14 +74,72 @@ def run(
         task=name,
         tasks=count,
         failed=sum(1 for _, state in finished.values() if state != "SUCCESS"),
-        send_seconds=sent - started,
+        send_seconds=sent - first,
         total_seconds=done - started,
-        sent_per_second=count / max(sent - started, 1e-9),
+        sent_per_second=count / max(sent - first, 1e-9),
         completed_per_second=count / max(done - started, 1e-9),
         latency_p50=_percentile(latencies, 50),
         latency_p95=_percentile(latencies, 95),
         latency_p99=_percentile(latencies, 99),
     )
+
+
+@dataclass
+class ScalingRun:
+    """One bench run at one worker count; a run that failed has its error instead of a result."""
+
+    workers: int
+    round: int
+    result: BenchResult | None = None
+    error: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"workers": self.workers, "round": self.round, "error": self.error,
+                **(self.result.as_dict() if self.result else {})}
+
+
+def by_workers(
+    stack: Stack,
+    options: UpOptions,
+    endpoints: Endpoints,
+    counts: list[int],
+    rounds: int,
+    bench: Callable[[Endpoints], BenchResult],
+    ready_timeout: float,
+    step: Callable[[str], None],
+) -> list[ScalingRun]:
+    """Run `bench` at every worker count, `rounds` times, the order alternating each round (1 2 4, 4 2 1, ...)
+    so that a machine getting busier or quieter does not favour one count; the stack is scaled before each run
+    and all its workers answer first. A run whose tasks failed, or that raised, is a failed run."""
+    runs: list[ScalingRun] = []
+    running = None
+    for round_ in range(rounds):
+        for workers in counts if round_ % 2 == 0 else counts[::-1]:
+            step(f"round {round_ + 1}/{rounds}: {workers} worker(s)")
+            if workers != running:
+                stack.scale(workers, options, ready_timeout, step)
+                running = workers
+            try:
+                result = bench(endpoints)
+            except TcelError as exc:
+                runs.append(ScalingRun(workers, round_, error=str(exc)))
+                continue
+            error = f"{result.failed} of {result.tasks} tasks failed" if result.failed else None
+            runs.append(ScalingRun(workers, round_, result, error))
+    return runs
+
+
+def scaling_summary(runs: list[ScalingRun]) -> list[dict[str, Any]]:
+    """Per worker count: runs and failed runs, and the medians of the runs that succeeded."""
+    rows = []
+    for workers in sorted({run.workers for run in runs}):
+        ok = [run.result for run in runs if run.workers == workers and run.error is None and run.result]
+        row: dict[str, Any] = {"workers": workers, "runs": sum(1 for run in runs if run.workers == workers),
+                               "failed_runs": sum(1 for run in runs if run.workers == workers and run.error)}
+        for key in ("completed_per_second", "sent_per_second", "latency_p50", "latency_p95"):
+            row[key] = round(statistics.median(getattr(r, key) for r in ok), 4) if ok else None
+        rows.append(row)
+    return rows
 
 
 def _collect(

@@ -74,9 +74,9 @@ def up(
     from ..stack import open_stack
 
     out = Output(json)
-    options = _options(target, bind, broker_port, backend_port, broker_image, backend_image, python_image,
-                       workers=workers, concurrency=concurrency, build=build, queues=_queues(queues),
-                       flower=flower, flower_port=flower_port)
+    options = up_options(target, bind, broker_port, backend_port, broker_image, backend_image, python_image,
+                         workers=workers, concurrency=concurrency, build=build, queues=_queues(queues),
+                         flower=flower, flower_port=flower_port)
     stack = open_stack(target.project)
     with out.status(f"bringing up stack {target.project.name}") as progress:
         report = stack.start(options, ready_timeout if wait else None, progress)
@@ -109,7 +109,7 @@ def scale(
     out = Output(json)
     stack = open_stack(target.project)
     with out.status(f"scaling stack {target.project.name} to {workers} worker(s)") as progress:
-        report = stack.scale(workers, _options(target, queues=_queues(queues)), ready_timeout, progress)
+        report = stack.scale(workers, up_options(target, queues=_queues(queues)), ready_timeout, progress)
     _show(out, target, report, f"stack {target.project.name} runs {workers} worker(s), all answering")
 
 
@@ -119,7 +119,7 @@ def _queues(option: str | None) -> tuple[str, ...] | None:
     return parse_queues(option) if option is not None else None
 
 
-def _options(
+def up_options(
     target: Target,
     bind: str | None = None,
     broker_port: int | None = None,
