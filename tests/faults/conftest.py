@@ -28,6 +28,7 @@ def counted(n, seconds):
     return n
 '''
 
+READY = ("SUCCESS", "FAILURE", "REVOKED")
 PROTECTIONS = {"task_acks_late": True, "task_reject_on_worker_lost": True}
 
 
@@ -124,11 +125,11 @@ def stored(stack: StackProject, ids: list[str]) -> dict[str, dict]:
 
 
 def wait_stored(stack: StackProject, expected: dict[str, object], timeout: float) -> dict[str, dict]:
-    """Records of the tasks, once all succeeded or the timeout passed."""
+    """Records of the tasks, once all are ready (succeeded or failed) or the timeout passed."""
     deadline = time.monotonic() + timeout
     while True:
         records = stored(stack, list(expected))
-        if all(r.get("status") == "SUCCESS" for r in records.values()) or time.monotonic() > deadline:
+        if all(r.get("status") in READY for r in records.values()) or time.monotonic() > deadline:
             return records
         time.sleep(0.3)
 
@@ -151,7 +152,7 @@ def results(stack: StackProject, ids: list[str], timeout: float = 120) -> dict[s
     records: dict[str, dict] = {}
     while True:
         for task_id in ids:
-            if records.get(task_id, {}).get("state") not in ("SUCCESS", "FAILURE", "REVOKED"):
+            if records.get(task_id, {}).get("state") not in READY:
                 shown = stack.tcel("result", task_id, "--json")
                 records[task_id] = json.loads(shown.stdout) if shown.stdout else {"state": "UNKNOWN"}
         if all(r["state"] == "SUCCESS" for r in records.values()) or time.monotonic() > deadline:
