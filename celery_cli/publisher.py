@@ -63,6 +63,7 @@ class Sender:
         self._channel: amqp.Channel | None = None
         self._connection: amqp.Connection | None = None
         self._declared: set[str] = set()
+        self._blocked: str | None = None  # why the broker blocks this connection's publishes, while it does
         self._origin = f"gen{os.getpid()}@{socket.gethostname()}"
 
     def send(self, call: TaskCall, task_id: str) -> float:
@@ -96,7 +97,13 @@ class Sender:
             channel.basic_publish(message, exchange="", routing_key=call.queue, confirm_timeout=CONFIRM_TIMEOUT)
             return sent
         except (OSError, amqp.exceptions.AMQPError, amqp.exceptions.MessageNacked) as exc:
-            self.close()
+            blocked = self._blocked
+            if blocked is not None or isinstance(exc, OSError):  # the broker may not be reading any more
+                self.drop()
+            else:
+                self.close()
+            if blocked is not None:
+                raise self._blocking(call.name, task_id, blocked) from None
             if isinstance(exc, amqp.exceptions.PreconditionFailed):  # refused as it is: sending again won't help
                 raise TcelError(f"the broker at {mask_url(self.endpoints.broker_url)} refused {call.name}: {exc}") from None
             if isinstance(exc, amqp.exceptions.MessageNacked):
@@ -176,10 +183,21 @@ class Sender:
             ssl=parts.scheme == "amqps",
             connect_timeout=CONNECT_TIMEOUT,
             confirm_publish=True,  # "sent" means the broker has the message
+            on_blocked=self._on_blocked,
+            on_unblocked=self._on_unblocked,
         )
         self._connection.connect()
         self._channel = self._connection.channel()
         return self._channel
+
+    def _blocking(self, name: str, task_id: str, reason: str) -> ServiceUnreachable:
+        """The broker blocked this connection (a memory or disk alarm) and did not confirm within the timeout."""
+        return ServiceUnreachable(
+            f"{name} {task_id} was not confirmed within {CONFIRM_TIMEOUT:g}s: the broker at "
+            f"{mask_url(self.endpoints.broker_url)} is blocking publishers ({reason}), so it may or may not be queued",
+            hint=f"the broker is short of memory or disk ('tcel logs broker' says which); once it is not, see "
+            f"'tcel result {task_id}' before sending it again",
+        )
 
     def _not_sent(self, name: str, exc: Exception) -> ServiceUnreachable:
         return ServiceUnreachable(
@@ -188,13 +206,30 @@ class Sender:
             hint="start the stack with 'tcel up', or check --broker-url",
         )
 
+    def _on_blocked(self, reason: str | None) -> None:
+        self._blocked = reason or "no reason given"
+
+    def _on_unblocked(self) -> None:
+        self._blocked = None
+
+    def drop(self) -> None:
+        """Forget the connection without a goodbye: after a publish went wrong, the broker may have stopped
+        reading (it does so to block publishers) and would never answer a close."""
+        if self._connection is not None:
+            self._connection.collect()
+        self._forget()
+
     def close(self) -> None:
         if self._connection is not None:
             try:
                 self._connection.close()
             except Exception:  # noqa: BLE001 - a connection already broken needs no goodbye
                 self._connection.collect()
+        self._forget()
+
+    def _forget(self) -> None:
         self._connection = self._channel = None
+        self._blocked = None
         self._declared.clear()
 
     def __enter__(self) -> Sender:
