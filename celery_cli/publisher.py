@@ -49,10 +49,32 @@ def new_task_id() -> str:
     return str(uuid.uuid4())
 
 
-def bounded_repr(value: Any) -> str:
-    """The `argsrepr`/`kwargsrepr` a worker logs and shows, cut as Celery's saferepr would be."""
-    text = repr(value)
-    return text if len(text) <= ARGSREPR_MAX else text[: ARGSREPR_MAX - 3] + "..."
+def bounded_repr(value: Any, limit: int = ARGSREPR_MAX) -> str:
+    """The `argsrepr`/`kwargsrepr` a worker logs and shows: `repr(value)` when it fits `limit`, else its
+    start and "...". Built item by item up to the limit, so megabytes of arguments are never turned into
+    one string (Celery's saferepr bounds it too, but importing it costs more than tcel's whole send)."""
+    text = _repr_prefix(value, limit + 1)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _repr_prefix(value: Any, budget: int) -> str:
+    """`repr(value)`, or a prefix of it at least `budget` characters long."""
+    if type(value) in (list, tuple, dict) and value:
+        items = value.items() if isinstance(value, dict) else value
+        opening, closing = {list: "[]", tuple: "()", dict: "{}"}[type(value)]
+        text = opening
+        for index, item in enumerate(items):
+            if len(text) >= budget:
+                return text
+            part = (
+                _repr_prefix(item[0], budget) + ": " + _repr_prefix(item[1], budget - len(text))
+                if isinstance(value, dict) else _repr_prefix(item, budget - len(text))
+            )
+            text += (", " if index else "") + part
+        return text + ("," if type(value) is tuple and len(value) == 1 else "") + closing
+    if isinstance(value, str) and len(value) > budget:
+        return repr(value[:budget])[:-1]  # the opening quote Python would pick may differ: shown only cut
+    return repr(value)
 
 
 class Sender:
@@ -135,7 +157,7 @@ class Sender:
             "argsrepr": bounded_repr(call.args),
             "kwargsrepr": bounded_repr(call.kwargs),
             "origin": self._origin,
-            "ignore_result": False,
+            "ignore_result": None,  # as Celery sends it: the task's own ignore_result decides
             "replaced_task_nesting": 0,
             "stamped_headers": None,
             "stamps": {},
