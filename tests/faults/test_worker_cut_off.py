@@ -1,6 +1,6 @@
 """The worker is cut off from the stack's network (`docker network disconnect`) mid-task and reconnected:
 its tasks' results all come back and nothing is lost. The worker does not always recover by itself: the test
-shows whether it did (it did in 2 of 4 runs here) and does not fail on that alone.
+shows whether it did (it did in 2 of 5 runs here) and does not fail on that alone.
 
 What happens (Celery 5.7, RabbitMQ 4.0 stand-in): the worker's broker connection drops during the cut, the
 tasks finish and store their results but cannot be acknowledged, and the broker requeues them. When the
