@@ -73,7 +73,13 @@ def submit(
     with store.watch(task_id) as wait_for, Sender(endpoints) as sender:
         sent = sender.send(call, task_id)
         warning = _index(store, task_id, call, sent)
-        return Submitted(task_id, wait_for(wait, on_state), warning)
+        try:
+            return Submitted(task_id, wait_for(wait, on_state), warning)
+        except ServiceUnreachable as error:  # the task is queued: say which, so its result can be read later
+            raise ServiceUnreachable(
+                f"task {task_id} was sent, but waiting for its result failed: {error.message}",
+                hint=f"it goes on: see 'tcel result {task_id}' once the backend answers ('tcel up' starts it)",
+            ) from None
 
 
 def retry_call(store: ResultStore, task_id: str) -> TaskCall:

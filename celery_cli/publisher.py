@@ -59,10 +59,32 @@ def new_task_id() -> str:
     return str(uuid.uuid4())
 
 
-def bounded_repr(value: Any) -> str:
-    """The `argsrepr`/`kwargsrepr` a worker logs and shows, cut as Celery's saferepr would be."""
-    text = repr(value)
-    return text if len(text) <= ARGSREPR_MAX else text[: ARGSREPR_MAX - 3] + "..."
+def bounded_repr(value: Any, limit: int = ARGSREPR_MAX) -> str:
+    """The `argsrepr`/`kwargsrepr` a worker logs and shows: `repr(value)` when it fits `limit`, else its
+    start and "...". Built item by item up to the limit, so megabytes of arguments are never turned into
+    one string (Celery's saferepr bounds it too, but importing it costs more than tcel's whole send)."""
+    text = _repr_prefix(value, limit + 1)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _repr_prefix(value: Any, budget: int) -> str:
+    """`repr(value)`, or a prefix of it at least `budget` characters long."""
+    if type(value) in (list, tuple, dict) and value:
+        items = value.items() if isinstance(value, dict) else value
+        opening, closing = {list: "[]", tuple: "()", dict: "{}"}[type(value)]
+        text = opening
+        for index, item in enumerate(items):
+            if len(text) >= budget:
+                return text
+            part = (
+                _repr_prefix(item[0], budget) + ": " + _repr_prefix(item[1], budget - len(text))
+                if isinstance(value, dict) else _repr_prefix(item, budget - len(text))
+            )
+            text += (", " if index else "") + part
+        return text + ("," if type(value) is tuple and len(value) == 1 else "") + closing
+    if isinstance(value, str) and len(value) > budget:
+        return repr(value[:budget])[:-1]  # the opening quote Python would pick may differ: shown only cut
+    return repr(value)
 
 
 class Confirms:
@@ -315,6 +337,8 @@ class Sender:
             return self._not_sent(name if unsent in (None, 1) else f"{unsent} x {name}", exc)
         if confirmed == 0 and len(confirms.refused) + len(unsettled) == 1 and unsent == 0:  # one task
             task_id = (confirms.refused or unsettled)[0]
+            if unsettled and self._blocked is not None:
+                return self._blocking(name, task_id, self._blocked)
             if confirms.refused or refused:
                 return TcelError(f"the broker at {where} refused {name} {task_id}: {cause}; it is not queued")
             return ServiceUnreachable(
@@ -363,7 +387,7 @@ class Sender:
             "argsrepr": bounded_repr(call.args),
             "kwargsrepr": bounded_repr(call.kwargs),
             "origin": self._origin,
-            "ignore_result": False,
+            "ignore_result": None,  # as Celery sends it: the task's own ignore_result decides
             "replaced_task_nesting": 0,
             "stamped_headers": None,
             "stamps": {},
@@ -412,7 +436,7 @@ class Sender:
             connect_timeout=CONNECT_TIMEOUT,
             write_timeout=CONFIRM_TIMEOUT,  # a broker that stops reading (it blocks publishers) fails the write
             on_blocked=self._on_blocked,
-            on_unblocked=self._on_blocked,
+            on_unblocked=self._on_unblocked,
         )
         self._connection.connect()
         return self._new_channel()
@@ -428,8 +452,14 @@ class Sender:
         channel.confirm_select()
         return channel
 
-    def _on_blocked(self, reason: str | None = None) -> None:
-        self._blocked = reason or None
+    def _blocking(self, name: str, task_id: str, reason: str) -> ServiceUnreachable:
+        """The broker blocked this connection (a memory or disk alarm) and did not confirm within the timeout."""
+        return ServiceUnreachable(
+            f"{name} {task_id} was not confirmed within {CONFIRM_TIMEOUT:g}s: the broker at "
+            f"{mask_url(self.endpoints.broker_url)} is blocking publishers ({reason}), so it may or may not be queued",
+            hint=f"the broker is short of memory or disk ('tcel logs broker' says which); once it is not, see "
+            f"'tcel result {task_id}' before sending it again",
+        )
 
     def _not_sent(self, name: str, exc: Exception) -> ServiceUnreachable:
         return ServiceUnreachable(
@@ -437,6 +467,12 @@ class Sender:
             f"({exc or type(exc).__name__})",
             hint="start the stack with 'tcel up', or check --broker-url",
         )
+
+    def _on_blocked(self, reason: str | None) -> None:
+        self._blocked = reason or "no reason given"
+
+    def _on_unblocked(self) -> None:
+        self._blocked = None
 
     def close(self) -> None:
         if self._connection is not None:
@@ -446,7 +482,11 @@ class Sender:
                 self._connection.close()
             except Exception:  # noqa: BLE001 - a connection already broken needs no goodbye
                 self._connection.collect()
+        self._forget()
+
+    def _forget(self) -> None:
         self._connection = self._channel = None
+        self._blocked = None
         self._declared.clear()
         self._confirms = Confirms()
         self._corked = False

@@ -96,6 +96,79 @@ def test_headers_say_what_celerys_own_as_task_v2_says() -> None:
         assert ours[key] == theirs[key], key
 
 
+def test_the_message_is_what_celerys_own_send_task_publishes(monkeypatch) -> None:
+    """Body, headers, properties, exchange and routing key of the same call through the installed Celery's
+    send_task (its producer's publish captured) and through tcel's Sender (its channel's publish captured)."""
+    import json
+
+    from celery import Celery
+    from kombu import Producer
+
+    from celery_cli.endpoints import Endpoints
+    from celery_cli.publisher import Sender
+
+    eta, expires = datetime(2030, 1, 1, tzinfo=timezone.utc), datetime(2030, 1, 2, tzinfo=timezone.utc)
+    theirs: dict = {}
+    monkeypatch.setattr(Producer, "publish", lambda self, body, **options: theirs.update(body=body, **options))
+    celery = Celery(set_as_current=False, broker="memory://")
+    celery.conf.task_serializer = "json"
+    celery.send_task("tasks.greet", ["bob"], {"punctuation": "?"}, task_id="id-1", eta=eta, expires=expires,
+                     priority=3)
+
+    ours: dict = {}
+
+    class Channel:
+        def basic_publish(self, message, exchange, routing_key, **_) -> None:
+            ours.update(message=message, exchange=exchange, routing_key=routing_key)
+
+    monkeypatch.setattr(Sender, "_open", lambda self: Channel())
+    monkeypatch.setattr(Sender, "_declare", lambda self, channel, queue: channel)
+    Sender(Endpoints("amqp://x", "redis://x")).send(
+        TaskCall("tasks.greet", ["bob"], {"punctuation": "?"}, eta=eta, expires=expires, priority=3), "id-1"
+    )
+    message = ours["message"]
+    assert (ours["exchange"], ours["routing_key"]) == (theirs["exchange"], theirs["routing_key"]) == ("", "celery")
+    assert json.loads(message.body) == json.loads(json.dumps(theirs["body"]))
+    assert message.properties["content_type"] == "application/json" and theirs["serializer"] == "json"
+    for key in ("delivery_mode", "correlation_id", "priority"):
+        assert message.properties[key] == theirs[key], key
+    headers = message.properties["application_headers"]
+    assert headers.pop("origin").startswith("gen") and theirs["headers"].pop("origin").startswith("gen")
+    assert headers == theirs["headers"]
+    # Left different on purpose: Celery's reply_to names its client for the rpc:// backend (tcel's backend is
+    # Redis); its AMQP `expiration` makes the broker drop an expired task silently, where tcel's message lets
+    # the worker store it as REVOKED, which `tcel result` shows.
+    assert message.properties["reply_to"] == "" and theirs["reply_to"]
+    assert "expiration" not in message.properties and theirs["expiration"] > 0
+
+
+@pytest.mark.parametrize(
+    "value",
+    [[], [1], (1,), ("a", 2), {}, {"k": [1, "x"]}, [[1, 2], [3]], ["it's", 'say "hi"'], [None, True, 1.5, 2**80],
+     list(range(400)), {"k": "x" * 5000}, [{"a": list(range(1000))}], ["x" * 2000]],
+)
+def test_argsrepr_is_celerys_repr_bounded_without_building_the_whole_string(value) -> None:
+    from celery.utils.saferepr import saferepr
+
+    from celery_cli.publisher import ARGSREPR_MAX, bounded_repr
+
+    full = repr(value)
+    shown = bounded_repr(value)
+    if len(full) <= ARGSREPR_MAX:
+        assert shown == full
+        if "'s" not in full:  # saferepr escapes a quote inside a string where repr switches quotes
+            assert shown == saferepr(value, ARGSREPR_MAX)
+    else:
+        assert shown == full[: ARGSREPR_MAX - 3] + "..."
+
+
+def test_argsrepr_of_millions_of_numbers_takes_no_time_to_build() -> None:
+    from celery_cli.publisher import bounded_repr
+
+    numbers = list(range(5_000_000))
+    assert bounded_repr(numbers) == repr(numbers[:300])[:1021] + "..."
+
+
 @pytest.mark.parametrize(
     ("args", "said"),
     [(["tasks.add", "two"], "argument 'two' is not JSON"),
