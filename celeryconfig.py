@@ -16,6 +16,10 @@ result_serializer = "json"
 accept_content = ["json"]
 
 broker_connection_retry_on_startup = True
+# AMQP heartbeats every 10 s (Celery's default asks for 120 s): after a network cut the broker lets the worker's
+# old connection go within about 20 s instead of minutes; until it does, that connection holds the worker's
+# exclusive control queue and the reconnecting worker is refused (RESOURCE_LOCKED) and stops consuming.
+broker_heartbeat = 10
 
 # Nothing lost when a worker dies mid-task: acknowledge a task only after it ran, give it back to the queue
 # when its process is killed, and take one message per process at a time (so a dead worker holds no backlog).

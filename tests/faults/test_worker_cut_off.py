@@ -1,14 +1,14 @@
 """The worker is cut off from the stack's network (`docker network disconnect`) mid-task and reconnected:
-its tasks' results all come back and nothing is lost. The worker does not always recover by itself: the test
-shows whether it did (it did in 2 of 5 runs here) and does not fail on that alone.
+its tasks' results all come back, nothing is lost, and the worker consumes again by itself.
 
 What happens (Celery 5.7, RabbitMQ 4.0 stand-in): the worker's broker connection drops during the cut, the
 tasks finish and store their results but cannot be acknowledged, and the broker requeues them. When the
 worker reconnects, the broker still holds its old connection (it notices only at the heartbeat timeout), with
 the worker's exclusive control queue `celery@worker-1.celery.pidbox`: when the worker declares it again before
-the broker lets the old connection go, it is refused (RESOURCE_LOCKED), its consumer stops ("Unrecoverable
-error") and the requeued tasks wait with no consumer. Then the test closes the broker's connections and
-restarts the worker, as an operator would, and checks that nothing was lost."""
+the broker lets the old connection go, it is refused (RESOURCE_LOCKED) and its consumer stops until it tries
+again after the broker let go. With Celery's default heartbeat (120 s asked, 60 s granted) that took minutes,
+and the worker had not recovered within 30 s in 3 of 5 runs; celeryconfig.py's `broker_heartbeat = 10` makes
+the broker drop the stale connection within about 20 s (recovered in 3 of 3 runs since)."""
 
 import time
 
@@ -34,16 +34,17 @@ def test_a_worker_cut_off_mid_task_and_reconnected_loses_nothing(healthy) -> Non
         network.connect(worker, aliases=["worker-1"])
     stored = sum(1 for r in wait_stored(stack, expected, timeout=60).values() if r.get("status") == "SUCCESS")
     recovered = settled(stack, RECOVERY)
-    if not recovered:  # as an operator would: drop the broker's stale connection, restart the worker
+    if not recovered:  # leave the shared stack working for the next tests, then fail
         container(stack, "broker").exec_run(["rabbitmqctl", "close_all_connections", "fault test: stale"])
         worker.restart(timeout=10)
-        assert settled(stack, 90), "the queue did not empty after the worker's restart"
+        settled(stack, 90)
     twice = sum(1 for pids in runs(stack, list(expected)).values() if len(pids) > 1)
     right, lost = tally(wait_stored(stack, expected, timeout=SECONDS + 30), expected)
     print(f"\nFAULT worker cut off from the network for {CUT} s mid-task: sent {SENT}, in flight at the cut "
           f"{len(in_flight)}, results stored {stored}, recovered by itself within {RECOVERY} s: {recovered}, "
           f"came back {right}, ran twice {twice}, lost {lost}")
     assert lost == 0
+    assert recovered, f"the worker did not consume again within {RECOVERY} s of being reconnected"
 
 
 def queued(stack) -> int:

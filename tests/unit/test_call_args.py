@@ -104,8 +104,10 @@ def test_the_message_is_what_celerys_own_send_task_publishes(monkeypatch) -> Non
     from celery import Celery
     from kombu import Producer
 
+    from celery_cli import publisher
     from celery_cli.endpoints import Endpoints
     from celery_cli.publisher import Sender
+    from tests.unit.test_publisher_window import FakeBroker, acks_everything
 
     eta, expires = datetime(2030, 1, 1, tzinfo=timezone.utc), datetime(2030, 1, 2, tzinfo=timezone.utc)
     theirs: dict = {}
@@ -117,15 +119,20 @@ def test_the_message_is_what_celerys_own_send_task_publishes(monkeypatch) -> Non
 
     ours: dict = {}
 
-    class Channel:
-        def basic_publish(self, message, exchange, routing_key, **_) -> None:
+    class Recording(FakeBroker):
+        def basic_publish(self, message, exchange, routing_key, mandatory) -> None:
             ours.update(message=message, exchange=exchange, routing_key=routing_key)
+            super().basic_publish(message, exchange, routing_key, mandatory)
 
-    monkeypatch.setattr(Sender, "_open", lambda self: Channel())
-    monkeypatch.setattr(Sender, "_declare", lambda self, channel, queue: channel)
-    Sender(Endpoints("amqp://x", "redis://x")).send(
-        TaskCall("tasks.greet", ["bob"], {"punctuation": "?"}, eta=eta, expires=expires, priority=3), "id-1"
-    )
+    monkeypatch.setattr(publisher, "CORK", None)
+    sender, broker = Sender(Endpoints("amqp://x", "redis://x")), Recording(acks_everything)
+
+    def open_recording():
+        sender._connection = broker
+        return sender._new_channel()
+
+    monkeypatch.setattr(sender, "_open", open_recording)
+    sender.send(TaskCall("tasks.greet", ["bob"], {"punctuation": "?"}, eta=eta, expires=expires, priority=3), "id-1")
     message = ours["message"]
     assert (ours["exchange"], ours["routing_key"]) == (theirs["exchange"], theirs["routing_key"]) == ("", "celery")
     assert json.loads(message.body) == json.loads(json.dumps(theirs["body"]))
