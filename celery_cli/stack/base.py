@@ -28,6 +28,12 @@ class UpOptions:
     queues: tuple[str, ...] | None = None  # what workers consume (default: as running, else Celery's default queue)
     build: bool = False
     workers_only: bool = False  # `tcel scale`: never create or start the broker or backend
+    # Swarm only: make the engine a single-node swarm manager if it is in no swarm; the node the broker and
+    # backend run on (default: the manager); the registry the worker image goes to (default: one tcel runs)
+    swarm_init: bool = False
+    data_node: str | None = None
+    registry: str | None = None
+    registry_image: str = "registry:2"
 
 
 @dataclass
@@ -99,6 +105,7 @@ class ServiceStatus:
     image: str
     ports: list[str]
     started_at: datetime | None
+    node: str | None = None  # on Swarm: the host name of the node the task runs on
 
     @property
     def uptime(self) -> float | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 from ..credentials import Credentials
@@ -34,9 +34,28 @@ def wait_ready(
     project: Project, containers: list[Container], access: Credentials, timeout: float, progress: Progress
 ) -> float:
     """Wait until the broker takes a login, the backend a PING and every worker a ping; return seconds."""
+    workers = {worker_node(engine.hostname_of(c)): c for c in containers if engine.service_of(c) == "worker"}
+
+    def check(pending_workers: set[str], broker_answered: float | None) -> None:
+        check_alive(project, containers)
+        if broker_answered and time.time() - broker_answered > BROKER_GRACE:
+            check_connected([workers[node] for node in pending_workers], broker_answered)
+
+    return wait_until_answering(access, set(workers), check, timeout, progress)
+
+
+def wait_until_answering(
+    access: Credentials,
+    workers: set[str],
+    check: Callable[[set[str], float | None], None],
+    timeout: float,
+    progress: Progress,
+) -> float:
+    """Wait until the broker takes a login, the backend a PING and every worker node a ping; return seconds.
+    `check(pending workers, when the broker first answered)` runs every second and raises when the engine
+    says a service failed (whichever engine runs them)."""
     started = time.monotonic()
     deadline = started + timeout
-    workers = {worker_node(engine.hostname_of(c)): c for c in containers if engine.service_of(c) == "worker"}
     pending = {"broker", "backend", *workers}
     last_check = 0.0
     broker_answered: float | None = None  # epoch seconds
@@ -44,22 +63,20 @@ def wait_ready(
         control.app  # import Celery while the broker boots, not after it answers
         while True:
             pending -= _services_answering(access, pending)
-            if "broker" not in pending and pending & workers.keys():
+            if "broker" not in pending and pending & workers:
                 broker_answered = broker_answered or time.time()
-                pending -= control.ping(sorted(pending & workers.keys()), PING_TIMEOUT)
+                pending -= control.ping(sorted(pending & workers), PING_TIMEOUT)
             if not pending:
                 return time.monotonic() - started
             if time.monotonic() - last_check > ALIVE_CHECK_INTERVAL:
-                check_alive(project, containers)
-                if broker_answered and time.time() - broker_answered > BROKER_GRACE:
-                    check_connected([workers[node] for node in pending & workers.keys()], broker_answered)
+                check(pending & workers, broker_answered)
                 last_check = time.monotonic()
             waiting = ", ".join(sorted(_label(p) for p in pending))
             progress(f"waiting for {waiting}")
             if time.monotonic() > deadline:
                 raise WaitTimeout(
                     f"{waiting} not ready after {timeout:.0f}s",
-                    hint="see 'tcel status' and 'docker logs' of those containers, or raise --ready-timeout",
+                    hint="see 'tcel status' and 'tcel logs', or raise --ready-timeout",
                 )
             time.sleep(0.05)
 
