@@ -77,7 +77,7 @@ class SwarmStack(Stack):
                 raise NotRunning(f"stack {self.project.name}: broker or backend not running", hint="run 'tcel up' first")
             kept = stored.kept(self.project)
             data_node = swarm_engine.node_of(client, options.data_node or kept.get("TCEL_DATA_NODE"))
-            access = self._credentials(existing, data_node, notes)
+            access = self._credentials(options, existing, data_node, notes)
             report = UpReport(access, notes=notes)
             settings = {
                 "TCEL_ENGINE": "swarm", "TCEL_BROKER_IMAGE": options.broker_image,
@@ -110,29 +110,31 @@ class SwarmStack(Stack):
                 report.notes.append(PUBLISHED_NOTE.format(node=data_node.attrs["Description"]["Hostname"]))
             return report
 
-    def _credentials(self, existing: dict[str, Service], data_node: Any, notes: list[str]) -> Credentials:
-        """The kept credentials (or new ones) and ports: the ones the services publish, else the kept ones, else
-        the defaults, or a free port when the data node is this machine and the default is taken."""
+    def _credentials(
+        self, options: UpOptions, existing: dict[str, Service], data_node: Any, notes: list[str]
+    ) -> Credentials:
+        """The kept credentials (or new ones) and ports: the ones the services publish, else the ones asked
+        for, else the kept ones, else the defaults, or a free port when the data node is this machine and the
+        default is taken."""
         saved = stored.load(self.project)
         access = saved or stored.generate()
         here = data_node.id == self.client.info()["Swarm"]["NodeID"]
         bind = EVERY_INTERFACE if here else swarm_engine.node_address(data_node)
 
-        def choose(service: str, default: int, kept: int | None) -> int:
+        def choose(service: str, asked: int | None, kept: int) -> int:
             if service in existing:
-                return _published(existing[service]) or kept or default
-            wanted = kept or default
-            if here and not port_free(EVERY_INTERFACE, wanted):
-                chosen = free_port(EVERY_INTERFACE)
-                notes.append(f"port {wanted} is taken: the {service} uses {chosen}, kept for project "
-                             f"{self.project.name}")
-                return chosen
-            return wanted
+                return _published(existing[service]) or kept
+            if asked or not here or port_free(EVERY_INTERFACE, kept):
+                return asked or kept
+            chosen = free_port(EVERY_INTERFACE)
+            notes.append(f"port {kept} is taken: the {service} uses {chosen}, kept for project "
+                         f"{self.project.name} (--{service}-port chooses one)")
+            return chosen
 
         return access.with_ports(
             bind,
-            choose("broker", BROKER_PORT, saved.broker_port if saved else None),
-            choose("backend", BACKEND_PORT, saved.backend_port if saved else None),
+            choose("broker", options.broker_port, saved.broker_port if saved else BROKER_PORT),
+            choose("backend", options.backend_port, saved.backend_port if saved else BACKEND_PORT),
         )
 
     def _registry(
@@ -187,12 +189,11 @@ class SwarmStack(Stack):
             return
         if _image_of(worker) != image:
             progress(f"updating service {worker.name} to {image}")
-            worker.update(image=image, fetch_current_spec=True)
+            swarm_engine.update(worker, image=image)
             report.started.append(worker.name)
-            worker.reload()
         if count != replicas:
             progress(f"scaling service {worker.name} from {replicas} to {count}")
-            worker.scale(count)
+            swarm_engine.update(worker, replicas=count)
             (report.started if count > replicas else report.removed).append(
                 f"{worker.name} ({replicas} -> {count} replicas)")
 
@@ -233,7 +234,7 @@ class SwarmStack(Stack):
             found = list(self.services().values())
             if not found and not self._in_swarm():
                 return DownReport([], [], [])
-            swarm_engine.remove_services(self.client, found)
+            swarm_engine.remove_services(self.client, self.project, found)
             networks = engine.remove_networks(self.client, self.project)
             for secret in self.client.secrets.list(filters=engine.project_filter(self.project)):
                 secret.remove()

@@ -179,6 +179,26 @@ def create_service(
     )
 
 
+def update(service: Service, image: str | None = None, replicas: int | None = None) -> None:
+    """Change only the image or replica count in the service's current spec (docker-py's Service.update rebuilds
+    the spec, which Swarm takes for a change and restarts every task)."""
+    import copy
+
+    service.reload()
+    spec = copy.deepcopy(service.attrs["Spec"])
+    if image is not None:
+        spec["TaskTemplate"]["ContainerSpec"]["Image"] = image
+    if replicas is not None:
+        spec["Mode"] = {"Replicated": {"Replicas": replicas}}
+    service.client.api.update_service(
+        service.id, service.version, task_template=spec["TaskTemplate"], name=spec["Name"],
+        labels=spec.get("Labels"), mode=spec["Mode"], update_config=spec.get("UpdateConfig"),
+        rollback_config=spec.get("RollbackConfig"), networks=spec.get("Networks"),
+        endpoint_spec=spec.get("EndpointSpec"),
+    )
+    service.reload()
+
+
 def running_tasks(service: Service) -> list[dict[str, Any]]:
     return [t for t in service.tasks(filters={"desired-state": "running"}) if t["Status"]["State"] == "running"]
 
@@ -201,10 +221,12 @@ def failures_since(service: Service, since: float) -> list[str]:
     return errors
 
 
-def remove_services(client: docker.DockerClient, found: list[Service], timeout: float = 60) -> None:
-    """Remove services and wait until their tasks are gone from every node (the network, secrets and volumes
-    they used are free only then)."""
+def remove_services(client: docker.DockerClient, project: Project, found: list[Service], timeout: float = 60) -> None:
+    """Remove services and wait until their tasks are gone from the swarm and their containers from this node
+    (the network, secrets and volumes they used are free only then); other nodes remove theirs as they go."""
     import docker
+
+    from .engine import project_filter
 
     for service in found:
         try:
@@ -213,7 +235,9 @@ def remove_services(client: docker.DockerClient, found: list[Service], timeout: 
             pass
     ids = {s.id for s in found}
     deadline = time.monotonic() + timeout
-    while ids and [t for t in client.api.tasks() if t["ServiceID"] in ids]:
+    # the tasks leave the swarm's list before their containers leave this node (and its volumes are free)
+    while ids and ([t for t in client.api.tasks() if t["ServiceID"] in ids]
+                   or client.containers.list(all=True, filters=project_filter(project))):
         if time.monotonic() > deadline:
             raise NotRunning(f"tasks of {', '.join(sorted(s.name for s in found))} still there after {timeout:.0f}s",
                              hint="see 'docker service ps'; run 'tcel down' again")
