@@ -158,3 +158,32 @@ def test_down_leaves_nothing_on_any_node(lab: Lab, swarm_stack: StackProject):
     assert lab.engine.volumes.list(filters=label) == []
     assert not any(f"io.tcel.data.{swarm_stack.name}" in (n.attrs["Spec"].get("Labels") or {})
                    for n in lab.engine.nodes.list())
+
+
+@pytest.mark.lab_down
+def test_init_makes_a_single_node_swarm_of_an_engine_in_none(engine, tmp_path):
+    """`up --swarm` on an engine in no swarm: refused without --init, a single-node swarm with it. Runs after
+    the lab is down (in a clean CI run), and makes the engine leave the swarm it made at the end: leaving cuts
+    name resolution on bridge networks that exist, so never while other stacks run on the engine."""
+    if engine.info()["Swarm"]["LocalNodeState"] != "inactive":
+        pytest.skip("the engine is in a swarm (a lab left up): the init path needs one in none")
+    had_gwbridge = bool(engine.networks.list(names=["docker_gwbridge"]))
+    with make_project(engine, tmp_path) as project:
+        refused = project.tcel("up", "--swarm")
+        assert refused.code == 2, refused.stderr
+        assert "tcel up --swarm --init" in refused.stderr
+        assert engine.info()["Swarm"]["LocalNodeState"] == "inactive"
+        try:
+            up = project.tcel("up", "--swarm", "--init", "--workers", "1")
+            assert up.code == 0, up.stderr
+            assert "single-node swarm" in up.stderr
+            added = project.tcel("add", "1", "2", "--wait", "--json")
+            assert added.code == 0, added.stderr
+            assert json.loads(added.stdout)["result"] == 3
+        finally:
+            project.tcel("down", "--volumes")
+            if engine.info()["Swarm"]["LocalNodeState"] != "inactive":
+                engine.swarm.leave(force=True)
+            if not had_gwbridge:
+                for network in engine.networks.list(names=["docker_gwbridge"]):
+                    network.remove()
