@@ -27,9 +27,10 @@ def swarm_stack(lab: Lab, tmp_path_factory) -> Iterator[StackProject]:
     loaded = swarm_lab("load", setting("TCEL_REGISTRY_IMAGE"))
     assert loaded.returncode == 0, loaded.stderr
     with make_project(lab.engine, tmp_path_factory.mktemp("swarm")) as project:
-        project.env["TCEL_ADD_DELAY"] = "2"
+        # tasks that run long enough to be killed mid-run, on 2 processes per worker so that some wait their turn
+        project.env["TCEL_ADD_DELAY"] = "4"
         try:
-            up = project.tcel("up", "--swarm", "--workers", str(WORKERS))
+            up = project.tcel("up", "--swarm", "--workers", str(WORKERS), "--concurrency", "2")
             assert up.code == 0, up.stderr
             assert "every interface of the data node" in up.stderr
             yield project
@@ -117,11 +118,11 @@ def test_drained_node_loses_its_workers_to_the_others(lab: Lab, swarm_stack: Sta
 def test_node_killed_mid_run_loses_no_task(lab: Lab, swarm_stack: StackProject):
     """A power cut on a node whose workers run tasks: Swarm starts its workers elsewhere, the broker gives the
     tasks they held to the others, and every task comes back with its result."""
+    nodes = worker_nodes(swarm_stack)
     expected = send_adds(swarm_stack, 16)
     deadline = time.monotonic() + 30
     while True:  # kill while tasks run on that node, not before
         running = json.loads(swarm_stack.tcel("results", "--state", "STARTED", "--json").stdout)["tasks"]
-        nodes = worker_nodes(swarm_stack)
         victims = sorted({nodes.get(t["worker"]) for t in running} & set(lab_nodes(lab)))
         if victims:
             break
