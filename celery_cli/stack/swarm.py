@@ -199,15 +199,27 @@ class SwarmStack(Stack):
 
     def wait_ready(self, credentials: Credentials, timeout: float, progress: Progress) -> float:
         found = self.services()
-        worker = found.get("worker")
-        nodes = {worker_node(f"worker-{slot}") for slot in range(1, (_replicas(worker) if worker else 0) + 1)}
         since = time.time()
+        nodes = self._worker_nodes(found.get("worker"), since + timeout, progress)
 
         def check(_pending: set[str], _broker_answered: float | None) -> None:
             for kind, service in found.items():
                 _check_tasks(kind, service, since)
 
         return readiness.wait_until_answering(credentials, nodes, check, timeout, progress)
+
+    def _worker_nodes(self, worker: Service | None, deadline: float, progress: Progress) -> set[str]:
+        """The Celery node names of the worker service's replicas, once Swarm has as many tasks as replicas:
+        a scale-down may keep any slots (worker-1 and worker-3 of 4), a scale-up fills others."""
+        if worker is None:
+            return set()
+        while True:
+            with engine.engine_errors():
+                slots = {t["Slot"] for t in worker.tasks(filters={"desired-state": "running"})}
+            if len(slots) == _replicas(worker) or time.time() > deadline:
+                return {worker_node(f"worker-{slot}") for slot in slots}
+            progress(f"waiting for Swarm to place {_replicas(worker)} workers")
+            time.sleep(0.2)
 
     def replace_workers(
         self, options: UpOptions, grace: float, ready_timeout: float, progress: Progress
