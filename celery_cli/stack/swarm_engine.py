@@ -237,7 +237,7 @@ def remove_services(client: docker.DockerClient, project: Project, found: list[S
     deadline = time.monotonic() + timeout
     # the tasks leave the swarm's list before their containers leave this node (and its volumes are free)
     while ids and ([t for t in client.api.tasks() if t["ServiceID"] in ids]
-                   or client.containers.list(all=True, filters=project_filter(project))):
+                   or client.containers.list(all=True, filters=project_filter(project), ignore_removed=True)):
         if time.monotonic() > deadline:
             raise NotRunning(f"tasks of {', '.join(sorted(s.name for s in found))} still there after {timeout:.0f}s",
                              hint="see 'docker service ps'; run 'tcel down' again")
