@@ -199,26 +199,33 @@ class SwarmStack(Stack):
 
     def wait_ready(self, credentials: Credentials, timeout: float, progress: Progress) -> float:
         found = self.services()
-        since = time.time()
+        since, started = time.time(), time.monotonic()
         nodes = self._worker_nodes(found.get("worker"), since + timeout, progress)
+        placed = time.monotonic() - started
 
         def check(_pending: set[str], _broker_answered: float | None) -> None:
             for kind, service in found.items():
                 _check_tasks(kind, service, since)
 
-        return readiness.wait_until_answering(credentials, nodes, check, timeout, progress)
+        return placed + readiness.wait_until_answering(credentials, nodes, check, timeout - placed, progress)
 
     def _worker_nodes(self, worker: Service | None, deadline: float, progress: Progress) -> set[str]:
-        """The Celery node names of the worker service's replicas, once Swarm has as many tasks as replicas:
-        a scale-down may keep any slots (worker-1 and worker-3 of 4), a scale-up fills others."""
+        """The Celery node names of the worker service's replicas, once Swarm runs as many tasks as replicas, all
+        of the service's current image, and no task it is replacing still runs (so that an old worker does not
+        answer for its slot during a rolling update). A scale-down may keep any slots (worker-1 and worker-3
+        of 4); a scale-up fills others."""
         if worker is None:
             return set()
+        image = worker.attrs["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"]
         while True:
             with engine.engine_errors():
-                slots = {t["Slot"] for t in worker.tasks(filters={"desired-state": "running"})}
-            if len(slots) == _replicas(worker) or time.time() > deadline:
-                return {worker_node(f"worker-{slot}") for slot in slots}
-            progress(f"waiting for Swarm to place {_replicas(worker)} workers")
+                tasks = worker.tasks()
+            wanted = [t for t in tasks if t["DesiredState"] == "running"]
+            replacing = [t for t in tasks if t["DesiredState"] != "running" and t["Status"]["State"] == "running"]
+            if (len(wanted) == _replicas(worker) and not replacing
+                    and all(t["Spec"]["ContainerSpec"]["Image"] == image for t in wanted)) or time.time() > deadline:
+                return {worker_node(f"worker-{t['Slot']}") for t in wanted}
+            progress(f"waiting for Swarm to place {_replicas(worker)} workers of {_image_of(worker)}")
             time.sleep(0.2)
 
     def replace_workers(
