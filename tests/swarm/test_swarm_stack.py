@@ -32,6 +32,8 @@ def swarm_stack(lab: Lab, tmp_path_factory) -> Iterator[StackProject]:
     with make_project(lab.engine, tmp_path_factory.mktemp("swarm")) as project:
         # tasks that run long enough to be killed mid-run, on 2 processes per worker so that some wait their turn
         project.env["TCEL_ADD_DELAY"] = "4"
+        made = project.tcel("init", str(project.directory))  # files of its own, for the update test to edit
+        assert made.code == 0, made.stderr
         try:
             up = project.tcel("up", "--swarm", "--workers", str(WORKERS), "--concurrency", "2")
             assert up.code == 0, up.stderr
@@ -94,6 +96,17 @@ def test_scale_changes_replicas_without_ghost_workers(swarm_stack: StackProject)
     assert scaled.code == 0, scaled.stderr
     shown = wait_healthy(swarm_stack)
     assert sorted(w["name"] for w in shown["workers"]) == slots
+
+
+def test_changed_tasks_roll_out_to_every_worker_before_up_returns(swarm_stack: StackProject):
+    tasks = swarm_stack.directory / "tasks.py"
+    tasks.write_text(tasks.read_text() + "\n\n@app.task\ndef triple(x):\n    return 3 * x\n")
+    up = swarm_stack.tcel("up")
+    assert up.code == 0, up.stderr
+    for _ in range(WORKERS):  # whichever worker takes it knows the new task
+        called = swarm_stack.tcel("call", "tasks.triple", "5", "--wait", "--json")
+        assert called.code == 0, called.stderr
+        assert json.loads(called.stdout)["result"] == 15
 
 
 def test_passwords_are_secrets_not_environment(lab: Lab, swarm_stack: StackProject):
