@@ -14,7 +14,7 @@ import pytest
 
 from celery_cli.names import LABEL_PROJECT
 from celery_cli.settings import setting
-from tests.conftest import StackProject, make_project
+from tests.conftest import StackProject, make_project, run_tcel
 from tests.faults.conftest import results, tally
 from tests.swarm.conftest import NODES, Lab, swarm_lab
 
@@ -32,7 +32,7 @@ def swarm_stack(lab: Lab, tmp_path_factory) -> Iterator[StackProject]:
     with make_project(lab.engine, tmp_path_factory.mktemp("swarm")) as project:
         # tasks that run long enough to be killed mid-run, on 2 processes per worker so that some wait their turn
         project.env["TCEL_ADD_DELAY"] = "4"
-        made = project.tcel("init", str(project.directory))  # files of its own, for the update test to edit
+        made = run_tcel("init", str(project.directory))  # files of its own, for the update test to edit
         assert made.code == 0, made.stderr
         try:
             up = project.tcel("up", "--swarm", "--workers", str(WORKERS), "--concurrency", "2")
