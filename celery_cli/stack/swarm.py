@@ -258,6 +258,9 @@ class SwarmStack(Stack):
             for secret in self.client.secrets.list(filters=engine.project_filter(self.project)):
                 secret.remove()
             swarm_engine.unlabel_data_node(self.client, self.project)
+            registries = [s for s in found if swarm_engine.service_of(s) == "registry"]
+            if registries:
+                swarm_engine.untag_pushed(self.client, f"127.0.0.1:{_published(registries[0])}")
             return DownReport(
                 containers=sorted(s.name for s in found),
                 networks=networks,

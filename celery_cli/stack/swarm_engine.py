@@ -179,6 +179,20 @@ def create_service(
     )
 
 
+def untag_pushed(client: docker.DockerClient, registry: str) -> None:
+    """Drop this engine's tags of worker images pushed to a registry that is going away (the images stay while
+    another tag or a container uses them)."""
+    import docker
+
+    for image in client.images.list(name=f"{registry}/tcel-worker"):
+        for tag in image.tags:
+            if tag.startswith(f"{registry}/"):
+                try:
+                    client.images.remove(tag, noprune=True)
+                except docker.errors.APIError:
+                    pass
+
+
 def update(service: Service, image: str | None = None, replicas: int | None = None) -> None:
     """Change only the image or replica count in the service's current spec (docker-py's Service.update rebuilds
     the spec, which Swarm takes for a change and restarts every task)."""

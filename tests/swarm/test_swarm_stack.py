@@ -175,6 +175,11 @@ def test_node_killed_mid_run_loses_no_task(lab: Lab, swarm_stack: StackProject):
 
 
 def test_down_leaves_nothing_on_any_node(lab: Lab, swarm_stack: StackProject):
+    from celery_cli.credentials import kept
+    from celery_cli.settings import resolve_project
+
+    registry = f"127.0.0.1:{kept(resolve_project(swarm_stack.directory, swarm_stack.name))['TCEL_REGISTRY_PORT']}"
+    assert lab.engine.images.list(name=f"{registry}/tcel-worker")
     down = swarm_stack.tcel("down", "--volumes")
     assert down.code == 0, down.stderr
     label = {"label": f"{LABEL_PROJECT}={swarm_stack.name}"}
@@ -186,6 +191,7 @@ def test_down_leaves_nothing_on_any_node(lab: Lab, swarm_stack: StackProject):
             assert time.monotonic() < deadline, f"containers or networks left on {name}"
             time.sleep(1)
     assert lab.engine.volumes.list(filters=label) == []
+    assert lab.engine.images.list(name=f"{registry}/tcel-worker") == []  # the tags of the registry that went
     assert not any(f"io.tcel.data.{swarm_stack.name}" in (n.attrs["Spec"].get("Labels") or {})
                    for n in lab.engine.nodes.list())
 
