@@ -74,7 +74,8 @@ class SwarmStack(Stack):
                              "adds nodes)")
             existing = {swarm_engine.service_of(s): s for s in swarm_engine.services(client, self.project)}
             if options.workers_only and not {"broker", "backend"} <= existing.keys():
-                raise NotRunning(f"stack {self.project.name}: broker or backend not running", hint="run 'tcel up' first")
+                raise NotRunning(f"stack {self.project.name}: broker or backend not running",
+                                 hint="run 'tcel up' first")
             kept = stored.kept(self.project)
             data_node = swarm_engine.node_of(client, options.data_node or kept.get("TCEL_DATA_NODE"))
             access = self._credentials(options, existing, data_node, notes)
@@ -83,7 +84,8 @@ class SwarmStack(Stack):
                 "TCEL_ENGINE": "swarm", "TCEL_BROKER_IMAGE": options.broker_image,
                 "TCEL_BACKEND_IMAGE": options.backend_image, "TCEL_PYTHON_IMAGE": options.python_image,
                 "TCEL_CONCURRENCY": str(options.concurrency or ""), "TCEL_REGISTRY": options.registry or "",
-                "TCEL_DATA_NODE": data_node.attrs["Description"]["Hostname"], "TCEL_REGISTRY_IMAGE": options.registry_image,
+                "TCEL_DATA_NODE": data_node.attrs["Description"]["Hostname"],
+                "TCEL_REGISTRY_IMAGE": options.registry_image,
                 "TCEL_REGISTRY_PORT": kept.get("TCEL_REGISTRY_PORT", ""),
             }
             # before anything is made: a later command (`down` after a failed `up`) finds the stack on Swarm
@@ -162,8 +164,9 @@ class SwarmStack(Stack):
             report.created.append(existing["registry"].name)
         if "registry-mirror" not in existing:
             others = [f"node.id!={client.info()['Swarm']['NodeID']}"]
+            upstream = f"http://registry:{swarm_engine.REGISTRY_PORT}"  # the central one, over the overlay network
             mirror = ServiceSpec("registry-mirror", None, options.registry_image,
-                                 environment={"REGISTRY_PROXY_REMOTEURL": f"http://registry:{swarm_engine.REGISTRY_PORT}"},
+                                 environment={"REGISTRY_PROXY_REMOTEURL": upstream},
                                  ports={swarm_engine.REGISTRY_PORT: (EVERY_INTERFACE, port)})
             existing["registry-mirror"] = swarm_engine.create_service(
                 client, self.project, mirror, network, 0, others, mode="global")

@@ -71,7 +71,8 @@ def test_no_password_stays_in_any_service_environment_or_command(tmp_path: Path)
         assert ACCESS.broker_password not in shown and ACCESS.backend_password not in shown, spec.service
     assert b"default_pass = broker-secret-password" in secrets_in_files(broker(project, OPTIONS, ACCESS)).files[
         RABBITMQ_USER_CONF]
-    assert b"requirepass backend-secret-password" in secrets_in_files(backend(project, OPTIONS, ACCESS)).files[REDIS_CONF]
+    redis_conf = secrets_in_files(backend(project, OPTIONS, ACCESS)).files[REDIS_CONF]
+    assert b"requirepass backend-secret-password" in redis_conf
 
 
 def test_the_worker_config_reads_its_urls_from_the_secret_files(tmp_path: Path, monkeypatch) -> None:
