@@ -243,13 +243,15 @@ class SwarmStack(Stack):
                             replace_seconds=time.monotonic() - started)
 
     def logs(self, service: str | None, follow: bool, tail: int | None) -> Iterator[tuple[str, str]]:
+        """`worker` means every worker, `worker-2` the worker in slot 2, `broker` the broker..."""
         found = self.services()
-        kind = (service or "").partition("-")[0] if service not in found else service
-        chosen = [s for k, s in found.items() if not service or k == kind]
+        kind = service if service in found or service is None else service.rpartition("-")[0]
+        chosen = [s for k, s in found.items() if service is None or k == kind]
         if not chosen:
-            raise NotRunning(f"stack {self.project.name} has no {service or ''} service".replace("  ", " "),
-                             hint="see 'tcel status'")
-        return _followed(chosen, tail) if follow else _interleaved(chosen, tail)
+            raise NotRunning(f"stack {self.project.name} has no {service!r} service", hint="see 'tcel status'")
+        wanted = None if service in found else service
+        lines = _followed(chosen, tail) if follow else _interleaved(chosen, tail)
+        return (line for line in lines if wanted is None or line[0] == wanted)
 
     def down(self, volumes: bool = False) -> DownReport:
         with project_lock(self.project, create=False), engine.engine_errors():
@@ -355,23 +357,33 @@ def _wait_registry(address: str, service: Service, progress: Progress) -> None:
         time.sleep(0.3)
 
 
-def _service_lines(service: Service, tail: int | None, follow: bool) -> Iterator[str]:
+def _service_lines(service: Service, tail: int | None, follow: bool) -> Iterator[tuple[str, str, str]]:
+    """(time stamp, source, text) of each line of a service's log; a worker's source is `worker-<slot>`, found
+    from the task id Swarm puts in each line's details."""
+    kind = swarm_engine.service_of(service)
+    slots: dict[str, int] = {}
     pending = b""
-    for chunk in service.logs(stdout=True, stderr=True, timestamps=True, follow=follow,
+    for chunk in service.logs(stdout=True, stderr=True, timestamps=True, details=True, follow=follow,
                               tail=tail if tail is not None else "all"):
         pending += chunk
         *complete, pending = pending.split(b"\n")
         for line in complete:
-            yield line.decode(errors="replace")
+            stamp, _, text = line.decode(errors="replace").partition(" ")
+            task = None
+            if text.startswith("com.docker.swarm."):
+                details, _, text = text.partition(" ")
+                task = dict(item.partition("=")[::2] for item in details.split(",")).get("com.docker.swarm.task.id")
+            if kind == "worker" and task and task not in slots:
+                slots.update({t["ID"]: t.get("Slot", 0) for t in service.tasks()})
+            yield stamp, f"{kind}-{slots[task]}" if kind == "worker" and slots.get(task) else kind, text
 
 
 def _interleaved(services: list[Service], tail: int | None) -> Iterator[tuple[str, str]]:
     lines = []
     with engine.engine_errors():
         for service in services:
-            for entry in _service_lines(service, tail, follow=False):
-                stamp, _, text = entry.partition(" ")
-                lines.append((logs.sortable(stamp), swarm_engine.service_of(service), text))
+            for stamp, source, text in _service_lines(service, tail, follow=False):
+                lines.append((logs.sortable(stamp), source, text))
     for _, name, text in sorted(lines, key=lambda line: line[0]):
         yield name, text
 
@@ -384,8 +396,8 @@ def _followed(services: list[Service], tail: int | None) -> Iterator[tuple[str, 
 
     def pump(service: Service) -> None:
         try:
-            for entry in _service_lines(service, tail, follow=True):
-                lines.put((swarm_engine.service_of(service), entry.partition(" ")[2]))
+            for _, source, text in _service_lines(service, tail, follow=True):
+                lines.put((source, text))
         finally:
             lines.put(None)
 

@@ -86,6 +86,19 @@ def test_workers_spread_and_tasks_run_on_every_node(lab: Lab, swarm_stack: Stack
     assert set(lab_nodes(lab)) <= ran_on, f"tasks ran on {ran_on} only"
 
 
+def test_logs_name_each_worker_by_its_slot(swarm_stack: StackProject):
+    shown = swarm_stack.tcel("logs", "worker")
+    assert shown.code == 0, shown.stderr
+    ready = [line for line in shown.stdout.splitlines() if "ready." in line]
+    assert len(ready) >= WORKERS
+    for line in ready:  # "worker-3  | [...] celery@worker-3 ready."
+        source = line.split("|")[0].strip()
+        assert line.endswith(f"celery@{source} ready."), line
+    one = swarm_stack.tcel("logs", "worker-2")
+    assert one.code == 0 and one.stdout, one.stderr
+    assert {line.split("|")[0].strip() for line in one.stdout.splitlines()} == {"worker-2"}
+
+
 def test_scale_changes_replicas_without_ghost_workers(swarm_stack: StackProject):
     scaled = swarm_stack.tcel("scale", "2")
     assert scaled.code == 0, scaled.stderr
