@@ -70,8 +70,8 @@ class SwarmStack(Stack):
             if swarm_engine.membership(client.info(), options.swarm_init):
                 progress("making this engine a single-node swarm manager")
                 swarm_engine.init_swarm(client)
-                notes.append("this engine is now a single-node swarm manager ('docker swarm join-token worker' "
-                             "adds nodes)")
+                notes.append("this engine is now a single-node swarm manager on 127.0.0.1 (for other machines "
+                             "to join, 'docker swarm init --advertise-addr ADDRESS' instead)")
             existing = {swarm_engine.service_of(s): s for s in swarm_engine.services(client, self.project)}
             if options.workers_only and not {"broker", "backend"} <= existing.keys():
                 raise NotRunning(f"stack {self.project.name}: broker or backend not running",

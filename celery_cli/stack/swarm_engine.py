@@ -46,16 +46,9 @@ def membership(info: dict[str, Any], init: bool) -> bool:
 
 
 def init_swarm(client: docker.DockerClient) -> None:
-    """A single-node swarm on this engine; other nodes can join later with 'docker swarm join-token worker'."""
-    import docker
-
-    try:
-        client.swarm.init()
-    except docker.errors.APIError as exc:
-        if "advertise address" not in str(exc):
-            raise
-        # several addresses and none chosen: this machine alone, until the user re-initialises for real nodes
-        client.swarm.init(advertise_addr="127.0.0.1", listen_addr="127.0.0.1:2377")
+    """A single-node swarm on this engine, listening on loopback only (as tcel publishes on 127.0.0.1 unless
+    asked): a swarm that other machines join needs `docker swarm init --advertise-addr ADDRESS` instead."""
+    client.swarm.init(advertise_addr="127.0.0.1", listen_addr="127.0.0.1:2377")
 
 
 def node_of(client: docker.DockerClient, name: str | None) -> Any:
