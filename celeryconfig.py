@@ -4,8 +4,20 @@ import os
 
 # worker_hooks keeps the list of recent tasks that `tcel results` shows, and starts the worker quickly.
 imports = ("tasks", "worker_hooks")
-broker_url = os.getenv("CELERY_BROKER_URL", "amqp://")
-result_backend = os.getenv("CELERY_RESULT_BACKEND_URL", "redis://")
+
+
+def _url(variable, default):
+    """The URL in the file VARIABLE_FILE names (a Docker secret, as `tcel up --swarm` passes them: Celery has no
+    *_FILE convention of its own), else the variable, else the default."""
+    path = os.getenv(f"{variable}_FILE")
+    if path:
+        with open(path) as secret:
+            return secret.read().strip()
+    return os.getenv(variable, default)
+
+
+broker_url = _url("CELERY_BROKER_URL", "amqp://")
+result_backend = _url("CELERY_RESULT_BACKEND_URL", "redis://")
 
 # The seed started the worker with -c 10.
 worker_concurrency = int(os.getenv("CELERY_WORKER_CONCURRENCY", "10"))

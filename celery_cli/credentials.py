@@ -11,7 +11,11 @@ from .names import BACKEND_PORT, BROKER_PORT, FLOWER_PORT
 from .settings import Project, read_env_file
 
 BROKER_USER = "tcel"
-KEPT = ("TCEL_BROKER_IMAGE", "TCEL_BACKEND_IMAGE", "TCEL_PYTHON_IMAGE", "TCEL_CONCURRENCY")
+KEPT = (
+    "TCEL_BROKER_IMAGE", "TCEL_BACKEND_IMAGE", "TCEL_PYTHON_IMAGE", "TCEL_CONCURRENCY",
+    # which engine runs the stack, and on Swarm where its data lives and which registry carries its image
+    "TCEL_ENGINE", "TCEL_DATA_NODE", "TCEL_REGISTRY", "TCEL_REGISTRY_PORT", "TCEL_REGISTRY_IMAGE",
+)
 
 
 @dataclass(frozen=True)

@@ -159,7 +159,7 @@ def _readiness(overview: Overview, access: Credentials | None) -> None:
             s.ready = "queues" not in overview.failures
         elif s.service == "backend":
             s.ready = "backend" not in overview.failures
-        else:
+        elif s.service == "worker":
             s.ready = worker_node(s.hostname) in answering
 
 

@@ -40,11 +40,14 @@ def cell(value: Any) -> str:
 
 
 def services_table(project: str, services: list[ServiceStatus]) -> Table:
+    """One row per container, or per Swarm task with the node it runs on."""
+    on_nodes = any(s.node for s in services)
     return table(
         f"stack {project}",
-        ["service", "name", "state", "ready", "image", "ports (url)", "uptime"],
+        ["service", "name", *(["node"] if on_nodes else []), "state", "ready", "image", "ports (url)", "uptime"],
         [
-            [s.service, s.name, s.state, s.ready, s.image, s.url or ", ".join(s.ports) or None, duration(s.uptime)]
+            [s.service, s.name, *([s.node] if on_nodes else []), s.state, s.ready, s.image,
+             s.url or ", ".join(s.ports) or None, duration(s.uptime)]
             for s in services
         ],
     )

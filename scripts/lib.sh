@@ -44,7 +44,8 @@ ensure_docker() {
   die "dockerd did not answer within 30 s: see /var/log/tcel-dockerd.log"
 }
 
-# The broker, backend and Python base images tcel is configured to use; stand-ins when no registry answers.
+# The broker, backend, Python base and registry (for up --swarm) images tcel is configured to use; stand-ins
+# when no registry answers.
 # A stand-in name that scripts/offline-images no longer builds (tcel-offline/rabbitmq:3 from an older
 # version of it, say) in the user's config counts as missing, so the machine moves to the current stand-ins
 # even while the old images still exist. Names set in the environment are the user's choice and stay.
@@ -59,7 +60,7 @@ from celery_cli.settings import setting
 
 current = dict(line.split("=", 1) for line in sys.argv[1].split())
 client = docker.from_env()
-for key in ("TCEL_BROKER_IMAGE", "TCEL_BACKEND_IMAGE", "TCEL_PYTHON_IMAGE"):
+for key in ("TCEL_BROKER_IMAGE", "TCEL_BACKEND_IMAGE", "TCEL_PYTHON_IMAGE", "TCEL_REGISTRY_IMAGE"):
     name = setting(key)
     if key not in os.environ and name.startswith("tcel-offline/") and name != current[key]:
         print(f"{name} (replaced by {current[key]})")

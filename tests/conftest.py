@@ -72,7 +72,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if unit not in Path(item.fspath).parents:
             item.add_marker(pytest.mark.integration)
-    items.sort(key=lambda item: item.get_closest_marker("swarm") is not None)
+    # and the one that takes the lab down after every other swarm test
+    items.sort(key=lambda item: (item.get_closest_marker("swarm") is not None,
+                                 item.get_closest_marker("lab_down") is not None))
 
 
 @pytest.fixture(scope="session")

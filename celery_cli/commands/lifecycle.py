@@ -60,6 +60,22 @@ def up(
     grace: Annotated[
         float, typer.Option(min=0, help="With --watch: seconds a replaced worker may finish its running tasks.")
     ] = 10,
+    swarm: Annotated[
+        Optional[bool],
+        typer.Option("--swarm/--containers", help="Run as Docker Swarm services across the swarm's nodes, or as "
+                     "plain containers [env TCEL_ENGINE; default: as last started, else containers]."),
+    ] = None,
+    init: Annotated[
+        bool, typer.Option("--init", help="With --swarm: make this engine a single-node swarm if it is in none.")
+    ] = False,
+    data_node: Annotated[
+        Optional[str], typer.Option(help="With --swarm: the node the broker and backend (and their data) run on "
+                                    "[default: as last started, else this manager].")
+    ] = None,
+    registry: Annotated[
+        Optional[str], typer.Option(metavar="HOST:PORT", help="With --swarm: push the worker image there, for every "
+                                    "node to pull [default: a registry service tcel runs].")
+    ] = None,
     json: Json = False,
 ) -> None:
     """Start the stack (RabbitMQ, Redis, workers) and wait until it works.
@@ -76,8 +92,9 @@ def up(
     out = Output(json)
     options = up_options(target, bind, broker_port, backend_port, broker_image, backend_image, python_image,
                          workers=workers, concurrency=concurrency, build=build, queues=_queues(queues),
-                         flower=flower, flower_port=flower_port)
-    stack = open_stack(target.project)
+                         flower=flower, flower_port=flower_port, swarm_init=init, data_node=data_node,
+                         registry=registry)
+    stack = open_stack(target.project, {True: "swarm", False: "containers", None: None}[swarm])
     with out.status(f"bringing up stack {target.project.name}") as progress:
         report = stack.start(options, ready_timeout if wait else None, progress)
     name = target.project.name
@@ -146,6 +163,7 @@ def up_options(
             else started_with[key]
 
     concurrency = rest.pop("concurrency", None) or int(started_with.get("TCEL_CONCURRENCY") or 0) or None
+    rest["registry"] = rest.get("registry") or started_with.get("TCEL_REGISTRY") or None
 
     return UpOptions(
         bind=bind_setting(bind),
@@ -155,6 +173,7 @@ def up_options(
         broker_image=image("TCEL_BROKER_IMAGE", broker_image),
         backend_image=image("TCEL_BACKEND_IMAGE", backend_image),
         python_image=image("TCEL_PYTHON_IMAGE", python_image),
+        registry_image=image("TCEL_REGISTRY_IMAGE", None),
         concurrency=concurrency,
         **rest,
     )

@@ -1,6 +1,7 @@
 """The stack: one project's broker, backend and workers, behind one interface whichever engine runs them.
 
-base.py says what every engine's stack does; containers.py does it with plain containers. specs.py describes
+base.py says what every engine's stack does; containers.py does it with plain containers, swarm.py with
+Swarm services (swarm_engine.py holds its docker-py calls). specs.py describes
 each service's container, up.py plans and applies `up`, readiness.py waits until it works, logs.py reads
 logs, lock.py keeps one `up` or `down` at a time, images.py pulls and builds, engine.py holds the docker-py
 calls. The engine is chosen here, and only here.
@@ -15,8 +16,29 @@ if TYPE_CHECKING:
     from .base import Stack
 
 
-def open_stack(project: Project) -> Stack:
-    """The project's stack on the engine that runs it (plain containers; Swarm services next)."""
+ENGINES = ("containers", "swarm")
+
+
+def engine_name(project: Project, asked: str | None = None) -> str:
+    """Which engine runs the project's stack: the one asked for (`up --swarm`), else TCEL_ENGINE, else the one
+    the project's state remembers from its last `up`, else plain containers."""
+    import os
+
+    from ..credentials import kept
+    from ..errors import UsageError
+
+    name = asked or os.environ.get("TCEL_ENGINE") or kept(project).get("TCEL_ENGINE") or "containers"
+    if name not in ENGINES:
+        raise UsageError(f"unknown engine {name!r} (from TCEL_ENGINE)", hint=f"use one of {', '.join(ENGINES)}")
+    return name
+
+
+def open_stack(project: Project, engine: str | None = None) -> Stack:
+    """The project's stack on the engine that runs it: plain containers, or Swarm services."""
+    if engine_name(project, engine) == "swarm":
+        from .swarm import SwarmStack
+
+        return SwarmStack(project)
     from .containers import ContainerStack
 
     return ContainerStack(project)

@@ -30,6 +30,12 @@ class UpOptions:
     workers_only: bool = False  # `tcel scale`: never create or start the broker or backend
     flower: bool = False  # add Flower; without it, a Flower that exists is kept as it is
     flower_port: int | None = None  # as broker_port
+    # Swarm only: make the engine a single-node swarm manager if it is in no swarm; the node the broker and
+    # backend run on (default: the manager); the registry the worker image goes to (default: one tcel runs)
+    swarm_init: bool = False
+    data_node: str | None = None
+    registry: str | None = None
+    registry_image: str = "registry:2"
 
 
 @dataclass
@@ -112,6 +118,7 @@ class ServiceStatus:
     ports: list[str]
     started_at: datetime | None
     url: str | None = None  # where a web service (Flower) answers from the host
+    node: str | None = None  # on Swarm: the host name of the node the task runs on
 
     @property
     def uptime(self) -> float | None:

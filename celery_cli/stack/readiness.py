@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 from ..credentials import Credentials
@@ -37,11 +37,31 @@ def wait_ready(
 ) -> float:
     """Wait until the broker takes a login, the backend a PING, every worker a ping and Flower (if the stack
     has it) lists every worker; return seconds."""
+    workers = {worker_node(engine.hostname_of(c)): c for c in containers if engine.service_of(c) == "worker"}
+
+    def check(pending_workers: set[str], broker_answered: float | None) -> None:
+        check_alive(project, containers)
+        if broker_answered and time.time() - broker_answered > BROKER_GRACE:
+            check_connected([workers[node] for node in pending_workers], broker_answered)
+
+    with_flower = any(engine.service_of(c) == "flower" for c in containers)
+    return wait_until_answering(access, set(workers), check, timeout, progress, flower=with_flower)
+
+
+def wait_until_answering(
+    access: Credentials,
+    workers: set[str],
+    check: Callable[[set[str], float | None], None],
+    timeout: float,
+    progress: Progress,
+    flower: bool = False,
+) -> float:
+    """Wait until the broker takes a login, the backend a PING, every worker node a ping and, with `flower`,
+    Flower lists every worker; return seconds. `check(pending workers, when the broker first answered)` runs
+    every second and raises when the engine says a service failed (whichever engine runs them)."""
     started = time.monotonic()
     deadline = started + timeout
-    workers = {worker_node(engine.hostname_of(c)): c for c in containers if engine.service_of(c) == "worker"}
-    with_flower = any(engine.service_of(c) == "flower" for c in containers)
-    pending = {"broker", "backend", *workers, *(["flower"] if with_flower else [])}
+    pending = {"broker", "backend", *workers, *(["flower"] if flower else [])}
     flower_probed, flower_missing = 0.0, ""
     last_check = 0.0
     broker_answered: float | None = None  # epoch seconds
@@ -49,9 +69,9 @@ def wait_ready(
         control.app  # import Celery while the broker boots, not after it answers
         while True:
             pending -= _services_answering(access, pending)
-            if "broker" not in pending and pending & workers.keys():
+            if "broker" not in pending and pending & workers:
                 broker_answered = broker_answered or time.time()
-                pending -= control.ping(sorted(pending & workers.keys()), PING_TIMEOUT)
+                pending -= control.ping(sorted(pending & workers), PING_TIMEOUT)
             if pending == {"flower"} and time.monotonic() - flower_probed > FLOWER_PROBE_INTERVAL:
                 flower_probed = time.monotonic()
                 flower_missing = _flower_missing(access, sorted(workers))
@@ -60,16 +80,14 @@ def wait_ready(
             if not pending:
                 return time.monotonic() - started
             if time.monotonic() - last_check > ALIVE_CHECK_INTERVAL:
-                check_alive(project, containers)
-                if broker_answered and time.time() - broker_answered > BROKER_GRACE:
-                    check_connected([workers[node] for node in pending & workers.keys()], broker_answered)
+                check(pending & workers, broker_answered)
                 last_check = time.monotonic()
             waiting = ", ".join(sorted(_label(p) for p in pending))
             progress(f"waiting for {waiting}")
             if time.monotonic() > deadline:
                 raise WaitTimeout(
                     f"{waiting} not ready after {timeout:.0f}s" + (f": {flower_missing}" if flower_missing else ""),
-                    hint="see 'tcel status' and 'docker logs' of those containers, or raise --ready-timeout",
+                    hint="see 'tcel status' and 'tcel logs', or raise --ready-timeout",
                 )
             time.sleep(0.05)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ..credentials import Credentials
 from ..names import (
@@ -21,6 +21,12 @@ WORKER_STOP_TIMEOUT = 1
 WORKER_WARM_STOP_SIGNAL = "SIGTERM"
 PASSED_TO_WORKERS = ("TCEL_ADD_DELAY",)
 REDIS_CONF = "/etc/tcel-redis.conf"
+# Where passwords go when they must not be in a service's environment (Docker secrets on Swarm): RabbitMQ reads
+# default_user/default_pass from any file in conf.d (the official image's and our stand-in's config directory);
+# the worker's config reads its URLs from the files CELERY_BROKER_URL_FILE and CELERY_RESULT_BACKEND_URL_FILE name.
+RABBITMQ_USER_CONF = "/etc/rabbitmq/conf.d/90-tcel-user.conf"
+SECRETS_DIR = "/run/secrets"
+URL_VARIABLES = ("CELERY_BROKER_URL", "CELERY_RESULT_BACKEND_URL")
 
 
 @dataclass(frozen=True)
@@ -115,6 +121,25 @@ def flower(credentials: Credentials, image: str) -> ServiceSpec:
         },
         ports={FLOWER_PORT: (credentials.bind, credentials.flower_port)},
     )
+
+
+def secrets_in_files(spec: ServiceSpec) -> ServiceSpec:
+    """The same service with every password moved from its environment into files: the broker's user into a
+    RabbitMQ config file, the worker's URLs into files named by CELERY_*_FILE (the backend's password is in a
+    file already)."""
+    environment, files = dict(spec.environment), dict(spec.files)
+    if "RABBITMQ_DEFAULT_PASS" in environment:
+        user, password = environment.pop("RABBITMQ_DEFAULT_USER"), environment.pop("RABBITMQ_DEFAULT_PASS")
+        files[RABBITMQ_USER_CONF] = f"default_user = {user}\ndefault_pass = {password}\n".encode()
+    for key in URL_VARIABLES:
+        if key in environment:
+            path = f"{SECRETS_DIR}/{key.lower()}"
+            files[path] = environment.pop(key).encode()
+            environment[f"{key}_FILE"] = path
+            # empty, not absent: Celery prefers a CELERY_BROKER_URL in the environment (the image sets one) to
+            # its config's broker_url
+            environment[key] = ""
+    return replace(spec, environment=environment, files=files)
 
 
 def stop_timeout(service: str) -> int:

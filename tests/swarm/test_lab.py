@@ -5,22 +5,18 @@ engine keep working, and `down` leaves the machine as it found it."""
 from __future__ import annotations
 
 import os
-import subprocess
 import time
 import urllib.request
 import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, free_port
+from tests.conftest import free_port
+from tests.swarm.conftest import NODES, Lab, lab_view, swarm_lab
 
 pytestmark = pytest.mark.swarm
 
-LAB = REPO / "scripts" / "swarm-lab"
-NODES = 2
 LABELS = {"io.tcel.test": "swarm-lab"}
 
 # Run in a task's container: resolve the service name (dnsrr: one address per task), then fetch a page from
@@ -40,17 +36,6 @@ for peer in peers:
             time.sleep(0.2)
 print(len(socket.gethostbyname_ex(service)[2]))
 """
-
-
-def swarm_lab(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([str(LAB), *args], capture_output=True, text=True, timeout=timeout)
-
-
-def lab_view(engine) -> dict:
-    """What the lab may change on the main engine: its swarm membership and the swarm's networks."""
-    networks = {n.name for n in engine.networks.list() if n.name in ("docker_gwbridge", "ingress")
-                or n.attrs.get("Driver") == "overlay"}
-    return {"swarm": engine.info()["Swarm"]["LocalNodeState"], "networks": sorted(networks)}
 
 
 def leftovers() -> list[str]:
@@ -89,42 +74,6 @@ def python_image(engine) -> str:
     return name
 
 
-
-
-@dataclass
-class Lab:
-    engine: object  # the main engine, the swarm's manager
-    clients: dict[str, object]  # host name -> docker-py client, for every node, the manager's included
-    before: dict  # lab_view of the main engine before `up`
-
-
-@pytest.fixture(scope="module")
-def lab(engine) -> Iterator[Lab]:
-    """`scripts/swarm-lab up 2` for this module; `down` afterwards whatever happens."""
-    import docker
-
-    if os.geteuid() != 0:
-        pytest.skip("scripts/swarm-lab needs root")
-    before = lab_view(engine)
-    if before["swarm"] != "inactive":
-        pytest.skip("the main engine is already in a swarm")
-    clients = {}
-    try:
-        up = swarm_lab("up", str(NODES))
-        assert up.returncode == 0, up.stderr
-        clients[engine.info()["Name"]] = engine
-        for index in range(1, NODES + 1):
-            shown = swarm_lab("env", str(index))
-            assert shown.returncode == 0, shown.stderr
-            client = docker.DockerClient(base_url=shown.stdout.strip().split("=", 1)[1], timeout=60)
-            clients[client.info()["Name"]] = client
-        yield Lab(engine, clients, before)
-    finally:
-        for client in clients.values():
-            if client is not engine:
-                client.close()
-        down = swarm_lab("down")
-        assert down.returncode == 0, down.stderr
 
 
 def test_nodes_are_ready_with_host_names_of_their_own(lab: Lab):
@@ -220,7 +169,10 @@ def test_plain_container_with_published_port_works_while_in_swarm_mode(lab: Lab)
         container.remove(force=True)
 
 
+@pytest.mark.lab_down
 def test_down_leaves_nothing_and_a_second_down_is_a_no_op(lab: Lab):
+    if lab.reused:
+        pytest.skip("the lab was up before these tests: it is left up (scripts/swarm-lab down takes it down)")
     down = swarm_lab("down")
     assert down.returncode == 0, down.stderr
     assert leftovers() == []

@@ -1,0 +1,412 @@
+"""The stack as Docker Swarm services across the swarm's nodes: broker and backend on the data node, a
+replicated worker service spread over the nodes, passwords as secrets, the worker image through a registry."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from .. import credentials as stored
+from ..credentials import Credentials
+from ..errors import ImageError, NotRunning, ServiceUnreachable
+from ..names import BACKEND_PORT, BROKER_PORT, SERVICES
+from ..output import Progress
+from ..remote_control import worker_node
+from . import engine, logs, readiness, specs, swarm_engine
+from .base import DownReport, ReloadReport, ServiceStatus, Stack, UpOptions, UpReport
+from .images import build_worker_image, image_exists, worker_image_name
+from .lock import project_lock
+from .specs import ServiceSpec
+from .up import free_port, port_free
+
+if TYPE_CHECKING:
+    import docker
+    from docker.models.services import Service
+
+EVERY_INTERFACE = "0.0.0.0"
+PUBLISHED_NOTE = "Swarm publishes the broker's and backend's ports on every interface of the data node {node}"
+FAILURES_BEFORE_GIVING_UP = 3
+REGISTRY_WAIT = 60.0
+
+
+class SwarmStack(Stack):
+    """Services `tcel-<project>-broker`, `-backend`, `-worker` (and `-registry`, `-registry-mirror` when tcel
+    carries the worker image itself) on the overlay network `tcel-<project>`."""
+
+    @cached_property
+    def client(self) -> docker.DockerClient:
+        return engine.connect()
+
+    def services(self) -> dict[str, Service]:
+        """The project's services by what they are: broker, backend, worker, registry, registry-mirror."""
+        if not self._in_swarm():
+            return {}
+        with engine.engine_errors():
+            return {swarm_engine.service_of(s): s for s in swarm_engine.services(self.client, self.project)}
+
+    def _in_swarm(self) -> bool:
+        with engine.engine_errors():
+            swarm = self.client.info().get("Swarm") or {}
+        return swarm.get("LocalNodeState") == "active" and bool(swarm.get("ControlAvailable"))
+
+    def status(self) -> list[ServiceStatus]:
+        found = self.services()
+        if not found:
+            return []
+        with engine.engine_errors():
+            nodes = swarm_engine.node_names(self.client)
+            rows = []
+            for kind, service in sorted(found.items(), key=lambda item: _order(item[0])):
+                for task in sorted(service.tasks(filters={"desired-state": "running"}), key=lambda t: t.get("Slot", 0)):
+                    rows.append(_task_status(kind, service, task, nodes))
+            return rows
+
+    def up(self, options: UpOptions, progress: Progress) -> UpReport:
+        with project_lock(self.project), engine.engine_errors():
+            client = self.client
+            notes: list[str] = []
+            if swarm_engine.membership(client.info(), options.swarm_init):
+                progress("making this engine a single-node swarm manager")
+                swarm_engine.init_swarm(client)
+                notes.append("this engine is now a single-node swarm manager on 127.0.0.1 (for other machines "
+                             "to join, 'docker swarm init --advertise-addr ADDRESS' instead)")
+            existing = {swarm_engine.service_of(s): s for s in swarm_engine.services(client, self.project)}
+            if options.workers_only and not {"broker", "backend"} <= existing.keys():
+                raise NotRunning(f"stack {self.project.name}: broker or backend not running",
+                                 hint="run 'tcel up' first")
+            kept = stored.kept(self.project)
+            data_node = swarm_engine.node_of(client, options.data_node or kept.get("TCEL_DATA_NODE"))
+            access = self._credentials(options, existing, data_node, notes)
+            report = UpReport(access, notes=notes)
+            settings = {
+                "TCEL_ENGINE": "swarm", "TCEL_BROKER_IMAGE": options.broker_image,
+                "TCEL_BACKEND_IMAGE": options.backend_image, "TCEL_PYTHON_IMAGE": options.python_image,
+                "TCEL_CONCURRENCY": str(options.concurrency or ""), "TCEL_REGISTRY": options.registry or "",
+                "TCEL_DATA_NODE": data_node.attrs["Description"]["Hostname"],
+                "TCEL_REGISTRY_IMAGE": options.registry_image,
+                "TCEL_REGISTRY_PORT": kept.get("TCEL_REGISTRY_PORT", ""),
+            }
+            # before anything is made: a later command (`down` after a failed `up`) finds the stack on Swarm
+            stored.save(self.project, access, settings)
+            worker_image = worker_image_name(self.project, options.python_image)
+            report.built = options.build or not image_exists(client, worker_image)
+            if report.built:
+                build_worker_image(client, self.project, worker_image, options.python_image, progress)
+            network = swarm_engine.network(client, self.project)
+            registry = self._registry(options, kept, existing, network.name, report, progress)
+            image = _push(client, worker_image, registry, progress)
+            swarm_engine.label_data_node(client, self.project, data_node)
+            on_data_node = [f"node.labels.{swarm_engine.data_label(self.project)}==true"]
+            for spec in (specs.broker(self.project, options, access), specs.backend(self.project, options, access)):
+                if spec.service not in existing:
+                    progress(f"creating service {self.project.container(spec.service)}")
+                    existing[spec.service] = swarm_engine.create_service(
+                        client, self.project, spec, network.name, 1, on_data_node)
+                    report.created.append(existing[spec.service].name)
+            self._workers(options, existing, access, image, network.name, report, progress)
+            stored.save(self.project, access, {**settings, "TCEL_REGISTRY_PORT": "" if options.registry
+                                                else registry.rpartition(":")[2]})
+            if report.created:
+                report.notes.append(PUBLISHED_NOTE.format(node=data_node.attrs["Description"]["Hostname"]))
+            return report
+
+    def _credentials(
+        self, options: UpOptions, existing: dict[str, Service], data_node: Any, notes: list[str]
+    ) -> Credentials:
+        """The kept credentials (or new ones) and ports: the ones the services publish, else the ones asked
+        for, else the kept ones, else the defaults, or a free port when the data node is this machine and the
+        default is taken."""
+        saved = stored.load(self.project)
+        access = saved or stored.generate()
+        here = data_node.id == self.client.info()["Swarm"]["NodeID"]
+        bind = EVERY_INTERFACE if here else swarm_engine.node_address(data_node)
+
+        def choose(service: str, asked: int | None, kept: int) -> int:
+            if service in existing:
+                return _published(existing[service]) or kept
+            if asked or not here or port_free(EVERY_INTERFACE, kept):
+                return asked or kept
+            chosen = free_port(EVERY_INTERFACE)
+            notes.append(f"port {kept} is taken: the {service} uses {chosen}, kept for project "
+                         f"{self.project.name} (--{service}-port chooses one)")
+            return chosen
+
+        return access.with_ports(
+            bind,
+            choose("broker", options.broker_port, saved.broker_port if saved else BROKER_PORT),
+            choose("backend", options.backend_port, saved.backend_port if saved else BACKEND_PORT),
+        )
+
+    def _registry(
+        self, options: UpOptions, kept: dict[str, str], existing: dict[str, Service], network: str,
+        report: UpReport, progress: Progress,
+    ) -> str:
+        """Where the worker image goes: --registry, else a registry service on this manager with a pull-through
+        mirror on every other node, so that every node pulls it as 127.0.0.1:PORT (an address every engine
+        trusts without TLS)."""
+        if options.registry:
+            return options.registry
+        client = self.client
+        if "registry" in existing:
+            port = _published(existing["registry"])
+        else:
+            port = int(kept.get("TCEL_REGISTRY_PORT") or 0) or 5000
+            if not port_free(EVERY_INTERFACE, port):
+                port = free_port(EVERY_INTERFACE)
+            progress(f"creating service {self.project.container('registry')} on port {port}")
+            manager = [f"node.id=={client.info()['Swarm']['NodeID']}"]
+            central = ServiceSpec("registry", None, options.registry_image,
+                                  ports={swarm_engine.REGISTRY_PORT: (EVERY_INTERFACE, port)},
+                                  volumes={self.project.volume("registry"): "/var/lib/registry"})
+            existing["registry"] = swarm_engine.create_service(client, self.project, central, network, 1, manager)
+            report.created.append(existing["registry"].name)
+        if "registry-mirror" not in existing:
+            others = [f"node.id!={client.info()['Swarm']['NodeID']}"]
+            upstream = f"http://registry:{swarm_engine.REGISTRY_PORT}"  # the central one, over the overlay network
+            mirror = ServiceSpec("registry-mirror", None, options.registry_image,
+                                 environment={"REGISTRY_PROXY_REMOTEURL": upstream},
+                                 ports={swarm_engine.REGISTRY_PORT: (EVERY_INTERFACE, port)})
+            existing["registry-mirror"] = swarm_engine.create_service(
+                client, self.project, mirror, network, 0, others, mode="global")
+            report.created.append(existing["registry-mirror"].name)
+        address = f"127.0.0.1:{port}"
+        _wait_registry(address, existing["registry"], progress)
+        return address
+
+    def _workers(
+        self, options: UpOptions, existing: dict[str, Service], access: Credentials, image: str, network: str,
+        report: UpReport, progress: Progress,
+    ) -> None:
+        """Create the worker service, or bring its replica count and image to what is asked."""
+        worker = existing.get("worker")
+        replicas = _replicas(worker) if worker is not None else 0
+        count = options.workers or replicas or 1
+        if worker is None:
+            progress(f"creating service {self.project.container('worker')} with {count} replica(s)")
+            spec = specs.worker(0, options, access, image)
+            existing["worker"] = swarm_engine.create_service(client=self.client, project=self.project, spec=spec,
+                                                             network_name=network, replicas=count, constraints=[])
+            report.created.append(existing["worker"].name)
+            return
+        if _image_of(worker) != image:
+            progress(f"updating service {worker.name} to {image}")
+            swarm_engine.update(worker, image=image)
+            report.started.append(worker.name)
+        if count != replicas:
+            progress(f"scaling service {worker.name} from {replicas} to {count}")
+            swarm_engine.update(worker, replicas=count)
+            (report.started if count > replicas else report.removed).append(
+                f"{worker.name} ({replicas} -> {count} replicas)")
+
+    def wait_ready(self, credentials: Credentials, timeout: float, progress: Progress) -> float:
+        found = self.services()
+        since, started = time.time(), time.monotonic()
+        nodes = self._worker_nodes(found.get("worker"), since + timeout, progress)
+        placed = time.monotonic() - started
+
+        def check(_pending: set[str], _broker_answered: float | None) -> None:
+            for kind, service in found.items():
+                _check_tasks(kind, service, since)
+
+        return placed + readiness.wait_until_answering(credentials, nodes, check, timeout - placed, progress)
+
+    def _worker_nodes(self, worker: Service | None, deadline: float, progress: Progress) -> set[str]:
+        """The Celery node names of the worker service's replicas, once Swarm runs as many tasks as replicas, all
+        of the service's current image, and no task it is replacing still runs (so that an old worker does not
+        answer for its slot during a rolling update). A scale-down may keep any slots (worker-1 and worker-3
+        of 4); a scale-up fills others."""
+        if worker is None:
+            return set()
+        image = worker.attrs["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"]
+        while True:
+            with engine.engine_errors():
+                tasks = worker.tasks()
+            wanted = [t for t in tasks if t["DesiredState"] == "running"]
+            replacing = [t for t in tasks if t["DesiredState"] != "running" and t["Status"]["State"] == "running"]
+            if (len(wanted) == _replicas(worker) and not replacing
+                    and all(t["Spec"]["ContainerSpec"]["Image"] == image for t in wanted)) or time.time() > deadline:
+                return {worker_node(f"worker-{t['Slot']}") for t in wanted}
+            progress(f"waiting for Swarm to place {_replicas(worker)} workers of {_image_of(worker)}")
+            time.sleep(0.2)
+
+    def replace_workers(
+        self, options: UpOptions, grace: float, ready_timeout: float, progress: Progress
+    ) -> ReloadReport:
+        """Build and push the image the files make now; Swarm's rolling update replaces one worker at a time."""
+        started = time.monotonic()
+        report = self.up(options, progress)
+        image = _image_of(self.services()["worker"])
+        self.wait_ready(report.credentials, ready_timeout, progress)
+        return ReloadReport(image, built=report.built, replaced=report.started,
+                            replace_seconds=time.monotonic() - started)
+
+    def logs(self, service: str | None, follow: bool, tail: int | None) -> Iterator[tuple[str, str]]:
+        """`worker` means every worker, `worker-2` the worker in slot 2, `broker` the broker..."""
+        found = self.services()
+        kind = service if service in found or service is None else service.rpartition("-")[0]
+        chosen = [s for k, s in found.items() if service is None or k == kind]
+        if not chosen:
+            raise NotRunning(f"stack {self.project.name} has no {service!r} service", hint="see 'tcel status'")
+        wanted = None if service in found else service
+        lines = _followed(chosen, tail) if follow else _interleaved(chosen, tail)
+        return (line for line in lines if wanted is None or line[0] == wanted)
+
+    def down(self, volumes: bool = False) -> DownReport:
+        with project_lock(self.project, create=False), engine.engine_errors():
+            found = list(self.services().values())
+            if not found and not self._in_swarm():
+                return DownReport([], [], [])
+            swarm_engine.remove_services(self.client, self.project, found)
+            networks = engine.remove_networks(self.client, self.project)
+            for secret in self.client.secrets.list(filters=engine.project_filter(self.project)):
+                secret.remove()
+            swarm_engine.unlabel_data_node(self.client, self.project)
+            registries = [s for s in found if swarm_engine.service_of(s) == "registry"]
+            if registries:
+                swarm_engine.untag_pushed(self.client, f"127.0.0.1:{_published(registries[0])}")
+            return DownReport(
+                containers=sorted(s.name for s in found),
+                networks=networks,
+                volumes=engine.remove_volumes(self.client, self.project) if volumes else [],
+            )
+
+
+def _check_tasks(kind: str, service: Service, since: float) -> None:
+    """Fail when the service's tasks keep failing (an image no node has, a container that exits at once)."""
+    with engine.engine_errors():
+        errors = swarm_engine.failures_since(service, since)
+    if len(errors) >= FAILURES_BEFORE_GIVING_UP:
+        raise NotRunning(f"{service.name}: {len(errors)} tasks failed, the last: {errors[0]}",
+                         hint=f"see 'tcel logs {kind}' and 'docker service ps {service.name}'")
+
+
+def _order(kind: str) -> int:
+    return SERVICES.index(kind) if kind in SERVICES else len(SERVICES)
+
+
+def _task_status(kind: str, service: Service, task: dict[str, Any], nodes: dict[str, str]) -> ServiceStatus:
+    slot = task.get("Slot")
+    node = nodes.get(task.get("NodeID", ""), task.get("NodeID"))
+    state = task["Status"]["State"]
+    return ServiceStatus(
+        service=kind,
+        name=f"{service.name}.{slot}" if slot else f"{service.name}.{node}",
+        hostname=f"worker-{slot}" if kind == "worker" else kind,
+        state=state,
+        # the registry's readiness is its task running; the stack's own services are probed by `status`
+        ready=(state == "running") if kind.startswith("registry") else (None if state == "running" else False),
+        image=_image_of(service),
+        ports=[f"{EVERY_INTERFACE}:{p['PublishedPort']}->{p['TargetPort']}/{p['Protocol']}"
+               for p in service.attrs["Spec"].get("EndpointSpec", {}).get("Ports") or []],
+        started_at=swarm_engine.task_started(task),
+        node=node,
+    )
+
+
+def _image_of(service: Service) -> str:
+    return service.attrs["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"].split("@")[0]
+
+
+def _replicas(service: Service) -> int:
+    return int(service.attrs["Spec"]["Mode"].get("Replicated", {}).get("Replicas", 0))
+
+
+def _published(service: Service) -> int | None:
+    ports = service.attrs["Spec"].get("EndpointSpec", {}).get("Ports") or []
+    return int(ports[0]["PublishedPort"]) if ports else None
+
+
+def _push(client: docker.DockerClient, image: str, registry: str, progress: Progress) -> str:
+    """Tag the worker image into the registry and push it; the name every node pulls."""
+    import docker
+
+    repository, _, tag = image.rpartition(":")
+    target = f"{registry}/{repository}"
+    progress(f"pushing {target}:{tag}")
+    client.images.get(image).tag(target, tag)
+    try:
+        for event in client.images.push(target, tag=tag, stream=True, decode=True):
+            if "error" in event:
+                raise ImageError(f"cannot push the worker image to {registry}: {event['error']}",
+                                 hint="check --registry: every node must be able to pull from it")
+    except docker.errors.APIError as exc:
+        raise ImageError(f"cannot push the worker image to {registry}: {exc.explanation or exc}",
+                         hint="check --registry: every node must be able to pull from it") from None
+    return f"{target}:{tag}"
+
+
+def _wait_registry(address: str, service: Service, progress: Progress) -> None:
+    """Wait until the registry tcel runs answers its API root; fail at once when its tasks keep failing."""
+    import urllib.error
+    import urllib.request
+
+    since = time.time()
+    deadline = time.monotonic() + REGISTRY_WAIT
+    while True:
+        _check_tasks("registry", service, since)
+        try:
+            with urllib.request.urlopen(f"http://{address}/v2/", timeout=2):
+                return
+        except (urllib.error.URLError, OSError) as exc:
+            if time.monotonic() > deadline:
+                raise ServiceUnreachable(f"the registry at {address} does not answer ({exc})",
+                                         hint="see 'tcel logs registry', or pass --registry HOST:PORT") from None
+        progress(f"waiting for the registry at {address}")
+        time.sleep(0.3)
+
+
+def _service_lines(service: Service, tail: int | None, follow: bool) -> Iterator[tuple[str, str, str]]:
+    """(time stamp, source, text) of each line of a service's log; a worker's source is `worker-<slot>`, found
+    from the task id Swarm puts in each line's details."""
+    kind = swarm_engine.service_of(service)
+    slots: dict[str, int] = {}
+    pending = b""
+    for chunk in service.logs(stdout=True, stderr=True, timestamps=True, details=True, follow=follow,
+                              tail=tail if tail is not None else "all"):
+        pending += chunk
+        *complete, pending = pending.split(b"\n")
+        for line in complete:
+            stamp, _, text = line.decode(errors="replace").partition(" ")
+            task = None
+            if text.startswith("com.docker.swarm."):
+                details, _, text = text.partition(" ")
+                task = dict(item.partition("=")[::2] for item in details.split(",")).get("com.docker.swarm.task.id")
+            if kind == "worker" and task and task not in slots:
+                slots.update({t["ID"]: t.get("Slot", 0) for t in service.tasks()})
+            yield stamp, f"{kind}-{slots[task]}" if kind == "worker" and slots.get(task) else kind, text
+
+
+def _interleaved(services: list[Service], tail: int | None) -> Iterator[tuple[str, str]]:
+    lines = []
+    with engine.engine_errors():
+        for service in services:
+            for stamp, source, text in _service_lines(service, tail, follow=False):
+                lines.append((logs.sortable(stamp), source, text))
+    for _, name, text in sorted(lines, key=lambda line: line[0]):
+        yield name, text
+
+
+def _followed(services: list[Service], tail: int | None) -> Iterator[tuple[str, str]]:
+    import queue
+    import threading
+
+    lines: queue.Queue[tuple[str, str] | None] = queue.Queue()
+
+    def pump(service: Service) -> None:
+        try:
+            for _, source, text in _service_lines(service, tail, follow=True):
+                lines.put((source, text))
+        finally:
+            lines.put(None)
+
+    for service in services:
+        threading.Thread(target=pump, args=(service,), daemon=True).start()
+    running = len(services)
+    while running:
+        item = lines.get()
+        if item is None:
+            running -= 1
+        else:
+            yield item

@@ -1,0 +1,238 @@
+"""`tcel up --swarm` on the lab (the manager and 2 nodes): workers spread over the nodes, tasks sent by tcel run
+on every node, a node that dies or is drained loses no task, and `down` leaves nothing on any node."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from celery_cli.names import LABEL_PROJECT
+from celery_cli.settings import setting
+from tests.conftest import StackProject, make_project, run_tcel
+from tests.faults.conftest import results, tally
+from tests.swarm.conftest import NODES, Lab, swarm_lab
+
+pytestmark = pytest.mark.swarm
+
+WORKERS = 4
+
+
+@pytest.fixture(scope="module")
+def swarm_stack(lab: Lab, tmp_path_factory) -> Iterator[StackProject]:
+    """One project on Swarm for this module: 4 workers over the manager and 2 nodes; `down` afterwards."""
+    # the registry image every node runs its mirror from; on real machines each node pulls it from Docker Hub
+    loaded = swarm_lab("load", setting("TCEL_REGISTRY_IMAGE"))
+    assert loaded.returncode == 0, loaded.stderr
+    with make_project(lab.engine, tmp_path_factory.mktemp("swarm")) as project:
+        # tasks that run long enough to be killed mid-run, on 2 processes per worker so that some wait their turn
+        project.env["TCEL_ADD_DELAY"] = "4"
+        made = run_tcel("init", str(project.directory))  # files of its own, for the update test to edit
+        assert made.code == 0, made.stderr
+        try:
+            up = project.tcel("up", "--swarm", "--workers", str(WORKERS), "--concurrency", "2")
+            assert up.code == 0, up.stderr
+            assert "every interface of the data node" in up.stderr
+            yield project
+        finally:
+            project.tcel("down", "--volumes")
+
+
+def worker_nodes(stack: StackProject) -> dict[str, str]:
+    """Celery node name -> swarm node, for every running worker task."""
+    shown = json.loads(stack.tcel("status", "--json").stdout)
+    return {f"celery@{s['hostname']}": s["node"] for s in shown["services"]
+            if s["service"] == "worker" and s["state"] == "running"}
+
+
+def wait_healthy(stack: StackProject, timeout: float = 90) -> dict:
+    """Wait until `tcel status` says every service runs and every worker answers."""
+    deadline = time.monotonic() + timeout
+    while True:
+        shown = stack.tcel("status", "--json")
+        if shown.code == 0:
+            return json.loads(shown.stdout)
+        assert time.monotonic() < deadline, f"not healthy after {timeout} s: {shown.stdout[-2000:]}"
+        time.sleep(1)
+
+
+def send_adds(stack: StackProject, count: int) -> dict[str, int]:
+    expected = {}
+    for n in range(count):
+        sent = stack.tcel("add", str(n), "1", "--quiet")
+        assert sent.code == 0, sent.stderr
+        expected[sent.stdout.strip()] = n + 1
+    return expected
+
+
+def lab_nodes(lab: Lab) -> list[str]:
+    return sorted(name for name, client in lab.clients.items() if client is not lab.engine)
+
+
+def test_workers_spread_and_tasks_run_on_every_node(lab: Lab, swarm_stack: StackProject):
+    nodes = worker_nodes(swarm_stack)
+    assert len(nodes) == WORKERS
+    assert len(set(nodes.values())) >= 2, f"workers on one node only: {nodes}"
+    expected = send_adds(swarm_stack, 12)
+    records = results(swarm_stack, list(expected))
+    right, lost = tally(records, expected)
+    assert lost == 0, f"{right} of {len(expected)} came back"
+    ran_on = {nodes[r["worker"]] for r in records.values()}
+    assert set(lab_nodes(lab)) <= ran_on, f"tasks ran on {ran_on} only"
+
+
+def test_logs_name_each_worker_by_its_slot(swarm_stack: StackProject):
+    shown = swarm_stack.tcel("logs", "worker")
+    assert shown.code == 0, shown.stderr
+    ready = [line for line in shown.stdout.splitlines() if "ready." in line]
+    assert len(ready) >= WORKERS
+    for line in ready:  # "worker-3  | [...] celery@worker-3 ready."
+        source = line.split("|")[0].strip()
+        assert line.endswith(f"celery@{source} ready."), line
+    one = swarm_stack.tcel("logs", "worker-2")
+    assert one.code == 0 and one.stdout, one.stderr
+    assert {line.split("|")[0].strip() for line in one.stdout.splitlines()} == {"worker-2"}
+
+
+def test_scale_changes_replicas_without_ghost_workers(swarm_stack: StackProject):
+    scaled = swarm_stack.tcel("scale", "2")
+    assert scaled.code == 0, scaled.stderr
+    slots = [f"celery@worker-{n}" for n in range(1, WORKERS + 1)]
+    shown = wait_healthy(swarm_stack)  # Swarm keeps any 2 slots; the removed workers are not listed
+    assert len(shown["workers"]) == 2 and {w["name"] for w in shown["workers"]} <= set(slots), shown["workers"]
+    scaled = swarm_stack.tcel("scale", str(WORKERS))
+    assert scaled.code == 0, scaled.stderr
+    shown = wait_healthy(swarm_stack)
+    assert sorted(w["name"] for w in shown["workers"]) == slots
+
+
+def test_changed_tasks_roll_out_to_every_worker_before_up_returns(swarm_stack: StackProject):
+    tasks = swarm_stack.directory / "tasks.py"
+    tasks.write_text(tasks.read_text() + "\n\n@app.task\ndef triple(x):\n    return 3 * x\n")
+    up = swarm_stack.tcel("up")
+    assert up.code == 0, up.stderr
+    for _ in range(WORKERS):  # whichever worker takes it knows the new task
+        called = swarm_stack.tcel("call", "tasks.triple", "5", "--wait", "--json")
+        assert called.code == 0, called.stderr
+        assert json.loads(called.stdout)["result"] == 15
+
+
+def test_passwords_are_secrets_not_environment(lab: Lab, swarm_stack: StackProject):
+    access = swarm_stack.connection
+    for service in lab.engine.services.list(filters={"label": f"{LABEL_PROJECT}={swarm_stack.name}"}):
+        spec = json.dumps(service.attrs["Spec"])
+        assert access.broker_password not in spec and access.backend_password not in spec, service.name
+
+
+def test_drained_node_loses_its_workers_to_the_others(lab: Lab, swarm_stack: StackProject):
+    drained = next(node for node in lab_nodes(lab) if node in worker_nodes(swarm_stack).values())
+    node = next(n for n in lab.engine.nodes.list() if n.attrs["Description"]["Hostname"] == drained)
+    try:
+        node.update({**node.attrs["Spec"], "Availability": "drain"})
+        deadline = time.monotonic() + 60
+        while drained in worker_nodes(swarm_stack).values() or len(worker_nodes(swarm_stack)) < WORKERS:
+            assert time.monotonic() < deadline, f"workers still on {drained}: {worker_nodes(swarm_stack)}"
+            time.sleep(1)
+        wait_healthy(swarm_stack)
+        expected = send_adds(swarm_stack, 8)
+        assert tally(results(swarm_stack, list(expected)), expected)[1] == 0
+    finally:
+        node.reload()
+        node.update({**node.attrs["Spec"], "Availability": "active"})
+
+
+def test_node_killed_mid_run_loses_no_task(lab: Lab, swarm_stack: StackProject):
+    """A power cut on a node whose workers run tasks: Swarm starts its workers elsewhere, the broker gives the
+    tasks they held to the others, and every task comes back with its result (`tcel bench` sends them all at
+    once and waits for every one: a lost task is a timeout)."""
+    nodes = worker_nodes(swarm_stack)
+    count = 24
+    bench = subprocess.Popen(
+        [sys.executable, "-m", "celery_cli", "bench", "--task", "add", "-n", str(count), "--timeout", "120", "--json",
+         "--project-name", swarm_stack.name],
+        cwd=swarm_stack.directory, env={**os.environ, **swarm_stack.env}, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:  # kill while tasks run on that node, not before
+            running = json.loads(swarm_stack.tcel("results", "--state", "STARTED", "--json").stdout)["tasks"]
+            victims = sorted({nodes.get(t["worker"]) for t in running} & set(lab_nodes(lab)))
+            if victims:
+                break
+            assert time.monotonic() < deadline, "no task started on a lab node within 30 s"
+            time.sleep(0.2)
+        killed = swarm_lab("kill", victims[0])
+        assert killed.returncode == 0, killed.stderr
+        out, err = bench.communicate(timeout=180)
+        done = json.loads(out) if bench.returncode == 0 else {"tasks": count, "failed": None}
+        print(f"\nFAULT node {victims[0]} killed mid-run: sent {count}, bench exit {bench.returncode}, "
+              f"failed {done['failed']} {err.strip().splitlines()[-1:]}")
+        assert bench.returncode == 0, err
+        assert (done["tasks"], done["failed"]) == (count, 0)
+        deadline = time.monotonic() + 60
+        while victims[0] in worker_nodes(swarm_stack).values() or len(worker_nodes(swarm_stack)) < WORKERS:
+            assert time.monotonic() < deadline, f"workers not rescheduled: {worker_nodes(swarm_stack)}"
+            time.sleep(1)
+    finally:
+        if bench.poll() is None:
+            bench.kill()
+        back = swarm_lab("up", str(NODES))  # the node's engine starts again and rejoins
+        assert back.returncode == 0, back.stderr
+    wait_healthy(swarm_stack)
+
+
+def test_down_leaves_nothing_on_any_node(lab: Lab, swarm_stack: StackProject):
+    from celery_cli.credentials import kept
+    from celery_cli.settings import resolve_project
+
+    registry = f"127.0.0.1:{kept(resolve_project(swarm_stack.directory, swarm_stack.name))['TCEL_REGISTRY_PORT']}"
+    assert lab.engine.images.list(name=f"{registry}/tcel-worker")
+    down = swarm_stack.tcel("down", "--volumes")
+    assert down.code == 0, down.stderr
+    label = {"label": f"{LABEL_PROJECT}={swarm_stack.name}"}
+    assert lab.engine.services.list(filters=label) == []
+    assert lab.engine.secrets.list(filters=label) == []
+    deadline = time.monotonic() + 60  # a node removes its containers as its agent catches up
+    for name, client in lab.clients.items():
+        while client.containers.list(all=True, filters=label) or client.networks.list(filters=label):
+            assert time.monotonic() < deadline, f"containers or networks left on {name}"
+            time.sleep(1)
+    assert lab.engine.volumes.list(filters=label) == []
+    assert lab.engine.images.list(name=f"{registry}/tcel-worker") == []  # the tags of the registry that went
+    assert not any(f"io.tcel.data.{swarm_stack.name}" in (n.attrs["Spec"].get("Labels") or {})
+                   for n in lab.engine.nodes.list())
+
+
+@pytest.mark.lab_down
+def test_init_makes_a_single_node_swarm_of_an_engine_in_none(engine, tmp_path):
+    """`up --swarm` on an engine in no swarm: refused without --init, a single-node swarm with it. Runs after
+    the lab is down (in a clean CI run), and makes the engine leave the swarm it made at the end: leaving cuts
+    name resolution on bridge networks that exist, so never while other stacks run on the engine."""
+    if engine.info()["Swarm"]["LocalNodeState"] != "inactive":
+        pytest.skip("the engine is in a swarm (a lab left up): the init path needs one in none")
+    had_gwbridge = bool(engine.networks.list(names=["docker_gwbridge"]))
+    with make_project(engine, tmp_path) as project:
+        refused = project.tcel("up", "--swarm")
+        assert refused.code == 2, refused.stderr
+        assert "tcel up --swarm --init" in refused.stderr
+        assert engine.info()["Swarm"]["LocalNodeState"] == "inactive"
+        try:
+            up = project.tcel("up", "--swarm", "--init", "--workers", "1")
+            assert up.code == 0, up.stderr
+            assert "single-node swarm" in up.stderr
+            added = project.tcel("add", "1", "2", "--wait", "--json")
+            assert added.code == 0, added.stderr
+            assert json.loads(added.stdout)["result"] == 3
+        finally:
+            project.tcel("down", "--volumes")
+            if engine.info()["Swarm"]["LocalNodeState"] != "inactive":
+                engine.swarm.leave(force=True)
+            if not had_gwbridge:
+                for network in engine.networks.list(names=["docker_gwbridge"]):
+                    network.remove()

@@ -1,0 +1,89 @@
+"""The swarm engine's decisions that need no engine: whether to initialise a swarm, which engine a project's
+stack runs on, and how passwords leave a service's environment for files (Docker secrets)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from celery_cli import credentials
+from celery_cli.errors import ExitCode, TcelError, UsageError
+from celery_cli.settings import Project
+from celery_cli.stack import engine_name
+from celery_cli.stack.base import UpOptions
+from celery_cli.stack.specs import RABBITMQ_USER_CONF, REDIS_CONF, backend, broker, secrets_in_files, worker
+from celery_cli.stack.swarm_engine import membership
+from tests.conftest import REPO
+
+MANAGER = {"Swarm": {"LocalNodeState": "active", "ControlAvailable": True}}
+WORKER = {"Swarm": {"LocalNodeState": "active", "ControlAvailable": False}}
+OUTSIDE = {"Swarm": {"LocalNodeState": "inactive", "ControlAvailable": False}}
+OPTIONS = UpOptions("127.0.0.1", None, None, "rabbitmq:4", "redis:7", "python:3.12-slim")
+ACCESS = credentials.Credentials("tcel", "broker-secret-password", "backend-secret-password")
+
+
+@pytest.mark.parametrize("init", [False, True])
+def test_a_manager_is_used_as_it_is(init: bool) -> None:
+    assert membership(MANAGER, init) is False
+
+
+def test_an_engine_in_no_swarm_is_initialised_only_when_asked() -> None:
+    assert membership(OUTSIDE, init=True) is True
+    with pytest.raises(UsageError) as refused:
+        membership(OUTSIDE, init=False)
+    assert refused.value.exit_code == ExitCode.USAGE
+    assert "tcel up --swarm --init" in str(refused.value)
+
+
+@pytest.mark.parametrize("init", [False, True])
+def test_a_worker_node_is_refused_even_with_init(init: bool) -> None:
+    with pytest.raises(UsageError, match="worker of a swarm"):
+        membership(WORKER, init)
+
+
+def test_a_locked_swarm_is_reported() -> None:
+    with pytest.raises(TcelError, match="locked"):
+        membership({"Swarm": {"LocalNodeState": "locked"}}, init=True)
+
+
+def test_the_engine_is_asked_then_env_then_remembered(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
+    monkeypatch.delenv("TCEL_ENGINE", raising=False)
+    project = Project("enginetest", tmp_path)
+    assert engine_name(project) == "containers"
+    credentials.save(project, ACCESS, {"TCEL_ENGINE": "swarm"})
+    assert engine_name(project) == "swarm"
+    assert engine_name(project, "containers") == "containers"
+    monkeypatch.setenv("TCEL_ENGINE", "containers")
+    assert engine_name(project) == "containers"
+    monkeypatch.setenv("TCEL_ENGINE", "kubernetes")
+    with pytest.raises(UsageError, match="kubernetes"):
+        engine_name(project)
+
+
+def test_no_password_stays_in_any_service_environment_or_command(tmp_path: Path) -> None:
+    project = Project("secrets", tmp_path)
+    for spec in (broker(project, OPTIONS, ACCESS), backend(project, OPTIONS, ACCESS), worker(1, OPTIONS, ACCESS, "w")):
+        moved = secrets_in_files(spec)
+        shown = repr((moved.environment, moved.command))
+        assert ACCESS.broker_password not in shown and ACCESS.backend_password not in shown, spec.service
+    assert b"default_pass = broker-secret-password" in secrets_in_files(broker(project, OPTIONS, ACCESS)).files[
+        RABBITMQ_USER_CONF]
+    redis_conf = secrets_in_files(backend(project, OPTIONS, ACCESS)).files[REDIS_CONF]
+    assert b"requirepass backend-secret-password" in redis_conf
+
+
+def test_the_worker_config_reads_its_urls_from_the_secret_files(tmp_path: Path, monkeypatch) -> None:
+    spec = secrets_in_files(worker(1, OPTIONS, ACCESS, "w"))
+    for key, value in spec.environment.items():
+        monkeypatch.setenv(key, value)
+    for path, content in spec.files.items():  # the files Swarm mounts, here under tmp_path
+        (tmp_path / Path(path).name).write_bytes(content)
+        monkeypatch.setenv(next(k for k, v in spec.environment.items() if v == path), str(tmp_path / Path(path).name))
+    loaded = importlib.util.spec_from_file_location("celeryconfig_under_test", REPO / "celeryconfig.py")
+    config = importlib.util.module_from_spec(loaded)
+    loaded.loader.exec_module(config)
+    assert config.broker_url == ACCESS.broker_url("broker", 5672)
+    assert config.result_backend == ACCESS.backend_url("backend", 6379)
