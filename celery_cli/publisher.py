@@ -477,7 +477,7 @@ class Sender:
     def close(self) -> None:
         if self._connection is not None:
             try:
-                if self._connection.transport is not None:  # a broker that blocks publishers never answers a close
+                if self._connection.connected:  # a broker that blocks publishers never answers a close
                     self._connection.transport.sock.settimeout(CLOSE_TIMEOUT)
                 self._connection.close()
             except Exception:  # noqa: BLE001 - a connection already broken needs no goodbye

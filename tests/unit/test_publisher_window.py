@@ -43,7 +43,7 @@ class FakeBroker:
         self.in_flight_at_publish.append(len(self.published) - self.settled)
 
     # the connection
-    transport = None  # nothing to set a close timeout on
+    connected = False  # nothing to set a close timeout on
 
     def channel(self) -> FakeBroker:
         return self
