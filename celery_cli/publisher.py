@@ -59,11 +59,13 @@ def new_task_id() -> str:
     return str(uuid.uuid4())
 
 
-def bounded_repr(value: Any, limit: int = ARGSREPR_MAX) -> str:
+def bounded_repr(value: Any, limit: int = ARGSREPR_MAX, small: bool = False) -> str:
     """The `argsrepr`/`kwargsrepr` a worker logs and shows: `repr(value)` when it fits `limit`, else its
     start and "...". Built item by item up to the limit, so megabytes of arguments are never turned into
-    one string (Celery's saferepr bounds it too, but importing it costs more than tcel's whole send)."""
-    text = _repr_prefix(value, limit + 1)
+    one string (Celery's saferepr bounds it too, but importing it costs more than tcel's whole send).
+    `small` says the value is known to be short (its JSON fits `limit`; the repr of a value read from JSON is
+    about as long as its JSON): it is then taken whole by `repr`, which is ten times faster for a few numbers."""
+    text = repr(value) if small else _repr_prefix(value, limit + 1)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
@@ -238,7 +240,7 @@ class Sender:
             delivery_mode=2,  # persistent: survives a broker restart
             correlation_id=task_id,
             reply_to="",
-            application_headers=self._headers(call, task_id, sent),
+            application_headers=self._headers(call, task_id, sent, small=size <= ARGSREPR_MAX),
             **properties,
         )
         return message, sent, size
@@ -365,7 +367,7 @@ class Sender:
             unsent=unsent,
         )
 
-    def _headers(self, call: TaskCall, task_id: str, sent: float) -> dict[str, Any]:
+    def _headers(self, call: TaskCall, task_id: str, sent: float, small: bool = False) -> dict[str, Any]:
         def later(seconds: float) -> datetime:
             return datetime.fromtimestamp(sent, timezone.utc) + timedelta(seconds=seconds)
 
@@ -384,8 +386,8 @@ class Sender:
             "timelimit": [None, None],
             "root_id": task_id,
             "parent_id": None,
-            "argsrepr": bounded_repr(call.args),
-            "kwargsrepr": bounded_repr(call.kwargs),
+            "argsrepr": bounded_repr(call.args, small=small),
+            "kwargsrepr": bounded_repr(call.kwargs, small=small),
             "origin": self._origin,
             "ignore_result": None,  # as Celery sends it: the task's own ignore_result decides
             "replaced_task_nesting": 0,

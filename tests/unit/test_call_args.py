@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from celery_cli.call import TaskCall
@@ -167,6 +169,26 @@ def test_argsrepr_is_celerys_repr_bounded_without_building_the_whole_string(valu
             assert shown == saferepr(value, ARGSREPR_MAX)
     else:
         assert shown == full[: ARGSREPR_MAX - 3] + "..."
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=8) | st.dictionaries(st.text(max_size=8), inner, max_size=8),
+    max_leaves=40,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(JSON_VALUES)
+def test_the_fast_argsrepr_of_small_arguments_is_the_bounded_one(value) -> None:
+    """The publisher takes `repr` whole when the message body fits the limit; it must show what the item by
+    item repr shows, cut the same way."""
+    import json
+
+    from celery_cli.publisher import ARGSREPR_MAX, bounded_repr
+
+    if len(json.dumps(value)) <= ARGSREPR_MAX:
+        assert bounded_repr(value, small=True) == bounded_repr(value)
 
 
 def test_argsrepr_of_millions_of_numbers_takes_no_time_to_build() -> None:
