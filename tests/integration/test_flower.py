@@ -71,7 +71,12 @@ def test_up_with_flower_keeps_a_generated_login_and_status_shows_it_ready(flower
     container = flower_stack.engine.containers.get(f"tcel-{flower_stack.name}-flower")
     assert container.labels["io.tcel.project"] == flower_stack.name and container.labels["io.tcel.service"] == "flower"
     assert container.attrs["HostConfig"]["PortBindings"]["5555/tcp"][0]["HostIp"] == "127.0.0.1"
-    assert access.flower_password not in " ".join(container.attrs["Config"]["Cmd"] or [])
+    # the secrets are files under /run/secrets (flowerconfig.py reads them), not what `docker inspect` shows
+    shown = " ".join((container.attrs["Config"]["Cmd"] or []) + (container.attrs["Config"]["Env"] or []))
+    for secret in (access.flower_password, access.broker_password, access.backend_password):
+        assert secret not in shown
+    read = container.exec_run(["cat", "/run/secrets/tcel_flower_basic_auth"])
+    assert read.exit_code == 0 and read.output.decode() == f"{access.flower_user}:{access.flower_password}"
 
 
 def test_flower_command_prints_the_url_and_masks_the_password_unless_asked(flower_stack: StackProject) -> None:
