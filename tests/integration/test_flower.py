@@ -19,8 +19,9 @@ import pytest
 
 from tests.conftest import REPO, StackProject, free_port, make_project
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
+# found on PATH, as scripts/lib.sh's ensure_chromium looks for them (Debian puts both in /usr/bin)
+CHROMIUM = shutil.which("chromium")
+CHROMEDRIVER = shutil.which("chromedriver")
 # Screenshots of the browser test: kept after the run (pytest's own temporary directories are rotated away
 # by later runs), ignored by git.
 ARTIFACTS = REPO / "test-artifacts"
@@ -157,7 +158,7 @@ def test_flower_and_tcel_result_agree_on_a_task(flower_stack: StackProject) -> N
 @pytest.fixture
 def browser(tmp_path: Path) -> Iterator[object]:
     """Debian's chromium, headless, driven by selenium through Debian's chromedriver."""
-    if not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)):
+    if not (CHROMIUM and CHROMEDRIVER):
         if os.environ.get("CI"):
             pytest.fail("CI needs chromium and chromedriver (scripts/test installs them)")
         pytest.skip("no chromium/chromedriver here: scripts/test installs them")
