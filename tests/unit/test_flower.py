@@ -139,3 +139,61 @@ def test_status_table_shows_flowers_url_in_place_of_its_ports() -> None:
     console = Console(width=200, record=True)
     console.print(services_table("demo", [flower]))
     assert "http://127.0.0.1:5555/" in console.export_text()
+
+
+class _Node:
+    def __init__(self, node_id: str) -> None:
+        self.id = node_id
+
+
+class _Engine:
+    """What SwarmStack._flower_access asks the engine: which node it is."""
+
+    def info(self) -> dict:
+        return {"Swarm": {"NodeID": "manager"}}
+
+
+class _FlowerService:
+    attrs = {"Spec": {"EndpointSpec": {"Ports": [{"PublishedPort": 15999, "TargetPort": 5555}]}}}
+
+
+def _flower_access(tmp_path: Path, node: str, existing: dict, flower_port: int | None, kept: int) -> tuple:
+    from celery_cli.stack.base import UpOptions
+    from celery_cli.stack.swarm import SwarmStack
+
+    stack = SwarmStack(resolve_project(tmp_path, "demo"))
+    stack.__dict__["client"] = _Engine()
+    options = UpOptions("127.0.0.1", None, None, "rabbitmq:4", "redis:7", "python:3.12-slim", flower=True,
+                        flower_port=flower_port)
+    notes: list[str] = []
+    access = dataclasses.replace(credentials.generate(), bind="0.0.0.0", flower_port=kept)
+    return stack._flower_access(options, existing, access, _Node(node), notes), notes
+
+
+def test_swarm_flower_keeps_its_published_port_and_login_and_takes_the_asked_or_kept_port(tmp_path: Path) -> None:
+    from celery_cli.stack.up import free_port
+
+    access, notes = _flower_access(tmp_path, "manager", {"flower": _FlowerService()}, 16000, 5555)
+    assert access.flower_port == 15999 and notes == []  # what the running service publishes wins
+    assert access.flower_user.startswith("tcel-") and len(access.flower_password) >= 24
+    free = free_port("0.0.0.0")
+    assert _flower_access(tmp_path, "manager", {}, None, free)[0].flower_port == free  # the kept one, free here
+    assert _flower_access(tmp_path, "other-node", {}, 16001, 5555)[0].flower_port == 16001
+
+
+def test_swarm_flower_refuses_an_asked_port_taken_here_and_moves_off_a_kept_one(tmp_path: Path) -> None:
+    import socket
+
+    from celery_cli.errors import PortInUse
+
+    with socket.socket() as taken:
+        taken.bind(("0.0.0.0", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(PortInUse) as refused:
+            _flower_access(tmp_path, "manager", {}, port, 5555)
+        assert f"port {port} on 0.0.0.0 for the flower is already in use" in str(refused.value)
+        moved, notes = _flower_access(tmp_path, "manager", {}, None, port)
+        assert moved.flower_port != port and notes and f"port {port} is taken" in notes[0]
+        # another data node: this machine's ports say nothing about it
+        assert _flower_access(tmp_path, "other-node", {}, None, port)[0].flower_port == port
