@@ -107,14 +107,15 @@ def create(client: docker.DockerClient, project: Project, spec: ServiceSpec, net
         detach=True,
     )
     for path, content in spec.files.items():
-        container.put_archive(os.path.dirname(path), _tar_of(os.path.basename(path), content))
+        # unpacked at the root, so that the engine makes the directories the image lacks (/run/secrets)
+        container.put_archive("/", _tar_of(path.lstrip("/"), content))
     return container
 
 
-def _tar_of(name: str, content: bytes) -> bytes:
+def _tar_of(path: str, content: bytes) -> bytes:
     archive = io.BytesIO()
     with tarfile.open(fileobj=archive, mode="w") as tar:
-        member = tarfile.TarInfo(name)
+        member = tarfile.TarInfo(path)
         member.size, member.mode = len(content), 0o644  # readable by the user the image switches to
         tar.addfile(member, io.BytesIO(content))
     return archive.getvalue()

@@ -27,6 +27,9 @@ REDIS_CONF = "/etc/tcel-redis.conf"
 RABBITMQ_USER_CONF = "/etc/rabbitmq/conf.d/90-tcel-user.conf"
 SECRETS_DIR = "/run/secrets"
 URL_VARIABLES = ("CELERY_BROKER_URL", "CELERY_RESULT_BACKEND_URL")
+# Flower's login, as flowerconfig.py reads it from the file TCEL_FLOWER_BASIC_AUTH_FILE names (not FLOWER_...:
+# Flower takes every FLOWER_* variable for one of its options and stops at one it does not know)
+FLOWER_LOGIN_VARIABLE = "TCEL_FLOWER_BASIC_AUTH"
 
 
 @dataclass(frozen=True)
@@ -108,19 +111,29 @@ def worker(number: int, options: UpOptions, credentials: Credentials, image: str
 
 
 def flower(credentials: Credentials, image: str) -> ServiceSpec:
-    """Flower, watching the stack's workers through the broker's events, behind a basic-auth login; the
-    secrets go in its environment, as the worker's do, never on its command line."""
+    """Flower, watching the stack's workers through the broker's events, behind a basic-auth login. Its
+    secrets (the broker's and backend's URLs, the login) are files under /run/secrets on either engine (put
+    in before start on containers, Docker secrets on Swarm), which flowerconfig.py reads: nothing secret in
+    its environment or on its command line, where `docker inspect` shows them."""
+    inside = credentials.inside_network()
+    secrets = {
+        "CELERY_BROKER_URL": inside["CELERY_BROKER_URL"],
+        "CELERY_RESULT_BACKEND_URL": inside["CELERY_RESULT_BACKEND_URL"],
+        FLOWER_LOGIN_VARIABLE: f"{credentials.flower_user}:{credentials.flower_password}",
+    }
     return ServiceSpec(
         "flower",
         None,
         image,
-        environment={
-            "CELERY_BROKER_URL": credentials.inside_network()["CELERY_BROKER_URL"],
-            "CELERY_RESULT_BACKEND": credentials.inside_network()["CELERY_RESULT_BACKEND_URL"],
-            "FLOWER_BASIC_AUTH": f"{credentials.flower_user}:{credentials.flower_password}",
-        },
+        environment={f"{key}_FILE": secret_path(key) for key in secrets},
+        files={secret_path(key): value.encode() for key, value in secrets.items()},
         ports={FLOWER_PORT: (credentials.bind, credentials.flower_port)},
     )
+
+
+def secret_path(variable: str) -> str:
+    """Where the secret a variable would hold goes as a file: /run/secrets/celery_broker_url..."""
+    return f"{SECRETS_DIR}/{variable.lower()}"
 
 
 def secrets_in_files(spec: ServiceSpec) -> ServiceSpec:
@@ -133,7 +146,7 @@ def secrets_in_files(spec: ServiceSpec) -> ServiceSpec:
         files[RABBITMQ_USER_CONF] = f"default_user = {user}\ndefault_pass = {password}\n".encode()
     for key in URL_VARIABLES:
         if key in environment:
-            path = f"{SECRETS_DIR}/{key.lower()}"
+            path = secret_path(key)
             files[path] = environment.pop(key).encode()
             environment[f"{key}_FILE"] = path
             # empty, not absent: Celery prefers a CELERY_BROKER_URL in the environment (the image sets one) to

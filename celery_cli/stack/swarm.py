@@ -5,18 +5,19 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from .. import credentials as stored
 from ..credentials import Credentials
-from ..errors import ImageError, NotRunning, ServiceUnreachable
+from ..errors import ImageError, NotRunning, PortInUse, ServiceUnreachable
 from ..names import BACKEND_PORT, BROKER_PORT, SERVICES
 from ..output import Progress
 from ..remote_control import worker_node
 from . import engine, logs, readiness, specs, swarm_engine
 from .base import DownReport, ReloadReport, ServiceStatus, Stack, UpOptions, UpReport
-from .images import build_worker_image, image_exists, worker_image_name
+from .images import build_flower_image, build_worker_image, flower_image_name, image_exists, worker_image_name
 from .lock import project_lock
 from .specs import ServiceSpec
 from .up import free_port, port_free
@@ -27,20 +28,22 @@ if TYPE_CHECKING:
 
 EVERY_INTERFACE = "0.0.0.0"
 PUBLISHED_NOTE = "Swarm publishes the broker's and backend's ports on every interface of the data node {node}"
+FLOWER_PUBLISHED_NOTE = ("Swarm publishes Flower's port {port} on every interface of the data node {node} too, "
+                         "behind its generated login")
 FAILURES_BEFORE_GIVING_UP = 3
 REGISTRY_WAIT = 60.0
 
 
 class SwarmStack(Stack):
-    """Services `tcel-<project>-broker`, `-backend`, `-worker` (and `-registry`, `-registry-mirror` when tcel
-    carries the worker image itself) on the overlay network `tcel-<project>`."""
+    """Services `tcel-<project>-broker`, `-backend`, `-worker`, `-flower` with --flower (and `-registry`,
+    `-registry-mirror` when tcel carries the images itself) on the overlay network `tcel-<project>`."""
 
     @cached_property
     def client(self) -> docker.DockerClient:
         return engine.connect()
 
     def services(self) -> dict[str, Service]:
-        """The project's services by what they are: broker, backend, worker, registry, registry-mirror."""
+        """The project's services by what they are: broker, backend, worker, flower, registry, registry-mirror."""
         if not self._in_swarm():
             return {}
         with engine.engine_errors():
@@ -79,7 +82,10 @@ class SwarmStack(Stack):
             kept = stored.kept(self.project)
             data_node = swarm_engine.node_of(client, options.data_node or kept.get("TCEL_DATA_NODE"))
             access = self._credentials(options, existing, data_node, notes)
-            report = UpReport(access, notes=notes)
+            with_flower = not options.workers_only and (options.flower or "flower" in existing)
+            if with_flower:
+                access = self._flower_access(options, existing, access, data_node, notes)
+            report = UpReport(access, notes=notes, flower=with_flower)
             settings = {
                 "TCEL_ENGINE": "swarm", "TCEL_BROKER_IMAGE": options.broker_image,
                 "TCEL_BACKEND_IMAGE": options.backend_image, "TCEL_PYTHON_IMAGE": options.python_image,
@@ -106,6 +112,8 @@ class SwarmStack(Stack):
                         client, self.project, spec, network.name, 1, on_data_node)
                     report.created.append(existing[spec.service].name)
             self._workers(options, existing, access, image, network.name, report, progress)
+            if with_flower:
+                self._flower(options, existing, access, registry, network.name, data_node, report, progress)
             stored.save(self.project, access, {**settings, "TCEL_REGISTRY_PORT": "" if options.registry
                                                 else registry.rpartition(":")[2]})
             if report.created:
@@ -138,6 +146,56 @@ class SwarmStack(Stack):
             choose("broker", options.broker_port, saved.broker_port if saved else BROKER_PORT),
             choose("backend", options.backend_port, saved.backend_port if saved else BACKEND_PORT),
         )
+
+    def _flower_access(
+        self, options: UpOptions, existing: dict[str, Service], access: Credentials, data_node: Any,
+        notes: list[str],
+    ) -> Credentials:
+        """The credentials with Flower's login (kept, or new) and port: the one its service publishes, else the
+        one asked for (refused when taken on this machine), else the kept one, else a free one when the data
+        node is this machine and the kept one is taken."""
+        here = data_node.id == self.client.info()["Swarm"]["NodeID"]
+        kept, asked = access.flower_port, options.flower_port
+        if "flower" in existing:
+            port = _published(existing["flower"]) or kept
+        elif asked:
+            if here and not port_free(EVERY_INTERFACE, asked):
+                raise PortInUse(f"port {asked} on {EVERY_INTERFACE} for the flower is already in use",
+                                hint="choose another with --flower-port or TCEL_FLOWER_PORT")
+            port = asked
+        elif not here or port_free(EVERY_INTERFACE, kept):
+            port = kept
+        else:
+            port = free_port(EVERY_INTERFACE)
+            notes.append(f"port {kept} is taken: the flower uses {port}, kept for project {self.project.name} "
+                         "(--flower-port chooses one)")
+        return replace(access.with_flower_login(), flower_port=port)
+
+    def _flower(
+        self, options: UpOptions, existing: dict[str, Service], access: Credentials, registry: str, network: str,
+        data_node: Any, report: UpReport, progress: Progress,
+    ) -> None:
+        """Create the Flower service on the data node (its port published there, as the broker's), its image
+        built and pushed as the worker's; or bring a running one to the image tcel's files make now."""
+        client = self.client
+        local = flower_image_name(options.python_image)
+        if not image_exists(client, local):
+            build_flower_image(client, local, options.python_image, progress)
+            report.built = True
+        image = _push(client, local, registry, progress, what="Flower image")
+        flower = existing.get("flower")
+        if flower is None:
+            progress(f"creating service {self.project.container('flower')}")
+            on_data_node = [f"node.labels.{swarm_engine.data_label(self.project)}==true"]
+            existing["flower"] = swarm_engine.create_service(
+                client, self.project, specs.flower(access, image), network, 1, on_data_node)
+            report.created.append(existing["flower"].name)
+            report.notes.append(FLOWER_PUBLISHED_NOTE.format(
+                port=access.flower_port, node=data_node.attrs["Description"]["Hostname"]))
+        elif _image_of(flower) != image.split("@")[0]:
+            progress(f"updating service {flower.name} to {image}")
+            swarm_engine.update(flower, image=image)
+            report.started.append(flower.name)
 
     def _registry(
         self, options: UpOptions, kept: dict[str, str], existing: dict[str, Service], network: str,
@@ -210,7 +268,8 @@ class SwarmStack(Stack):
             for kind, service in found.items():
                 _check_tasks(kind, service, since)
 
-        return placed + readiness.wait_until_answering(credentials, nodes, check, timeout - placed, progress)
+        return placed + readiness.wait_until_answering(credentials, nodes, check, timeout - placed, progress,
+                                                       flower="flower" in found)
 
     def _worker_nodes(self, worker: Service | None, deadline: float, progress: Progress) -> set[str]:
         """The Celery node names of the worker service's replicas, once Swarm runs as many tasks as replicas, all
@@ -318,8 +377,10 @@ def _published(service: Service) -> int | None:
     return int(ports[0]["PublishedPort"]) if ports else None
 
 
-def _push(client: docker.DockerClient, image: str, registry: str, progress: Progress) -> str:
-    """Tag the worker image into the registry and push it; the name every node pulls."""
+def _push(
+    client: docker.DockerClient, image: str, registry: str, progress: Progress, what: str = "worker image"
+) -> str:
+    """Tag the worker (or Flower) image into the registry and push it; the name every node pulls."""
     import docker
 
     repository, _, tag = image.rpartition(":")
@@ -329,10 +390,10 @@ def _push(client: docker.DockerClient, image: str, registry: str, progress: Prog
     try:
         for event in client.images.push(target, tag=tag, stream=True, decode=True):
             if "error" in event:
-                raise ImageError(f"cannot push the worker image to {registry}: {event['error']}",
+                raise ImageError(f"cannot push the {what} to {registry}: {event['error']}",
                                  hint="check --registry: every node must be able to pull from it")
     except docker.errors.APIError as exc:
-        raise ImageError(f"cannot push the worker image to {registry}: {exc.explanation or exc}",
+        raise ImageError(f"cannot push the {what} to {registry}: {exc.explanation or exc}",
                          hint="check --registry: every node must be able to pull from it") from None
     return f"{target}:{tag}"
 

@@ -173,11 +173,12 @@ def create_service(
 
 
 def untag_pushed(client: docker.DockerClient, registry: str) -> None:
-    """Drop this engine's tags of worker images pushed to a registry that is going away (the images stay while
-    another tag or a container uses them)."""
+    """Drop this engine's tags of worker and Flower images pushed to a registry that is going away (the images
+    stay while another tag or a container uses them)."""
     import docker
 
-    for image in client.images.list(name=f"{registry}/tcel-worker"):
+    pushed = [*client.images.list(name=f"{registry}/tcel-worker"), *client.images.list(name=f"{registry}/tcel-flower")]
+    for image in pushed:
         for tag in image.tags:
             if tag.startswith(f"{registry}/"):
                 try:

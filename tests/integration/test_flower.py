@@ -19,8 +19,9 @@ import pytest
 
 from tests.conftest import REPO, StackProject, free_port, make_project
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
+# found on PATH, as scripts/lib.sh's ensure_chromium looks for them (Debian puts both in /usr/bin)
+CHROMIUM = shutil.which("chromium")
+CHROMEDRIVER = shutil.which("chromedriver")
 # Screenshots of the browser test: kept after the run (pytest's own temporary directories are rotated away
 # by later runs), ignored by git.
 ARTIFACTS = REPO / "test-artifacts"
@@ -71,7 +72,12 @@ def test_up_with_flower_keeps_a_generated_login_and_status_shows_it_ready(flower
     container = flower_stack.engine.containers.get(f"tcel-{flower_stack.name}-flower")
     assert container.labels["io.tcel.project"] == flower_stack.name and container.labels["io.tcel.service"] == "flower"
     assert container.attrs["HostConfig"]["PortBindings"]["5555/tcp"][0]["HostIp"] == "127.0.0.1"
-    assert access.flower_password not in " ".join(container.attrs["Config"]["Cmd"] or [])
+    # the secrets are files under /run/secrets (flowerconfig.py reads them), not what `docker inspect` shows
+    shown = " ".join((container.attrs["Config"]["Cmd"] or []) + (container.attrs["Config"]["Env"] or []))
+    for secret in (access.flower_password, access.broker_password, access.backend_password):
+        assert secret not in shown
+    read = container.exec_run(["cat", "/run/secrets/tcel_flower_basic_auth"])
+    assert read.exit_code == 0 and read.output.decode() == f"{access.flower_user}:{access.flower_password}"
 
 
 def test_flower_command_prints_the_url_and_masks_the_password_unless_asked(flower_stack: StackProject) -> None:
@@ -152,7 +158,7 @@ def test_flower_and_tcel_result_agree_on_a_task(flower_stack: StackProject) -> N
 @pytest.fixture
 def browser(tmp_path: Path) -> Iterator[object]:
     """Debian's chromium, headless, driven by selenium through Debian's chromedriver."""
-    if not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)):
+    if not (CHROMIUM and CHROMEDRIVER):
         if os.environ.get("CI"):
             pytest.fail("CI needs chromium and chromedriver (scripts/test installs them)")
         pytest.skip("no chromium/chromedriver here: scripts/test installs them")

@@ -31,19 +31,79 @@ def test_flower_login_is_generated_once_and_kept_in_the_state_file(tmp_path: Pat
     assert loaded.flower_url() == "http://127.0.0.1:15555/"
 
 
-def test_flower_spec_reaches_the_stack_by_its_aliases_with_the_login_in_its_environment() -> None:
-    access = credentials.Credentials("tcel", "bpw", "rpw", bind="127.0.0.1", flower_user="tcel-ab12cd",
-                                     flower_password="fpw", flower_port=15555)
-    spec = specs.flower(access, "tcel-flower:abc")
+ACCESS = credentials.Credentials("tcel", "broker-secret", "backend-secret", bind="127.0.0.1",
+                                 flower_user="tcel-ab12cd", flower_password="flower-secret", flower_port=15555)
+SECRETS = {
+    "/run/secrets/celery_broker_url": b"amqp://tcel:broker-secret@broker:5672//",
+    "/run/secrets/celery_result_backend_url": b"redis://:backend-secret@backend:6379/0",
+    "/run/secrets/tcel_flower_basic_auth": b"tcel-ab12cd:flower-secret",
+}
+
+
+def test_flower_spec_reaches_the_stack_by_its_aliases_with_its_secrets_in_files_only() -> None:
+    spec = specs.flower(ACCESS, "tcel-flower:abc")
     assert (spec.service, spec.number, spec.key, spec.image) == ("flower", None, "flower", "tcel-flower:abc")
+    assert spec.files == SECRETS
     assert spec.environment == {
-        "CELERY_BROKER_URL": "amqp://tcel:bpw@broker:5672//",
-        "CELERY_RESULT_BACKEND": "redis://:rpw@backend:6379/0",
-        "FLOWER_BASIC_AUTH": "tcel-ab12cd:fpw",
+        "CELERY_BROKER_URL_FILE": "/run/secrets/celery_broker_url",
+        "CELERY_RESULT_BACKEND_URL_FILE": "/run/secrets/celery_result_backend_url",
+        "TCEL_FLOWER_BASIC_AUTH_FILE": "/run/secrets/tcel_flower_basic_auth",
     }
+    assert not any(key.startswith("FLOWER_") for key in spec.environment)  # Flower would take it for an option
     assert spec.ports == {5555: ("127.0.0.1", 15555)}
     assert spec.command is None  # the image's: no secret on a command line
     assert spec.labels(resolve_project(Path("/tmp"), "demo"))["io.tcel.service"] == "flower"
+
+
+def test_on_swarm_flowers_files_become_its_secrets_and_nothing_secret_is_left_in_its_environment() -> None:
+    moved = specs.secrets_in_files(specs.flower(ACCESS, "tcel-flower:abc"))
+    assert moved.files == SECRETS  # swarm_engine.create_service makes one Docker secret per file, at its path
+    shown = repr((moved.environment, moved.command))
+    for secret in ("broker-secret", "backend-secret", "flower-secret"):
+        assert secret not in shown
+
+
+@pytest.fixture
+def flower_modules(monkeypatch) -> dict:
+    """Stand-ins for the two Flower and Tornado names flowerconfig.py patches (Flower is only in its image)."""
+    import sys
+    import types
+
+    calls: dict = {}
+    metrics = types.SimpleNamespace(get=lambda handler: "metrics")
+    web = types.SimpleNamespace(authenticated=lambda method: calls.setdefault("authenticated", method))
+    monkeypatch.setitem(sys.modules, "flower", types.ModuleType("flower"))
+    monkeypatch.setitem(sys.modules, "flower.views", types.SimpleNamespace(monitor=types.SimpleNamespace(
+        Metrics=metrics)))
+    monkeypatch.setitem(sys.modules, "tornado", types.SimpleNamespace(web=web))
+    return calls
+
+
+def test_flowerconfig_reads_the_urls_and_login_from_the_secret_files(
+    tmp_path: Path, monkeypatch, flower_modules: dict
+) -> None:
+    """As `celery flower` runs it (Tornado executes the file): the login becomes basic_auth, the URLs the
+    settings of Celery's current app, and /metrics is put behind the login."""
+    from celery import Celery
+    from celery._state import get_current_app
+
+    spec = specs.flower(ACCESS, "tcel-flower:abc")
+    for key, path in spec.environment.items():  # the files, here under tmp_path
+        (tmp_path / Path(path).name).write_bytes(spec.files[path])
+        monkeypatch.setenv(key, str(tmp_path / Path(path).name))
+    for variable in ("CELERY_BROKER_URL", "CELERY_RESULT_BACKEND", "FLOWER_BASIC_AUTH"):
+        monkeypatch.delenv(variable, raising=False)
+    before = get_current_app()
+    app = Celery("flower-under-test", set_as_current=True)
+    try:
+        config: dict = {}
+        exec((images.FLOWER_IMAGE_FILES / "flowerconfig.py").read_text(), config, config)
+        assert config["basic_auth"] == ["tcel-ab12cd:flower-secret"]
+        assert app.conf.broker_url == "amqp://tcel:broker-secret@broker:5672//"
+        assert app.conf.result_backend == "redis://:backend-secret@backend:6379/0"
+        assert flower_modules["authenticated"]("handler") == "metrics"
+    finally:
+        before.set_current()
 
 
 def test_up_report_and_flower_json_mask_the_password_unless_asked() -> None:
@@ -79,3 +139,61 @@ def test_status_table_shows_flowers_url_in_place_of_its_ports() -> None:
     console = Console(width=200, record=True)
     console.print(services_table("demo", [flower]))
     assert "http://127.0.0.1:5555/" in console.export_text()
+
+
+class _Node:
+    def __init__(self, node_id: str) -> None:
+        self.id = node_id
+
+
+class _Engine:
+    """What SwarmStack._flower_access asks the engine: which node it is."""
+
+    def info(self) -> dict:
+        return {"Swarm": {"NodeID": "manager"}}
+
+
+class _FlowerService:
+    attrs = {"Spec": {"EndpointSpec": {"Ports": [{"PublishedPort": 15999, "TargetPort": 5555}]}}}
+
+
+def _flower_access(tmp_path: Path, node: str, existing: dict, flower_port: int | None, kept: int) -> tuple:
+    from celery_cli.stack.base import UpOptions
+    from celery_cli.stack.swarm import SwarmStack
+
+    stack = SwarmStack(resolve_project(tmp_path, "demo"))
+    stack.__dict__["client"] = _Engine()
+    options = UpOptions("127.0.0.1", None, None, "rabbitmq:4", "redis:7", "python:3.12-slim", flower=True,
+                        flower_port=flower_port)
+    notes: list[str] = []
+    access = dataclasses.replace(credentials.generate(), bind="0.0.0.0", flower_port=kept)
+    return stack._flower_access(options, existing, access, _Node(node), notes), notes
+
+
+def test_swarm_flower_keeps_its_published_port_and_login_and_takes_the_asked_or_kept_port(tmp_path: Path) -> None:
+    from celery_cli.stack.up import free_port
+
+    access, notes = _flower_access(tmp_path, "manager", {"flower": _FlowerService()}, 16000, 5555)
+    assert access.flower_port == 15999 and notes == []  # what the running service publishes wins
+    assert access.flower_user.startswith("tcel-") and len(access.flower_password) >= 24
+    free = free_port("0.0.0.0")
+    assert _flower_access(tmp_path, "manager", {}, None, free)[0].flower_port == free  # the kept one, free here
+    assert _flower_access(tmp_path, "other-node", {}, 16001, 5555)[0].flower_port == 16001
+
+
+def test_swarm_flower_refuses_an_asked_port_taken_here_and_moves_off_a_kept_one(tmp_path: Path) -> None:
+    import socket
+
+    from celery_cli.errors import PortInUse
+
+    with socket.socket() as taken:
+        taken.bind(("0.0.0.0", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(PortInUse) as refused:
+            _flower_access(tmp_path, "manager", {}, port, 5555)
+        assert f"port {port} on 0.0.0.0 for the flower is already in use" in str(refused.value)
+        moved, notes = _flower_access(tmp_path, "manager", {}, None, port)
+        assert moved.flower_port != port and notes and f"port {port} is taken" in notes[0]
+        # another data node: this machine's ports say nothing about it
+        assert _flower_access(tmp_path, "other-node", {}, None, port)[0].flower_port == port
