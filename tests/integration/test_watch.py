@@ -55,7 +55,8 @@ class WatchSession:
             except queue.Empty:
                 pytest.fail(f"no line matching {pattern!r} within {timeout}s; stderr so far:\n" + "\n".join(self.lines))
             if line is None:
-                pytest.fail(f"tcel up --watch exited ({self.process.wait()}) before {pattern!r}:\n" + "\n".join(self.lines))
+                pytest.fail(f"tcel up --watch exited ({self.process.wait()}) before {pattern!r}:\n"
+                            + "\n".join(self.lines))
             self.lines.append(line)
             found = re.search(pattern, line)
             if found:
@@ -142,7 +143,7 @@ def test_a_new_task_is_picked_up_and_served(project, watch) -> None:
     assert project.tcel("logs", "worker-1", "--tail", "50").code == 0, "worker-1 still names the reloaded worker"
 
 
-def test_a_syntax_error_keeps_the_old_workers_serving_until_the_next_good_save(project, watch) -> None:
+def test_a_syntax_or_import_error_keeps_the_old_workers_serving_until_the_next_good_save(project, watch) -> None:
     session = watch()
     tasks = project.directory / "tasks.py"
     good = tasks.read_text()
@@ -157,6 +158,17 @@ def test_a_syntax_error_keeps_the_old_workers_serving_until_the_next_good_save(p
     done = project.tcel("tsum", "1", "2", "--wait", "--timeout", "30")
     assert (done.code, done.stdout.strip()) == (0, "3"), done.stderr
 
+    # an import that fails when the worker loads tasks.py: named with its line too, the old worker serving
+    save(tasks, good.replace("\nimport time\n", "\nimport time\nimport tcel_no_such_module\n", 1))
+    import_line = good.splitlines().index("import time") + 2
+    failed = session.wait_for(r"reload failed", RELOAD_TIMEOUT).string
+    assert "ModuleNotFoundError" in failed and "tcel_no_such_module" in failed, failed
+    assert f"{tasks} line {import_line}" in failed, failed
+    (after,) = worker_containers(project)
+    assert (after.id, after.name, after.status) == (before.id, before.name, "running")
+    done = project.tcel("tsum", "2", "3", "--wait", "--timeout", "30")
+    assert (done.code, done.stdout.strip()) == (0, "5"), done.stderr
+
     save(tasks, good + "\n\n@app.task\ndef neg(x):\n    return -x\n")
     session.wait_for(RELOADED, RELOAD_TIMEOUT)
     app = celery_client(project)
@@ -168,6 +180,25 @@ def test_a_syntax_error_keeps_the_old_workers_serving_until_the_next_good_save(p
     assert session.interrupt() == 0
     session.wait_for(rf"^stopped watching; stack {project.name} is still up", 10)
     assert len(project.containers()) == 3 and all(c.status == "running" for c in project.containers())
+
+
+def test_a_module_tasks_py_imports_is_served_and_editing_only_it_reloads(project, watch) -> None:
+    helpers = project.directory / "helpers.py"
+    helpers.write_text('def greeting(name):\n    return f"hello {name}"\n')
+    tasks = project.directory / "tasks.py"
+    imported = tasks.read_text().replace("from celery import Celery\n", "from celery import Celery\n\nimport helpers\n", 1)
+    tasks.write_text(imported + '\n\n@app.task\ndef greet(name):\n    return helpers.greeting(name)\n')
+    session = watch()
+    assert "helpers.py" in session.lines[-1], "the watch names the module among the image's files"
+    app = celery_client(project)
+    try:
+        assert app.send_task("tasks.greet", args=["tcel"]).get(timeout=30) == "hello tcel"
+        save(helpers, 'def greeting(name):\n    return f"goodbye {name}"\n')
+        session.wait_for(RELOADED, RELOAD_TIMEOUT)
+        assert session.lines[-1].startswith("✔ helpers.py changed: rebuilt in"), session.lines[-1]
+        assert app.send_task("tasks.greet", args=["tcel"]).get(timeout=30) == "goodbye tcel"
+    finally:
+        app.close()
 
 
 def test_a_failing_build_names_its_step_and_keeps_the_old_workers(project, watch) -> None:
@@ -228,10 +259,27 @@ def test_no_task_running_during_a_reload_is_lost(project, watch, grace: int) -> 
 
 
 def test_init_then_up_runs_a_task(project, tmp_path: Path) -> None:
+    from celery_cli.settings import setting
+    from celery_cli.stack.images import BuildContext
+
     fresh = tmp_path / "made-by-init"
     assert run_tcel("init", str(fresh), cwd=REPO).code == 0
+    # a task only this project has: served only if `up` built the workers from the files init wrote
+    add_task(StackProject(project.name, fresh, project.engine), "@app.task\ndef made_by_init():\n    return 4242\n")
     made = StackProject(project.name, fresh, project.engine, project.env)
+    own_image = BuildContext.read(fresh).image_name(setting("TCEL_PYTHON_IMAGE"))
     up = made.tcel("up")
-    assert up.code == 0, up.stderr
-    done = made.tcel("tsum", "1", "2", "3", "--wait", "--timeout", "30")
-    assert (done.code, done.stdout.strip()) == (0, "6"), done.stderr
+    try:
+        assert up.code == 0, up.stderr
+        (worker,) = worker_containers(made)
+        assert worker.attrs["Config"]["Image"] == own_image
+        done = made.tcel("tsum", "1", "2", "3", "--wait", "--timeout", "30")
+        assert (done.code, done.stdout.strip()) == (0, "6"), done.stderr
+        own = made.tcel("call", "tasks.made_by_init", "--wait", "--timeout", "30")
+        assert (own.code, own.stdout.strip()) == (0, "4242"), own.stderr
+    finally:
+        made.remove_everything()
+        try:
+            project.engine.images.remove(own_image)  # this test's own tasks.py made it: no other project has it
+        except Exception:
+            pass
