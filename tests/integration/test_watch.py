@@ -186,7 +186,8 @@ def test_a_module_tasks_py_imports_is_served_and_editing_only_it_reloads(project
     helpers = project.directory / "helpers.py"
     helpers.write_text('def greeting(name):\n    return f"hello {name}"\n')
     tasks = project.directory / "tasks.py"
-    imported = tasks.read_text().replace("from celery import Celery\n", "from celery import Celery\n\nimport helpers\n", 1)
+    celery = "from celery import Celery\n"
+    imported = tasks.read_text().replace(celery, celery + "\nimport helpers\n", 1)
     tasks.write_text(imported + '\n\n@app.task\ndef greet(name):\n    return helpers.greeting(name)\n')
     session = watch()
     assert "helpers.py" in session.lines[-1], "the watch names the module among the image's files"
