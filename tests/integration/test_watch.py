@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from celery_cli.stack.images import image_exists
 from tests.conftest import REPO, StackProject, run_tcel
 
 UP_TIMEOUT = 240  # the first `up` of a project may build its worker image
@@ -257,6 +258,68 @@ def test_no_task_running_during_a_reload_is_lost(project, watch, grace: int) -> 
         assert workers == {"celery@worker-1"}
     else:  # cut short: back to the queue, and run again by the new worker
         assert len(workers) == 1 and workers.pop().startswith("celery@worker-1-")
+
+
+def test_ctrl_c_during_a_build_or_a_grace_ends_at_once_and_says_where_the_workers_are(project, watch, engine) -> None:
+    """Neither the build nor the old worker's grace holds Ctrl-C up: the build is dropped (the workers keep
+    their image), and a worker in its warm shutdown is stopped cold (its task goes back to the queue)."""
+    from celery_cli.settings import setting
+    from celery_cli.stack.images import BuildContext
+
+    env = {"TCEL_ADD_DELAY": "20"}
+    dockerfile = project.directory / "Dockerfile"
+    good = dockerfile.read_text()
+    session = watch("--grace", "60", env=env)
+    (before,) = worker_containers(project)
+    save(dockerfile, good.replace("\nCOPY . ./", "\nRUN sleep 15\nCOPY . ./"))
+    slow_image = BuildContext.read(project.directory).image_name(setting("TCEL_PYTHON_IMAGE"))
+    time.sleep(3)  # the save is seen within a tenth of a second; the build then sleeps
+    interrupted = time.monotonic()
+    assert session.interrupt(timeout=30) == 0
+    assert time.monotonic() - interrupted < 10, "Ctrl-C waited for the build"
+    told = session.wait_for(r"^warning: interrupted", 5).string
+    assert f"while building {slow_image}: every worker still runs its old image" in told, told
+    session.wait_for(rf"^stopped watching; stack {project.name} is still up", 5)
+    (after,) = worker_containers(project)
+    assert (after.id, after.status) == (before.id, "running")
+    save(dockerfile, good)
+
+    session = watch("--grace", "60", env=env)
+    app = celery_client(project)
+    new_image = None
+    try:
+        running = app.send_task("tasks.add", args=[20, 1])
+        deadline = time.monotonic() + 30
+        while running.state != "STARTED":
+            assert time.monotonic() < deadline, running.state
+            time.sleep(0.1)
+        add_task(project, "# a change while a 20 s task runs")
+        deadline = time.monotonic() + RELOAD_TIMEOUT
+        while not [c for c in project.containers() if "-old-" in c.name and b"arm shutdown" in c.logs()]:
+            assert time.monotonic() < deadline, "the old worker never began its warm shutdown"
+            time.sleep(0.2)
+        interrupted = time.monotonic()
+        assert session.interrupt(timeout=60) == 0
+        assert time.monotonic() - interrupted < 10, "Ctrl-C waited for the old worker's 60 s grace"
+        told = session.wait_for(r"^warning: interrupted", 5).string
+        found = re.search(r"during the reload: worker-1 runs (tcel-worker:\w+); the old worker-1 stopped without the "
+                          r"rest of the 60s grace", told)
+        assert found, told
+        new_image = found.group(1)
+        session.wait_for(rf"^stopped watching; stack {project.name} is still up", 5)
+        # one worker, the new one under its own name; nothing left stopping
+        (worker,) = worker_containers(project)
+        assert (worker.name, worker.status) == (f"tcel-{project.name}-worker-1", "running")
+        assert worker.attrs["Config"]["Image"] == new_image
+        assert running.get(timeout=60) == 21, "the task cut short went back to the queue and ran again"
+        slow_built = image_exists(engine, slow_image)  # its build would have ended long ago
+    finally:
+        app.close()
+        project.remove_everything()
+        for image in (slow_image, new_image):
+            if image is not None and image_exists(engine, image):
+                engine.images.remove(image)
+    assert not slow_built, "the engine finished the build tcel dropped"
 
 
 def test_init_then_up_runs_a_task(project, tmp_path: Path) -> None:
