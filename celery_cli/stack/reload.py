@@ -130,7 +130,7 @@ def _cut_short(
         told.append(f"{', '.join(moved)} {_verb(moved, 'runs', 'run')} {image}")
     if behind:
         told.append(f"{', '.join(behind)} still {_verb(behind, 'runs its', 'run their')} old image ('tcel up' "
-                    "moves them)")
+                    f"replaces {_verb(behind, 'it', 'them')})")
     if pending:
         names = ", ".join(engine.hostname_of(old) for old in pending)
         progress(f"interrupted: stopping the old {names} now, without the rest of the {grace:g}s grace")
