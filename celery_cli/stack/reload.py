@@ -134,16 +134,16 @@ def _cut_short(
     if pending:
         names = ", ".join(engine.hostname_of(old) for old in pending)
         progress(f"interrupted: stopping the old {names} now, without the rest of the {grace:g}s grace")
+        outcome = (f"the old {names} stopped without the rest of the {grace:g}s grace (running tasks went back "
+                   "to the queue)")
         try:
             engine.stop_and_remove(pending)
-        except KeyboardInterrupt:
-            told.append(f"the old {names} {_verb(pending, 'is', 'are')} still in a warm shutdown of up to "
-                        f"{grace:g}s ({', '.join(old.name for old in pending)}; 'tcel up' removes them)")
         except docker.errors.APIError:
             pass  # its own thread was removing it meanwhile
-        else:
-            told.append(f"the old {names} stopped without the rest of the {grace:g}s grace (running tasks went "
-                        "back to the queue)")
+        except KeyboardInterrupt:  # a second Ctrl-C
+            outcome = (f"the old {names} {_verb(pending, 'is', 'are')} still in a warm shutdown of up to {grace:g}s "
+                       f"({', '.join(old.name for old in pending)}; 'tcel up' removes {_verb(pending, 'it', 'them')})")
+        told.append(outcome)
     return "interrupted during the reload: " + "; ".join(told or ["every worker still runs its old image"])
 
 

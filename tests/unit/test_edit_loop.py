@@ -77,3 +77,36 @@ def test_a_traceback_in_a_module_of_the_project_is_named_with_its_line(tmp_path:
            "ModuleNotFoundError: No module named 'nowhere'"]
     assert source_line(Project("p", tmp_path), log) == f"{tmp_path / 'mypkg' / 'jobs.py'} line 2"
     assert source_line(Project("p", tmp_path), log[:2]) == f"{tmp_path / 'tasks.py'} line 4"
+
+
+def test_ctrl_c_in_a_reload_says_where_every_worker_is(monkeypatch) -> None:
+    """What the warning after Ctrl-C says; the engine's side (the cold stop, the dropped build) is in
+    tests/integration/test_watch.py. A second Ctrl-C during the cold stop can only be made here."""
+    from concurrent.futures import Future
+    from types import SimpleNamespace
+
+    from celery_cli.stack import engine, reload
+
+    def old(hostname: str) -> SimpleNamespace:
+        return SimpleNamespace(name=f"tcel-p-{hostname}-old-abc", attrs={"Config": {"Hostname": hostname}})
+
+    stopped: list[list[str]] = []
+    monkeypatch.setattr(engine, "stop_and_remove", lambda items: stopped.append([c.name for c in items]))
+    done: Future[None] = Future()
+    done.set_result(None)
+    stopping = [(old("worker-1"), done), (old("worker-2"), Future())]  # worker-1's warm shutdown is over
+    said = reload._cut_short("tcel-worker:new", ["worker-3"], ["worker-1", "worker-2"], stopping, 30, lambda _: None)
+    assert said == ("interrupted during the reload: worker-1, worker-2 run tcel-worker:new; worker-3 still runs its "
+                    "old image ('tcel up' replaces it); the old worker-2 stopped without the rest of the 30s grace "
+                    "(running tasks went back to the queue)")
+    assert stopped == [["tcel-p-worker-2-old-abc"]]
+
+    def interrupted(_: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(engine, "stop_and_remove", interrupted)
+    said = reload._cut_short("tcel-worker:new", [], ["worker-2"], stopping[1:], 30, lambda _: None)
+    assert said.endswith("the old worker-2 is still in a warm shutdown of up to 30s (tcel-p-worker-2-old-abc; "
+                         "'tcel up' removes it)")
+    assert reload._cut_short("tcel-worker:new", [], [], [], 30, lambda _: None) == (
+        "interrupted during the reload: every worker still runs its old image")
