@@ -1,6 +1,7 @@
-"""`tcel up --watch` and `tcel init` on the real engine: a watch session picks up a new task, survives a broken
-tasks.py with the old workers answering, installs a dependency added to requirements.txt, and loses no task
-running during a reload; a project from `tcel init` comes up and runs a task."""
+"""`tcel up --watch` and `tcel init` on the real engine: a watch session picks up a new task and an edited module
+that tasks.py imports, survives a broken tasks.py (syntax or import error) with the old workers answering,
+installs a dependency added to requirements.txt, loses no task running during a reload, and ends at once on
+Ctrl-C during a build or a grace; a project from `tcel init` comes up and runs its own task."""
 
 from __future__ import annotations
 
@@ -99,6 +100,18 @@ def watch(project: StackProject, engine) -> Iterator:
                 engine.images.remove(image)
             except Exception:
                 pass
+
+
+def running(command: tuple[str, ...]) -> bool:
+    """Whether a process with exactly this command line runs on this machine."""
+    wanted = b"\0".join(arg.encode() for arg in command) + b"\0"
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if cmdline.read_bytes() == wanted:
+                return True
+        except OSError:  # it ended meanwhile
+            pass
+    return False
 
 
 def celery_client(project: StackProject):
@@ -271,12 +284,20 @@ def test_ctrl_c_during_a_build_or_a_grace_ends_at_once_and_says_where_the_worker
     good = dockerfile.read_text()
     session = watch("--grace", "60", env=env)
     (before,) = worker_containers(project)
-    save(dockerfile, good.replace("\nCOPY . ./", "\nRUN sleep 15\nCOPY . ./"))
+    slow_step = ("sleep", "15.125")  # a command line no other test runs
+    save(dockerfile, good.replace("\nCOPY . ./", f"\nRUN {' '.join(slow_step)}\nCOPY . ./"))
     slow_image = BuildContext.read(project.directory).image_name(setting("TCEL_PYTHON_IMAGE"))
-    time.sleep(3)  # the save is seen within a tenth of a second; the build then sleeps
+    deadline = time.monotonic() + RELOAD_TIMEOUT
+    while not running(slow_step):  # the build's step runs on this machine's engine, so in its process table
+        assert time.monotonic() < deadline, "the build never reached its slow step:\n" + "\n".join(session.lines)
+        time.sleep(0.1)
     interrupted = time.monotonic()
     assert session.interrupt(timeout=30) == 0
     assert time.monotonic() - interrupted < 10, "Ctrl-C waited for the build"
+    deadline = time.monotonic() + 10
+    while running(slow_step):
+        assert time.monotonic() < deadline, "the engine went on with the build tcel dropped"
+        time.sleep(0.1)
     told = session.wait_for(r"^warning: interrupted", 5).string
     assert f"while building {slow_image}: every worker still runs its old image" in told, told
     session.wait_for(rf"^stopped watching; stack {project.name} is still up", 5)
@@ -288,10 +309,10 @@ def test_ctrl_c_during_a_build_or_a_grace_ends_at_once_and_says_where_the_worker
     app = celery_client(project)
     new_image = None
     try:
-        running = app.send_task("tasks.add", args=[20, 1])
+        long_task = app.send_task("tasks.add", args=[20, 1])
         deadline = time.monotonic() + 30
-        while running.state != "STARTED":
-            assert time.monotonic() < deadline, running.state
+        while long_task.state != "STARTED":
+            assert time.monotonic() < deadline, long_task.state
             time.sleep(0.1)
         add_task(project, "# a change while a 20 s task runs")
         deadline = time.monotonic() + RELOAD_TIMEOUT
@@ -311,7 +332,7 @@ def test_ctrl_c_during_a_build_or_a_grace_ends_at_once_and_says_where_the_worker
         (worker,) = worker_containers(project)
         assert (worker.name, worker.status) == (f"tcel-{project.name}-worker-1", "running")
         assert worker.attrs["Config"]["Image"] == new_image
-        assert running.get(timeout=60) == 21, "the task cut short went back to the queue and ran again"
+        assert long_task.get(timeout=60) == 21, "the task cut short went back to the queue and ran again"
         slow_built = image_exists(engine, slow_image)  # its build would have ended long ago
     finally:
         app.close()
