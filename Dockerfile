@@ -25,6 +25,7 @@ USER user
 # Without mingle: a lone worker would wait a second at start for neighbours that are not there.
 CMD ["celery", "-A", "tasks", "worker", "--loglevel=INFO", "--without-mingle"]
 
-# The code last: a changed tasks.py rebuilds this one layer (with the classic builder, each step after it
-# costs a container and a commit).
-COPY celeryconfig.py tasks.py worker_hooks.py ./
+# The code last, as much as .dockerignore lets in (every top-level .py file, and a package directory once
+# it has a line there): a changed tasks.py rebuilds this one layer (with the classic builder, each step
+# after it costs a container and a commit).
+COPY . ./

@@ -135,12 +135,13 @@ class Watcher:
 class TcelWatch(Watcher):
     name = "tcel up --watch"
 
-    def __init__(self, directory: Path, project: str) -> None:
+    def __init__(self, directory: Path, project: str, reloads: list[str]) -> None:
         super().__init__(directory)
         self.project = project
         self.env = {"TCEL_PROJECT_NAME": project, "TCEL_BROKER_PORT": str(free_port()),
                     "TCEL_BACKEND_PORT": str(free_port()), "NO_COLOR": "1"}
         self.images: set[str] = set()
+        self.reloads = reloads  # tcel's line for each reload, as printed
         self.label = f"io.tcel.project={project}"
 
     def start(self) -> None:
@@ -154,6 +155,7 @@ class TcelWatch(Watcher):
     def settle(self) -> None:
         line = self.wait_for("changed", 120)
         print(f"      {line}", file=sys.stderr)
+        self.reloads.append(line)
         if "now tcel-worker:" in line:
             self.images.add(line.rsplit("now ", 1)[1].strip())
         elif "reload failed" in line:
@@ -227,21 +229,23 @@ class ComposeWatch(Watcher):
             subprocess.run(["docker", "image", "rm", "--force", image], capture_output=True)
 
 
-def compare(rounds: int) -> dict[str, list[float]]:
-    """Seconds from save to the first task served by the new code, per side and round."""
+def compare(rounds: int, samples: dict[str, list[float]], reloads: list[str]) -> None:
+    """Fill `samples` with the seconds from save to the first task served by the new code, per side and round,
+    and `reloads` with tcel's line for each reload (its build and replacement times); what was measured stays
+    there when a later round fails."""
     if subprocess.run(["docker", "compose", "version"], capture_output=True).returncode != 0:
         raise SystemExit("the edit loop is compared with Compose v2: install the docker compose plugin")
     work = Path(os.environ.get("TMPDIR", "/tmp")) / f"tcel-bench-edit-{uuid.uuid4().hex[:6]}"
     name = work.name.replace("-", "")
     sides: list[Watcher] = []
-    for label, make in (("tcel", lambda d: TcelWatch(d, f"{name}tcel")),
+    for label, make in (("tcel", lambda d: TcelWatch(d, f"{name}tcel", reloads)),
                         ("rebuild", lambda d: ComposeWatch(d, f"{name}rebuild", "rebuild")),
                         ("sync", lambda d: ComposeWatch(d, f"{name}sync", "sync+restart"))):
         directory = work / label
         subprocess.run([TCEL, "init", str(directory)], check=True, capture_output=True)
         sides.append(make(directory))
     base = (sides[0].directory / "tasks.py").read_text()
-    samples: dict[str, list[float]] = {side.name: [] for side in sides}
+    samples.update({side.name: [] for side in sides})
     marks = itertools.count(1000)
     try:
         for side in sides:
@@ -264,4 +268,3 @@ def compare(rounds: int) -> dict[str, list[float]]:
             side.freeze(False)
             side.stop()
         shutil.rmtree(work, ignore_errors=True)
-    return samples

@@ -319,10 +319,16 @@ class Bench:
             raise SystemExit(f"tcel bench --workers failed (exit {done.returncode}): {done.stderr[-500:]}")
 
     def edit_loop(self) -> None:
-        """From saving tasks.py to the first task served by the new code (benchmarks/edit_loop.py)."""
+        """From saving tasks.py to the first task served by the new code (benchmarks/edit_loop.py). Every sample
+        and tcel's reload lines go into the run's JSON, also those of a run that fails part way."""
         from edit_loop import compare
 
-        samples = compare(self.rounds)
+        samples: dict[str, list[float]] = {}
+        self.edit_loop_runs = {"samples": samples, "tcel_reloads": []}
+        try:
+            compare(self.rounds, samples, self.edit_loop_runs["tcel_reloads"])
+        except Exception as exc:  # a client that timed out, say: a failed step, the samples so far kept
+            raise SystemExit(f"edit loop: {type(exc).__name__}: {exc}") from exc
         tcel = samples["tcel up --watch"]
         self.row("edit loop: save tasks.py until a task is served by the new code", tcel,
                  samples["docker compose watch (rebuild)"], "docker compose watch, rebuild action", 0.5)
@@ -456,7 +462,8 @@ def main() -> None:
     taken = time.strftime("%Y-%m-%dT%H%M%S")
     document = {"machine": machine(), "taken": taken, "command": " ".join(["benchmarks/run.py", *sys.argv[1:]]),
                 "load_average_at_end": os.getloadavg(), "rows": bench.rows, "failed_steps": failed,
-                **({"workers": bench.scaling_rows} if hasattr(bench, "scaling_rows") else {})}
+                **({"workers": bench.scaling_rows} if hasattr(bench, "scaling_rows") else {}),
+                **({"edit_loop": bench.edit_loop_runs} if hasattr(bench, "edit_loop_runs") else {})}
     written = RESULTS / f"{taken}-{'-'.join(chosen)}.json"
     written.write_text(json.dumps(document, indent=2) + "\n")
     print(table(bench.rows))

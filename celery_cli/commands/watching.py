@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 def watch_and_reload(out: Output, stack: Stack, options: UpOptions, grace: float, ready_timeout: float) -> None:
     """Reload the workers on every change to their files until Ctrl-C, which leaves the stack up."""
     from ..edit_loop import ImageChanges, reload
+    from ..stack.base import ReloadInterrupted
 
     def reload_and_show(changed: list[str]) -> None:
         doing = f"{', '.join(changed)} changed: reloading the workers" if changed else "checking files saved during up"
@@ -32,7 +33,9 @@ def watch_and_reload(out: Output, stack: Stack, options: UpOptions, grace: float
             _announce(out, project)
             while True:
                 reload_and_show(changes.next())
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as interrupt:
+        if isinstance(interrupt, ReloadInterrupted):
+            out.warn(interrupt.state)
         out.info(f"stopped watching; stack {project.name} is still up ('tcel down' stops it)")
     finally:
         signal.signal(signal.SIGTERM, previous)

@@ -98,6 +98,15 @@ class ReloadReport:
                 "replace_seconds": round(self.replace_seconds, 2)}
 
 
+class ReloadInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a reload, raised once the workers are in a state that holds without tcel: `state` says
+    which worker runs which image, and what was cut short."""
+
+    def __init__(self, state: str) -> None:
+        super().__init__(state)
+        self.state = state
+
+
 @dataclass
 class DownReport:
     containers: list[str]

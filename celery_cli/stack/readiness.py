@@ -148,9 +148,10 @@ def check_connected(workers: list[Container], since: float) -> None:
 
 
 def source_line(project: Project, log: list[str]) -> str | None:
-    """The project file and line a worker's traceback ends in, such as 'tasks.py line 3'."""
+    """The project file and line a worker's traceback ends in, such as 'tasks.py line 3' (or a module of a
+    package directory the project's .dockerignore lets in)."""
     for line in reversed(log):
-        found = re.search(r'File "/home/user/([^"/]+)", line (\d+)', line)
+        found = re.search(r'File "/home/user/([^"]+)", line (\d+)', line)
         if found and (project.build_context / found.group(1)).is_file():
             return f"{project.build_context / found.group(1)} line {found.group(2)}"
     return None

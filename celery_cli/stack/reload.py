@@ -4,18 +4,20 @@ a broken change never takes a serving worker away."""
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Iterator
+from concurrent import futures
+from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from ..credentials import Credentials
 from ..output import Progress
 from ..settings import Project
 from . import engine, readiness, up
-from .base import ReloadReport, UpOptions
+from .base import ReloadInterrupted, ReloadReport, UpOptions
 from .images import BuildContext, build_worker_image, image_exists
 from .lock import project_lock
 from .specs import ServiceSpec
@@ -23,6 +25,8 @@ from .specs import ServiceSpec
 if TYPE_CHECKING:
     import docker
     from docker.models.containers import Container
+
+T = TypeVar("T")
 
 
 def replace_workers(
@@ -34,38 +38,117 @@ def replace_workers(
     progress: Progress,
 ) -> ReloadReport:
     """Build the image the project's files make now (if the engine lacks it), then replace every worker of
-    another image with one of it; see Stack.replace_workers."""
+    another image with one of it; see Stack.replace_workers. Ctrl-C ends it within a second or two, without
+    waiting for the build or a grace: it raises ReloadInterrupted, which says where the workers were left."""
     files = BuildContext.read(project.build_context)
     report = ReloadReport(files.image_name(options.python_image))
-    with project_lock(project), engine.engine_errors(), ThreadPoolExecutor(max_workers=4) as background:
-        building = background.submit(_build, client, project, report, options.python_image, files, progress)
-        existing = {c.name: c for c in engine.containers(client, project)}  # meanwhile
-        # the workers as `up` would make them now (count, settings), only from the image read above
-        planned = up.plan(client, project, replace(options, workers_only=True), existing)
-        building.result()
+    with project_lock(project), engine.engine_errors():
+        building = _in_background(_build, client, project, report, options.python_image, files, progress)
+        try:
+            existing = {c.name: c for c in engine.containers(client, project)}  # meanwhile
+            # the workers as `up` would make them now (count, settings), only from the image read above
+            planned = up.plan(client, project, replace(options, workers_only=True), existing)
+            building.result()
+        except KeyboardInterrupt:
+            # the build goes on in a thread nobody waits for; the engine drops it when tcel exits
+            doing = "before replacing any worker" if building.done() else f"while building {report.image}"
+            raise ReloadInterrupted(f"interrupted {doing}: every worker still runs its old image") from None
 
         started = time.monotonic()
         image_id = client.images.get(report.image).id
+        olds = {spec.key: existing.get(project.container(spec.service, spec.number)) for spec in planned.services}
+        stale = [spec for spec in planned.services if spec.service == "worker" and not _runs(olds[spec.key], image_id)]
         old_images: set[str] = set()
-        stopping: list[Future[None]] = []
-        with _dropped_on_failure(client, image_id, report):
-            for spec in planned.services:
-                old = existing.get(project.container(spec.service, spec.number))
-                if spec.service != "worker" or (old and old.status == "running" and old.attrs["Image"] == image_id):
-                    continue
-                if old is not None:
-                    old_images.add(old.attrs["Image"])
-                new = _start_beside(client, project, replace(spec, image=report.image), old, planned.credentials,
-                                    ready_timeout, progress)
-                report.replaced.append(new.name)
-                if old is not None:
-                    progress(f"{engine.hostname_of(old)}: warm shutdown, up to {grace:g}s for its running tasks")
-                    stopping.append(background.submit(engine.stop_warm_and_remove, old, grace))
-            for stopped in stopping:
+        moved: list[str] = []  # the workers now on the new image
+        stopping: list[tuple[Container, Future[None]]] = []  # old workers in their warm shutdown
+        try:
+            with _dropped_on_failure(client, image_id, report):
+                try:
+                    for spec in stale:
+                        old = olds[spec.key]
+                        if old is not None:
+                            old_images.add(old.attrs["Image"])
+                        new = _start_beside(client, project, replace(spec, image=report.image), old,
+                                            planned.credentials, ready_timeout, progress)
+                        report.replaced.append(new.name)
+                        moved.append(spec.key)
+                        if old is not None:
+                            progress(f"{engine.hostname_of(old)}: warm shutdown, up to {grace:g}s for its tasks")
+                            stopping.append((old, _in_background(engine.stop_warm_and_remove, old, grace)))
+                except KeyboardInterrupt:
+                    raise
+                except BaseException:
+                    futures.wait([stopped for _, stopped in stopping])  # the replaced ones stop as they would
+                    raise
+            for _, stopped in stopping:
                 stopped.result()
+        except KeyboardInterrupt:
+            state = _cut_short(report.image, [s.key for s in stale if s.key not in moved], moved, stopping, grace,
+                               progress)
+            raise ReloadInterrupted(state) from None
         engine.remove_unused_images(client, old_images - {image_id})
         report.replace_seconds = time.monotonic() - started
     return report
+
+
+def _runs(container: Container | None, image_id: str) -> bool:
+    return container is not None and container.status == "running" and container.attrs["Image"] == image_id
+
+
+def _in_background(action: Callable[..., T], *args: object) -> Future[T]:
+    """Run `action` in a daemon thread: unlike a ThreadPoolExecutor's, neither Ctrl-C nor tcel's exit waits for
+    it (a build left so is dropped by the engine once tcel's connection closes)."""
+    future: Future[T] = Future()
+
+    def run() -> None:
+        future.set_running_or_notify_cancel()
+        try:
+            future.set_result(action(*args))
+        except BaseException as exc:  # handed to whoever waits for the result
+            future.set_exception(exc)
+
+    threading.Thread(target=run, name=f"tcel-{getattr(action, '__name__', 'reload')}", daemon=True).start()
+    return future
+
+
+def _cut_short(
+    image: str,
+    behind: list[str],
+    moved: list[str],
+    stopping: list[tuple[Container, Future[None]]],
+    grace: float,
+    progress: Progress,
+) -> str:
+    """After Ctrl-C in the middle of a reload: stop the old workers still in their warm shutdown the way `down`
+    does (a second at most; with late acks their running tasks go back to the queue, where the new workers
+    take them), rather than leave them running with nobody to end their grace; say where every worker is."""
+    import docker
+
+    pending = [old for old, stopped in stopping if not stopped.done()]
+    told = []
+    if moved:
+        told.append(f"{', '.join(moved)} {_verb(moved, 'runs', 'run')} {image}")
+    if behind:
+        told.append(f"{', '.join(behind)} still {_verb(behind, 'runs its', 'run their')} old image ('tcel up' "
+                    f"replaces {_verb(behind, 'it', 'them')})")
+    if pending:
+        names = ", ".join(engine.hostname_of(old) for old in pending)
+        progress(f"interrupted: stopping the old {names} now, without the rest of the {grace:g}s grace")
+        outcome = (f"the old {names} stopped without the rest of the {grace:g}s grace (running tasks went back "
+                   "to the queue)")
+        try:
+            engine.stop_and_remove(pending)
+        except docker.errors.APIError:
+            pass  # its own thread was removing it meanwhile
+        except KeyboardInterrupt:  # a second Ctrl-C
+            outcome = (f"the old {names} {_verb(pending, 'is', 'are')} still in a warm shutdown of up to {grace:g}s "
+                       f"({', '.join(old.name for old in pending)}; 'tcel up' removes {_verb(pending, 'it', 'them')})")
+        told.append(outcome)
+    return "interrupted during the reload: " + "; ".join(told or ["every worker still runs its old image"])
+
+
+def _verb(items: list[object], one: str, many: str) -> str:
+    return one if len(items) == 1 else many
 
 
 def _build(

@@ -1,6 +1,7 @@
-"""`tcel up --watch` and `tcel init` on the real engine: a watch session picks up a new task, survives a broken
-tasks.py with the old workers answering, installs a dependency added to requirements.txt, and loses no task
-running during a reload; a project from `tcel init` comes up and runs a task."""
+"""`tcel up --watch` and `tcel init` on the real engine: a watch session picks up a new task and an edited module
+that tasks.py imports, survives a broken tasks.py (syntax or import error) with the old workers answering,
+installs a dependency added to requirements.txt, loses no task running during a reload, and ends at once on
+Ctrl-C during a build or a grace; a project from `tcel init` comes up and runs its own task."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from celery_cli.stack.images import image_exists
 from tests.conftest import REPO, StackProject, run_tcel
 
 UP_TIMEOUT = 240  # the first `up` of a project may build its worker image
@@ -55,7 +57,8 @@ class WatchSession:
             except queue.Empty:
                 pytest.fail(f"no line matching {pattern!r} within {timeout}s; stderr so far:\n" + "\n".join(self.lines))
             if line is None:
-                pytest.fail(f"tcel up --watch exited ({self.process.wait()}) before {pattern!r}:\n" + "\n".join(self.lines))
+                pytest.fail(f"tcel up --watch exited ({self.process.wait()}) before {pattern!r}:\n"
+                            + "\n".join(self.lines))
             self.lines.append(line)
             found = re.search(pattern, line)
             if found:
@@ -97,6 +100,18 @@ def watch(project: StackProject, engine) -> Iterator:
                 engine.images.remove(image)
             except Exception:
                 pass
+
+
+def running(command: tuple[str, ...]) -> bool:
+    """Whether a process with exactly this command line runs on this machine."""
+    wanted = b"\0".join(arg.encode() for arg in command) + b"\0"
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if cmdline.read_bytes() == wanted:
+                return True
+        except OSError:  # it ended meanwhile
+            pass
+    return False
 
 
 def celery_client(project: StackProject):
@@ -142,7 +157,7 @@ def test_a_new_task_is_picked_up_and_served(project, watch) -> None:
     assert project.tcel("logs", "worker-1", "--tail", "50").code == 0, "worker-1 still names the reloaded worker"
 
 
-def test_a_syntax_error_keeps_the_old_workers_serving_until_the_next_good_save(project, watch) -> None:
+def test_a_syntax_or_import_error_keeps_the_old_workers_serving_until_the_next_good_save(project, watch) -> None:
     session = watch()
     tasks = project.directory / "tasks.py"
     good = tasks.read_text()
@@ -157,6 +172,17 @@ def test_a_syntax_error_keeps_the_old_workers_serving_until_the_next_good_save(p
     done = project.tcel("tsum", "1", "2", "--wait", "--timeout", "30")
     assert (done.code, done.stdout.strip()) == (0, "3"), done.stderr
 
+    # an import that fails when the worker loads tasks.py: named with its line too, the old worker serving
+    save(tasks, good.replace("\nimport time\n", "\nimport time\nimport tcel_no_such_module\n", 1))
+    import_line = good.splitlines().index("import time") + 2
+    failed = session.wait_for(r"reload failed", RELOAD_TIMEOUT).string
+    assert "ModuleNotFoundError" in failed and "tcel_no_such_module" in failed, failed
+    assert f"{tasks} line {import_line}" in failed, failed
+    (after,) = worker_containers(project)
+    assert (after.id, after.name, after.status) == (before.id, before.name, "running")
+    done = project.tcel("tsum", "2", "3", "--wait", "--timeout", "30")
+    assert (done.code, done.stdout.strip()) == (0, "5"), done.stderr
+
     save(tasks, good + "\n\n@app.task\ndef neg(x):\n    return -x\n")
     session.wait_for(RELOADED, RELOAD_TIMEOUT)
     app = celery_client(project)
@@ -168,6 +194,26 @@ def test_a_syntax_error_keeps_the_old_workers_serving_until_the_next_good_save(p
     assert session.interrupt() == 0
     session.wait_for(rf"^stopped watching; stack {project.name} is still up", 10)
     assert len(project.containers()) == 3 and all(c.status == "running" for c in project.containers())
+
+
+def test_a_module_tasks_py_imports_is_served_and_editing_only_it_reloads(project, watch) -> None:
+    helpers = project.directory / "helpers.py"
+    helpers.write_text('def greeting(name):\n    return f"hello {name}"\n')
+    tasks = project.directory / "tasks.py"
+    celery = "from celery import Celery\n"
+    imported = tasks.read_text().replace(celery, celery + "\nimport helpers\n", 1)
+    tasks.write_text(imported + '\n\n@app.task\ndef greet(name):\n    return helpers.greeting(name)\n')
+    session = watch()
+    assert "helpers.py" in session.lines[-1], "the watch names the module among the image's files"
+    app = celery_client(project)
+    try:
+        assert app.send_task("tasks.greet", args=["tcel"]).get(timeout=30) == "hello tcel"
+        save(helpers, 'def greeting(name):\n    return f"goodbye {name}"\n')
+        session.wait_for(RELOADED, RELOAD_TIMEOUT)
+        assert "✔ helpers.py changed: rebuilt in" in session.lines[-1], session.lines[-1]  # and nothing else
+        assert app.send_task("tasks.greet", args=["tcel"]).get(timeout=30) == "goodbye tcel"
+    finally:
+        app.close()
 
 
 def test_a_failing_build_names_its_step_and_keeps_the_old_workers(project, watch) -> None:
@@ -227,11 +273,98 @@ def test_no_task_running_during_a_reload_is_lost(project, watch, grace: int) -> 
         assert len(workers) == 1 and workers.pop().startswith("celery@worker-1-")
 
 
+def test_ctrl_c_during_a_build_or_a_grace_ends_at_once_and_says_where_the_workers_are(project, watch, engine) -> None:
+    """Neither the build nor the old worker's grace holds Ctrl-C up: the build is dropped (the workers keep
+    their image), and a worker in its warm shutdown is stopped cold (its task goes back to the queue)."""
+    from celery_cli.settings import setting
+    from celery_cli.stack.images import BuildContext
+
+    env = {"TCEL_ADD_DELAY": "20"}
+    dockerfile = project.directory / "Dockerfile"
+    good = dockerfile.read_text()
+    session = watch("--grace", "60", env=env)
+    (before,) = worker_containers(project)
+    slow_step = ("sleep", "15.125")  # a command line no other test runs
+    save(dockerfile, good.replace("\nCOPY . ./", f"\nRUN {' '.join(slow_step)}\nCOPY . ./"))
+    slow_image = BuildContext.read(project.directory).image_name(setting("TCEL_PYTHON_IMAGE"))
+    deadline = time.monotonic() + RELOAD_TIMEOUT
+    while not running(slow_step):  # the build's step runs on this machine's engine, so in its process table
+        assert time.monotonic() < deadline, "the build never reached its slow step:\n" + "\n".join(session.lines)
+        time.sleep(0.1)
+    interrupted = time.monotonic()
+    assert session.interrupt(timeout=30) == 0
+    assert time.monotonic() - interrupted < 10, "Ctrl-C waited for the build"
+    deadline = time.monotonic() + 10
+    while running(slow_step):
+        assert time.monotonic() < deadline, "the engine went on with the build tcel dropped"
+        time.sleep(0.1)
+    told = session.wait_for(r"^warning: interrupted", 5).string
+    assert f"while building {slow_image}: every worker still runs its old image" in told, told
+    session.wait_for(rf"^stopped watching; stack {project.name} is still up", 5)
+    (after,) = worker_containers(project)
+    assert (after.id, after.status) == (before.id, "running")
+    save(dockerfile, good)
+
+    session = watch("--grace", "60", env=env)
+    app = celery_client(project)
+    new_image = None
+    try:
+        long_task = app.send_task("tasks.add", args=[20, 1])
+        deadline = time.monotonic() + 30
+        while long_task.state != "STARTED":
+            assert time.monotonic() < deadline, long_task.state
+            time.sleep(0.1)
+        add_task(project, "# a change while a 20 s task runs")
+        deadline = time.monotonic() + RELOAD_TIMEOUT
+        while not [c for c in project.containers() if "-old-" in c.name and b"arm shutdown" in c.logs()]:
+            assert time.monotonic() < deadline, "the old worker never began its warm shutdown"
+            time.sleep(0.2)
+        interrupted = time.monotonic()
+        assert session.interrupt(timeout=60) == 0
+        assert time.monotonic() - interrupted < 10, "Ctrl-C waited for the old worker's 60 s grace"
+        told = session.wait_for(r"^warning: interrupted", 5).string
+        found = re.search(r"during the reload: worker-1 runs (tcel-worker:\w+); the old worker-1 stopped without the "
+                          r"rest of the 60s grace", told)
+        assert found, told
+        new_image = found.group(1)
+        session.wait_for(rf"^stopped watching; stack {project.name} is still up", 5)
+        # one worker, the new one under its own name; nothing left stopping
+        (worker,) = worker_containers(project)
+        assert (worker.name, worker.status) == (f"tcel-{project.name}-worker-1", "running")
+        assert worker.attrs["Config"]["Image"] == new_image
+        assert long_task.get(timeout=60) == 21, "the task cut short went back to the queue and ran again"
+        slow_built = image_exists(engine, slow_image)  # its build would have ended long ago
+    finally:
+        app.close()
+        project.remove_everything()
+        for image in (slow_image, new_image):
+            if image is not None and image_exists(engine, image):
+                engine.images.remove(image)
+    assert not slow_built, "the engine finished the build tcel dropped"
+
+
 def test_init_then_up_runs_a_task(project, tmp_path: Path) -> None:
+    from celery_cli.settings import setting
+    from celery_cli.stack.images import BuildContext
+
     fresh = tmp_path / "made-by-init"
     assert run_tcel("init", str(fresh), cwd=REPO).code == 0
+    # a task only this project has: served only if `up` built the workers from the files init wrote
+    add_task(StackProject(project.name, fresh, project.engine), "@app.task\ndef made_by_init():\n    return 4242\n")
     made = StackProject(project.name, fresh, project.engine, project.env)
+    own_image = BuildContext.read(fresh).image_name(setting("TCEL_PYTHON_IMAGE"))
     up = made.tcel("up")
-    assert up.code == 0, up.stderr
-    done = made.tcel("tsum", "1", "2", "3", "--wait", "--timeout", "30")
-    assert (done.code, done.stdout.strip()) == (0, "6"), done.stderr
+    try:
+        assert up.code == 0, up.stderr
+        (worker,) = worker_containers(made)
+        assert worker.attrs["Config"]["Image"] == own_image
+        done = made.tcel("tsum", "1", "2", "3", "--wait", "--timeout", "30")
+        assert (done.code, done.stdout.strip()) == (0, "6"), done.stderr
+        own = made.tcel("call", "tasks.made_by_init", "--wait", "--timeout", "30")
+        assert (own.code, own.stdout.strip()) == (0, "4242"), own.stderr
+    finally:
+        made.remove_everything()
+        try:
+            project.engine.images.remove(own_image)  # this test's own tasks.py made it: no other project has it
+        except Exception:
+            pass

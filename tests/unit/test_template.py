@@ -41,11 +41,40 @@ def test_worker_image_runs_celery_as_a_non_root_user() -> None:
 
 def test_the_code_is_copied_last_and_requirements_before_it_with_the_constraints() -> None:
     steps = [line for line in (REPO / "Dockerfile").read_text().splitlines() if line and not line.startswith("#")]
-    assert steps[-1].startswith("COPY ") and "tasks.py" in steps[-1], "a changed tasks.py rebuilds one layer"
+    # everything .dockerignore lets in, last: a changed tasks.py (or helpers.py) rebuilds one layer
+    assert steps[-1] == "COPY . ./"
     (install,) = [line for line in steps if "-r requirements.txt" in line]
     assert "-c constraints.txt" in install
     assert steps.index(install) < len(steps) - 1
     assert "!requirements.txt" in (REPO / ".dockerignore").read_text().splitlines()
+
+
+def test_the_repository_root_sends_only_the_worker_files_into_the_image() -> None:
+    """The compose file builds from the repository root: celery_cli/, tests/ and benchmarks/ stay out."""
+    from celery_cli.stack.images import context_files
+
+    expected = [".dockerignore", "Dockerfile", "celeryconfig.py", "constraints.txt", "tasks.py", "worker_hooks.py"]
+    assert context_files(REPO) == expected
+    assert context_files(TEMPLATE_DIR) == expected
+
+
+def test_a_project_s_own_modules_go_into_the_image_and_a_package_once_dockerignore_names_it(tmp_path) -> None:
+    from celery_cli.project_files import write_project
+    from celery_cli.stack.images import context_files
+
+    write_project(tmp_path)
+    for name in ("helpers.py", "mypkg/__init__.py", "mypkg/jobs.py", "mypkg/__pycache__/jobs.cpython-312.pyc",
+                 "__pycache__/tasks.cpython-312.pyc", "notes.txt", "tests/test_tasks.py"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("")
+    assert context_files(tmp_path) == [".dockerignore", "Dockerfile", "celeryconfig.py", "constraints.txt",
+                                       "helpers.py", "requirements.txt", "tasks.py", "worker_hooks.py"]
+    ignore = tmp_path / ".dockerignore"
+    lines = ignore.read_text().splitlines()
+    lines.insert(lines.index("!*.py") + 1, "!mypkg/")  # as the README says
+    ignore.write_text("\n".join(lines) + "\n")
+    assert "mypkg/jobs.py" in context_files(tmp_path) and "mypkg/__init__.py" in context_files(tmp_path)
+    assert not [name for name in context_files(tmp_path) if "__pycache__" in name or name.startswith("tests/")]
 
 
 def test_celeryconfig_reads_the_seeds_environment_variables(monkeypatch) -> None:
