@@ -14,7 +14,7 @@ from ..errors import ImageError, NotRunning, ServiceUnreachable
 from ..names import BACKEND_PORT, BROKER_PORT, SERVICES
 from ..output import Progress
 from ..remote_control import worker_node
-from . import engine, logs, readiness, specs, swarm_engine
+from . import engine, logs, readiness, refuse_other_engine, specs, swarm_engine
 from .base import DownReport, ReloadReport, ServiceStatus, Stack, UpOptions, UpReport
 from .images import build_worker_image, image_exists, worker_image_name
 from .lock import project_lock
@@ -66,6 +66,8 @@ class SwarmStack(Stack):
     def up(self, options: UpOptions, progress: Progress) -> UpReport:
         with project_lock(self.project), engine.engine_errors():
             client = self.client
+            # before a swarm is made: `swarm init` cuts name resolution in the running containers' networks
+            refuse_other_engine(self.project, "swarm", [c.name for c in engine.containers(client, self.project)])
             notes: list[str] = []
             if swarm_engine.membership(client.info(), options.swarm_init):
                 progress("making this engine a single-node swarm manager")

@@ -116,6 +116,14 @@ def services(client: docker.DockerClient, project: Project) -> list[Service]:
     return client.services.list(filters=project_filter(project))
 
 
+def service_names(client: docker.DockerClient, project: Project) -> list[str]:
+    """The names of the project's services, when this engine is a swarm manager (else it can list none)."""
+    swarm = client.info().get("Swarm") or {}
+    if swarm.get("LocalNodeState") != "active" or not swarm.get("ControlAvailable"):
+        return []
+    return sorted(s.name for s in services(client, project))
+
+
 def service_of(service: Service) -> str:
     return service.attrs["Spec"]["Labels"].get(LABEL_SERVICE, "worker")
 

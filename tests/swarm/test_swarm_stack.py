@@ -129,6 +129,19 @@ def test_passwords_are_secrets_not_environment(lab: Lab, swarm_stack: StackProje
         assert access.broker_password not in spec and access.backend_password not in spec, service.name
 
 
+def test_plain_container_commands_neither_start_nor_see_the_swarm_stack(swarm_stack: StackProject):
+    """TCEL_ENGINE=containers on a project that runs on Swarm: `up` is refused before anything is made, and the
+    plain-container stack does not take Swarm's task containers (they carry the project's labels) for its own."""
+    plain = {"TCEL_ENGINE": "containers"}
+    refused = swarm_stack.tcel("up", env=plain)
+    assert refused.code == 2, refused.stderr
+    assert f"stack {swarm_stack.name} runs as Swarm services" in refused.stderr
+    assert "TCEL_ENGINE=swarm tcel down" in refused.stderr
+    shown = swarm_stack.tcel("status", "--json", env=plain)
+    assert shown.code == 8 and json.loads(shown.stdout)["services"] == [], shown.stdout
+    wait_healthy(swarm_stack)  # the state file still names Swarm: a bare `status` finds every service
+
+
 def test_drained_node_loses_its_workers_to_the_others(lab: Lab, swarm_stack: StackProject):
     drained = next(node for node in lab_nodes(lab) if node in worker_nodes(swarm_stack).values())
     node = next(n for n in lab.engine.nodes.list() if n.attrs["Description"]["Hostname"] == drained)

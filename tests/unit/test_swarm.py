@@ -11,7 +11,7 @@ import pytest
 from celery_cli import credentials
 from celery_cli.errors import ExitCode, TcelError, UsageError
 from celery_cli.settings import Project
-from celery_cli.stack import engine_name
+from celery_cli.stack import engine_name, refuse_other_engine
 from celery_cli.stack.base import UpOptions
 from celery_cli.stack.specs import RABBITMQ_USER_CONF, REDIS_CONF, backend, broker, secrets_in_files, worker
 from celery_cli.stack.swarm_engine import membership
@@ -87,3 +87,23 @@ def test_the_worker_config_reads_its_urls_from_the_secret_files(tmp_path: Path, 
     loaded.loader.exec_module(config)
     assert config.broker_url == ACCESS.broker_url("broker", 5672)
     assert config.result_backend == ACCESS.backend_url("backend", 6379)
+
+
+def test_up_on_one_engine_is_refused_while_the_stack_runs_on_the_other(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
+    monkeypatch.delenv("TCEL_ENGINE", raising=False)
+    project = Project("switch", tmp_path)
+    refuse_other_engine(project, "swarm", [])  # nothing on the other engine: go ahead
+    with pytest.raises(UsageError) as refused:
+        refuse_other_engine(project, "swarm", ["tcel-switch-backend", "tcel-switch-broker", "tcel-switch-worker-1"])
+    assert refused.value.exit_code == ExitCode.USAGE
+    line = str(refused.value)
+    assert "stack switch runs as plain containers on this Docker engine" in line and "tcel-switch-worker-1" in line
+    assert "not as Swarm services" in line and "run 'tcel down' first" in line and "\n" not in line
+    credentials.save(project, ACCESS, {"TCEL_ENGINE": "swarm"})
+    with pytest.raises(UsageError, match="runs as Swarm services .* not as plain containers: run 'tcel down'"):
+        refuse_other_engine(project, "containers", ["tcel-switch-worker"])
+    # the environment asks for plain containers: a bare `tcel down` would look for them, so the hint says how
+    monkeypatch.setenv("TCEL_ENGINE", "containers")
+    with pytest.raises(UsageError, match="run 'TCEL_ENGINE=swarm tcel down' first"):
+        refuse_other_engine(project, "containers", ["tcel-switch-worker"])
