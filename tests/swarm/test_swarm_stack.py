@@ -16,7 +16,7 @@ from celery_cli.names import LABEL_PROJECT
 from celery_cli.settings import setting
 from tests.conftest import StackProject, make_project, run_tcel
 from tests.faults.conftest import results, tally
-from tests.swarm.conftest import NODES, Lab, swarm_lab
+from tests.swarm.conftest import NODES, Lab, skip_or_fail, swarm_lab
 
 pytestmark = pytest.mark.swarm
 
@@ -228,7 +228,7 @@ def test_init_makes_a_single_node_swarm_of_an_engine_in_none(engine, tmp_path):
     the lab is down (in a clean CI run), and makes the engine leave the swarm it made at the end: leaving cuts
     name resolution on bridge networks that exist, so never while other stacks run on the engine."""
     if engine.info()["Swarm"]["LocalNodeState"] != "inactive":
-        pytest.skip("the engine is in a swarm (a lab left up): the init path needs one in none")
+        skip_or_fail("the engine is in a swarm (a lab left up): the init path needs one in none")
     had_gwbridge = bool(engine.networks.list(names=["docker_gwbridge"]))
     with make_project(engine, tmp_path) as project:
         refused = project.tcel("up", "--swarm")
