@@ -194,17 +194,33 @@ def untag_pushed(client: docker.DockerClient, registry: str) -> None:
                     pass
 
 
-def update(service: Service, image: str | None = None, replicas: int | None = None) -> None:
-    """Change only the image or replica count in the service's current spec (docker-py's Service.update rebuilds
-    the spec, which Swarm takes for a change and restarts every task)."""
+def update(
+    service: Service, image: str | None = None, replicas: int | None = None,
+    environment: dict[str, str | None] | None = None, labels: dict[str, str] | None = None,
+) -> None:
+    """Change only the image, replica count, some environment variables (None drops one) or labels (the
+    service's and its containers') in the service's current spec (docker-py's Service.update rebuilds the
+    spec, which Swarm takes for a change and restarts every task)."""
     import copy
 
     service.reload()
     spec = copy.deepcopy(service.attrs["Spec"])
+    container = spec["TaskTemplate"]["ContainerSpec"]
     if image is not None:
-        spec["TaskTemplate"]["ContainerSpec"]["Image"] = image
+        container["Image"] = image
     if replicas is not None:
         spec["Mode"] = {"Replicated": {"Replicas": replicas}}
+    if environment:
+        env = dict(item.partition("=")[::2] for item in container.get("Env") or [])
+        for key, value in environment.items():
+            if value is None:
+                env.pop(key, None)
+            else:
+                env[key] = value
+        container["Env"] = [f"{key}={value}" for key, value in env.items()]
+    if labels:
+        spec["Labels"] = {**(spec.get("Labels") or {}), **labels}
+        container["Labels"] = {**(container.get("Labels") or {}), **labels}
     service.client.api.update_service(
         service.id, service.version, task_template=spec["TaskTemplate"], name=spec["Name"],
         labels=spec.get("Labels"), mode=spec["Mode"], update_config=spec.get("UpdateConfig"),

@@ -38,6 +38,7 @@ def swarm_stack(lab: Lab, tmp_path_factory) -> Iterator[StackProject]:
             up = project.tcel("up", "--swarm", "--workers", str(WORKERS), "--concurrency", "2")
             assert up.code == 0, up.stderr
             assert "every interface of the data node" in up.stderr
+            assert "the registry's port" in up.stderr  # tcel runs the registry: its port is published too
             yield project
         finally:
             project.tcel("down", "--volumes")
@@ -68,6 +69,14 @@ def send_adds(stack: StackProject, count: int) -> dict[str, int]:
         assert sent.code == 0, sent.stderr
         expected[sent.stdout.strip()] = n + 1
     return expected
+
+
+def kept_settings(stack: StackProject) -> dict[str, str]:
+    """What the project's state file keeps of how its stack was started."""
+    from celery_cli.credentials import kept
+    from celery_cli.settings import resolve_project
+
+    return kept(resolve_project(stack.directory, stack.name))
 
 
 def lab_nodes(lab: Lab) -> list[str]:
@@ -127,6 +136,27 @@ def test_passwords_are_secrets_not_environment(lab: Lab, swarm_stack: StackProje
     for service in lab.engine.services.list(filters={"label": f"{LABEL_PROJECT}={swarm_stack.name}"}):
         spec = json.dumps(service.attrs["Spec"])
         assert access.broker_password not in spec and access.backend_password not in spec, service.name
+
+
+def test_workers_run_the_pushed_image_by_its_digest(lab: Lab, swarm_stack: StackProject):
+    """A worker Swarm starts later (a rescheduled one) runs the image `up` pushed, whatever the tag names by then."""
+    worker = lab.engine.services.get(f"tcel-{swarm_stack.name}-worker")
+    image = worker.attrs["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"]
+    name, _, digest = image.partition("@sha256:")
+    assert len(digest) == 64 and "/tcel-worker:" in name, image
+    assert all(t["Spec"]["ContainerSpec"]["Image"] == image for t in worker.tasks(filters={"desired-state": "running"}))
+
+
+def test_a_running_broker_is_not_moved_to_another_data_node(lab: Lab, swarm_stack: StackProject):
+    elsewhere = lab_nodes(lab)[0]
+    refused = swarm_stack.tcel("up", "--data-node", elsewhere)
+    assert refused.code == 2, refused.stderr
+    assert f"on node {elsewhere} they would start on empty volumes" in refused.stderr
+    assert f"then 'tcel up --swarm --data-node {elsewhere}'" in refused.stderr
+    broker = next(s for s in json.loads(swarm_stack.tcel("status", "--json").stdout)["services"]
+                  if s["service"] == "broker")
+    assert broker["node"] != elsewhere
+    assert kept_settings(swarm_stack)["TCEL_DATA_NODE"] != elsewhere
 
 
 def test_plain_container_commands_neither_start_nor_see_the_swarm_stack(swarm_stack: StackProject):
@@ -200,11 +230,24 @@ def test_node_killed_mid_run_loses_no_task(lab: Lab, swarm_stack: StackProject):
     wait_healthy(swarm_stack)
 
 
-def test_down_leaves_nothing_on_any_node(lab: Lab, swarm_stack: StackProject):
-    from celery_cli.credentials import kept
-    from celery_cli.settings import resolve_project
+def test_concurrency_and_queue_changes_roll_out_to_the_running_workers(swarm_stack: StackProject):
+    """`up --concurrency 3 --queues celery,extra` on the running service: one rolling update, and `up` returns once
+    every worker runs 3 processes and consumes both queues. `status` shows the replicas, running of desired."""
+    up = swarm_stack.tcel("up", "--concurrency", "3", "--queues", "celery,extra")
+    assert up.code == 0, up.stderr
+    assert "concurrency 3, queues celery,extra" in up.stderr
+    shown = swarm_stack.tcel_json("status")
+    assert [w["pool"] for w in shown["workers"]] == [3] * WORKERS, shown["workers"]
+    assert {q["name"]: q["consumers"] for q in shown["queues"]}.get("extra") == WORKERS, shown["queues"]
+    assert {tuple(s["replicas"]) for s in shown["services"] if s["service"] == "worker"} == {(WORKERS, WORKERS)}
+    again = swarm_stack.tcel("up")  # as it runs now: nothing to change
+    assert again.code == 0 and "nothing changed" in again.stderr, again.stderr
+    table = swarm_stack.tcel("status")
+    assert f"{WORKERS}/{WORKERS}" in table.stdout, table.stdout
 
-    registry = f"127.0.0.1:{kept(resolve_project(swarm_stack.directory, swarm_stack.name))['TCEL_REGISTRY_PORT']}"
+
+def test_down_leaves_nothing_on_any_node(lab: Lab, swarm_stack: StackProject):
+    registry = f"127.0.0.1:{kept_settings(swarm_stack)['TCEL_REGISTRY_PORT']}"
     assert lab.engine.images.list(name=f"{registry}/tcel-worker")
     down = swarm_stack.tcel("down", "--volumes")
     assert down.code == 0, down.stderr
