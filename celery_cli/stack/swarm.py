@@ -78,6 +78,7 @@ class SwarmStack(Stack):
             refuse_other_engine(self.project, "swarm", [c.name for c in engine.containers(client, self.project)])
             notes: list[str] = []
             if swarm_engine.membership(client.info(), options.swarm_init):
+                swarm_engine.refuse_init_beside(engine.running_projects(client), options.force_init)
                 progress("making this engine a single-node swarm manager")
                 swarm_engine.init_swarm(client)
                 notes.append("this engine is now a single-node swarm manager on 127.0.0.1 (for other machines "

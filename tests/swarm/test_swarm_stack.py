@@ -267,25 +267,36 @@ def test_down_leaves_nothing_on_any_node(lab: Lab, swarm_stack: StackProject):
 
 @pytest.mark.lab_down
 def test_init_makes_a_single_node_swarm_of_an_engine_in_none(engine, tmp_path):
-    """`up --swarm` on an engine in no swarm: refused without --init, a single-node swarm with it. Runs after
-    the lab is down (in a clean CI run), and makes the engine leave the swarm it made at the end: leaving cuts
-    name resolution on bridge networks that exist, so never while other stacks run on the engine."""
+    """`up --swarm` on an engine in no swarm: refused without --init; with it, refused while a plain-container
+    stack runs on the engine (`swarm init` cuts name resolution in its network), a single-node swarm once it is
+    down. Runs after the lab is down (in a clean CI run), and makes the engine leave the swarm it made at the end:
+    leaving cuts name resolution on bridge networks that exist, so never while other stacks run on the engine."""
     if engine.info()["Swarm"]["LocalNodeState"] != "inactive":
         skip_or_fail("the engine is in a swarm (a lab left up): the init path needs one in none")
     had_gwbridge = bool(engine.networks.list(names=["docker_gwbridge"]))
-    with make_project(engine, tmp_path) as project:
+    for directory in ("swarm", "plain"):
+        (tmp_path / directory).mkdir()
+    with make_project(engine, tmp_path / "swarm") as project, make_project(engine, tmp_path / "plain") as plain:
         refused = project.tcel("up", "--swarm")
         assert refused.code == 2, refused.stderr
         assert "tcel up --swarm --init" in refused.stderr
-        assert engine.info()["Swarm"]["LocalNodeState"] == "inactive"
         try:
-            up = project.tcel("up", "--swarm", "--init", "--workers", "1")
+            assert plain.tcel("up", "--workers", "1").code == 0
+            beside = project.tcel("up", "--swarm", "--init")
+            assert beside.code == 2, beside.stderr
+            assert "cuts name resolution" in beside.stderr and plain.name in beside.stderr, beside.stderr
+            assert engine.info()["Swarm"]["LocalNodeState"] == "inactive"
+            assert plain.tcel("down", "--volumes").code == 0
+            # the stacks other tests of this session left running (their networks are not used again) need --force
+            others = ["--force"] if engine.containers.list(filters={"label": LABEL_PROJECT}) else []
+            up = project.tcel("up", "--swarm", "--init", "--workers", "1", *others)
             assert up.code == 0, up.stderr
             assert "single-node swarm" in up.stderr
             added = project.tcel("add", "1", "2", "--wait", "--json")
             assert added.code == 0, added.stderr
             assert json.loads(added.stdout)["result"] == 3
         finally:
+            plain.tcel("down", "--volumes")
             project.tcel("down", "--volumes")
             if engine.info()["Swarm"]["LocalNodeState"] != "inactive":
                 engine.swarm.leave(force=True)
