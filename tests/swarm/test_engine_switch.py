@@ -21,10 +21,12 @@ def test_up_swarm_is_refused_while_the_project_runs_as_plain_containers(lab: Lab
         try:
             up = project.tcel("up", "--workers", "1")
             assert up.code == 0, up.stderr
-            for refused in (project.tcel("up", "--swarm"), project.tcel("up", env={"TCEL_ENGINE": "swarm"})):
+            # with TCEL_ENGINE=swarm in the environment, a bare `tcel down` would look on Swarm: the hint says so
+            for refused, down in ((project.tcel("up", "--swarm"), "tcel down"),
+                                  (project.tcel("up", env={"TCEL_ENGINE": "swarm"}), "TCEL_ENGINE=containers tcel down")):
                 assert refused.code == 2, refused.stderr
                 assert f"stack {project.name} runs as plain containers on this Docker engine" in refused.stderr
-                assert "run 'tcel down' first" in refused.stderr and "Traceback" not in refused.stderr
+                assert f"run '{down}' first" in refused.stderr and "Traceback" not in refused.stderr
             assert lab.engine.services.list(filters=label) == []
             assert lab.engine.secrets.list(filters=label) == []
             # the state file still says plain containers: a bare command finds the stack that runs
