@@ -193,6 +193,7 @@ class SwarmStack(Stack):
             report.created.append(existing["registry-mirror"].name)
         address = f"127.0.0.1:{port}"
         _wait_registry(address, existing["registry"], progress)
+        _wait_mirrors(client, existing["registry-mirror"], progress)
         return address
 
     def _workers(
@@ -441,6 +442,28 @@ def _wait_registry(address: str, service: Service, progress: Progress) -> None:
                 raise ServiceUnreachable(f"the registry at {address} does not answer ({exc})",
                                          hint="see 'tcel logs registry', or pass --registry HOST:PORT") from None
         progress(f"waiting for the registry at {address}")
+        time.sleep(0.3)
+
+
+def _wait_mirrors(client: docker.DockerClient, mirror: Service, progress: Progress) -> None:
+    """Wait until the registry mirror runs on every other node that takes tasks: a worker placed on a node
+    before its mirror listens cannot pull its image there (Swarm rejects the task, and `up` gives up after a
+    few such failures)."""
+    manager = client.info()["Swarm"]["NodeID"]
+    since = time.time()
+    deadline = time.monotonic() + REGISTRY_WAIT
+    while True:
+        with engine.engine_errors():
+            nodes = {n.id for n in client.nodes.list() if n.id != manager
+                     and n.attrs["Status"]["State"] == "ready" and n.attrs["Spec"]["Availability"] == "active"}
+            missing = nodes - {task["NodeID"] for task in swarm_engine.running_tasks(mirror)}
+        if not missing:
+            return
+        _check_tasks("registry-mirror", mirror, since)
+        if time.monotonic() > deadline:
+            raise ServiceUnreachable(f"the registry mirror does not run on {len(missing)} node(s) after "
+                                     f"{REGISTRY_WAIT:.0f}s", hint=f"see 'docker service ps {mirror.name}'")
+        progress(f"waiting for the registry mirror on {len(missing)} node(s)")
         time.sleep(0.3)
 
 
