@@ -68,10 +68,6 @@ def up(
     init: Annotated[
         bool, typer.Option("--init", help="With --swarm: make this engine a single-node swarm if it is in none.")
     ] = False,
-    force: Annotated[
-        bool, typer.Option("--force", help="With --init: even while other tcel stacks run on this engine as plain "
-                           "containers (their services stop resolving each other's names).")
-    ] = False,
     data_node: Annotated[
         Optional[str], typer.Option(help="With --swarm: the node the broker and backend (and their data) run on "
                                     "[default: as last started, else this manager].")
@@ -96,8 +92,8 @@ def up(
     out = Output(json)
     options = up_options(target, bind, broker_port, backend_port, broker_image, backend_image, python_image,
                          workers=workers, concurrency=concurrency, build=build, queues=_queues(queues),
-                         flower=flower, flower_port=flower_port, swarm_init=init, force_init=force,
-                         data_node=data_node, registry=registry)
+                         flower=flower, flower_port=flower_port, swarm_init=init, data_node=data_node,
+                         registry=registry)
     stack = open_stack(target.project, {True: "swarm", False: "containers", None: None}[swarm])
     with out.status(f"bringing up stack {target.project.name}") as progress:
         report = stack.start(options, ready_timeout if wait else None, progress)

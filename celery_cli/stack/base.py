@@ -33,7 +33,6 @@ class UpOptions:
     # Swarm only: make the engine a single-node swarm manager if it is in no swarm; the node the broker and
     # backend run on (default: the manager); the registry the worker image goes to (default: one tcel runs)
     swarm_init: bool = False
-    force_init: bool = False  # even while plain-container stacks run on the engine (init cuts their names)
     data_node: str | None = None
     registry: str | None = None
     registry_image: str = "registry:2"

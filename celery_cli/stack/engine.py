@@ -78,12 +78,6 @@ def containers(client: docker.DockerClient, project: Project) -> list[Container]
     return sorted(found, key=lambda c: (order.get(service_of(c), len(order)), number_of(c)))
 
 
-def running_projects(client: docker.DockerClient) -> list[str]:
-    """The projects whose plain-container stacks run on this engine, whichever they are."""
-    found = client.containers.list(filters={"label": LABEL_PROJECT, "status": "running"}, ignore_removed=True)
-    return sorted({c.labels[LABEL_PROJECT] for c in found if SWARM_TASK_LABEL not in c.labels})
-
-
 def service_of(container: Container) -> str:
     return container.labels.get(LABEL_SERVICE, "worker")
 

@@ -74,15 +74,16 @@ class SwarmStack(Stack):
     def up(self, options: UpOptions, progress: Progress) -> UpReport:
         with project_lock(self.project), engine.engine_errors():
             client = self.client
-            # before a swarm is made: `swarm init` cuts name resolution in the running containers' networks
+            # before anything is made or a swarm initialised
             refuse_other_engine(self.project, "swarm", [c.name for c in engine.containers(client, self.project)])
             notes: list[str] = []
             if swarm_engine.membership(client.info(), options.swarm_init):
-                swarm_engine.refuse_init_beside(engine.running_projects(client), options.force_init)
                 progress("making this engine a single-node swarm manager")
                 swarm_engine.init_swarm(client)
                 notes.append("this engine is now a single-node swarm manager on 127.0.0.1 (for other machines "
-                             "to join, 'docker swarm init --advertise-addr ADDRESS' instead)")
+                             "to join, 'docker swarm init --advertise-addr ADDRESS' instead); leaving it later "
+                             "('docker swarm leave') cuts name resolution in the networks of the plain-container "
+                             "stacks on this engine: 'tcel down' and 'tcel up' them afterwards")
             existing = {swarm_engine.service_of(s): s for s in swarm_engine.services(client, self.project)}
             if options.workers_only and not {"broker", "backend"} <= existing.keys():
                 raise NotRunning(f"stack {self.project.name}: broker or backend not running",

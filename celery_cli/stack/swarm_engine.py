@@ -45,17 +45,6 @@ def membership(info: dict[str, Any], init: bool) -> bool:
     return True
 
 
-def refuse_init_beside(stacks: list[str], force: bool) -> None:
-    """Refuse to make this engine a swarm while tcel stacks run on it as plain containers, unless forced: after
-    `swarm init`, their containers no longer resolve each other's names (see README, "More than one machine")."""
-    if stacks and not force:
-        raise UsageError(
-            f"making this Docker engine a swarm ('--init') cuts name resolution in the networks of the stacks "
-            f"running on it: {', '.join(stacks)}",
-            hint="'tcel down --project-name NAME' them first, or add --force to go ahead anyway",
-        )
-
-
 def init_swarm(client: docker.DockerClient) -> None:
     """A single-node swarm on this engine, listening on loopback only (as tcel publishes on 127.0.0.1 unless
     asked): a swarm that other machines join needs `docker swarm init --advertise-addr ADDRESS` instead."""

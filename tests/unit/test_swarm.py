@@ -16,7 +16,7 @@ from celery_cli.stack import engine_name, refuse_other_engine
 from celery_cli.stack.base import UpOptions
 from celery_cli.stack.specs import RABBITMQ_USER_CONF, REDIS_CONF, backend, broker, secrets_in_files, worker
 from celery_cli.stack.swarm import _published_note, _setting_changes, refuse_data_node_move
-from celery_cli.stack.swarm_engine import membership, refuse_init_beside
+from celery_cli.stack.swarm_engine import membership
 from tests.conftest import REPO
 
 MANAGER = {"Swarm": {"LocalNodeState": "active", "ControlAvailable": True}}
@@ -147,12 +147,3 @@ def test_up_names_every_port_swarm_publishes_on_every_interface() -> None:
     assert _published_note("manager", None).endswith("every interface of the data node manager")
     assert _published_note("manager", "5001").endswith("and the registry's port 5001 on every interface of every node")
 
-
-def test_init_is_refused_while_plain_container_stacks_run_unless_forced() -> None:
-    refuse_init_beside([], force=False)
-    refuse_init_beside(["shop"], force=True)
-    with pytest.raises(UsageError) as refused:
-        refuse_init_beside(["mail", "shop"], force=False)
-    assert refused.value.exit_code == ExitCode.USAGE
-    assert "cuts name resolution in the networks of the stacks running on it: mail, shop" in str(refused.value)
-    assert "'tcel down --project-name NAME' them first, or add --force" in str(refused.value)
