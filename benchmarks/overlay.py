@@ -37,7 +37,7 @@ LAB_STATE = Path("/var/lib/tcel-swarm-lab/swarm")
 RESULTS = REPO / "benchmarks" / "results"
 PLACEMENTS = ("manager", "one_lab_node", "two_lab_nodes")
 PLACED_TIMEOUT = 180
-Placed = Callable[[list[str] | None], bool]  # given the running workers' nodes, whether they are where asked
+Placed = Callable[[list[str]], bool]  # given the running workers' nodes, whether they are where asked
 
 sys.path.insert(0, str(REPO))
 
@@ -124,6 +124,8 @@ def placements(manager: str, lab_nodes: list[str], workers: int) -> dict[str, tu
 def bench(stack: SwarmStack, tasks: int) -> dict:
     load = os.getloadavg()
     result = json.loads(stack.tcel("bench", "-n", str(tasks), "--timeout", "300", "--json").stdout)
+    if result["failed"]:
+        raise SystemExit(f"benchmark run failed: {result['failed']} of {tasks} tasks failed")
     return {**{key: result[key] for key in ("completed_per_second", "sent_per_second", "latency_p50",
                                             "latency_p95")}, "load_average_before": load}
 
@@ -152,7 +154,7 @@ def compare(rounds: int, tasks: int, workers: int) -> dict:
                 constraints, placed = where[name]
                 stack.place(constraints)
                 deadline = time.monotonic() + PLACED_TIMEOUT
-                while not placed(nodes := stack.worker_nodes()):
+                while (nodes := stack.worker_nodes()) is None or not placed(nodes):
                     if time.monotonic() > deadline:
                         raise SystemExit(f"workers not placed for {name} after {PLACED_TIMEOUT} s: on {nodes}")
                     time.sleep(1)
