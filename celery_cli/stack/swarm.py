@@ -308,11 +308,19 @@ def _runs_spec(task: dict[str, Any], current: dict[str, Any]) -> bool:
 
 
 def _check_tasks(kind: str, service: Service, since: float) -> None:
-    """Fail when the service's tasks keep failing (an image no node has, a container that exits at once)."""
+    """Fail when the service's tasks keep failing on a node (an image it cannot pull, a container that exits at
+    once). One failure here and there is Swarm's to retry: Docker 20.10 fails one of two pulls of the same image
+    by digest that start together on a node ("ref ... locked": the task is rejected, "No such image")."""
+    from collections import Counter
+
     with engine.engine_errors():
         errors = swarm_engine.failures_since(service, since)
-    if len(errors) >= FAILURES_BEFORE_GIVING_UP:
-        raise NotRunning(f"{service.name}: {len(errors)} tasks failed, the last: {errors[0]}",
+    node, count = max(Counter(node for node, _ in errors).items(), key=lambda item: item[1], default=("", 0))
+    if count >= FAILURES_BEFORE_GIVING_UP:
+        last = next(error for where, error in errors if where == node)
+        with engine.engine_errors():
+            name = swarm_engine.node_names(service.client).get(node, node)
+        raise NotRunning(f"{service.name}: {count} tasks failed on node {name}, the last: {last}",
                          hint=f"see 'tcel logs {kind}' and 'docker service ps {service.name}'")
 
 

@@ -244,14 +244,15 @@ def task_started(task: dict[str, Any]) -> datetime | None:
     return datetime.fromisoformat(raw[:26].rstrip("Z") + "+00:00") if raw else None
 
 
-def failures_since(service: Service, since: float) -> list[str]:
-    """The errors of the service's tasks that failed or were rejected since `since` (epoch seconds)."""
+def failures_since(service: Service, since: float) -> list[tuple[str, str]]:
+    """The node id and error of each of the service's tasks that failed or were rejected since `since` (epoch
+    seconds)."""
     errors = []
     for task in service.tasks():
         if task["Status"]["State"] in ("failed", "rejected"):
             when = datetime.fromisoformat(task["Status"]["Timestamp"][:26].rstrip("Z") + "+00:00")
             if when.timestamp() >= since:
-                errors.append(task["Status"].get("Err") or task["Status"]["State"])
+                errors.append((task.get("NodeID", ""), task["Status"].get("Err") or task["Status"]["State"]))
     return errors
 
 
