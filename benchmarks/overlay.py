@@ -84,10 +84,10 @@ class SwarmStack:
                 others.append(name)
         return manager, sorted(others)
 
-    def place(self, constraints: list[str]) -> None:
+    def place(self, placement: dict) -> None:
         from celery_cli.stack import swarm_engine
 
-        swarm_engine.update(self.client.services.get(f"tcel-{self.name}-worker"), constraints=constraints)
+        swarm_engine.update(self.client.services.get(f"tcel-{self.name}-worker"), placement=placement)
 
     def worker_nodes(self) -> list[str] | None:
         """The nodes of the running workers once `tcel status` is healthy (every worker answering), else None."""
@@ -110,13 +110,14 @@ class SwarmStack:
         self.client.close()
 
 
-def placements(manager: str, lab_nodes: list[str], workers: int) -> dict[str, tuple[list[str], Placed]]:
-    """Placement name -> (the worker service's constraints, a check of the nodes its running workers are on)."""
+def placements(manager: str, lab_nodes: list[str], workers: int) -> dict[str, tuple[dict, Placed]]:
+    """Placement name -> (the worker service's placement, a check of the nodes its running workers are on)."""
+    on = [f"node.hostname=={name}" for name in (manager, lab_nodes[0])]
     return {
-        "manager": (["node.role==manager"], lambda nodes: nodes == [manager] * workers),
-        "one_lab_node": ([f"node.hostname=={lab_nodes[0]}"], lambda nodes: nodes == [lab_nodes[0]] * workers),
-        # the worker service's spread preference (over node.id) puts them half on each
-        "two_lab_nodes": (["node.role==worker"],
+        "manager": ({"Constraints": on[:1], "MaxReplicas": 0}, lambda nodes: nodes == [manager] * workers),
+        "one_lab_node": ({"Constraints": on[1:], "MaxReplicas": 0}, lambda nodes: nodes == [lab_nodes[0]] * workers),
+        # half on each of the two lab nodes (no more than that many on one)
+        "two_lab_nodes": ({"Constraints": [f"node.hostname!={manager}"], "MaxReplicas": (workers + 1) // 2},
                           lambda nodes: len(nodes) == workers and sorted(set(nodes)) == lab_nodes[:2]),
     }
 
@@ -151,8 +152,8 @@ def compare(rounds: int, tasks: int, workers: int) -> dict:
         samples: dict[str, list[dict]] = {name: [] for name in PLACEMENTS}
         for n in range(rounds):
             for name in PLACEMENTS[n % 3:] + PLACEMENTS[:n % 3]:
-                constraints, placed = where[name]
-                stack.place(constraints)
+                placement, placed = where[name]
+                stack.place(placement)
                 deadline = time.monotonic() + PLACED_TIMEOUT
                 while (nodes := stack.worker_nodes()) is None or not placed(nodes):
                     if time.monotonic() > deadline:

@@ -197,11 +197,12 @@ def untag_pushed(client: docker.DockerClient, registry: str) -> None:
 def update(
     service: Service, image: str | None = None, replicas: int | None = None,
     environment: dict[str, str | None] | None = None, labels: dict[str, str] | None = None,
-    constraints: list[str] | None = None,
+    placement: dict[str, Any] | None = None,
 ) -> None:
     """Change only the image, replica count, some environment variables (None drops one), labels (the
-    service's and its containers') or placement constraints in the service's current spec (docker-py's
-    Service.update rebuilds the spec, which Swarm takes for a change and restarts every task)."""
+    service's and its containers') or placement settings (`Constraints`, `MaxReplicas` per node) in the
+    service's current spec (docker-py's Service.update rebuilds the spec, which Swarm takes for a change and
+    restarts every task)."""
     import copy
 
     service.reload()
@@ -219,8 +220,8 @@ def update(
             else:
                 env[key] = value
         container["Env"] = [f"{key}={value}" for key, value in env.items()]
-    if constraints is not None:
-        spec["TaskTemplate"].setdefault("Placement", {})["Constraints"] = constraints
+    if placement is not None:
+        spec["TaskTemplate"]["Placement"] = {**spec["TaskTemplate"].get("Placement", {}), **placement}
     if labels:
         spec["Labels"] = {**(spec.get("Labels") or {}), **labels}
         container["Labels"] = {**(container.get("Labels") or {}), **labels}
