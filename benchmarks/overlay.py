@@ -87,7 +87,8 @@ class SwarmStack:
     def place(self, placement: dict) -> None:
         from celery_cli.stack import swarm_engine
 
-        swarm_engine.update(self.client.services.get(f"tcel-{self.name}-worker"), placement=placement)
+        # forced: Swarm leaves a worker that still satisfies the new placement where it is
+        swarm_engine.update(self.client.services.get(f"tcel-{self.name}-worker"), placement=placement, force=True)
 
     def worker_nodes(self) -> list[str] | None:
         """The nodes of the running workers once `tcel status` is healthy (every worker answering), else None."""

@@ -197,12 +197,13 @@ def untag_pushed(client: docker.DockerClient, registry: str) -> None:
 def update(
     service: Service, image: str | None = None, replicas: int | None = None,
     environment: dict[str, str | None] | None = None, labels: dict[str, str] | None = None,
-    placement: dict[str, Any] | None = None,
+    placement: dict[str, Any] | None = None, force: bool = False,
 ) -> None:
     """Change only the image, replica count, some environment variables (None drops one), labels (the
     service's and its containers') or placement settings (`Constraints`, `MaxReplicas` per node) in the
     service's current spec (docker-py's Service.update rebuilds the spec, which Swarm takes for a change and
-    restarts every task)."""
+    restarts every task). `force` replaces every task even so (Swarm leaves a task that still satisfies new
+    placement settings where it is)."""
     import copy
 
     service.reload()
@@ -222,6 +223,8 @@ def update(
         container["Env"] = [f"{key}={value}" for key, value in env.items()]
     if placement is not None:
         spec["TaskTemplate"]["Placement"] = {**spec["TaskTemplate"].get("Placement", {}), **placement}
+    if force:
+        spec["TaskTemplate"]["ForceUpdate"] = spec["TaskTemplate"].get("ForceUpdate", 0) + 1
     if labels:
         spec["Labels"] = {**(spec.get("Labels") or {}), **labels}
         container["Labels"] = {**(container.get("Labels") or {}), **labels}
