@@ -25,6 +25,8 @@ BIN = Path(sys.executable).parent
 TCEL = str(BIN / "tcel")
 CELERY = str(BIN / "celery")
 RESULTS = REPO / "benchmarks" / "results"
+# `docker swarm init` on the main engine (scripts/swarm-lab) cuts name resolution in other stacks' networks
+ONLY_WHEN_NAMED = {"overlay"}
 
 sys.path.insert(0, str(REPO))
 from celery_cli import credentials  # noqa: E402
@@ -68,6 +70,7 @@ class Bench:
         self.ports = {"TCEL_BROKER_PORT": str(broker_port), "TCEL_BACKEND_PORT": str(backend_port)}
         self.compose_ports = (broker_port + 1, backend_port + 1)
         self.tcel_env = {**self.ports, "TCEL_PROJECT_NAME": self.name}
+        self.tasks = 2000
 
     def row(self, what: str, tcel: list[float], other: list[float], baseline: str, target: float | None,
             unit: str = "s", at_least: bool = False) -> None:
@@ -345,6 +348,18 @@ class Bench:
             self.row(f"tsum - of 10,000,000 numbers, 2 workers vs 1 ({c['concurrency']} processes each)", two, one,
                      "1 worker container", 0.6)
 
+    def overlay(self) -> None:
+        """`tcel bench` against 2 workers on the Swarm manager, on one lab node and spread over two lab nodes, on a
+        stack of its own (benchmarks/overlay.py; needs root and the engine to itself; writes its own JSON too)."""
+        from overlay import measure
+
+        document = measure(self.heavy_rounds, self.tasks, 2)
+        samples = {name: [s["completed_per_second"] for s in runs] for name, runs in document["samples"].items()}
+        for name in ("one_lab_node", "two_lab_nodes"):
+            self.row(f"bench {self.tasks} x tsum on Swarm, completed/s: 2 workers on {name.replace('_', ' ')} vs "
+                     "on the manager (ratio = manager / there)", samples[name], samples["manager"],
+                     "2 workers on the manager, beside the broker and backend", None, unit="/s")
+
     def cleanup(self) -> None:
         self.tcel("down", "--volumes", check=False)
         if (self.directory / "compose.env").exists():  # only the lifecycle comparison starts compose stacks
@@ -432,18 +447,20 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=2000, help="tasks per throughput round")
     parser.add_argument("--only", nargs="*", default=None,
                         help="startup lifecycle up_floor round_trip call_round_trip scaling throughput publisher workers "
-                             "edit_loop stream_sum (default: all)")
+                             "edit_loop stream_sum (default: all of these), overlay (only when named: Swarm, root, "
+                             "the engine to itself)")
     parser.add_argument("--ports", type=int, nargs=2, default=(25672, 26379), metavar=("BROKER", "BACKEND"),
                         help="host ports of the benchmark's stack (Compose's use the next ones up)")
     args = parser.parse_args()
     bench = Bench(args.rounds, args.heavy_rounds, *args.ports)
+    bench.tasks = args.tasks
     steps = {"startup": bench.startup, "lifecycle": bench.lifecycle, "up_floor": bench.up_floor,
              "round_trip": bench.round_trip,
              "call_round_trip": bench.call_round_trip, "scaling": bench.scaling,
              "throughput": lambda: bench.throughput(args.tasks), "publisher": lambda: bench.publisher(args.tasks),
              "workers": lambda: bench.workers(args.tasks),
-             "edit_loop": bench.edit_loop, "stream_sum": bench.stream_sum}
-    chosen = args.only or list(steps)
+             "edit_loop": bench.edit_loop, "stream_sum": bench.stream_sum, "overlay": bench.overlay}
+    chosen = args.only or [name for name in steps if name not in ONLY_WHEN_NAMED]
     failed = {}
     try:
         for name in chosen:

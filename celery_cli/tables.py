@@ -44,13 +44,19 @@ def services_table(project: str, services: list[ServiceStatus]) -> Table:
     on_nodes = any(s.node for s in services)
     return table(
         f"stack {project}",
-        ["service", "name", *(["node"] if on_nodes else []), "state", "ready", "image", "ports (url)", "uptime"],
+        ["service", "name", *(["node", "replicas"] if on_nodes else []), "state", "ready", "image", "ports (url)",
+         "uptime"],
         [
-            [s.service, s.name, *([s.node] if on_nodes else []), s.state, s.ready, s.image,
+            [s.service, s.name, *([s.node, _replicas(s.replicas)] if on_nodes else []), s.state, s.ready, s.image,
              s.url or ", ".join(s.ports) or None, duration(s.uptime)]
             for s in services
         ],
     )
+
+
+def _replicas(counts: tuple[int, int] | None) -> str | None:
+    """A Swarm service's running / desired tasks, as `docker service ls` shows them."""
+    return f"{counts[0]}/{counts[1]}" if counts else None
 
 
 def tasks_table(title: str, records: list[TaskRecord]) -> Table:

@@ -65,9 +65,9 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Everything outside tests/unit drives a real engine. Swarm tests run last: `docker swarm init` on the
-    main engine has been seen to cut name resolution on networks that already exist, such as the shared
-    stacks' (they are not used after these tests)."""
+    """Everything outside tests/unit drives a real engine. Swarm tests run last: when the lab goes down, the main
+    engine leaves the swarm, and leaving cuts name resolution in the networks that exist then, such as the
+    shared stacks' (they are not used after these tests). `swarm init` alone leaves them working."""
     unit = Path(__file__).parent / "unit"
     for item in items:
         if unit not in Path(item.fspath).parents:

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
 
 ENGINES = ("containers", "swarm")
+WHAT_RUNS = {"containers": "plain containers", "swarm": "Swarm services"}
 
 
 def engine_name(project: Project, asked: str | None = None) -> str:
@@ -42,3 +43,19 @@ def open_stack(project: Project, engine: str | None = None) -> Stack:
     from .containers import ContainerStack
 
     return ContainerStack(project)
+
+
+def refuse_other_engine(project: Project, engine: str, elsewhere: list[str]) -> None:
+    """Refuse `up` on `engine` while the project's stack has `elsewhere` (names) on the other engine: a second
+    broker would start on the same named volume, and the state file would forget the stack that runs."""
+    from ..errors import UsageError
+
+    if not elsewhere:
+        return
+    other = next(name for name in ENGINES if name != engine)
+    down = "tcel down" if engine_name(project) == other else f"TCEL_ENGINE={other} tcel down"
+    shown = ", ".join(elsewhere[:3]) + (", ..." if len(elsewhere) > 3 else "")
+    raise UsageError(
+        f"stack {project.name} runs as {WHAT_RUNS[other]} on this Docker engine ({shown}), not as {WHAT_RUNS[engine]}",
+        hint=f"run '{down}' first (its data volumes are kept), then this 'up' again",
+    )

@@ -128,6 +128,7 @@ class ServiceStatus:
     started_at: datetime | None
     url: str | None = None  # where a web service (Flower) answers from the host
     node: str | None = None  # on Swarm: the host name of the node the task runs on
+    replicas: tuple[int, int] | None = None  # on Swarm: the running and the desired tasks of the row's service
 
     @property
     def uptime(self) -> float | None:

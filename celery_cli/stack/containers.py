@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING
 from ..credentials import Credentials
 from ..errors import NotRunning
 from ..output import Progress
-from . import engine, logs, readiness, reload, up
+from . import engine, logs, readiness, reload, swarm_engine, up
+from . import refuse_other_engine
 from .base import DownReport, ReloadReport, ServiceStatus, Stack, UpOptions, UpReport
 from .lock import project_lock
 
@@ -46,6 +47,7 @@ class ContainerStack(Stack):
 
     def up(self, options: UpOptions, progress: Progress) -> UpReport:
         with project_lock(self.project), engine.engine_errors():  # one clear line for whatever the engine refuses
+            refuse_other_engine(self.project, "containers", swarm_engine.service_names(self.client, self.project))
             existing = {c.name: c for c in engine.containers(self.client, self.project)}
             planned = up.plan(self.client, self.project, options, existing)
             up.prepare(self.client, self.project, planned, existing, progress)

@@ -64,9 +64,16 @@ def project_filter(project: Project) -> dict[str, str]:
     return {"label": f"{LABEL_PROJECT}={project.name}"}
 
 
+# Swarm puts this label on every task's container: those carry the project's labels too, but belong to its
+# services (swarm.py), never to the plain-container stack
+SWARM_TASK_LABEL = "com.docker.swarm.task.id"
+
+
 def containers(client: docker.DockerClient, project: Project) -> list[Container]:
-    """The project's containers, broker first, then backend, then workers by number."""
-    found = client.containers.list(all=True, filters=project_filter(project), ignore_removed=True)
+    """The project's plain containers (not Swarm's task containers), broker first, then backend, then workers
+    by number."""
+    found = [c for c in client.containers.list(all=True, filters=project_filter(project), ignore_removed=True)
+             if SWARM_TASK_LABEL not in c.labels]
     order = {service: index for index, service in enumerate(SERVICES)}
     return sorted(found, key=lambda c: (order.get(service_of(c), len(order)), number_of(c)))
 

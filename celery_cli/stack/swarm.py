@@ -11,11 +11,11 @@ from typing import TYPE_CHECKING, Any
 
 from .. import credentials as stored
 from ..credentials import Credentials
-from ..errors import ImageError, NotRunning, PortInUse, ServiceUnreachable
-from ..names import BACKEND_PORT, BROKER_PORT, SERVICES
+from ..errors import ImageError, NotRunning, PortInUse, ServiceUnreachable, UsageError
+from ..names import BACKEND_PORT, BROKER_PORT, LABEL_QUEUES, SERVICES
 from ..output import Progress
 from ..remote_control import worker_node
-from . import engine, logs, readiness, specs, swarm_engine
+from . import engine, logs, readiness, refuse_other_engine, specs, swarm_engine
 from .base import DownReport, ReloadReport, ServiceStatus, Stack, UpOptions, UpReport
 from .images import build_flower_image, build_worker_image, flower_image_name, image_exists, worker_image_name
 from .lock import project_lock
@@ -26,10 +26,15 @@ if TYPE_CHECKING:
     import docker
     from docker.models.services import Service
 
+    from ..settings import Project
+
 EVERY_INTERFACE = "0.0.0.0"
 PUBLISHED_NOTE = "Swarm publishes the broker's and backend's ports on every interface of the data node {node}"
 FLOWER_PUBLISHED_NOTE = ("Swarm publishes Flower's port {port} on every interface of the data node {node} too, "
                          "behind its generated login")
+REGISTRY_PUBLISHED_NOTE = ", and the registry's port {port} on every interface of every node"
+# what `up` compares and changes on a running worker service (a rolling update), besides its image
+WORKER_SETTINGS = ("CELERY_WORKER_CONCURRENCY", "CELERY_WORKER_QUEUES")
 FAILURES_BEFORE_GIVING_UP = 3
 REGISTRY_WAIT = 60.0
 
@@ -62,25 +67,31 @@ class SwarmStack(Stack):
             nodes = swarm_engine.node_names(self.client)
             rows = []
             for kind, service in sorted(found.items(), key=lambda item: _order(item[0])):
-                for task in sorted(service.tasks(filters={"desired-state": "running"}), key=lambda t: t.get("Slot", 0)):
-                    rows.append(_task_status(kind, service, task, nodes))
+                tasks = service.tasks(filters={"desired-state": "running"})
+                counts = _replica_counts(service, tasks)
+                for task in sorted(tasks, key=lambda t: t.get("Slot", 0)):
+                    rows.append(replace(_task_status(kind, service, task, nodes), replicas=counts))
             return rows
 
     def up(self, options: UpOptions, progress: Progress) -> UpReport:
         with project_lock(self.project), engine.engine_errors():
             client = self.client
+            # before anything is made or a swarm initialised
+            refuse_other_engine(self.project, "swarm", [c.name for c in engine.containers(client, self.project)])
             notes: list[str] = []
             if swarm_engine.membership(client.info(), options.swarm_init):
                 progress("making this engine a single-node swarm manager")
                 swarm_engine.init_swarm(client)
                 notes.append("this engine is now a single-node swarm manager on 127.0.0.1 (for other machines "
-                             "to join, 'docker swarm init --advertise-addr ADDRESS' instead)")
+                             "to join, 'docker swarm init --advertise-addr ADDRESS' instead); leaving it later "
+                             "('docker swarm leave') cuts name resolution in the networks of the plain-container "
+                             "stacks on this engine: 'tcel down' and 'tcel up' them afterwards")
             existing = {swarm_engine.service_of(s): s for s in swarm_engine.services(client, self.project)}
             if options.workers_only and not {"broker", "backend"} <= existing.keys():
                 raise NotRunning(f"stack {self.project.name}: broker or backend not running",
                                  hint="run 'tcel up' first")
             kept = stored.kept(self.project)
-            data_node = swarm_engine.node_of(client, options.data_node or kept.get("TCEL_DATA_NODE"))
+            data_node = self._data_node(options.data_node, kept.get("TCEL_DATA_NODE"), existing)
             access = self._credentials(options, existing, data_node, notes)
             with_flower = not options.workers_only and (options.flower or "flower" in existing)
             if with_flower:
@@ -117,8 +128,17 @@ class SwarmStack(Stack):
             stored.save(self.project, access, {**settings, "TCEL_REGISTRY_PORT": "" if options.registry
                                                 else registry.rpartition(":")[2]})
             if report.created:
-                report.notes.append(PUBLISHED_NOTE.format(node=data_node.attrs["Description"]["Hostname"]))
+                report.notes.append(_published_note(data_node.attrs["Description"]["Hostname"],
+                                                    None if options.registry else registry.rpartition(":")[2]))
             return report
+
+    def _data_node(self, asked: str | None, kept: str | None, existing: dict[str, Service]) -> Any:
+        """The node the broker and backend run on: as asked, else as kept, else this manager. A running broker
+        or backend is not moved: on another node they would start on empty volumes."""
+        node = swarm_engine.node_of(self.client, asked or kept)
+        refuse_data_node_move(self.project, kept, node.attrs["Description"]["Hostname"],
+                              sorted({"broker", "backend"} & existing.keys()))
+        return node
 
     def _credentials(
         self, options: UpOptions, existing: dict[str, Service], data_node: Any, notes: list[str]
@@ -231,27 +251,34 @@ class SwarmStack(Stack):
             report.created.append(existing["registry-mirror"].name)
         address = f"127.0.0.1:{port}"
         _wait_registry(address, existing["registry"], progress)
+        _wait_mirrors(client, existing["registry-mirror"], progress)
         return address
 
     def _workers(
         self, options: UpOptions, existing: dict[str, Service], access: Credentials, image: str, network: str,
         report: UpReport, progress: Progress,
     ) -> None:
-        """Create the worker service, or bring its replica count and image to what is asked."""
+        """Create the worker service, or bring its image, settings (concurrency, queues) and replica count to
+        what is asked: a new image or setting is a rolling update, one replica at a time."""
         worker = existing.get("worker")
         replicas = _replicas(worker) if worker is not None else 0
         count = options.workers or replicas or 1
+        spec = specs.worker(0, options, access, image)
         if worker is None:
             progress(f"creating service {self.project.container('worker')} with {count} replica(s)")
-            spec = specs.worker(0, options, access, image)
             existing["worker"] = swarm_engine.create_service(client=self.client, project=self.project, spec=spec,
                                                              network_name=network, replicas=count, constraints=[])
             report.created.append(existing["worker"].name)
             return
-        if _image_of(worker) != image:
-            progress(f"updating service {worker.name} to {image}")
-            swarm_engine.update(worker, image=image)
-            report.started.append(worker.name)
+        changed = _setting_changes(worker, spec, keep_queues=options.queues is None)
+        new_image = _spec_image(worker) != image
+        if new_image or changed:
+            what = [*(["new image"] if new_image and changed else []), *_described(changed)]
+            progress(f"updating service {worker.name} " + (f"({', '.join(what)})" if what else f"to {image}"))
+            labels = {LABEL_QUEUES: spec.labels(self.project)[LABEL_QUEUES]} if "CELERY_WORKER_QUEUES" in changed \
+                else None
+            swarm_engine.update(worker, image=image, environment=changed, labels=labels)
+            report.started.append(f"{worker.name} ({', '.join(what)})" if changed else worker.name)
         if count != replicas:
             progress(f"scaling service {worker.name} from {replicas} to {count}")
             swarm_engine.update(worker, replicas=count)
@@ -273,19 +300,19 @@ class SwarmStack(Stack):
 
     def _worker_nodes(self, worker: Service | None, deadline: float, progress: Progress) -> set[str]:
         """The Celery node names of the worker service's replicas, once Swarm runs as many tasks as replicas, all
-        of the service's current image, and no task it is replacing still runs (so that an old worker does not
-        answer for its slot during a rolling update). A scale-down may keep any slots (worker-1 and worker-3
-        of 4); a scale-up fills others."""
+        of the service's current image and settings, and no task it is replacing still runs (so that an old
+        worker does not answer for its slot during a rolling update). A scale-down may keep any slots (worker-1
+        and worker-3 of 4); a scale-up fills others."""
         if worker is None:
             return set()
-        image = worker.attrs["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"]
+        current = worker.attrs["Spec"]["TaskTemplate"]["ContainerSpec"]
         while True:
             with engine.engine_errors():
                 tasks = worker.tasks()
             wanted = [t for t in tasks if t["DesiredState"] == "running"]
             replacing = [t for t in tasks if t["DesiredState"] != "running" and t["Status"]["State"] == "running"]
             if (len(wanted) == _replicas(worker) and not replacing
-                    and all(t["Spec"]["ContainerSpec"]["Image"] == image for t in wanted)) or time.time() > deadline:
+                    and all(_runs_spec(t, current) for t in wanted)) or time.time() > deadline:
                 return {worker_node(f"worker-{t['Slot']}") for t in wanted}
             progress(f"waiting for Swarm to place {_replicas(worker)} workers of {_image_of(worker)}")
             time.sleep(0.2)
@@ -332,12 +359,26 @@ class SwarmStack(Stack):
             )
 
 
+def _runs_spec(task: dict[str, Any], current: dict[str, Any]) -> bool:
+    """Whether a task was made from the service's current image and settings (not one a rolling update replaces)."""
+    made = task["Spec"]["ContainerSpec"]
+    return made["Image"] == current["Image"] and made.get("Env") == current.get("Env")
+
+
 def _check_tasks(kind: str, service: Service, since: float) -> None:
-    """Fail when the service's tasks keep failing (an image no node has, a container that exits at once)."""
+    """Fail when the service's tasks keep failing on a node (an image it cannot pull, a container that exits at
+    once). One failure here and there is Swarm's to retry: Docker 20.10 fails one of two pulls of the same image
+    by digest that start together on a node ("ref ... locked": the task is rejected, "No such image")."""
+    from collections import Counter
+
     with engine.engine_errors():
         errors = swarm_engine.failures_since(service, since)
-    if len(errors) >= FAILURES_BEFORE_GIVING_UP:
-        raise NotRunning(f"{service.name}: {len(errors)} tasks failed, the last: {errors[0]}",
+    node, count = max(Counter(node for node, _ in errors).items(), key=lambda item: item[1], default=("", 0))
+    if count >= FAILURES_BEFORE_GIVING_UP:
+        last = next(error for where, error in errors if where == node)
+        with engine.engine_errors():
+            name = swarm_engine.node_names(service.client).get(node, node)
+        raise NotRunning(f"{service.name}: {count} tasks failed on node {name}, the last: {last}",
                          hint=f"see 'tcel logs {kind}' and 'docker service ps {service.name}'")
 
 
@@ -364,8 +405,60 @@ def _task_status(kind: str, service: Service, task: dict[str, Any], nodes: dict[
     )
 
 
+def refuse_data_node_move(project: Project, current: str | None, asked: str, running: list[str]) -> None:
+    """Refuse to move a running broker or backend to another node: its named volume there is empty (Swarm
+    does not carry volumes between nodes)."""
+    if running and current and asked != current:
+        raise UsageError(
+            f"stack {project.name} keeps its {' and '.join(running)} data on node {current}: on node {asked} "
+            "they would start on empty volumes",
+            hint=f"to move them, 'tcel down' (the data stays in the volumes on {current}), then "
+                 f"'tcel up --swarm --data-node {asked}'",
+        )
+
+
+def _published_note(node: str, registry_port: str | None) -> str:
+    """What Swarm publishes on every interface (it has no per-address publishing): the data node's broker and
+    backend ports, and the port of the registry tcel runs (the registry on the manager, a mirror on every other
+    node)."""
+    return PUBLISHED_NOTE.format(node=node) + (REGISTRY_PUBLISHED_NOTE.format(port=registry_port)
+                                               if registry_port else "")
+
+
+def _environment(service: Service) -> dict[str, str]:
+    listed = service.attrs["Spec"]["TaskTemplate"]["ContainerSpec"].get("Env") or []
+    return dict(item.partition("=")[::2] for item in listed)
+
+
+def _setting_changes(worker: Service, spec: ServiceSpec, keep_queues: bool) -> dict[str, str | None]:
+    """The worker settings (concurrency, queues) the spec asks for that the running service does not have:
+    the new value, or None to drop it (back to the image's default); with `keep_queues`, the queues stay."""
+    running = _environment(worker)
+    wanted = {key: spec.environment.get(key) for key in WORKER_SETTINGS
+              if not (keep_queues and key == "CELERY_WORKER_QUEUES")}
+    return {key: value for key, value in wanted.items() if running.get(key) != value}
+
+
+def _described(changed: dict[str, str | None]) -> list[str]:
+    names = {"CELERY_WORKER_CONCURRENCY": "concurrency", "CELERY_WORKER_QUEUES": "queues"}
+    return [f"{names[key]} {value}" if value else f"{names[key]} as the image's default"
+            for key, value in changed.items()]
+
+
+def _spec_image(service: Service) -> str:
+    """The image the service runs, as its spec names it (the worker's pinned by digest: `name:tag@sha256:...`)."""
+    return service.attrs["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"]
+
+
+def _replica_counts(service: Service, tasks: list[dict[str, Any]]) -> tuple[int, int]:
+    """How many of the service's tasks run, and how many it wants (a global service: one per node it has a
+    task for)."""
+    running = sum(1 for task in tasks if task["Status"]["State"] == "running")
+    return running, _replicas(service) if "Replicated" in service.attrs["Spec"]["Mode"] else len(tasks)
+
+
 def _image_of(service: Service) -> str:
-    return service.attrs["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"].split("@")[0]
+    return _spec_image(service).split("@")[0]
 
 
 def _replicas(service: Service) -> int:
@@ -380,22 +473,25 @@ def _published(service: Service) -> int | None:
 def _push(
     client: docker.DockerClient, image: str, registry: str, progress: Progress, what: str = "worker image"
 ) -> str:
-    """Tag the worker (or Flower) image into the registry and push it; the name every node pulls."""
+    """Tag the worker (or Flower) image into the registry and push it; the name every node pulls, pinned to the
+    digest the registry took (a task rescheduled later pulls this image, whatever the tag names by then)."""
     import docker
 
     repository, _, tag = image.rpartition(":")
     target = f"{registry}/{repository}"
     progress(f"pushing {target}:{tag}")
     client.images.get(image).tag(target, tag)
+    digest = None
     try:
         for event in client.images.push(target, tag=tag, stream=True, decode=True):
             if "error" in event:
                 raise ImageError(f"cannot push the {what} to {registry}: {event['error']}",
                                  hint="check --registry: every node must be able to pull from it")
+            digest = (event.get("aux") or {}).get("Digest") or digest
     except docker.errors.APIError as exc:
         raise ImageError(f"cannot push the {what} to {registry}: {exc.explanation or exc}",
                          hint="check --registry: every node must be able to pull from it") from None
-    return f"{target}:{tag}"
+    return f"{target}:{tag}@{digest}" if digest else f"{target}:{tag}"
 
 
 def _wait_registry(address: str, service: Service, progress: Progress) -> None:
@@ -415,6 +511,28 @@ def _wait_registry(address: str, service: Service, progress: Progress) -> None:
                 raise ServiceUnreachable(f"the registry at {address} does not answer ({exc})",
                                          hint="see 'tcel logs registry', or pass --registry HOST:PORT") from None
         progress(f"waiting for the registry at {address}")
+        time.sleep(0.3)
+
+
+def _wait_mirrors(client: docker.DockerClient, mirror: Service, progress: Progress) -> None:
+    """Wait until the registry mirror runs on every other node that takes tasks: a worker placed on a node
+    before its mirror listens cannot pull its image there (Swarm rejects the task, and `up` gives up after a
+    few such failures)."""
+    manager = client.info()["Swarm"]["NodeID"]
+    since = time.time()
+    deadline = time.monotonic() + REGISTRY_WAIT
+    while True:
+        with engine.engine_errors():
+            nodes = {n.id for n in client.nodes.list() if n.id != manager
+                     and n.attrs["Status"]["State"] == "ready" and n.attrs["Spec"]["Availability"] == "active"}
+            missing = nodes - {task["NodeID"] for task in swarm_engine.running_tasks(mirror)}
+        if not missing:
+            return
+        _check_tasks("registry-mirror", mirror, since)
+        if time.monotonic() > deadline:
+            raise ServiceUnreachable(f"the registry mirror does not run on {len(missing)} node(s) after "
+                                     f"{REGISTRY_WAIT:.0f}s", hint=f"see 'docker service ps {mirror.name}'")
+        progress(f"waiting for the registry mirror on {len(missing)} node(s)")
         time.sleep(0.3)
 
 

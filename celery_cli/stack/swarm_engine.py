@@ -116,6 +116,14 @@ def services(client: docker.DockerClient, project: Project) -> list[Service]:
     return client.services.list(filters=project_filter(project))
 
 
+def service_names(client: docker.DockerClient, project: Project) -> list[str]:
+    """The names of the project's services, when this engine is a swarm manager (else it can list none)."""
+    swarm = client.info().get("Swarm") or {}
+    if swarm.get("LocalNodeState") != "active" or not swarm.get("ControlAvailable"):
+        return []
+    return sorted(s.name for s in services(client, project))
+
+
 def service_of(service: Service) -> str:
     return service.attrs["Spec"]["Labels"].get(LABEL_SERVICE, "worker")
 
@@ -187,17 +195,40 @@ def untag_pushed(client: docker.DockerClient, registry: str) -> None:
                     pass
 
 
-def update(service: Service, image: str | None = None, replicas: int | None = None) -> None:
-    """Change only the image or replica count in the service's current spec (docker-py's Service.update rebuilds
-    the spec, which Swarm takes for a change and restarts every task)."""
+def update(
+    service: Service, image: str | None = None, replicas: int | None = None,
+    environment: dict[str, str | None] | None = None, labels: dict[str, str] | None = None,
+    placement: dict[str, Any] | None = None, force: bool = False,
+) -> None:
+    """Change only the image, replica count, some environment variables (None drops one), labels (the
+    service's and its containers') or placement settings (`Constraints`, `MaxReplicas` per node) in the
+    service's current spec (docker-py's Service.update rebuilds the spec, which Swarm takes for a change and
+    restarts every task). `force` replaces every task even so (Swarm leaves a task that still satisfies new
+    placement settings where it is)."""
     import copy
 
     service.reload()
     spec = copy.deepcopy(service.attrs["Spec"])
+    container = spec["TaskTemplate"]["ContainerSpec"]
     if image is not None:
-        spec["TaskTemplate"]["ContainerSpec"]["Image"] = image
+        container["Image"] = image
     if replicas is not None:
         spec["Mode"] = {"Replicated": {"Replicas": replicas}}
+    if environment:
+        env = dict(item.partition("=")[::2] for item in container.get("Env") or [])
+        for key, value in environment.items():
+            if value is None:
+                env.pop(key, None)
+            else:
+                env[key] = value
+        container["Env"] = [f"{key}={value}" for key, value in env.items()]
+    if placement is not None:
+        spec["TaskTemplate"]["Placement"] = {**spec["TaskTemplate"].get("Placement", {}), **placement}
+    if force:
+        spec["TaskTemplate"]["ForceUpdate"] = spec["TaskTemplate"].get("ForceUpdate", 0) + 1
+    if labels:
+        spec["Labels"] = {**(spec.get("Labels") or {}), **labels}
+        container["Labels"] = {**(container.get("Labels") or {}), **labels}
     service.client.api.update_service(
         service.id, service.version, task_template=spec["TaskTemplate"], name=spec["Name"],
         labels=spec.get("Labels"), mode=spec["Mode"], update_config=spec.get("UpdateConfig"),
@@ -218,14 +249,15 @@ def task_started(task: dict[str, Any]) -> datetime | None:
     return datetime.fromisoformat(raw[:26].rstrip("Z") + "+00:00") if raw else None
 
 
-def failures_since(service: Service, since: float) -> list[str]:
-    """The errors of the service's tasks that failed or were rejected since `since` (epoch seconds)."""
+def failures_since(service: Service, since: float) -> list[tuple[str, str]]:
+    """The node id and error of each of the service's tasks that failed or were rejected since `since` (epoch
+    seconds)."""
     errors = []
     for task in service.tasks():
         if task["Status"]["State"] in ("failed", "rejected"):
             when = datetime.fromisoformat(task["Status"]["Timestamp"][:26].rstrip("Z") + "+00:00")
             if when.timestamp() >= since:
-                errors.append(task["Status"].get("Err") or task["Status"]["State"])
+                errors.append((task.get("NodeID", ""), task["Status"].get("Err") or task["Status"]["State"]))
     return errors
 
 

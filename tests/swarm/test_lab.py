@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import free_port
-from tests.swarm.conftest import NODES, Lab, lab_view, swarm_lab
+from tests.swarm.conftest import NODES, Lab, lab_view, skip_or_fail, swarm_lab
 
 pytestmark = pytest.mark.swarm
 
@@ -172,7 +172,7 @@ def test_plain_container_with_published_port_works_while_in_swarm_mode(lab: Lab)
 @pytest.mark.lab_down
 def test_down_leaves_nothing_and_a_second_down_is_a_no_op(lab: Lab):
     if lab.reused:
-        pytest.skip("the lab was up before these tests: it is left up (scripts/swarm-lab down takes it down)")
+        skip_or_fail("the lab was up before these tests: it is left up (scripts/swarm-lab down takes it down)")
     down = swarm_lab("down")
     assert down.returncode == 0, down.stderr
     assert leftovers() == []

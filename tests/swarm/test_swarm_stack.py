@@ -16,7 +16,7 @@ from celery_cli.names import LABEL_PROJECT
 from celery_cli.settings import setting
 from tests.conftest import StackProject, make_project, run_tcel
 from tests.faults.conftest import results, tally
-from tests.swarm.conftest import NODES, Lab, swarm_lab
+from tests.swarm.conftest import NODES, Lab, skip_or_fail, swarm_lab
 
 pytestmark = pytest.mark.swarm
 
@@ -38,6 +38,7 @@ def swarm_stack(lab: Lab, tmp_path_factory) -> Iterator[StackProject]:
             up = project.tcel("up", "--swarm", "--workers", str(WORKERS), "--concurrency", "2")
             assert up.code == 0, up.stderr
             assert "every interface of the data node" in up.stderr
+            assert "the registry's port" in up.stderr  # tcel runs the registry: its port is published too
             yield project
         finally:
             project.tcel("down", "--volumes")
@@ -68,6 +69,14 @@ def send_adds(stack: StackProject, count: int) -> dict[str, int]:
         assert sent.code == 0, sent.stderr
         expected[sent.stdout.strip()] = n + 1
     return expected
+
+
+def kept_settings(stack: StackProject) -> dict[str, str]:
+    """What the project's state file keeps of how its stack was started."""
+    from celery_cli.credentials import kept
+    from celery_cli.settings import resolve_project
+
+    return kept(resolve_project(stack.directory, stack.name))
 
 
 def lab_nodes(lab: Lab) -> list[str]:
@@ -129,6 +138,40 @@ def test_passwords_are_secrets_not_environment(lab: Lab, swarm_stack: StackProje
         assert access.broker_password not in spec and access.backend_password not in spec, service.name
 
 
+def test_workers_run_the_pushed_image_by_its_digest(lab: Lab, swarm_stack: StackProject):
+    """A worker Swarm starts later (a rescheduled one) runs the image `up` pushed, whatever the tag names by then."""
+    worker = lab.engine.services.get(f"tcel-{swarm_stack.name}-worker")
+    image = worker.attrs["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"]
+    name, _, digest = image.partition("@sha256:")
+    assert len(digest) == 64 and "/tcel-worker:" in name, image
+    assert all(t["Spec"]["ContainerSpec"]["Image"] == image for t in worker.tasks(filters={"desired-state": "running"}))
+
+
+def test_a_running_broker_is_not_moved_to_another_data_node(lab: Lab, swarm_stack: StackProject):
+    elsewhere = lab_nodes(lab)[0]
+    refused = swarm_stack.tcel("up", "--data-node", elsewhere)
+    assert refused.code == 2, refused.stderr
+    assert f"on node {elsewhere} they would start on empty volumes" in refused.stderr
+    assert f"then 'tcel up --swarm --data-node {elsewhere}'" in refused.stderr
+    broker = next(s for s in json.loads(swarm_stack.tcel("status", "--json").stdout)["services"]
+                  if s["service"] == "broker")
+    assert broker["node"] != elsewhere
+    assert kept_settings(swarm_stack)["TCEL_DATA_NODE"] != elsewhere
+
+
+def test_plain_container_commands_neither_start_nor_see_the_swarm_stack(swarm_stack: StackProject):
+    """TCEL_ENGINE=containers on a project that runs on Swarm: `up` is refused before anything is made, and the
+    plain-container stack does not take Swarm's task containers (they carry the project's labels) for its own."""
+    plain = {"TCEL_ENGINE": "containers"}
+    refused = swarm_stack.tcel("up", env=plain)
+    assert refused.code == 2, refused.stderr
+    assert f"stack {swarm_stack.name} runs as Swarm services" in refused.stderr
+    assert "TCEL_ENGINE=swarm tcel down" in refused.stderr
+    shown = swarm_stack.tcel("status", "--json", env=plain)
+    assert shown.code == 8 and json.loads(shown.stdout)["services"] == [], shown.stdout
+    wait_healthy(swarm_stack)  # the state file still names Swarm: a bare `status` finds every service
+
+
 def test_drained_node_loses_its_workers_to_the_others(lab: Lab, swarm_stack: StackProject):
     drained = next(node for node in lab_nodes(lab) if node in worker_nodes(swarm_stack).values())
     node = next(n for n in lab.engine.nodes.list() if n.attrs["Description"]["Hostname"] == drained)
@@ -187,11 +230,24 @@ def test_node_killed_mid_run_loses_no_task(lab: Lab, swarm_stack: StackProject):
     wait_healthy(swarm_stack)
 
 
-def test_down_leaves_nothing_on_any_node(lab: Lab, swarm_stack: StackProject):
-    from celery_cli.credentials import kept
-    from celery_cli.settings import resolve_project
+def test_concurrency_and_queue_changes_roll_out_to_the_running_workers(swarm_stack: StackProject):
+    """`up --concurrency 3 --queues celery,extra` on the running service: one rolling update, and `up` returns once
+    every worker runs 3 processes and consumes both queues. `status` shows the replicas, running of desired."""
+    up = swarm_stack.tcel("up", "--concurrency", "3", "--queues", "celery,extra")
+    assert up.code == 0, up.stderr
+    assert "concurrency 3, queues celery,extra" in up.stderr
+    shown = swarm_stack.tcel_json("status")
+    assert [w["pool"] for w in shown["workers"]] == [3] * WORKERS, shown["workers"]
+    assert {q["name"]: q["consumers"] for q in shown["queues"]}.get("extra") == WORKERS, shown["queues"]
+    assert {tuple(s["replicas"]) for s in shown["services"] if s["service"] == "worker"} == {(WORKERS, WORKERS)}
+    again = swarm_stack.tcel("up")  # as it runs now: nothing to change
+    assert again.code == 0 and "nothing changed" in again.stderr, again.stderr
+    table = swarm_stack.tcel("status")
+    assert f"{WORKERS}/{WORKERS}" in table.stdout, table.stdout
 
-    registry = f"127.0.0.1:{kept(resolve_project(swarm_stack.directory, swarm_stack.name))['TCEL_REGISTRY_PORT']}"
+
+def test_down_leaves_nothing_on_any_node(lab: Lab, swarm_stack: StackProject):
+    registry = f"127.0.0.1:{kept_settings(swarm_stack)['TCEL_REGISTRY_PORT']}"
     assert lab.engine.images.list(name=f"{registry}/tcel-worker")
     down = swarm_stack.tcel("down", "--volumes")
     assert down.code == 0, down.stderr
@@ -211,25 +267,39 @@ def test_down_leaves_nothing_on_any_node(lab: Lab, swarm_stack: StackProject):
 
 @pytest.mark.lab_down
 def test_init_makes_a_single_node_swarm_of_an_engine_in_none(engine, tmp_path):
-    """`up --swarm` on an engine in no swarm: refused without --init, a single-node swarm with it. Runs after
-    the lab is down (in a clean CI run), and makes the engine leave the swarm it made at the end: leaving cuts
-    name resolution on bridge networks that exist, so never while other stacks run on the engine."""
+    """`up --swarm` on an engine in no swarm: refused without --init, a single-node swarm with it, and a
+    plain-container stack that ran before keeps working (its services still resolve each other's names). Runs
+    after the lab is down (in a clean CI run), and makes the engine leave the swarm it made at the end: leaving
+    cuts name resolution in the networks that exist then, so the plain stack goes first."""
     if engine.info()["Swarm"]["LocalNodeState"] != "inactive":
-        pytest.skip("the engine is in a swarm (a lab left up): the init path needs one in none")
+        skip_or_fail("the engine is in a swarm (a lab left up): the init path needs one in none")
     had_gwbridge = bool(engine.networks.list(names=["docker_gwbridge"]))
-    with make_project(engine, tmp_path) as project:
+    for directory in ("swarm", "plain"):
+        (tmp_path / directory).mkdir()
+    with make_project(engine, tmp_path / "swarm") as project, make_project(engine, tmp_path / "plain") as plain:
         refused = project.tcel("up", "--swarm")
         assert refused.code == 2, refused.stderr
         assert "tcel up --swarm --init" in refused.stderr
         assert engine.info()["Swarm"]["LocalNodeState"] == "inactive"
         try:
+            assert plain.tcel("up", "--workers", "1").code == 0
             up = project.tcel("up", "--swarm", "--init", "--workers", "1")
             assert up.code == 0, up.stderr
-            assert "single-node swarm" in up.stderr
+            assert "single-node swarm" in up.stderr and "docker swarm leave" in up.stderr
             added = project.tcel("add", "1", "2", "--wait", "--json")
             assert added.code == 0, added.stderr
             assert json.loads(added.stdout)["result"] == 3
+            worker = engine.containers.get(f"tcel-{plain.name}-worker-1")
+            worker.restart()  # a new connection: the broker's name must resolve in the plain stack's network
+            for name in ("broker", "backend"):
+                code, output = worker.exec_run(["python3", "-c", f"import socket; socket.gethostbyname('{name}')"])
+                assert code == 0, f"{name} does not resolve in {worker.name} after swarm init: {output.decode()}"
+            wait_healthy(plain)
+            added = plain.tcel("add", "2", "3", "--wait", "--json")
+            assert added.code == 0, added.stderr
+            assert json.loads(added.stdout)["result"] == 5
         finally:
+            plain.tcel("down", "--volumes")
             project.tcel("down", "--volumes")
             if engine.info()["Swarm"]["LocalNodeState"] != "inactive":
                 engine.swarm.leave(force=True)

@@ -4,6 +4,7 @@ stack runs on, and how passwords leave a service's environment for files (Docker
 from __future__ import annotations
 
 import importlib.util
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -11,9 +12,10 @@ import pytest
 from celery_cli import credentials
 from celery_cli.errors import ExitCode, TcelError, UsageError
 from celery_cli.settings import Project
-from celery_cli.stack import engine_name
+from celery_cli.stack import engine_name, refuse_other_engine
 from celery_cli.stack.base import UpOptions
 from celery_cli.stack.specs import RABBITMQ_USER_CONF, REDIS_CONF, backend, broker, secrets_in_files, worker
+from celery_cli.stack.swarm import _published_note, _setting_changes, refuse_data_node_move
 from celery_cli.stack.swarm_engine import membership
 from tests.conftest import REPO
 
@@ -87,3 +89,61 @@ def test_the_worker_config_reads_its_urls_from_the_secret_files(tmp_path: Path, 
     loaded.loader.exec_module(config)
     assert config.broker_url == ACCESS.broker_url("broker", 5672)
     assert config.result_backend == ACCESS.backend_url("backend", 6379)
+
+
+def test_up_on_one_engine_is_refused_while_the_stack_runs_on_the_other(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
+    monkeypatch.delenv("TCEL_ENGINE", raising=False)
+    project = Project("switch", tmp_path)
+    refuse_other_engine(project, "swarm", [])  # nothing on the other engine: go ahead
+    with pytest.raises(UsageError) as refused:
+        refuse_other_engine(project, "swarm", ["tcel-switch-backend", "tcel-switch-broker", "tcel-switch-worker-1"])
+    assert refused.value.exit_code == ExitCode.USAGE
+    line = str(refused.value)
+    assert "stack switch runs as plain containers on this Docker engine" in line and "tcel-switch-worker-1" in line
+    assert "not as Swarm services" in line and "run 'tcel down' first" in line and "\n" not in line
+    credentials.save(project, ACCESS, {"TCEL_ENGINE": "swarm"})
+    with pytest.raises(UsageError, match="runs as Swarm services .* not as plain containers: run 'tcel down'"):
+        refuse_other_engine(project, "containers", ["tcel-switch-worker"])
+    # the environment asks for plain containers: a bare `tcel down` would look for them, so the hint says how
+    monkeypatch.setenv("TCEL_ENGINE", "containers")
+    with pytest.raises(UsageError, match="run 'TCEL_ENGINE=swarm tcel down' first"):
+        refuse_other_engine(project, "containers", ["tcel-switch-worker"])
+
+
+def test_a_running_broker_and_backend_are_not_moved_to_another_data_node(tmp_path: Path) -> None:
+    project = Project("moving", tmp_path)
+    refuse_data_node_move(project, "manager", "manager", ["backend", "broker"])  # the same node
+    refuse_data_node_move(project, "manager", "node-1", [])  # after `down`: up on the new node, empty volumes there
+    refuse_data_node_move(project, None, "node-1", ["broker"])  # nothing kept to compare with
+    with pytest.raises(UsageError) as refused:
+        refuse_data_node_move(project, "manager", "node-1", ["backend", "broker"])
+    line = str(refused.value)
+    assert refused.value.exit_code == ExitCode.USAGE
+    assert "stack moving keeps its backend and broker data on node manager" in line
+    assert "'tcel down' (the data stays in the volumes on manager), then 'tcel up --swarm --data-node node-1'" in line
+
+
+class RunningWorker:
+    """What `_setting_changes` reads of a worker service: its spec's environment."""
+
+    def __init__(self, *env: str) -> None:
+        self.attrs = {"Spec": {"TaskTemplate": {"ContainerSpec": {"Env": list(env)}}}}
+
+
+def test_concurrency_and_queue_changes_of_a_running_worker_service_are_found() -> None:
+    running = RunningWorker("CELERY_BROKER_URL=", "CELERY_WORKER_CONCURRENCY=2", "CELERY_WORKER_QUEUES=a,b")
+    same = worker(0, replace(OPTIONS, concurrency=2, queues=("a", "b")), ACCESS, "w")
+    assert _setting_changes(running, same, keep_queues=False) == {}
+    more = worker(0, replace(OPTIONS, concurrency=4), ACCESS, "w")
+    assert _setting_changes(running, more, keep_queues=True) == {"CELERY_WORKER_CONCURRENCY": "4"}
+    assert _setting_changes(running, more, keep_queues=False) == {"CELERY_WORKER_CONCURRENCY": "4",
+                                                                  "CELERY_WORKER_QUEUES": None}
+    other = worker(0, replace(OPTIONS, concurrency=2, queues=("c",)), ACCESS, "w")
+    assert _setting_changes(running, other, keep_queues=False) == {"CELERY_WORKER_QUEUES": "c"}
+
+
+def test_up_names_every_port_swarm_publishes_on_every_interface() -> None:
+    assert _published_note("manager", None).endswith("every interface of the data node manager")
+    assert _published_note("manager", "5001").endswith("and the registry's port 5001 on every interface of every node")
+
