@@ -1,28 +1,30 @@
 """The worker is cut off from the stack's network (`docker network disconnect`) mid-task and reconnected:
 its tasks' results all come back, nothing is lost, and the worker consumes again by itself.
 
-What happens (Celery 5.7, RabbitMQ 4.0 stand-in): the worker's broker connection drops during the cut, the
-tasks finish and store their results but cannot be acknowledged, and the broker requeues them. When the
-worker reconnects, the broker still holds its old connection (it notices only at the heartbeat timeout), with
-the tasks still unacknowledged on it and the worker's exclusive control queue `celery@worker-1.celery.pidbox`:
-when the worker declares it again before the broker lets the old connection go, it is refused
-(RESOURCE_LOCKED) and its consumer stops until it tries again after the broker let go. With Celery's default
-heartbeat (120 s asked, 60 s granted) that took minutes, and the worker had not recovered within 30 s in 3 of
-5 runs; celeryconfig.py's `broker_heartbeat = 10` makes the broker drop the stale connection within about
-20 s (recovered in 3 of 3 runs since).
+What happens (Celery 5.7, RabbitMQ 4.0 stand-in): the worker's broker connection dies with the cut; its tasks
+finish but cannot be acknowledged (late acks). The worker comes back on another address (the test makes sure
+of it, below), so no packet of its old connection, not even its close, reaches the broker again: the broker
+holds that connection, the tasks unacknowledged on it and the worker's exclusive control queue
+`celery@worker-1.celery.pidbox` until something tells it the peer is gone. The reconnected worker declaring
+that queue again is refused (RESOURCE_LOCKED) and stops consuming until the broker lets the old connection go;
+then the tasks are requeued and run again (they ran twice: at-least-once). What tells the broker is the AMQP
+heartbeat: celeryconfig.py's `broker_heartbeat = 10` makes it drop a silent connection within about 20 s
+(Celery's default, 60 s granted, took minutes, past the test's bound in 3 of 5 earlier runs).
 
-The bite: the same cut with the heartbeat switched off (`broker_heartbeat = 0`: no heartbeats either way).
-Celery's default heartbeat would only be flaky here (the broker's 60 s timeout lands inside or outside the
-test's bound from run to run, as the 2 of 5 above did), so the test switches heartbeats off altogether, which
-is deterministic: nothing then tells the broker that the old connection is dead. The worker comes back on a
-new address (Docker does not hand the address just released to the same container again; the test checks),
-so no packet of the old connection, not even its close, ever reaches the broker again, and RabbitMQ sets no
-TCP keepalive on its side: the broker holds the stale connection, and with it the tasks unacknowledged and
-the control queue, far longer than the test waits (until TCP gives up writing to it, about 15 minutes, and
-only if it writes). The test asserts that the queue still holds the in-flight tasks at the end of the same
-bound the protected test is given, then recovers as an operator would and checks that nothing was lost.
+Had the worker come back on its old address, the broker's next write on the old connection would be answered
+with a TCP reset and the connection closed within seconds whatever the heartbeat, which is why the earlier
+runs without the short heartbeat recovered in time in 2 of 5 (Docker gives a reconnected container the lowest
+free address, usually its old one). So the test reconnects it elsewhere: a stand-in container takes the old
+address, the worker (paused meanwhile, so that none of its traffic reaches the broker before) connects on the
+next one, and the stand-in goes, leaving the old address vacant, as when a host moves.
+
+The bite: the same cut with the heartbeat switched off (`broker_heartbeat = 0`: no heartbeats either way),
+which is deterministic where Celery's default heartbeat would be flaky (its timeout lands inside or outside
+the bound from run to run): nothing then tells the broker that the old connection is dead (RabbitMQ sets no TCP
+keepalive, and a write to the vacant address only fails after TCP's retries, about 15 minutes), so at the end
+of the same 30 s bound the queue still holds every task that was in flight, unacknowledged on the stale
+connection. The test then recovers as an operator would and checks that nothing was lost.
 """
-
 import time
 from dataclasses import dataclass
 
@@ -66,7 +68,7 @@ def cut_the_worker_off_mid_tasks(stack, stored_wait: float) -> Cut:
     try:
         time.sleep(CUT)
     finally:
-        network.connect(worker, aliases=["worker-1"])
+        reconnect_elsewhere(stack, worker, network)
     after = address(worker, network.name)
     stored = sum(1 for r in wait_stored(stack, expected, timeout=stored_wait).values() if r.get("status") == "SUCCESS")
     recovered = settled(stack, RECOVERY)
@@ -101,9 +103,29 @@ def test_without_heartbeats_the_broker_keeps_the_cut_off_worker_s_tasks(healthy)
     assert cut.lost == 0  # the tasks were only held, and an operator's recovery gets them run
 
 
+def reconnect_elsewhere(stack, worker, network) -> None:
+    """Connect the worker again on another address than it had. Docker hands out the lowest free address,
+    which would be its old one: a stand-in container takes that one first and is removed right after, and the
+    worker is paused meanwhile, so that none of its traffic reaches the broker before its old address is
+    vacant again (the stand-in's kernel would answer the old connection with a reset, which closes it)."""
+    worker.pause()
+    stand_in = None
+    try:
+        stand_in = stack.engine.containers.run(worker.image.id, ["sleep", "60"], detach=True, network=network.name,
+                                               name=f"tcel-{stack.name}-cut-stand-in")
+        network.connect(worker, aliases=["worker-1"])
+    finally:
+        if stand_in is not None:
+            stand_in.remove(force=True)
+        worker.unpause()
+        if not address(worker, network.name):  # whatever failed above, the worker goes back on the network
+            network.connect(worker, aliases=["worker-1"])
+
+
 def address(worker, network: str) -> str:
+    """The container's address on the network ("" when it is not on it)."""
     worker.reload()
-    return worker.attrs["NetworkSettings"]["Networks"][network]["IPAddress"]
+    return worker.attrs["NetworkSettings"]["Networks"].get(network, {}).get("IPAddress", "")
 
 
 def settled(stack, timeout: float) -> bool:
