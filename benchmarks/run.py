@@ -439,7 +439,8 @@ def scaling_table(result: dict) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--rounds", type=int, default=5, help="rounds of the quick comparisons (x2 for some)")
+    parser.add_argument("--rounds", type=int, default=5,
+                        help="rounds of the quick comparisons (x2 for some), and stream_sum's runs per side")
     parser.add_argument("--heavy-rounds", type=int, default=3, help="rounds of up/down and throughput")
     parser.add_argument("--tasks", type=int, default=2000, help="tasks per throughput round")
     parser.add_argument("--numbers", type=int, default=10_000_000, help="numbers per stream_sum run")
