@@ -89,16 +89,17 @@ def test_a_window_of_sends_stops_within_the_confirm_timeout_and_reports_only_wha
         rabbitmqctl(stack, "eval", f"vm_memory_monitor:set_vm_memory_high_watermark({limit}).")
     try:
         took = ended - raised[0]
-        assert result.code == 4 and result.stdout == "" and "Traceback" not in result.stderr, result.stderr
         line = result.stderr.strip()
-        assert len(line.splitlines()) == 1 and "blocks publishers" in line, line
         confirmed, unconfirmed, unsent = (count(line, what) for what in COUNTED)
+        held = settled_count(stack) - before
+        print(f"\nFAULT broker blocked publishers (memory alarm) during tcel bench -n {BENCH}: exit {result.code}, "
+              f"reported confirmed {confirmed}, written but not confirmed {unconfirmed}, not sent {unsent}; the "
+              f"queue holds {held}; error {took:.1f} s after the alarm was in force (confirm timeout "
+              f"{CONFIRM_TIMEOUT:g} s)\n  {line}")
+        assert result.code == 4 and result.stdout == "" and "Traceback" not in result.stderr, result.stderr
+        assert len(line.splitlines()) == 1 and "blocks publishers" in line, line
         assert confirmed > 0 and confirmed + unconfirmed + unsent == BENCH, line
         assert took < CONFIRM_TIMEOUT + SLACK, f"{took:.1f} s from the alarm to the error"
-        held = settled_count(stack) - before
-        print(f"\nFAULT broker blocked publishers (memory alarm) during tcel bench -n {BENCH}: reported confirmed "
-              f"{confirmed}, written but not confirmed {unconfirmed}, not sent {unsent}; the queue holds {held}; "
-              f"error {took:.1f} s after the alarm was in force (confirm timeout {CONFIRM_TIMEOUT:g} s)")
         assert confirmed <= held <= confirmed + unconfirmed
     finally:
         rabbitmqctl(stack, "purge_queue", "celery")  # the bench's tasks: nobody waits for them
