@@ -109,7 +109,7 @@ def streamed_sum(stack: Stack, numbers: int) -> dict:
         "client_peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
         "client_cpu_seconds": round(usage.ru_utime + usage.ru_stime, 2),
         "container_cpu_seconds": {name: round(after_cpu[name] - before_cpu.get(name, 0.0), 2) for name in after_cpu},
-        "chunks": record.get("job", {}).get("chunks", 1),  # an input of one chunk is one plain tsum
+        "chunks": (record.get("job") or {}).get("chunks", 1),  # an input of one chunk is one plain tsum
         "loadavg_before": load,
     }
 
