@@ -32,6 +32,18 @@ broker_connection_retry_on_startup = True
 # old connection go within about 20 s instead of minutes; until it does, that connection holds the worker's
 # exclusive control queue and the reconnecting worker is refused (RESOURCE_LOCKED) and stops consuming.
 broker_heartbeat = 10
+# And a worker that reconnects before the broker let its old connection go is refused that control queue
+# (RESOURCE_LOCKED, a channel error): by default Celery's consumer then stops for good, the worker alive but
+# consuming nothing (seen after a network cut that moved the worker to another address). Retrying channel
+# errors as it retries connection errors, it connects again until the broker has let go.
+broker_channel_error_retry = True
+# After such a cut the worker's old backend connections answer nothing either (when it came back on another
+# address, they never will): Celery's default 120 s read timeout on them held the worker's consumer (its
+# task-received hook writes to Redis) and its pool processes (storing results) for two minutes. A Redis command
+# of the worker takes milliseconds; past 10 s the connection is given up and, as every backend write is retried
+# (below), the write made again on a new one.
+redis_socket_timeout = 10
+redis_socket_connect_timeout = 5
 
 # Nothing lost when a worker dies mid-task: acknowledge a task only after it ran, give it back to the queue
 # when its process is killed, and take one message per process at a time (so a dead worker holds no backlog).

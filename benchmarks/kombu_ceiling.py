@@ -7,8 +7,9 @@ come (acks with `multiple`), as fast as the broker confirms. Celery's and kombu'
 each confirm before the next publish; this does not. Each window size is tried, with and without Linux's
 TCP_CORK on the socket (tcel corks while it publishes; a py-amqp user would not, but the anchor gets it too),
 and the best rate is kept. With --queue celery it publishes into the workers' own queue while they consume
-(the conditions `tcel bench` sends under; the workers then run those tasks, and it returns once they have
-taken them all, untimed); by default into a durable queue of its own that nobody consumes, deleted afterwards.
+(the conditions `tcel bench` sends under; the workers then run those tasks, and each setting waits, untimed,
+until they have taken them all, so that each starts from an empty queue as `tcel bench` does); by default into
+a durable queue of its own that nobody consumes, deleted afterwards.
 Prints one JSON line. Usage: kombu_ceiling.py BROKER_URL COUNT [--queue celery] [--windows W ...]
 """
 
@@ -78,13 +79,12 @@ def main() -> None:
                 channel.confirm_select()
                 channel.queue_declare(queue, durable=True, auto_delete=False, passive=bool(args.queue))
                 rates[(window, cork)] = publish(channel, connection, message, queue, args.count, window, cork)
-                if not args.queue:
+                if args.queue:  # each setting starts from an empty queue: wait (untimed) until the consumers took all
+                    while channel.queue_declare(queue, passive=True).message_count:
+                        time.sleep(0.5)
+                else:
                     channel.queue_purge(queue)
                 channel.close()
-        if args.queue:  # leave the queue as found: wait (untimed) until its consumers have taken everything
-            channel = connection.channel()
-            while channel.queue_declare(queue, passive=True).message_count:
-                time.sleep(0.5)
     finally:
         if not args.queue:
             connection.channel().queue_delete(queue)

@@ -1,6 +1,7 @@
 """The baseline for `tcel bench`: what a user would write with Celery's own API, in one process.
 
-apply_async (send_task) in a loop, then get() each result. Prints one JSON line: tasks, seconds, completed/s.
+send_task in a loop (a client that has the task's name, not its code, as tcel does), then get() each result.
+Prints one JSON line: tasks, seconds, completed/s.
 Usage: plain_celery.py BROKER_URL BACKEND_URL COUNT SIZE
 """
 

@@ -1,7 +1,8 @@
 """tcel side by side with what users would otherwise run, in one run on one machine.
 
 Each comparison runs several rounds, alternating the two sides, and reports medians and their ratio against
-the target. Writes benchmarks/results/latest.json. Run through scripts/bench (it sets everything up).
+the target. Writes benchmarks/results/<time>-<steps>.json (record()). Run through scripts/bench (it sets
+everything up).
 """
 
 from __future__ import annotations
@@ -88,7 +89,8 @@ class Bench:
         })
         print(f"  {what}: tcel {a:.3f}{unit} vs {b:.3f}{unit} -> {ratio:.2f} (target {'>=' if at_least else '<='} "
               f"{target})", file=sys.stderr)
-        print(f"    samples: tcel {[round(x, 2) for x in tcel]}, baseline {[round(x, 2) for x in other]}", file=sys.stderr)
+        print(f"    samples: tcel {[round(x, 2) for x in tcel]}, baseline {[round(x, 2) for x in other]}",
+              file=sys.stderr)
 
     def floor_row(self, what: str, tcel: list[float], floor: list[float], floor_name: str, target: float,
                   at_least: bool = False) -> None:
@@ -269,7 +271,7 @@ class Bench:
             ceiling.append(json.loads(run(ceiling_script))["per_second"])
 
         def ceiling_while_consumed() -> None:
-            out = run([*ceiling_script, "--queue", "celery", "--windows", "1000"])
+            out = run([*ceiling_script, "--queue", "celery"])  # the same best of windows and corking
             consumed_ceiling.append(json.loads(out)["per_second"])
 
         steps = [tcel_bench, plain_celery, broker_ceiling, ceiling_while_consumed]
@@ -277,7 +279,7 @@ class Bench:
             for action in steps[n % 4:] + steps[: n % 4]:
                 action()
         self.row(f"bench {count} x tsum, completed/s (ratio = plain / tcel)", completed, plain,
-                 "plain Celery script (apply_async loop, then get)", 1.25, unit="/s")
+                 "plain Celery script (send_task loop, then get)", 1.25, unit="/s")
         self.row(f"bench {count} x tsum, sent/s (confirmed) against the broker's ceiling (ratio = tcel / ceiling)",
                  sent, ceiling, "py-amqp, windowed confirms, durable queue, persistent, no consumer", 0.6,
                  unit="/s", at_least=True)
@@ -338,14 +340,15 @@ class Bench:
         self.row("edit loop, against Compose's sync+restart", tcel, samples["docker compose watch (sync+restart)"],
                  "docker compose watch, sync+restart action", None)
 
-    def stream_sum(self) -> None:
-        """`seq 1 10000000 | tcel tsum - --wait` with 2 worker containers against 1, on a stack of its own
-        (benchmarks/stream_sum.py; its samples, RSS and CPU go to benchmarks/results/stream_sum.json)."""
-        from stream_sum import measure
+    def stream_sum(self, numbers: int) -> None:
+        """`seq 1 N | tcel tsum - --wait` with 2 worker containers against 1, on a stack of its own
+        (benchmarks/stream_sum.py), `rounds` runs of each; every sample, with its RSS and CPU, is recorded."""
+        from stream_sum import compare
 
-        for c in measure(10_000_000, self.heavy_rounds, [10, 1])["configurations"]:
+        self.stream_sum_samples: dict = {}
+        for c in compare(self.stream_sum_samples, numbers, self.rounds, [10, 1])["configurations"]:
             two, one = ([s["seconds"] for s in c["samples"][key]] for key in ("2_workers", "1_workers"))
-            self.row(f"tsum - of 10,000,000 numbers, 2 workers vs 1 ({c['concurrency']} processes each)", two, one,
+            self.row(f"tsum - of {numbers:,} numbers, 2 workers vs 1 ({c['concurrency']} processes each)", two, one,
                      "1 worker container", 0.6)
 
     def overlay(self) -> None:
@@ -409,6 +412,22 @@ def machine() -> dict:
             "platform": platform.platform()}
 
 
+def record(chosen: list[str], bench: Bench, failed: dict[str, str]) -> Path:
+    """One small JSON per run, committed: the raw samples behind the README's tables, with the command, the
+    machine and the load averages; the steps that keep more than rows (workers, stream_sum) add theirs."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    taken = time.strftime("%Y-%m-%dT%H%M%S")
+    extra = {key: getattr(bench, attribute) for key, attribute in (("workers", "scaling_rows"),
+                                                                   ("stream_sum", "stream_sum_samples"),
+                                                                   ("edit_loop", "edit_loop_runs"))
+             if hasattr(bench, attribute)}
+    document = {"machine": machine(), "taken": taken, "command": " ".join(["benchmarks/run.py", *sys.argv[1:]]),
+                "load_average_at_end": os.getloadavg(), "rows": bench.rows, "failed_steps": failed, **extra}
+    written = RESULTS / f"{taken}-{'-'.join(chosen)}.json"
+    written.write_text(json.dumps(document, indent=2) + "\n")
+    return written
+
+
 def table(rows: list[dict]) -> str:
     lines = ["| comparison | tcel (median) | baseline | baseline (median) | ratio | target | met |",
              "| --- | --- | --- | --- | --- | --- | --- |"]
@@ -422,8 +441,8 @@ def table(rows: list[dict]) -> str:
             target = f"{sign} {r['target']}"
         else:
             target = f"{sign} {r['target']}{r['unit']}" + ("" if r.get("at_least") else " on top")
-        lines.append(f"| {r['what']} | {r['tcel']:.3f}{r['unit']} | {r['baseline']} | {r['baseline_value']:.3f}{r['unit']}"
-                     f" | {ratio} | {target} | {met} |")
+        lines.append(f"| {r['what']} | {r['tcel']:.3f}{r['unit']} | {r['baseline']} | "
+                     f"{r['baseline_value']:.3f}{r['unit']} | {ratio} | {target} | {met} |")
     return "\n".join(lines)
 
 
@@ -442,9 +461,11 @@ def scaling_table(result: dict) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--rounds", type=int, default=5, help="rounds of the quick comparisons (x2 for some)")
+    parser.add_argument("--rounds", type=int, default=5,
+                        help="rounds of the quick comparisons (x2 for some), and stream_sum's runs per side")
     parser.add_argument("--heavy-rounds", type=int, default=3, help="rounds of up/down and throughput")
     parser.add_argument("--tasks", type=int, default=2000, help="tasks per throughput round")
+    parser.add_argument("--numbers", type=int, default=10_000_000, help="numbers per stream_sum run")
     parser.add_argument("--only", nargs="*", default=None,
                         help="startup lifecycle up_floor round_trip call_round_trip scaling throughput publisher workers "
                              "edit_loop stream_sum (default: all of these), overlay (only when named: Swarm, root, "
@@ -459,7 +480,8 @@ def main() -> None:
              "call_round_trip": bench.call_round_trip, "scaling": bench.scaling,
              "throughput": lambda: bench.throughput(args.tasks), "publisher": lambda: bench.publisher(args.tasks),
              "workers": lambda: bench.workers(args.tasks),
-             "edit_loop": bench.edit_loop, "stream_sum": bench.stream_sum, "overlay": bench.overlay}
+             "edit_loop": bench.edit_loop, "stream_sum": lambda: bench.stream_sum(args.numbers),
+             "overlay": bench.overlay}
     chosen = args.only or [name for name in steps if name not in ONLY_WHEN_NAMED]
     failed = {}
     try:
@@ -474,19 +496,11 @@ def main() -> None:
                 print(f"  FAILED: {exc}", file=sys.stderr)
     finally:
         bench.cleanup()
-    # One small JSON per run, committed: the raw samples behind the README's tables
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    taken = time.strftime("%Y-%m-%dT%H%M%S")
-    document = {"machine": machine(), "taken": taken, "command": " ".join(["benchmarks/run.py", *sys.argv[1:]]),
-                "load_average_at_end": os.getloadavg(), "rows": bench.rows, "failed_steps": failed,
-                **({"workers": bench.scaling_rows} if hasattr(bench, "scaling_rows") else {}),
-                **({"edit_loop": bench.edit_loop_runs} if hasattr(bench, "edit_loop_runs") else {})}
-    written = RESULTS / f"{taken}-{'-'.join(chosen)}.json"
-    written.write_text(json.dumps(document, indent=2) + "\n")
+    written = record(chosen, bench, failed)
     print(table(bench.rows))
     if hasattr(bench, "scaling_rows"):
         print("\n" + scaling_table(bench.scaling_rows))
-    print(f"\nmachine: {document['machine']}, load average {os.getloadavg()}; written to {written}")
+    print(f"\nmachine: {machine()}, load average {os.getloadavg()}; written to {written}")
     if failed:
         raise SystemExit(f"failed steps: {', '.join(failed)}")
 

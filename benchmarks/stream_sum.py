@@ -4,18 +4,16 @@ containers, alternated round by round (workers at the image's concurrency of 10 
 Per run: the wall time, the client's peak RSS (its own rusage, from wait4), the CPU seconds of the client and
 of each container (cgroup v1 cpuacct, where the engine keeps it), and the load average before it. After each
 change of workers an untimed run of 300,000 numbers fills the registered-names cache and wakes the workers.
-A run whose sum is wrong or that fails stops the benchmark. Writes benchmarks/results/stream_sum.json.
+A run whose sum is wrong or that fails stops the benchmark. A step of benchmarks/run.py, which records every
+sample in its `<time>-stream_sum.json` as it does for its other steps:
 
-    .venv/bin/python benchmarks/stream_sum.py [--numbers 10000000] [--rounds 3] [--concurrency 10 1]
-    scripts/bench --only stream_sum
+    scripts/bench --only stream_sum --rounds 5 [--numbers 10000000]
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import platform
 import shutil
 import socket
 import statistics
@@ -28,7 +26,6 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 TCEL = str(Path(sys.executable).parent / "tcel")
-RESULTS = REPO / "benchmarks" / "results"
 RSS_TARGET_MB = 100
 RATIO_TARGET = 0.6
 
@@ -112,37 +109,39 @@ def streamed_sum(stack: Stack, numbers: int) -> dict:
         "client_peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
         "client_cpu_seconds": round(usage.ru_utime + usage.ru_stime, 2),
         "container_cpu_seconds": {name: round(after_cpu[name] - before_cpu.get(name, 0.0), 2) for name in after_cpu},
-        "chunks": record["job"]["chunks"],
+        "chunks": (record.get("job") or {}).get("chunks", 1),  # an input of one chunk is one plain tsum
         "loadavg_before": load,
     }
 
 
-def compare(numbers: int, rounds: int, concurrencies: list[int]) -> dict:
-    """Every sample, by concurrency and worker count, plus medians, the ratio and the targets."""
+def compare(document: dict, numbers: int, rounds: int, concurrencies: list[int]) -> dict:
+    """Fill `document` with every sample, by concurrency and worker count, then medians, the ratio and the
+    targets; filled as the runs come, so a run that fails midway leaves the samples taken before it
+    (benchmarks/run.py records them with the command, the machine and the load averages)."""
     stack = Stack()
-    document: dict = {"numbers": numbers, "rounds": rounds, "configurations": []}
+    document.update({"numbers": numbers, "rounds": rounds, "configurations": []})
     try:
         for concurrency in concurrencies:
             samples: dict[int, list[dict]] = {1: [], 2: []}
+            configuration = {"concurrency": concurrency, "samples": {f"{w}_workers": samples[w] for w in samples}}
+            document["configurations"].append(configuration)
             for n in range(rounds):
                 for workers in (1, 2) if n % 2 == 0 else (2, 1):
                     stack.tcel("up", "--workers", str(workers), "--concurrency", str(concurrency))
-                    streamed_sum(stack, 300_000)  # untimed: fills the name cache after the change, wakes workers
+                    streamed_sum(stack, min(numbers, 300_000))  # untimed: fills the name cache, wakes the workers
                     sample = streamed_sum(stack, numbers)
                     samples[workers].append(sample)
                     print(f"  concurrency {concurrency}, {workers} worker(s): {sample['seconds']:.2f}s, "
                           f"client {sample['client_peak_rss_mb']} MB peak, load {sample['loadavg_before'][0]}",
                           file=sys.stderr)
             medians = {w: statistics.median(s["seconds"] for s in samples[w]) for w in samples}
-            document["configurations"].append({
-                "concurrency": concurrency,
-                "samples": {f"{w}_workers": samples[w] for w in samples},
+            configuration.update({
                 "median_seconds": {f"{w}_workers": round(medians[w], 3) for w in medians},
                 "ratio_2_to_1": round(medians[2] / medians[1], 3),
                 "client_peak_rss_mb_max": max(s["client_peak_rss_mb"] for w in samples for s in samples[w]),
             })
-        small = streamed_sum(stack, 1_000_000)  # the same client's peak at a tenth of the input: it stays flat
-        document["client_peak_rss_mb_at_1_000_000"] = small["client_peak_rss_mb"]
+        small = streamed_sum(stack, numbers // 10)  # the same client's peak at a tenth of the input: it stays flat
+        document["client_peak_rss_mb_at_a_tenth"] = {"numbers": numbers // 10, "mb": small["client_peak_rss_mb"]}
     finally:
         stack.down()
     peak = max(c["client_peak_rss_mb_max"] for c in document["configurations"])
@@ -154,27 +153,3 @@ def compare(numbers: int, rounds: int, concurrencies: list[int]) -> dict:
                                  for c in document["configurations"]}},
     }
     return document
-
-
-def measure(numbers: int, rounds: int, concurrencies: list[int]) -> dict:
-    """Run the comparison and write its samples to benchmarks/results/stream_sum.json."""
-    document = {"machine": {"cores": os.cpu_count(), "python": platform.python_version()},
-                "taken": time.strftime("%Y-%m-%d %H:%M:%S %Z"), **compare(numbers, rounds, concurrencies)}
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "stream_sum.json").write_text(json.dumps(document, indent=1) + "\n")
-    return document
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--numbers", type=int, default=10_000_000)
-    parser.add_argument("--rounds", type=int, default=3, help="timed runs per worker count and concurrency")
-    parser.add_argument("--concurrency", type=int, nargs="+", default=[10, 1], help="processes per worker container")
-    args = parser.parse_args()
-    document = measure(args.numbers, args.rounds, args.concurrency)
-    print(json.dumps(document["targets"], indent=1))
-    print(f"written to {RESULTS / 'stream_sum.json'}")
-
-
-if __name__ == "__main__":
-    main()

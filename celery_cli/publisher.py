@@ -333,6 +333,8 @@ class Sender:
             cause = "the broker refused it"
         else:  # py-amqp's own text leads with a class and method id pair: its reply text says it plainly
             cause = getattr(exc, "reply_text", None) or str(exc) or type(exc).__name__
+        if self._blocked is not None and "blocks publishers" not in cause:  # a write that timed out, say
+            cause += f"; the broker blocks publishers ({self._blocked})"
         refused = exc is None or isinstance(exc, amqp.exceptions.PreconditionFailed)
         unsettled = confirms.unconfirmed
         if confirmed + len(confirms.refused) + len(unsettled) == 0 and not refused:
@@ -359,7 +361,8 @@ class Sender:
             parts.append(f"{unsent} not sent")
         return NotAllSent(
             f"sending {name} to the broker at {where} stopped ({cause}): {', '.join(parts)}",
-            hint="nothing was published twice; see 'tcel results' before sending any again",
+            hint=("the broker is short of memory or disk ('tcel logs broker' says which); " if self._blocked else "")
+            + "nothing was published twice; see 'tcel results' before sending any again",
             exit_code=ExitCode.FAILURE if refused else ExitCode.SERVICE_UNREACHABLE,
             confirmed=confirmed,
             refused=list(confirms.refused),

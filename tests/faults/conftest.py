@@ -81,6 +81,13 @@ def container(stack: StackProject, service: str):
     return stack.engine.containers.get(f"tcel-{stack.name}-{service}")
 
 
+def queued(stack: StackProject, queue: str = "celery") -> int:
+    """Messages in the queue, ready or unacknowledged (the broker's own count)."""
+    listed = container(stack, "broker").exec_run(["rabbitmqctl", "-q", "list_queues", "name", "messages"])
+    counts = dict(line.split("\t") for line in listed.output.decode().strip().splitlines()[1:] if "\t" in line)
+    return int(counts.get(queue, 0))
+
+
 def backend(stack: StackProject):
     """A Redis client on the stack's backend, through its published port."""
     import redis

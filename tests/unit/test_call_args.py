@@ -98,11 +98,15 @@ def test_headers_say_what_celerys_own_as_task_v2_says() -> None:
         assert ours[key] == theirs[key], key
 
 
-def test_the_message_is_what_celerys_own_send_task_publishes(monkeypatch) -> None:
+@pytest.mark.parametrize(("queue", "priority"), [("celery", 3), ("celery", None), ("emails", 7), ("emails", None)])
+def test_the_message_is_what_celerys_own_send_task_publishes(monkeypatch, queue: str, priority: int | None) -> None:
     """Body, headers, properties, exchange and routing key of the same call through the installed Celery's
-    send_task (its producer's publish captured) and through tcel's Sender (its channel's publish captured)."""
+    send_task (its producer's publish captured) and through tcel's Sender (its channel's publish captured), to
+    the default queue and to another one (which Celery creates as tcel does: `task_create_missing_queues`), with
+    a priority and without."""
     import json
 
+    import amqp
     from celery import Celery
     from kombu import Producer
 
@@ -117,13 +121,28 @@ def test_the_message_is_what_celerys_own_send_task_publishes(monkeypatch) -> Non
     celery = Celery(set_as_current=False, broker="memory://")
     celery.conf.task_serializer = "json"
     celery.send_task("tasks.greet", ["bob"], {"punctuation": "?"}, task_id="id-1", eta=eta, expires=expires,
-                     priority=3)
+                     queue=queue, priority=priority)
 
     ours: dict = {}
 
+    declared: list[tuple] = []
+
     class Recording(FakeBroker):
+        """A broker where the queue does not exist yet: tcel declares it, and what it declares is recorded."""
+
+        def queue_declare(self, queue, passive=False, durable=False, exclusive=False, auto_delete=True) -> None:
+            if passive:
+                raise amqp.exceptions.NotFound(f"no queue '{queue}'")
+            declared.append(("queue", queue, durable, exclusive, auto_delete))
+
+        def exchange_declare(self, exchange, type, durable=True, auto_delete=True) -> None:
+            declared.append(("exchange", exchange, type, durable, auto_delete))
+
+        def queue_bind(self, queue, exchange, routing_key) -> None:
+            declared.append(("bind", queue, exchange, routing_key))
+
         def basic_publish(self, message, exchange, routing_key, mandatory) -> None:
-            ours.update(message=message, exchange=exchange, routing_key=routing_key)
+            ours.update(message=message, exchange=exchange, routing_key=routing_key, mandatory=mandatory)
             super().basic_publish(message, exchange, routing_key, mandatory)
 
     monkeypatch.setattr(publisher, "CORK", None)
@@ -134,21 +153,32 @@ def test_the_message_is_what_celerys_own_send_task_publishes(monkeypatch) -> Non
         return sender._new_channel()
 
     monkeypatch.setattr(sender, "_open", open_recording)
-    sender.send(TaskCall("tasks.greet", ["bob"], {"punctuation": "?"}, eta=eta, expires=expires, priority=3), "id-1")
+    sender.send(TaskCall("tasks.greet", ["bob"], {"punctuation": "?"}, queue=queue, eta=eta, expires=expires,
+                         priority=priority), "id-1")
     message = ours["message"]
-    assert (ours["exchange"], ours["routing_key"]) == (theirs["exchange"], theirs["routing_key"]) == ("", "celery")
+    assert (ours["exchange"], ours["routing_key"]) == (theirs["exchange"], theirs["routing_key"]) == ("", queue)
+    celerys = theirs["declare"][0]  # what Celery declares before its first publish to the queue
+    assert declared == [
+        ("exchange", celerys.exchange.name, celerys.exchange.type, celerys.exchange.durable,
+         celerys.exchange.auto_delete),
+        ("queue", celerys.name, celerys.durable, celerys.exclusive, celerys.auto_delete),
+        ("bind", celerys.name, celerys.exchange.name, celerys.routing_key),
+    ] == [("exchange", queue, "direct", True, False), ("queue", queue, True, False, False),
+          ("bind", queue, queue, queue)]
     assert json.loads(message.body) == json.loads(json.dumps(theirs["body"]))
     assert message.properties["content_type"] == "application/json" and theirs["serializer"] == "json"
     for key in ("delivery_mode", "correlation_id", "priority"):
-        assert message.properties[key] == theirs[key], key
+        assert message.properties.get(key) == theirs[key], key
     headers = message.properties["application_headers"]
     assert headers.pop("origin").startswith("gen") and theirs["headers"].pop("origin").startswith("gen")
     assert headers == theirs["headers"]
     # Left different on purpose: Celery's reply_to names its client for the rpc:// backend (tcel's backend is
     # Redis); its AMQP `expiration` makes the broker drop an expired task silently, where tcel's message lets
-    # the worker store it as REVOKED, which `tcel result` shows.
+    # the worker store it as REVOKED, which `tcel result` shows; tcel publishes `mandatory`, so that a message
+    # no queue takes comes back as an error instead of vanishing.
     assert message.properties["reply_to"] == "" and theirs["reply_to"]
     assert "expiration" not in message.properties and theirs["expiration"] > 0
+    assert ours["mandatory"] and not theirs.get("mandatory")
 
 
 @pytest.mark.parametrize(

@@ -162,6 +162,25 @@ def test_a_channel_closed_mid_window_says_in_one_line_how_many_were_confirmed(se
     assert "secret" not in str(error)  # the broker URL is masked
 
 
+def test_a_window_the_broker_blocks_names_the_block_and_counts_what_was_confirmed(sender) -> None:
+    """The broker confirms two, then blocks publishers (connection.blocked) and confirms nothing more."""
+
+    def blocks_after_two(broker: FakeBroker) -> Event:
+        if broker.settled < 2:
+            return ("ack", 2, True)
+        made._on_blocked("low on memory")
+        return None
+
+    made, broker = sender(blocks_after_two, window=4)
+    with pytest.raises(NotAllSent) as raised:
+        made.send_many(tasks(10), lambda task_id, at: None, total=10)
+    error = raised.value
+    assert error.exit_code == ExitCode.SERVICE_UNREACHABLE and "\n" not in str(error)
+    assert "the broker blocks publishers (low on memory)" in str(error)
+    assert error.confirmed == 2 and error.unsent == 10 - len(broker.published)
+    assert "short of memory or disk" in error.hint
+
+
 def test_one_task_unconfirmed_may_or_may_not_be_queued_and_is_not_sent_again(sender) -> None:
     made, broker = sender(lambda broker: None)  # the broker never confirms (it blocks publishers)
     with pytest.raises(ServiceUnreachable) as raised:
