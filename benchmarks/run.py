@@ -360,8 +360,8 @@ class Bench:
         samples = {name: [s["completed_per_second"] for s in runs] for name, runs in document["samples"].items()}
         for name in ("one_lab_node", "two_lab_nodes"):
             self.row(f"bench {self.tasks} x tsum on Swarm, completed/s: 2 workers on {name.replace('_', ' ')} vs "
-                     "on the manager (ratio = manager / there)", samples[name], samples["manager"],
-                     "2 workers on the manager, beside the broker and backend", None, unit="/s")
+                     "on the manager (ratio = there / manager)", samples[name], samples["manager"],
+                     "2 workers on the manager, beside the broker and backend", None, unit="/s", at_least=True)
 
     def cleanup(self) -> None:
         self.tcel("down", "--volumes", check=False)

@@ -123,13 +123,13 @@ class SwarmStack(Stack):
                         client, self.project, spec, network.name, 1, on_data_node)
                     report.created.append(existing[spec.service].name)
             self._workers(options, existing, access, image, network.name, report, progress)
-            if with_flower:
-                self._flower(options, existing, access, registry, network.name, data_node, report, progress)
             stored.save(self.project, access, {**settings, "TCEL_REGISTRY_PORT": "" if options.registry
                                                 else registry.rpartition(":")[2]})
-            if report.created:
+            if {self.project.container("broker"), self.project.container("backend")} & set(report.created):
                 report.notes.append(_published_note(data_node.attrs["Description"]["Hostname"],
                                                     None if options.registry else registry.rpartition(":")[2]))
+            if with_flower:  # after the broker's note, which Flower's ("...too") follows
+                self._flower(options, existing, access, registry, network.name, data_node, report, progress)
             return report
 
     def _data_node(self, asked: str | None, kept: str | None, existing: dict[str, Service]) -> Any:
@@ -202,8 +202,10 @@ class SwarmStack(Stack):
         if not image_exists(client, local):
             build_flower_image(client, local, options.python_image, progress)
             report.built = True
-        image = _push(client, local, registry, progress, what="Flower image")
         flower = existing.get("flower")
+        if flower is not None and _image_of(flower) == f"{registry}/{local}":
+            return  # runs what tcel's files make now: nothing to push (a reload of the workers pays no push)
+        image = _push(client, local, registry, progress, what="Flower image")
         if flower is None:
             progress(f"creating service {self.project.container('flower')}")
             on_data_node = [f"node.labels.{swarm_engine.data_label(self.project)}==true"]
