@@ -369,8 +369,7 @@ def _runs_spec(task: dict[str, Any], current: dict[str, Any]) -> bool:
 
 def _check_tasks(kind: str, service: Service, since: float) -> None:
     """Fail when the service's tasks keep failing on a node (an image it cannot pull, a container that exits at
-    once). One failure here and there is Swarm's to retry: Docker 20.10 fails one of two pulls of the same image
-    by digest that start together on a node ("ref ... locked": the task is rejected, "No such image")."""
+    once). One failure here and there is Swarm's to retry (a pull that raced another on the same node)."""
     from collections import Counter
 
     with engine.engine_errors():
@@ -448,7 +447,7 @@ def _described(changed: dict[str, str | None]) -> list[str]:
 
 
 def _spec_image(service: Service) -> str:
-    """The image the service runs, as its spec names it (the worker's pinned by digest: `name:tag@sha256:...`)."""
+    """The image the service runs, as its spec names it (Swarm may add the digest it resolved: `...@sha256:...`)."""
     return service.attrs["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"]
 
 
@@ -475,25 +474,25 @@ def _published(service: Service) -> int | None:
 def _push(
     client: docker.DockerClient, image: str, registry: str, progress: Progress, what: str = "worker image"
 ) -> str:
-    """Tag the worker (or Flower) image into the registry and push it; the name every node pulls, pinned to the
-    digest the registry took (a task rescheduled later pulls this image, whatever the tag names by then)."""
+    """Tag the worker (or Flower) image into the registry and push it; the name every node pulls. Its tag is a
+    hash of the files it is built from, so it names one build. (Not pinned by the digest the push returns: Docker
+    20.10 fails one of two pulls by digest that start together on a node, and in a clean CI run every retry of a
+    node's two workers failed that way.)"""
     import docker
 
     repository, _, tag = image.rpartition(":")
     target = f"{registry}/{repository}"
     progress(f"pushing {target}:{tag}")
     client.images.get(image).tag(target, tag)
-    digest = None
     try:
         for event in client.images.push(target, tag=tag, stream=True, decode=True):
             if "error" in event:
                 raise ImageError(f"cannot push the {what} to {registry}: {event['error']}",
                                  hint="check --registry: every node must be able to pull from it")
-            digest = (event.get("aux") or {}).get("Digest") or digest
     except docker.errors.APIError as exc:
         raise ImageError(f"cannot push the {what} to {registry}: {exc.explanation or exc}",
                          hint="check --registry: every node must be able to pull from it") from None
-    return f"{target}:{tag}@{digest}" if digest else f"{target}:{tag}"
+    return f"{target}:{tag}"
 
 
 def _wait_registry(address: str, service: Service, progress: Progress) -> None:
