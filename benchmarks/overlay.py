@@ -18,9 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -40,12 +38,8 @@ PLACED_TIMEOUT = 180
 Placed = Callable[[list[str]], bool]  # given the running workers' nodes, whether they are where asked
 
 sys.path.insert(0, str(REPO))
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+from celery_cli.stack.up import free_port  # noqa: E402
+from run import machine  # noqa: E402  (benchmarks/run.py, beside this file)
 
 
 def lab(*args: str) -> str:
@@ -64,8 +58,8 @@ class SwarmStack:
         self.client = docker.from_env()
         self.directory = Path(tempfile.mkdtemp(prefix="tcel-bench-overlay-"))
         self.name = f"tcelbenchoverlay{uuid.uuid4().hex[:6]}"
-        self.env = {**os.environ, "TCEL_PROJECT_NAME": self.name, "TCEL_BROKER_PORT": str(free_port()),
-                    "TCEL_BACKEND_PORT": str(free_port())}
+        self.env = {**os.environ, "TCEL_PROJECT_NAME": self.name, "TCEL_BROKER_PORT": str(free_port("127.0.0.1")),
+                    "TCEL_BACKEND_PORT": str(free_port("127.0.0.1"))}
 
     def tcel(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         done = subprocess.run([TCEL, *args], cwd=self.directory, env=self.env, capture_output=True, text=True)
@@ -185,8 +179,7 @@ def compare(rounds: int, tasks: int, workers: int) -> dict:
 def measure(rounds: int, tasks: int, workers: int) -> dict:
     """Run the comparison and write its samples to benchmarks/results/<time>-overlay.json."""
     taken = time.strftime("%Y-%m-%dT%H%M%S")
-    document = {"machine": {"cores": os.cpu_count(), "python": platform.python_version(),
-                            "platform": platform.platform()},
+    document = {"machine": machine(),
                 "taken": taken, "command": " ".join(["benchmarks/overlay.py", *sys.argv[1:]]),
                 **compare(rounds, tasks, workers), "load_average_at_end": os.getloadavg()}
     RESULTS.mkdir(parents=True, exist_ok=True)

@@ -9,8 +9,7 @@ from typing import TYPE_CHECKING
 from ..credentials import Credentials
 from ..errors import NotRunning
 from ..output import Progress
-from . import engine, logs, readiness, reload, swarm_engine, up
-from . import refuse_other_engine
+from . import engine, logs, readiness, refuse_other_engine, reload, swarm_engine, up
 from .base import DownReport, ReloadReport, ServiceStatus, Stack, UpOptions, UpReport
 from .lock import project_lock
 

@@ -116,11 +116,8 @@ def flower(credentials: Credentials, image: str) -> ServiceSpec:
     in before start on containers, Docker secrets on Swarm), which flowerconfig.py reads: nothing secret in
     its environment or on its command line, where `docker inspect` shows them."""
     inside = credentials.inside_network()
-    secrets = {
-        "CELERY_BROKER_URL": inside["CELERY_BROKER_URL"],
-        "CELERY_RESULT_BACKEND_URL": inside["CELERY_RESULT_BACKEND_URL"],
-        FLOWER_LOGIN_VARIABLE: f"{credentials.flower_user}:{credentials.flower_password}",
-    }
+    secrets = {**{key: inside[key] for key in URL_VARIABLES},
+               FLOWER_LOGIN_VARIABLE: f"{credentials.flower_user}:{credentials.flower_password}"}
     return ServiceSpec(
         "flower",
         None,

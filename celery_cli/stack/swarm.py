@@ -56,8 +56,7 @@ class SwarmStack(Stack):
 
     def _in_swarm(self) -> bool:
         with engine.engine_errors():
-            swarm = self.client.info().get("Swarm") or {}
-        return swarm.get("LocalNodeState") == "active" and bool(swarm.get("ControlAvailable"))
+            return swarm_engine.is_manager(self.client)
 
     def status(self) -> list[ServiceStatus]:
         found = self.services()
@@ -426,15 +425,10 @@ def _published_note(node: str, registry_port: str | None) -> str:
                                                if registry_port else "")
 
 
-def _environment(service: Service) -> dict[str, str]:
-    listed = service.attrs["Spec"]["TaskTemplate"]["ContainerSpec"].get("Env") or []
-    return dict(item.partition("=")[::2] for item in listed)
-
-
 def _setting_changes(worker: Service, spec: ServiceSpec, keep_queues: bool) -> dict[str, str | None]:
     """The worker settings (concurrency, queues) the spec asks for that the running service does not have:
     the new value, or None to drop it (back to the image's default); with `keep_queues`, the queues stay."""
-    running = _environment(worker)
+    running = swarm_engine.environment(worker.attrs["Spec"]["TaskTemplate"]["ContainerSpec"])
     wanted = {key: spec.environment.get(key) for key in WORKER_SETTINGS
               if not (keep_queues and key == "CELERY_WORKER_QUEUES")}
     return {key: value for key, value in wanted.items() if running.get(key) != value}

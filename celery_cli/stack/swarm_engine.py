@@ -116,12 +116,20 @@ def services(client: docker.DockerClient, project: Project) -> list[Service]:
     return client.services.list(filters=project_filter(project))
 
 
+def is_manager(client: docker.DockerClient) -> bool:
+    """Whether this engine is an active swarm manager (only a manager can list services)."""
+    swarm = client.info().get("Swarm") or {}
+    return swarm.get("LocalNodeState") == "active" and bool(swarm.get("ControlAvailable"))
+
+
 def service_names(client: docker.DockerClient, project: Project) -> list[str]:
     """The names of the project's services, when this engine is a swarm manager (else it can list none)."""
-    swarm = client.info().get("Swarm") or {}
-    if swarm.get("LocalNodeState") != "active" or not swarm.get("ControlAvailable"):
-        return []
-    return sorted(s.name for s in services(client, project))
+    return sorted(s.name for s in services(client, project)) if is_manager(client) else []
+
+
+def environment(container_spec: dict[str, Any]) -> dict[str, str]:
+    """A service's container environment (its spec's `KEY=VALUE` list) as a dict."""
+    return dict(item.partition("=")[::2] for item in container_spec.get("Env") or [])
 
 
 def service_of(service: Service) -> str:
@@ -215,7 +223,7 @@ def update(
     if replicas is not None:
         spec["Mode"] = {"Replicated": {"Replicas": replicas}}
     if environment:
-        env = dict(item.partition("=")[::2] for item in container.get("Env") or [])
+        env = environment(container)
         for key, value in environment.items():
             if value is None:
                 env.pop(key, None)
