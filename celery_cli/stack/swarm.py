@@ -428,7 +428,7 @@ def _published_note(node: str, registry_port: str | None) -> str:
 def _setting_changes(worker: Service, spec: ServiceSpec, keep_queues: bool) -> dict[str, str | None]:
     """The worker settings (concurrency, queues) the spec asks for that the running service does not have:
     the new value, or None to drop it (back to the image's default); with `keep_queues`, the queues stay."""
-    running = swarm_engine.environment(worker.attrs["Spec"]["TaskTemplate"]["ContainerSpec"])
+    running = swarm_engine.container_environment(worker.attrs["Spec"]["TaskTemplate"]["ContainerSpec"])
     wanted = {key: spec.environment.get(key) for key in WORKER_SETTINGS
               if not (keep_queues and key == "CELERY_WORKER_QUEUES")}
     return {key: value for key, value in wanted.items() if running.get(key) != value}

@@ -127,7 +127,7 @@ def service_names(client: docker.DockerClient, project: Project) -> list[str]:
     return sorted(s.name for s in services(client, project)) if is_manager(client) else []
 
 
-def environment(container_spec: dict[str, Any]) -> dict[str, str]:
+def container_environment(container_spec: dict[str, Any]) -> dict[str, str]:
     """A service's container environment (its spec's `KEY=VALUE` list) as a dict."""
     return dict(item.partition("=")[::2] for item in container_spec.get("Env") or [])
 
@@ -223,7 +223,7 @@ def update(
     if replicas is not None:
         spec["Mode"] = {"Replicated": {"Replicas": replicas}}
     if environment:
-        env = environment(container)
+        env = container_environment(container)
         for key, value in environment.items():
             if value is None:
                 env.pop(key, None)
