@@ -48,6 +48,7 @@ class ServiceSpec:
     stop_signal: str | None = None
     stop_timeout: int = STOP_TIMEOUT
     queues: tuple[str, ...] | None = None  # a worker's queues; None: the image's default
+    health: tuple[str, ...] | None = None  # a command that exits 0 once the service serves (Swarm: its task runs then)
 
     @property
     def key(self) -> str:

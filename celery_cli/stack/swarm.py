@@ -37,6 +37,8 @@ REGISTRY_PUBLISHED_NOTE = ", and the registry's port {port} on every interface o
 WORKER_SETTINGS = ("CELERY_WORKER_CONCURRENCY", "CELERY_WORKER_QUEUES")
 FAILURES_BEFORE_GIVING_UP = 3
 REGISTRY_WAIT = 60.0
+# the mirror answers its API root (the official registry:2 image has busybox's wget, as the stand-in has)
+MIRROR_HEALTH = ("wget", "-q", "-O", "/dev/null", f"http://127.0.0.1:{swarm_engine.REGISTRY_PORT}/v2/")
 
 
 class SwarmStack(Stack):
@@ -246,7 +248,8 @@ class SwarmStack(Stack):
             upstream = f"http://registry:{swarm_engine.REGISTRY_PORT}"  # the central one, over the overlay network
             mirror = ServiceSpec("registry-mirror", None, options.registry_image,
                                  environment={"REGISTRY_PROXY_REMOTEURL": upstream},
-                                 ports={swarm_engine.REGISTRY_PORT: (EVERY_INTERFACE, port)})
+                                 ports={swarm_engine.REGISTRY_PORT: (EVERY_INTERFACE, port)},
+                                 health=MIRROR_HEALTH)
             existing["registry-mirror"] = swarm_engine.create_service(
                 client, self.project, mirror, network, 0, others, mode="global")
             report.created.append(existing["registry-mirror"].name)
@@ -512,7 +515,9 @@ def _wait_registry(address: str, service: Service, progress: Progress) -> None:
 def _wait_mirrors(client: docker.DockerClient, mirror: Service, progress: Progress) -> None:
     """Wait until the registry mirror runs on every other node that takes tasks: a worker placed on a node
     before its mirror listens cannot pull its image there (Swarm rejects the task, and `up` gives up after a
-    few such failures)."""
+    few such failures). A mirror's task runs only once its healthcheck has had an answer from it: the registry
+    starts listening only after it has reached the central one, which took 5 s (a lost DNS query) in some
+    starts here."""
     manager = client.info()["Swarm"]["NodeID"]
     since = time.time()
     deadline = time.monotonic() + REGISTRY_WAIT
@@ -525,8 +530,10 @@ def _wait_mirrors(client: docker.DockerClient, mirror: Service, progress: Progre
             return
         _check_tasks("registry-mirror", mirror, since)
         if time.monotonic() > deadline:
-            raise ServiceUnreachable(f"the registry mirror does not run on {len(missing)} node(s) after "
-                                     f"{REGISTRY_WAIT:.0f}s", hint=f"see 'docker service ps {mirror.name}'")
+            raise ServiceUnreachable(
+                f"the registry mirror does not run and answer its healthcheck on {len(missing)} node(s) after "
+                f"{REGISTRY_WAIT:.0f}s", hint=f"see 'docker service ps {mirror.name}' (a TCEL_REGISTRY_IMAGE other "
+                                          "than registry:2 needs a wget, which its healthcheck runs)")
         progress(f"waiting for the registry mirror on {len(missing)} node(s)")
         time.sleep(0.3)
 

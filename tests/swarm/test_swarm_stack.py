@@ -150,6 +150,19 @@ def test_workers_run_the_pushed_image_named_after_its_build_files(lab: Lab, swar
     assert running and all(t["Spec"]["ContainerSpec"]["Image"].split("@")[0] == image for t in running)
 
 
+def test_every_node_pulls_through_a_mirror_that_its_healthcheck_found_serving(lab: Lab, swarm_stack: StackProject):
+    """Each other node's registry mirror has a healthcheck (Swarm counts its task as running, and `up` places
+    workers, only once it passed: the registry listens only after reaching the central one, 5 s late in some
+    starts, and a worker placed before that failed its pull) and it passes with the registry image in use."""
+    service = f"tcel-{swarm_stack.name}-registry-mirror"
+    test = lab.engine.services.get(service).attrs["Spec"]["TaskTemplate"]["ContainerSpec"].get("Healthcheck", {})
+    assert test.get("Test", [None])[0] == "CMD", test
+    for name in lab_nodes(lab):
+        found = lab.clients[name].containers.list(filters={"label": f"com.docker.swarm.service.name={service}"})
+        assert len(found) == 1, f"{name}: {[c.name for c in found]}"
+        assert found[0].attrs["State"]["Health"]["Status"] == "healthy", (name, found[0].attrs["State"]["Health"])
+
+
 def test_a_running_broker_is_not_moved_to_another_data_node(lab: Lab, swarm_stack: StackProject):
     elsewhere = lab_nodes(lab)[0]
     refused = swarm_stack.tcel("up", "--data-node", elsewhere)
