@@ -1,8 +1,9 @@
-"""Reading containers' logs: interleaved by time, or followed as they come, as compose does."""
+"""Reading logs: interleaved by time, or followed as they come, as compose does (for containers here; swarm.py
+reads services' logs and uses the same merging)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
 from . import engine
@@ -22,43 +23,61 @@ def matches(container: Container, service: str | None) -> bool:
 
 def interleaved(containers: list[Container], tail: int | None) -> Iterator[tuple[str, str]]:
     """(host name, line) pairs of every container's log so far, in time order."""
-    lines = []
     with engine.engine_errors():
-        for c in containers:
-            raw = c.logs(timestamps=True, tail=tail if tail is not None else "all").decode(errors="replace")
-            for entry in raw.splitlines():
-                stamp, _, text = entry.partition(" ")
-                lines.append((sortable(stamp), engine.hostname_of(c), text))
-    for _, name, text in sorted(lines, key=lambda line: line[0]):
-        yield name, text
+        return in_time_order(
+            (stamp, engine.hostname_of(c), text)
+            for c in containers
+            for stamp, _, text in (entry.partition(" ") for entry in c.logs(
+                timestamps=True, tail=tail if tail is not None else "all").decode(errors="replace").splitlines())
+        )
 
 
 def followed(containers: list[Container], tail: int | None) -> Iterator[tuple[str, str]]:
     """(host name, line) pairs as the containers write them, one reading thread per container."""
+    return merged([_lines_of(c, tail) for c in containers])
+
+
+def _lines_of(container: Container, tail: int | None) -> Iterator[tuple[str, str]]:
+    pending = b""
+    for chunk in container.logs(stream=True, follow=True, tail=tail if tail is not None else "all"):
+        pending += chunk
+        *complete, pending = pending.split(b"\n")
+        for line in complete:
+            yield engine.hostname_of(container), line.decode(errors="replace")
+
+
+def in_time_order(lines: Iterable[tuple[str, str, str]]) -> Iterator[tuple[str, str]]:
+    """(source, text) of (time stamp, source, text) lines from several logs, sorted by their stamps."""
+    return iter([(source, text) for _, source, text in sorted(lines, key=lambda line: sortable(line[0]))])
+
+
+def merged(streams: list[Iterator[tuple[str, str]]]) -> Iterator[tuple[str, str]]:
+    """The items of several blocking streams as they come, one reading thread each, until all have ended; a
+    stream's error (the engine gone, a refused request) is raised here, as one line, not in its thread."""
     import queue
     import threading
 
-    lines: queue.Queue[tuple[str, str] | None] = queue.Queue()
+    items: queue.Queue[tuple[str, str] | BaseException | None] = queue.Queue()
 
-    def pump(container: Container) -> None:
+    def pump(stream: Iterator[tuple[str, str]]) -> None:
         try:
-            stream = container.logs(stream=True, follow=True, tail=tail if tail is not None else "all")
-            pending = b""
-            for chunk in stream:
-                pending += chunk
-                *complete, pending = pending.split(b"\n")
-                for line in complete:
-                    lines.put((engine.hostname_of(container), line.decode(errors="replace")))
+            for item in stream:
+                items.put(item)
+        except Exception as exc:  # noqa: BLE001 - handed to the reading thread, which reports it
+            items.put(exc)
         finally:
-            lines.put(None)
+            items.put(None)
 
-    for c in containers:
-        threading.Thread(target=pump, args=(c,), daemon=True).start()
-    running = len(containers)
+    for stream in streams:
+        threading.Thread(target=pump, args=(stream,), daemon=True).start()
+    running = len(streams)
     while running:
-        item = lines.get()
+        item = items.get()
         if item is None:
             running -= 1
+        elif isinstance(item, BaseException):
+            with engine.engine_errors():
+                raise item
         else:
             yield item
 

@@ -112,26 +112,53 @@ class SwarmStack(Stack):
             report.built = options.build or not image_exists(client, worker_image)
             if report.built:
                 build_worker_image(client, self.project, worker_image, options.python_image, progress)
-            network = swarm_engine.network(client, self.project)
-            registry = self._registry(options, kept, existing, network.name, report, progress)
-            image = _push(client, worker_image, registry, progress)
-            swarm_engine.label_data_node(client, self.project, data_node)
-            on_data_node = [f"node.labels.{swarm_engine.data_label(self.project)}==true"]
-            for spec in (specs.broker(self.project, options, access), specs.backend(self.project, options, access)):
-                if spec.service not in existing:
-                    progress(f"creating service {self.project.container(spec.service)}")
-                    existing[spec.service] = swarm_engine.create_service(
-                        client, self.project, spec, network.name, 1, on_data_node)
-                    report.created.append(existing[spec.service].name)
-            self._workers(options, existing, access, image, network.name, report, progress)
-            stored.save(self.project, access, {**settings, "TCEL_REGISTRY_PORT": "" if options.registry
-                                                else registry.rpartition(":")[2]})
-            if {self.project.container("broker"), self.project.container("backend")} & set(report.created):
-                report.notes.append(_published_note(data_node.attrs["Description"]["Hostname"],
-                                                    None if options.registry else registry.rpartition(":")[2]))
-            if with_flower:  # after the broker's note, which Flower's ("...too") follows
-                self._flower(options, existing, access, registry, network.name, data_node, report, progress)
+            flower_image = flower_image_name(options.python_image)
+            if with_flower and not image_exists(client, flower_image):  # before anything is made, as the worker's
+                build_flower_image(client, flower_image, options.python_image, progress)
+                report.built = True
+            ran_before = set(existing)
+            try:
+                network = swarm_engine.network(client, self.project)
+                registry = self._registry(options, kept, existing, network.name, report, progress)
+                image = _push(client, worker_image, registry, progress)
+                swarm_engine.label_data_node(client, self.project, data_node)
+                on_data_node = [f"node.labels.{swarm_engine.data_label(self.project)}==true"]
+                for spec in (specs.broker(self.project, options, access),
+                             specs.backend(self.project, options, access)):
+                    if spec.service not in existing:
+                        progress(f"creating service {self.project.container(spec.service)}")
+                        existing[spec.service] = swarm_engine.create_service(
+                            client, self.project, spec, network.name, 1, on_data_node)
+                        report.created.append(existing[spec.service].name)
+                self._workers(options, existing, access, image, network.name, report, progress)
+                stored.save(self.project, access, {**settings, "TCEL_REGISTRY_PORT": "" if options.registry
+                                                    else registry.rpartition(":")[2]})
+                if {self.project.container("broker"), self.project.container("backend")} & set(report.created):
+                    report.notes.append(_published_note(data_node.attrs["Description"]["Hostname"],
+                                                        None if options.registry else registry.rpartition(":")[2]))
+                if with_flower:  # after the broker's note, which Flower's ("...too") follows
+                    self._flower(options, existing, access, registry, network.name, data_node, report, progress)
+            except BaseException:
+                self._undo([s for kind, s in existing.items() if kind not in ran_before], everything=not ran_before,
+                           progress=progress)
+                raise
             return report
+
+    def _undo(self, made: list[Service], everything: bool, progress: Progress) -> None:
+        """After a failed `up`: remove the services it made and, when nothing of the stack ran before it, the
+        network, secrets and data-node label too, as `down` does (the data volumes stay, as after `down`)."""
+        import docker
+
+        if not made and not everything:
+            return
+        progress(f"up failed: removing the {len(made)} service(s) it made" if made else "up failed: cleaning up")
+        try:
+            if everything:
+                self._remove(made)
+            else:
+                swarm_engine.remove_services(self.client, self.project, made)
+        except docker.errors.APIError:
+            pass  # the error that failed `up` is the one to show; `tcel down` removes what is left
 
     def _data_node(self, asked: str | None, kept: str | None, existing: dict[str, Service]) -> Any:
         """The node the broker and backend run on: as asked, else as kept, else this manager. A running broker
@@ -197,12 +224,9 @@ class SwarmStack(Stack):
         data_node: Any, report: UpReport, progress: Progress,
     ) -> None:
         """Create the Flower service on the data node (its port published there, as the broker's), its image
-        built and pushed as the worker's; or bring a running one to the image tcel's files make now."""
+        pushed as the worker's; or bring a running one to the image tcel's files make now."""
         client = self.client
-        local = flower_image_name(options.python_image)
-        if not image_exists(client, local):
-            build_flower_image(client, local, options.python_image, progress)
-            report.built = True
+        local = flower_image_name(options.python_image)  # built by `up` before anything was made
         flower = existing.get("flower")
         if flower is not None and _image_of(flower) == f"{registry}/{local}":
             return  # runs what tcel's files make now: nothing to push (a reload of the workers pays no push)
@@ -346,21 +370,29 @@ class SwarmStack(Stack):
     def down(self, volumes: bool = False) -> DownReport:
         with project_lock(self.project, create=False), engine.engine_errors():
             found = list(self.services().values())
-            if not found and not self._in_swarm():
-                return DownReport([], [], [])
-            swarm_engine.remove_services(self.client, self.project, found)
-            networks = engine.remove_networks(self.client, self.project)
-            for secret in self.client.secrets.list(filters=engine.project_filter(self.project)):
-                secret.remove()
-            swarm_engine.unlabel_data_node(self.client, self.project)
-            registries = [s for s in found if swarm_engine.service_of(s) == "registry"]
-            if registries:
-                swarm_engine.untag_pushed(self.client, f"127.0.0.1:{_published(registries[0])}")
+            if not found:
+                refuse_other_engine(self.project, "swarm", [c.name for c in engine.containers(self.client, self.project)],
+                                    command="down --volumes" if volumes else "down")
+                if not self._in_swarm():
+                    return DownReport([], [], [])
             return DownReport(
                 containers=sorted(s.name for s in found),
-                networks=networks,
+                networks=self._remove(found),
                 volumes=engine.remove_volumes(self.client, self.project) if volumes else [],
             )
+
+    def _remove(self, found: list[Service]) -> list[str]:
+        """Remove the services, then the project's networks and secrets, its data-node label, and this engine's
+        tags of images pushed to its registry; the names of the networks removed."""
+        swarm_engine.remove_services(self.client, self.project, found)
+        networks = engine.remove_networks(self.client, self.project)
+        for secret in self.client.secrets.list(filters=engine.project_filter(self.project)):
+            secret.remove()
+        swarm_engine.unlabel_data_node(self.client, self.project)
+        registries = [s for s in found if swarm_engine.service_of(s) == "registry"]
+        if registries:
+            swarm_engine.untag_pushed(self.client, f"127.0.0.1:{_published(registries[0])}")
+        return networks
 
 
 def _runs_spec(task: dict[str, Any], current: dict[str, Any]) -> bool:
@@ -560,34 +592,10 @@ def _service_lines(service: Service, tail: int | None, follow: bool) -> Iterator
 
 
 def _interleaved(services: list[Service], tail: int | None) -> Iterator[tuple[str, str]]:
-    lines = []
     with engine.engine_errors():
-        for service in services:
-            for stamp, source, text in _service_lines(service, tail, follow=False):
-                lines.append((logs.sortable(stamp), source, text))
-    for _, name, text in sorted(lines, key=lambda line: line[0]):
-        yield name, text
+        return logs.in_time_order(line for service in services for line in _service_lines(service, tail, follow=False))
 
 
 def _followed(services: list[Service], tail: int | None) -> Iterator[tuple[str, str]]:
-    import queue
-    import threading
-
-    lines: queue.Queue[tuple[str, str] | None] = queue.Queue()
-
-    def pump(service: Service) -> None:
-        try:
-            for _, source, text in _service_lines(service, tail, follow=True):
-                lines.put((source, text))
-        finally:
-            lines.put(None)
-
-    for service in services:
-        threading.Thread(target=pump, args=(service,), daemon=True).start()
-    running = len(services)
-    while running:
-        item = lines.get()
-        if item is None:
-            running -= 1
-        else:
-            yield item
+    return logs.merged([((source, text) for _, source, text in _service_lines(service, tail, follow=True))
+                        for service in services])

@@ -96,6 +96,37 @@ def test_logs_show_the_workers_ready_line(stack) -> None:
     assert lines and {line["service"] for line in lines} == {"backend"}
 
 
+def test_logs_follow_prints_a_task_s_lines_as_they_come_and_ends_on_ctrl_c(stack) -> None:
+    import queue
+    import signal
+    import threading
+
+    command = [sys.executable, "-m", "celery_cli", "logs", "-f", "--tail", "0", "--project-name", stack.name]
+    env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200", **stack.env}
+    lines: queue.Queue[str] = queue.Queue()
+    with subprocess.Popen(command, cwd=stack.directory, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True) as following:
+        threading.Thread(target=lambda: [lines.put(line) for line in following.stdout], daemon=True).start()
+        try:
+            time.sleep(1)  # the reading threads attach to each container's log
+            sent = stack.tcel("tsum", "40", "2", "--json")
+            assert sent.code == 0, sent.stderr
+            task = json.loads(sent.stdout)["id"]
+            deadline, seen = time.monotonic() + 30, []
+            while not any(task in line and "succeeded" in line for line in seen):
+                assert time.monotonic() < deadline, f"no line of task {task} in 30 s: {seen[-5:]}"
+                try:
+                    seen.append(lines.get(timeout=1))
+                except queue.Empty:
+                    pass
+        finally:
+            following.send_signal(signal.SIGINT)
+            following.wait(timeout=30)
+        stderr = following.stderr.read()
+    assert following.returncode == 0 and "Traceback" not in stderr, stderr
+    assert any(line.startswith("worker-1") and task in line for line in seen), seen
+
+
 def test_scale_one_three_one_leaves_exactly_those_workers(stack) -> None:
     def workers() -> list[str]:
         return sorted(c.name for c in stack.containers() if c.labels["io.tcel.service"] == "worker")

@@ -176,8 +176,9 @@ def test_a_running_broker_is_not_moved_to_another_data_node(lab: Lab, swarm_stac
 
 
 def test_plain_container_commands_neither_start_nor_see_the_swarm_stack(swarm_stack: StackProject):
-    """TCEL_ENGINE=containers on a project that runs on Swarm: `up` is refused before anything is made, and the
-    plain-container stack does not take Swarm's task containers (they carry the project's labels) for its own."""
+    """TCEL_ENGINE=containers on a project that runs on Swarm: `up` and `down` are refused before anything is made
+    or removed, and the plain-container stack does not take Swarm's task containers (they carry the project's
+    labels) for its own."""
     plain = {"TCEL_ENGINE": "containers"}
     refused = swarm_stack.tcel("up", env=plain)
     assert refused.code == 2, refused.stderr
@@ -185,6 +186,8 @@ def test_plain_container_commands_neither_start_nor_see_the_swarm_stack(swarm_st
     assert "TCEL_ENGINE=swarm tcel down" in refused.stderr
     shown = swarm_stack.tcel("status", "--json", env=plain)
     assert shown.code == 8 and json.loads(shown.stdout)["services"] == [], shown.stdout
+    missed = swarm_stack.tcel("down", env=plain)  # would remove nothing, and say so as if the stack were down
+    assert missed.code == 2 and "run 'TCEL_ENGINE=swarm tcel down'" in missed.stderr, missed.stderr
     wait_healthy(swarm_stack)  # the state file still names Swarm: a bare `status` finds every service
 
 

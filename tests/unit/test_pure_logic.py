@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from types import SimpleNamespace
 
+import pytest
 from typer.testing import CliRunner
 
 from celery_cli.cli import app
@@ -88,3 +89,34 @@ def test_status_exit_code_says_not_up_degraded_or_healthy() -> None:
     assert Overview("p", services=[running]).exit_code == ExitCode.OK
     stopped = ServiceStatus("worker", "tcel-p-worker-1", "worker-1", "exited", False, "w", [], None)
     assert Overview("p", services=[running, stopped]).exit_code == ExitCode.DEGRADED
+
+
+def test_log_lines_of_several_sources_come_in_time_order():
+    from celery_cli.stack.logs import in_time_order
+
+    lines = [("2026-12-03T07:00:01.5Z", "worker-1", "b"), ("2026-12-03T07:00:01.25Z", "broker", "a"),
+             ("2026-12-03T07:00:02Z", "worker-2", "c")]
+    assert list(in_time_order(lines)) == [("broker", "a"), ("worker-1", "b"), ("worker-2", "c")]
+
+
+def test_followed_logs_give_every_stream_s_lines_and_raise_a_stream_s_engine_error_as_one_line():
+    """`logs -f` reads each container or service in a thread of its own: a refused request in one (the engine
+    cannot produce that on demand) ends the command with tcel's one line, after the lines already read."""
+    import docker
+
+    from celery_cli.errors import TcelError
+    from celery_cli.stack.logs import merged
+
+    def good():
+        yield from [("broker", "up"), ("broker", "still up")]
+
+    def bad():
+        yield ("worker-1", "booting")
+        raise docker.errors.APIError("logs", explanation="container gone")
+
+    seen = []
+    with pytest.raises(TcelError, match="the Docker engine refused: container gone"):
+        for item in merged([good(), bad()]):
+            seen.append(item)
+    assert ("worker-1", "booting") in seen
+    assert sorted(merged([good(), good()])) == sorted([("broker", "up"), ("broker", "still up")] * 2)
