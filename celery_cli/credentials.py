@@ -13,8 +13,9 @@ from .settings import Project, read_env_file
 BROKER_USER = "tcel"
 KEPT = (
     "TCEL_BROKER_IMAGE", "TCEL_BACKEND_IMAGE", "TCEL_PYTHON_IMAGE", "TCEL_CONCURRENCY",
-    # which engine runs the stack, and on Swarm where its data lives and which registry carries its image
-    "TCEL_ENGINE", "TCEL_DATA_NODE", "TCEL_REGISTRY", "TCEL_REGISTRY_PORT", "TCEL_REGISTRY_IMAGE",
+    # which engine runs the stack, and on Swarm where its data lives and which registry carries its image (not
+    # the registry's image: it holds no data, and a registry tcel makes runs the one configured then)
+    "TCEL_ENGINE", "TCEL_DATA_NODE", "TCEL_REGISTRY", "TCEL_REGISTRY_PORT",
 )
 
 

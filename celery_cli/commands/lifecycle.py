@@ -173,7 +173,7 @@ def up_options(
         broker_image=image("TCEL_BROKER_IMAGE", broker_image),
         backend_image=image("TCEL_BACKEND_IMAGE", backend_image),
         python_image=image("TCEL_PYTHON_IMAGE", python_image),
-        registry_image=image("TCEL_REGISTRY_IMAGE", None),
+        registry_image=setting("TCEL_REGISTRY_IMAGE"),
         concurrency=concurrency,
         **rest,
     )

@@ -45,7 +45,9 @@ def open_stack(project: Project, engine: str | None = None) -> Stack:
     return ContainerStack(project)
 
 
-def refuse_other_engine(project: Project, engine: str, elsewhere: list[str], command: str = "up") -> None:
+def refuse_other_engine(
+    project: Project, engine: str, elsewhere: list[str], command: str = "up", volumes: bool = False
+) -> None:
     """Refuse `up` on `engine` while the project's stack has `elsewhere` (names) on the other engine: a second
     broker would start on the same named volume, and the state file would forget the stack that runs. Refuse
     `down` when only the other engine runs it: it would remove nothing and the stack would go on running."""
@@ -56,8 +58,10 @@ def refuse_other_engine(project: Project, engine: str, elsewhere: list[str], com
     other = next(name for name in ENGINES if name != engine)
     down = "tcel down" if engine_name(project) == other else f"TCEL_ENGINE={other} tcel down"
     shown = ", ".join(elsewhere[:3]) + (", ..." if len(elsewhere) > 3 else "")
-    hint = f"run '{down}' first (its data volumes are kept), then this 'up' again" if command == "up" else \
-        f"run '{down}{command.removeprefix('down')}'"
+    if command == "up":
+        hint = f"run '{down}' first (its data volumes are kept), then this 'up' again"
+    else:
+        hint = f"run '{down}{' --volumes' if volumes else ''}'"
     raise UsageError(
         f"stack {project.name} runs as {WHAT_RUNS[other]} on this Docker engine ({shown}), not as {WHAT_RUNS[engine]}",
         hint=hint,

@@ -72,7 +72,7 @@ class ContainerStack(Stack):
             containers = engine.containers(self.client, self.project)
             if not containers:
                 refuse_other_engine(self.project, "containers", swarm_engine.service_names(self.client, self.project),
-                                    command="down --volumes" if volumes else "down")
+                                    command="down", volumes=volumes)
             engine.stop_and_remove(containers)
             return DownReport(
                 containers=[c.name for c in containers],

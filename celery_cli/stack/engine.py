@@ -40,17 +40,20 @@ def connect(timeout: int = 60) -> docker.DockerClient:
 
 
 @contextmanager
-def engine_errors() -> Iterator[None]:
-    """Report a connection lost to the engine half-way through, or a request it refused, as one clear line."""
+def engine_errors(streaming: bool = False) -> Iterator[None]:
+    """Report a connection lost to the engine half-way through, or a request it refused, as one clear line.
+    `streaming`: the block reads a stream from the engine (logs), which loses its connection as an OSError
+    (a reset socket) or one of requests' errors (a chunked answer cut short)."""
     import docker
     import requests
 
+    lost = (OSError, requests.exceptions.RequestException) if streaming else requests.exceptions.ConnectionError
     try:
         yield
-    except requests.exceptions.ConnectionError as exc:
-        raise _unreachable(exc) from None
-    except docker.errors.APIError as exc:
+    except docker.errors.APIError as exc:  # first: it is one of requests' errors too
         raise TcelError(f"the Docker engine refused: {exc.explanation or exc}", hint="see 'tcel status'") from None
+    except lost as exc:
+        raise _unreachable(exc) from None
 
 
 def _unreachable(exc: Exception) -> EngineUnreachable:

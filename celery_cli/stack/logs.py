@@ -23,13 +23,14 @@ def matches(container: Container, service: str | None) -> bool:
 
 def interleaved(containers: list[Container], tail: int | None) -> Iterator[tuple[str, str]]:
     """(host name, line) pairs of every container's log so far, in time order."""
+    lines = []
     with engine.engine_errors():
-        return in_time_order(
-            (stamp, engine.hostname_of(c), text)
-            for c in containers
-            for stamp, _, text in (entry.partition(" ") for entry in c.logs(
-                timestamps=True, tail=tail if tail is not None else "all").decode(errors="replace").splitlines())
-        )
+        for c in containers:
+            raw = c.logs(timestamps=True, tail=tail if tail is not None else "all").decode(errors="replace")
+            for entry in raw.splitlines():
+                stamp, _, text = entry.partition(" ")
+                lines.append((stamp, engine.hostname_of(c), text))
+    return in_time_order(lines)
 
 
 def followed(containers: list[Container], tail: int | None) -> Iterator[tuple[str, str]]:
@@ -60,10 +61,14 @@ def merged(streams: list[Iterator[tuple[str, str]]]) -> Iterator[tuple[str, str]
     items: queue.Queue[tuple[str, str] | BaseException | None] = queue.Queue()
 
     def pump(stream: Iterator[tuple[str, str]]) -> None:
+        import docker
+
         try:
             for item in stream:
                 items.put(item)
-        except Exception as exc:  # noqa: BLE001 - handed to the reading thread, which reports it
+        except docker.errors.NotFound:
+            pass  # removed between listing and reading (a `down`, a reload): its stream has ended, the others go on
+        except Exception as exc:  # noqa: BLE001 - handed to the consuming thread, which reports it
             items.put(exc)
         finally:
             items.put(None)
@@ -76,7 +81,7 @@ def merged(streams: list[Iterator[tuple[str, str]]]) -> Iterator[tuple[str, str]
         if item is None:
             running -= 1
         elif isinstance(item, BaseException):
-            with engine.engine_errors():
+            with engine.engine_errors(streaming=True):
                 raise item
         else:
             yield item

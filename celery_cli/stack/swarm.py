@@ -103,7 +103,6 @@ class SwarmStack(Stack):
                 "TCEL_BACKEND_IMAGE": options.backend_image, "TCEL_PYTHON_IMAGE": options.python_image,
                 "TCEL_CONCURRENCY": str(options.concurrency or ""), "TCEL_REGISTRY": options.registry or "",
                 "TCEL_DATA_NODE": data_node.attrs["Description"]["Hostname"],
-                "TCEL_REGISTRY_IMAGE": options.registry_image,
                 "TCEL_REGISTRY_PORT": kept.get("TCEL_REGISTRY_PORT", ""),
             }
             # before anything is made: a later command (`down` after a failed `up`) finds the stack on Swarm
@@ -116,7 +115,7 @@ class SwarmStack(Stack):
             if with_flower and not image_exists(client, flower_image):  # before anything is made, as the worker's
                 build_flower_image(client, flower_image, options.python_image, progress)
                 report.built = True
-            ran_before = set(existing)
+            ran_before = {service.id for service in existing.values()}
             try:
                 network = swarm_engine.network(client, self.project)
                 registry = self._registry(options, kept, existing, network.name, report, progress)
@@ -139,26 +138,25 @@ class SwarmStack(Stack):
                 if with_flower:  # after the broker's note, which Flower's ("...too") follows
                     self._flower(options, existing, access, registry, network.name, data_node, report, progress)
             except BaseException:
-                self._undo([s for kind, s in existing.items() if kind not in ran_before], everything=not ran_before,
-                           progress=progress)
+                self._undo(ran_before, progress)
                 raise
             return report
 
-    def _undo(self, made: list[Service], everything: bool, progress: Progress) -> None:
-        """After a failed `up`: remove the services it made and, when nothing of the stack ran before it, the
-        network, secrets and data-node label too, as `down` does (the data volumes stay, as after `down`)."""
-        import docker
-
-        if not made and not everything:
-            return
-        progress(f"up failed: removing the {len(made)} service(s) it made" if made else "up failed: cleaning up")
+    def _undo(self, ran_before: set[str], progress: Progress) -> None:
+        """After a failed `up`: remove the services it made (found again by label: one can exist that `up` did
+        not get to record) and, when nothing of the stack ran before it, the network, secrets and data-node label
+        too, as `down` does (the data volumes stay, as after `down`)."""
         try:
-            if everything:
-                self._remove(made)
-            else:
+            made = [s for s in swarm_engine.services(self.client, self.project) if s.id not in ran_before]
+            if not made and ran_before:
+                return
+            progress(f"up failed: removing the {len(made)} service(s) it made" if made else "up failed: cleaning up")
+            if ran_before:
                 swarm_engine.remove_services(self.client, self.project, made)
-        except docker.errors.APIError:
-            pass  # the error that failed `up` is the one to show; `tcel down` removes what is left
+            else:
+                self._remove(made)
+        except Exception:  # noqa: BLE001 - the error that failed `up` is the one to show; `tcel down` removes the rest
+            pass
 
     def _data_node(self, asked: str | None, kept: str | None, existing: dict[str, Service]) -> Any:
         """The node the broker and backend run on: as asked, else as kept, else this manager. A running broker
@@ -371,8 +369,8 @@ class SwarmStack(Stack):
         with project_lock(self.project, create=False), engine.engine_errors():
             found = list(self.services().values())
             if not found:
-                refuse_other_engine(self.project, "swarm", [c.name for c in engine.containers(self.client, self.project)],
-                                    command="down --volumes" if volumes else "down")
+                plain = [c.name for c in engine.containers(self.client, self.project)]
+                refuse_other_engine(self.project, "swarm", plain, command="down", volumes=volumes)
                 if not self._in_swarm():
                     return DownReport([], [], [])
             return DownReport(
@@ -513,14 +511,21 @@ def _push(
     target = f"{registry}/{repository}"
     progress(f"pushing {target}:{tag}")
     client.images.get(image).tag(target, tag)
+    failed = None
     try:
         for event in client.images.push(target, tag=tag, stream=True, decode=True):
             if "error" in event:
-                raise ImageError(f"cannot push the {what} to {registry}: {event['error']}",
-                                 hint="check --registry: every node must be able to pull from it")
+                failed = event["error"]
+                break
     except docker.errors.APIError as exc:
-        raise ImageError(f"cannot push the {what} to {registry}: {exc.explanation or exc}",
-                         hint="check --registry: every node must be able to pull from it") from None
+        failed = exc.explanation or str(exc)
+    if failed is not None:
+        try:
+            client.images.remove(f"{target}:{tag}", noprune=True)  # the tag only: nothing of a failed push stays
+        except docker.errors.APIError:
+            pass
+        raise ImageError(f"cannot push the {what} to {registry}: {failed}",
+                         hint="check --registry: every node must be able to pull from it")
     return f"{target}:{tag}"
 
 
@@ -562,10 +567,12 @@ def _wait_mirrors(client: docker.DockerClient, mirror: Service, progress: Progre
             return
         _check_tasks("registry-mirror", mirror, since)
         if time.monotonic() > deadline:
+            image = mirror.attrs["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"].split("@")[0]
             raise ServiceUnreachable(
-                f"the registry mirror does not run and answer its healthcheck on {len(missing)} node(s) after "
-                f"{REGISTRY_WAIT:.0f}s", hint=f"see 'docker service ps {mirror.name}' (a TCEL_REGISTRY_IMAGE other "
-                                          "than registry:2 needs a wget, which its healthcheck runs)")
+                f"the registry mirror ({image}) does not run and answer its healthcheck on {len(missing)} node(s) "
+                f"after {REGISTRY_WAIT:.0f}s",
+                hint=f"see 'docker service ps {mirror.name}'; an image other than registry:2 needs the wget its "
+                     "healthcheck runs (TCEL_REGISTRY_IMAGE)")
         progress(f"waiting for the registry mirror on {len(missing)} node(s)")
         time.sleep(0.3)
 

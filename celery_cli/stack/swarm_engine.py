@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 # task: a rescheduled worker comes back under the same name, so no ghost workers pile up in `status`.
 WORKER_HOSTNAME = "worker-{{.Task.Slot}}"
 REGISTRY_PORT = 5000  # inside the registry's container
+SERVICE_ID_LABEL = "com.docker.swarm.service.id"  # on each task container: the service it runs for
 
 
 def membership(info: dict[str, Any], init: bool) -> bool:
@@ -294,9 +295,13 @@ def remove_services(client: docker.DockerClient, project: Project, found: list[S
             pass
     ids = {s.id for s in found}
     deadline = time.monotonic() + timeout
+
+    def containers_left() -> list[Any]:
+        return [c for c in client.containers.list(all=True, filters=project_filter(project), ignore_removed=True)
+                if c.labels.get(SERVICE_ID_LABEL) in ids]
+
     # the tasks leave the swarm's list before their containers leave this node (and its volumes are free)
-    while ids and ([t for t in client.api.tasks() if t["ServiceID"] in ids]
-                   or client.containers.list(all=True, filters=project_filter(project), ignore_removed=True)):
+    while ids and ([t for t in client.api.tasks() if t["ServiceID"] in ids] or containers_left()):
         if time.monotonic() > deadline:
             raise NotRunning(f"tasks of {', '.join(sorted(s.name for s in found))} still there after {timeout:.0f}s",
                              hint="see 'docker service ps'; run 'tcel down' again")

@@ -104,27 +104,38 @@ def test_logs_follow_prints_a_task_s_lines_as_they_come_and_ends_on_ctrl_c(stack
     command = [sys.executable, "-m", "celery_cli", "logs", "-f", "--tail", "0", "--project-name", stack.name]
     env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200", **stack.env}
     lines: queue.Queue[str] = queue.Queue()
+
+    def read(stream) -> None:
+        for line in stream:
+            lines.put(line)
+
     with subprocess.Popen(command, cwd=stack.directory, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                           text=True) as following:
-        threading.Thread(target=lambda: [lines.put(line) for line in following.stdout], daemon=True).start()
+        threading.Thread(target=read, args=(following.stdout,), daemon=True).start()
+        sent, seen = [], []
         try:
-            time.sleep(1)  # the reading threads attach to each container's log
-            sent = stack.tcel("tsum", "40", "2", "--json")
-            assert sent.code == 0, sent.stderr
-            task = json.loads(sent.stdout)["id"]
-            deadline, seen = time.monotonic() + 30, []
-            while not any(task in line and "succeeded" in line for line in seen):
-                assert time.monotonic() < deadline, f"no line of task {task} in 30 s: {seen[-5:]}"
-                try:
-                    seen.append(lines.get(timeout=1))
-                except queue.Empty:
-                    pass
+            # a task every 2 s until one's lines come: the first may finish before `logs -f` has attached
+            deadline = time.monotonic() + 30
+            while not any(task in line and "succeeded" in line for task in sent for line in seen):
+                assert time.monotonic() < deadline, f"no line of tasks {sent} in 30 s: {seen[-5:]}"
+                done = stack.tcel("tsum", "40", "2", "--json")
+                assert done.code == 0, done.stderr
+                sent.append(json.loads(done.stdout)["id"])
+                pause = time.monotonic() + 2
+                while time.monotonic() < pause:
+                    try:
+                        seen.append(lines.get(timeout=0.2))
+                    except queue.Empty:
+                        pass
         finally:
             following.send_signal(signal.SIGINT)
-            following.wait(timeout=30)
+            try:
+                following.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                following.kill()
         stderr = following.stderr.read()
     assert following.returncode == 0 and "Traceback" not in stderr, stderr
-    assert any(line.startswith("worker-1") and task in line for line in seen), seen
+    assert any(line.startswith("worker-1") and any(task in line for task in sent) for line in seen), seen
 
 
 def test_scale_one_three_one_leaves_exactly_those_workers(stack) -> None:

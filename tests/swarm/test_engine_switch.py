@@ -1,6 +1,6 @@
 """One engine per project at a time: `up --swarm` on a project whose plain-container stack runs is refused
-before anything is made, and so is a `down` on Swarm that would remove nothing of it (a second broker would start on the same named volume, and the state file would forget
-the running stack), and the plain stack keeps working."""
+before anything is made (a second broker would start on the same named volume, and the state file would forget
+the running stack), and so is a `down` on Swarm that would remove nothing of it; the plain stack keeps working."""
 
 from __future__ import annotations
 
@@ -32,7 +32,8 @@ def test_up_swarm_is_refused_while_the_project_runs_as_plain_containers(lab: Lab
             assert lab.engine.secrets.list(filters=label) == []
             # `down` on Swarm would remove nothing and leave the stack running: it is refused, naming the right one
             missed = project.tcel("down", "--volumes", env=swarm_env)
-            assert missed.code == 2 and "run 'TCEL_ENGINE=containers tcel down --volumes'" in missed.stderr, missed.stderr
+            assert missed.code == 2, missed.stderr
+            assert "run 'TCEL_ENGINE=containers tcel down --volumes'" in missed.stderr, missed.stderr
             assert len(lab.engine.containers.list(filters=label)) == 3
             # the state file still says plain containers: a bare command finds the stack that runs
             added = project.tcel("add", "1", "2", "--wait", "--json")

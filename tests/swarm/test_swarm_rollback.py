@@ -8,11 +8,13 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 
 from celery_cli.names import LABEL_PROJECT
-from tests.conftest import make_project
+from tests.conftest import StackProject, make_project
 from tests.swarm.conftest import Lab
 
 pytestmark = pytest.mark.swarm
@@ -27,16 +29,28 @@ def leftovers(lab: Lab, name: str) -> dict[str, list[str]]:
     }
 
 
-def test_a_push_that_fails_leaves_no_network(lab: Lab, tmp_path):
-    with make_project(lab.engine, tmp_path) as project:
+@contextmanager
+def swarm_project(lab: Lab, directory) -> Iterator[StackProject]:
+    """A project of the test's own; whatever the test leaves, a `down` on Swarm removes (make_project's clean-up
+    knows containers, networks and volumes, not services or secrets)."""
+    with make_project(lab.engine, directory) as project:
+        try:
+            yield project
+        finally:
+            project.tcel("down", "--volumes", env={"TCEL_ENGINE": "swarm"})
+
+
+def test_a_push_that_fails_leaves_no_network_nor_tag(lab: Lab, tmp_path):
+    with swarm_project(lab, tmp_path) as project:
         failed = project.tcel("up", "--swarm", "--registry", "127.0.0.1:1")  # nothing listens on port 1
         assert failed.code == 7, failed.stderr
         assert "cannot push the worker image to 127.0.0.1:1" in failed.stderr and "Traceback" not in failed.stderr
         assert leftovers(lab, project.name) == {"services": [], "networks": [], "secrets": []}
+        assert lab.engine.images.list(name="127.0.0.1:1/tcel-worker") == []
 
 
 def test_ctrl_c_while_up_waits_for_its_registry_removes_the_services_it_made(lab: Lab, tmp_path):
-    with make_project(lab.engine, tmp_path) as project:
+    with swarm_project(lab, tmp_path) as project:
         label = {"label": f"{LABEL_PROJECT}={project.name}"}
         command = [sys.executable, "-m", "celery_cli", "up", "--swarm", "--project-name", project.name]
         running = subprocess.Popen(command, cwd=project.directory, env={**os.environ, **project.env},

@@ -150,7 +150,7 @@ def test_workers_run_the_pushed_image_named_after_its_build_files(lab: Lab, swar
     assert running and all(t["Spec"]["ContainerSpec"]["Image"].split("@")[0] == image for t in running)
 
 
-def test_every_node_pulls_through_a_mirror_that_its_healthcheck_found_serving(lab: Lab, swarm_stack: StackProject):
+def test_every_other_node_s_registry_mirror_has_a_healthcheck_that_passes(lab: Lab, swarm_stack: StackProject):
     """Each other node's registry mirror has a healthcheck (Swarm counts its task as running, and `up` places
     workers, only once it passed: the registry listens only after reaching the central one, 5 s late in some
     starts, and a worker placed before that failed its pull) and it passes with the registry image in use."""
@@ -263,6 +263,34 @@ def test_concurrency_and_queue_changes_roll_out_to_the_running_workers(swarm_sta
     assert again.code == 0 and "nothing changed" in again.stderr, again.stderr
     table = swarm_stack.tcel("status")
     assert f"{WORKERS}/{WORKERS}" in table.stdout, table.stdout
+
+
+def test_removing_some_services_waits_for_their_containers_only(lab: Lab, swarm_stack: StackProject):
+    """What a failed `up` removes (the services it made) goes without waiting on the containers of the services
+    that ran before it, which stay: the broker, backend and registry keep theirs on this manager."""
+    from celery_cli.settings import resolve_project
+    from celery_cli.stack import swarm_engine
+
+    project = resolve_project(swarm_stack.directory, swarm_stack.name)
+    before = {s.id for s in swarm_engine.services(lab.engine, project)}
+    manager = lab.engine.info()["Swarm"]["NodeID"]
+    extra = lab.engine.services.create(
+        setting("TCEL_REGISTRY_IMAGE"), name=f"tcel-{swarm_stack.name}-extra", labels=project.labels,
+        container_labels=project.labels, constraints=[f"node.id=={manager}"])
+    try:
+        deadline = time.monotonic() + 60
+        while not extra.tasks(filters={"desired-state": "running"}) or \
+                extra.tasks(filters={"desired-state": "running"})[0]["Status"]["State"] != "running":
+            assert time.monotonic() < deadline, "the extra service did not start in 60 s"
+            time.sleep(0.3)
+        swarm_engine.remove_services(lab.engine, project, [extra], timeout=20)  # NotRunning if it waited on others
+    finally:
+        try:
+            extra.remove()
+        except Exception:  # noqa: BLE001 - removed above
+            pass
+    assert {s.id for s in swarm_engine.services(lab.engine, project)} == before
+    wait_healthy(swarm_stack)
 
 
 def test_down_leaves_nothing_on_any_node(lab: Lab, swarm_stack: StackProject):

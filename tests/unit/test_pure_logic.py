@@ -104,7 +104,7 @@ def test_followed_logs_give_every_stream_s_lines_and_raise_a_stream_s_engine_err
     cannot produce that on demand) ends the command with tcel's one line, after the lines already read."""
     import docker
 
-    from celery_cli.errors import TcelError
+    from celery_cli.errors import EngineUnreachable, TcelError
     from celery_cli.stack.logs import merged
 
     def good():
@@ -120,3 +120,16 @@ def test_followed_logs_give_every_stream_s_lines_and_raise_a_stream_s_engine_err
             seen.append(item)
     assert ("worker-1", "booting") in seen
     assert sorted(merged([good(), good()])) == sorted([("broker", "up"), ("broker", "still up")] * 2)
+
+    def removed():  # a container gone between listing and reading: its stream ends, the others go on
+        yield ("worker-2", "last words")
+        raise docker.errors.NotFound("no such container")
+
+    assert sorted(merged([good(), removed()])) == [("broker", "still up"), ("broker", "up"), ("worker-2", "last words")]
+
+    def reset():  # the engine's socket reset mid-stream
+        yield ("worker-1", "booting")
+        raise ConnectionResetError(104, "Connection reset by peer")
+
+    with pytest.raises(EngineUnreachable, match=r"cannot reach the Docker engine .*\(ConnectionResetError\)"):
+        list(merged([reset()]))
