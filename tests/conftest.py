@@ -203,6 +203,50 @@ def make_project(engine, directory: Path) -> Iterator[StackProject]:
         project.remove_everything()
 
 
+def logs_followed_until(stack: StackProject, send, seen_in, timeout: float = 30) -> tuple[list[str], list[str], str]:
+    """Run `tcel logs -f --tail 0`, call `send()` (a task id) every 2 s until `seen_in(line, ids)` holds for a
+    line it printed (the first task may finish before it has attached), then Ctrl-C it; the ids sent, the lines
+    and its stderr. Fails when it exits other than 0 after Ctrl-C or shows a traceback."""
+    import queue
+    import signal
+    import threading
+    import time
+
+    command = [sys.executable, "-m", "celery_cli", "logs", "-f", "--tail", "0", "--project-name", stack.name]
+    env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200", **stack.env}
+    lines: queue.Queue[str] = queue.Queue()
+    sent: list[str] = []
+    seen: list[str] = []
+
+    def read(stream) -> None:
+        for line in stream:
+            lines.put(line)
+
+    with subprocess.Popen(command, cwd=stack.directory, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True) as following:
+        threading.Thread(target=read, args=(following.stdout,), daemon=True).start()
+        try:
+            deadline = time.monotonic() + timeout
+            while not any(seen_in(line, sent) for line in seen):
+                assert time.monotonic() < deadline, f"no line of tasks {sent} in {timeout:.0f} s: {seen[-5:]}"
+                sent.append(send())
+                pause = time.monotonic() + 2
+                while time.monotonic() < pause:
+                    try:
+                        seen.append(lines.get(timeout=0.2))
+                    except queue.Empty:
+                        pass
+        finally:
+            following.send_signal(signal.SIGINT)
+            try:
+                following.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                following.kill()
+        stderr = following.stderr.read()
+    assert following.returncode == 0 and "Traceback" not in stderr, stderr
+    return sent, seen, stderr
+
+
 @pytest.fixture
 def project(engine, tmp_path: Path) -> Iterator[StackProject]:
     """A project of this test's own, removed whatever happens."""

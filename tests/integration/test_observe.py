@@ -10,7 +10,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from tests.conftest import Run
+from tests.conftest import Run, logs_followed_until
 from tests.integration.test_tasks import wait_for_state
 
 
@@ -97,44 +97,15 @@ def test_logs_show_the_workers_ready_line(stack) -> None:
 
 
 def test_logs_follow_prints_a_task_s_lines_as_they_come_and_ends_on_ctrl_c(stack) -> None:
-    import queue
-    import signal
-    import threading
+    def send() -> str:
+        done = stack.tcel("tsum", "40", "2", "--json")
+        assert done.code == 0, done.stderr
+        return json.loads(done.stdout)["id"]
 
-    command = [sys.executable, "-m", "celery_cli", "logs", "-f", "--tail", "0", "--project-name", stack.name]
-    env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200", **stack.env}
-    lines: queue.Queue[str] = queue.Queue()
+    def done(line: str, ids: list[str]) -> bool:
+        return "succeeded" in line and any(task in line for task in ids)
 
-    def read(stream) -> None:
-        for line in stream:
-            lines.put(line)
-
-    with subprocess.Popen(command, cwd=stack.directory, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          text=True) as following:
-        threading.Thread(target=read, args=(following.stdout,), daemon=True).start()
-        sent, seen = [], []
-        try:
-            # a task every 2 s until one's lines come: the first may finish before `logs -f` has attached
-            deadline = time.monotonic() + 30
-            while not any(task in line and "succeeded" in line for task in sent for line in seen):
-                assert time.monotonic() < deadline, f"no line of tasks {sent} in 30 s: {seen[-5:]}"
-                done = stack.tcel("tsum", "40", "2", "--json")
-                assert done.code == 0, done.stderr
-                sent.append(json.loads(done.stdout)["id"])
-                pause = time.monotonic() + 2
-                while time.monotonic() < pause:
-                    try:
-                        seen.append(lines.get(timeout=0.2))
-                    except queue.Empty:
-                        pass
-        finally:
-            following.send_signal(signal.SIGINT)
-            try:
-                following.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                following.kill()
-        stderr = following.stderr.read()
-    assert following.returncode == 0 and "Traceback" not in stderr, stderr
+    sent, seen, _ = logs_followed_until(stack, send, done)
     assert any(line.startswith("worker-1") and any(task in line for task in sent) for line in seen), seen
 
 

@@ -14,7 +14,7 @@ import pytest
 
 from celery_cli.names import LABEL_PROJECT
 from celery_cli.settings import setting
-from tests.conftest import StackProject, make_project, run_tcel
+from tests.conftest import StackProject, logs_followed_until, make_project, run_tcel
 from tests.faults.conftest import results, tally
 from tests.swarm.conftest import NODES, Lab, skip_or_fail, swarm_lab
 
@@ -106,6 +106,22 @@ def test_logs_name_each_worker_by_its_slot(swarm_stack: StackProject):
     one = swarm_stack.tcel("logs", "worker-2")
     assert one.code == 0 and one.stdout, one.stderr
     assert {line.split("|")[0].strip() for line in one.stdout.splitlines()} == {"worker-2"}
+
+
+def test_logs_follow_gathers_every_worker_s_lines_from_every_node(swarm_stack: StackProject):
+    """`logs -f` on Swarm follows each service's log (Swarm gathers it from every node), naming each worker by
+    its slot, until Ctrl-C."""
+    def send() -> str:
+        sent = swarm_stack.tcel("add", "1", "1", "--quiet")
+        assert sent.code == 0, sent.stderr
+        return sent.stdout.strip()
+
+    def done(line: str, ids: list[str]) -> bool:
+        return "succeeded" in line and any(task in line for task in ids)
+
+    _, seen, _ = logs_followed_until(swarm_stack, send, done, timeout=60)
+    finished = [line for line in seen if "succeeded" in line]
+    assert finished and all(line.split("|")[0].strip().startswith("worker-") for line in finished), seen
 
 
 def test_scale_changes_replicas_without_ghost_workers(swarm_stack: StackProject):
