@@ -111,8 +111,8 @@ class SwarmStack(Stack):
             report.built = options.build or not image_exists(client, worker_image)
             if report.built:
                 build_worker_image(client, self.project, worker_image, options.python_image, progress)
-            flower_image = flower_image_name(options.python_image)
-            if with_flower and not image_exists(client, flower_image):  # before anything is made, as the worker's
+            flower_image = flower_image_name(options.python_image) if with_flower else None
+            if flower_image and not image_exists(client, flower_image):  # before anything is made, as the worker's
                 build_flower_image(client, flower_image, options.python_image, progress)
                 report.built = True
             ran_before = {service.id for service in existing.values()}
@@ -135,8 +135,8 @@ class SwarmStack(Stack):
                 if {self.project.container("broker"), self.project.container("backend")} & set(report.created):
                     report.notes.append(_published_note(data_node.attrs["Description"]["Hostname"],
                                                         None if options.registry else registry.rpartition(":")[2]))
-                if with_flower:  # after the broker's note, which Flower's ("...too") follows
-                    self._flower(options, existing, access, registry, network.name, data_node, report, progress)
+                if flower_image:  # after the broker's note, which Flower's ("...too") follows
+                    self._flower(flower_image, existing, access, registry, network.name, data_node, report, progress)
             except BaseException:
                 self._undo(ran_before, progress)
                 raise
@@ -218,13 +218,12 @@ class SwarmStack(Stack):
         return replace(access.with_flower_login(), flower_port=port)
 
     def _flower(
-        self, options: UpOptions, existing: dict[str, Service], access: Credentials, registry: str, network: str,
+        self, local: str, existing: dict[str, Service], access: Credentials, registry: str, network: str,
         data_node: Any, report: UpReport, progress: Progress,
     ) -> None:
-        """Create the Flower service on the data node (its port published there, as the broker's), its image
-        pushed as the worker's; or bring a running one to the image tcel's files make now."""
+        """Create the Flower service on the data node (its port published there, as the broker's) from the image
+        `local` (built by `up` before anything was made), pushed as the worker's; or bring a running one to it."""
         client = self.client
-        local = flower_image_name(options.python_image)  # built by `up` before anything was made
         flower = existing.get("flower")
         if flower is not None and _image_of(flower) == f"{registry}/{local}":
             return  # runs what tcel's files make now: nothing to push (a reload of the workers pays no push)
@@ -511,7 +510,7 @@ def _push(
     target = f"{registry}/{repository}"
     progress(f"pushing {target}:{tag}")
     client.images.get(image).tag(target, tag)
-    failed = None
+    failed: str | None = None
     try:
         for event in client.images.push(target, tag=tag, stream=True, decode=True):
             if "error" in event:
@@ -520,10 +519,7 @@ def _push(
     except docker.errors.APIError as exc:
         failed = exc.explanation or str(exc)
     if failed is not None:
-        try:
-            client.images.remove(f"{target}:{tag}", noprune=True)  # the tag only: nothing of a failed push stays
-        except docker.errors.APIError:
-            pass
+        swarm_engine.untag(client, f"{target}:{tag}")  # nothing of a failed push stays
         raise ImageError(f"cannot push the {what} to {registry}: {failed}",
                          hint="check --registry: every node must be able to pull from it")
     return f"{target}:{tag}"

@@ -203,16 +203,21 @@ def _healthcheck(command: tuple[str, ...]) -> Any:
 def untag_pushed(client: docker.DockerClient, registry: str) -> None:
     """Drop this engine's tags of worker and Flower images pushed to a registry that is going away (the images
     stay while another tag or a container uses them)."""
-    import docker
-
     pushed = [*client.images.list(name=f"{registry}/tcel-worker"), *client.images.list(name=f"{registry}/tcel-flower")]
     for image in pushed:
         for tag in image.tags:
             if tag.startswith(f"{registry}/"):
-                try:
-                    client.images.remove(tag, noprune=True)
-                except docker.errors.APIError:
-                    pass
+                untag(client, tag)
+
+
+def untag(client: docker.DockerClient, tag: str) -> None:
+    """Drop one tag of this engine's (the image stays while another tag or a container uses it)."""
+    import docker
+
+    try:
+        client.images.remove(tag, noprune=True)
+    except docker.errors.APIError:
+        pass
 
 
 def update(
