@@ -123,8 +123,13 @@ def _kept_call(request):
 @signals.task_received.connect
 def _received(sender=None, request=None, **_):
     now = time.time()
-    fields = {"name": request.name, "args": _shown(request.args), "kwargs": _shown(request.kwargs), "received": now,
-              "queue": (request.delivery_info or {}).get("routing_key") or ""}
+    fields = {
+        "name": request.name,
+        "args": _shown(request.args),
+        "kwargs": _shown(request.kwargs),
+        "received": now,
+        "queue": (request.delivery_info or {}).get("routing_key") or "",
+    }
     try:
         call = _kept_call(request)
     except (TypeError, ValueError):  # arguments JSON cannot carry (a pickle-accepting worker)

@@ -49,8 +49,14 @@ class Watcher:
         self.app = None
 
     def launch(self, command: list[str], env: dict[str, str], ready: str) -> None:
-        self.process = subprocess.Popen(command, cwd=self.directory, env={**os.environ, **env}, text=True,
-                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen(
+            command,
+            cwd=self.directory,
+            env={**os.environ, **env},
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
         threading.Thread(target=self._read, daemon=True).start()
         self.wait_for(ready, 600)
 
@@ -65,7 +71,9 @@ class Watcher:
             try:
                 line = self.lines.get(timeout=max(0.0, deadline - time.monotonic()))
             except queue.Empty:
-                raise SystemExit(f"{self.name}: no {text!r} within {timeout}s:\n" + "\n".join(self.seen[-30:]))
+                raise SystemExit(
+                    f"{self.name}: no {text!r} within {timeout}s:\n" + "\n".join(self.seen[-30:])
+                ) from None
             if line is None:
                 raise SystemExit(f"{self.name}: the watcher exited before {text!r}:\n" + "\n".join(self.seen[-30:]))
             self.seen.append(line)
@@ -116,8 +124,9 @@ class Watcher:
     def freeze(self, frozen: bool) -> None:
         """Pause or unpause the side's containers: only the side being timed runs (its compose healthchecks
         and idle brokers would weigh on the others' rounds, on two cores)."""
-        found = subprocess.run(["docker", "ps", "-aq", "--filter", f"label={self.label}"],
-                               capture_output=True, text=True).stdout.split()
+        found = subprocess.run(
+            ["docker", "ps", "-aq", "--filter", f"label={self.label}"], capture_output=True, text=True
+        ).stdout.split()
         if found:
             subprocess.run(["docker", "pause" if frozen else "unpause", *found], capture_output=True)
 
@@ -138,8 +147,12 @@ class TcelWatch(Watcher):
     def __init__(self, directory: Path, project: str, reloads: list[str]) -> None:
         super().__init__(directory)
         self.project = project
-        self.env = {"TCEL_PROJECT_NAME": project, "TCEL_BROKER_PORT": str(free_port()),
-                    "TCEL_BACKEND_PORT": str(free_port()), "NO_COLOR": "1"}
+        self.env = {
+            "TCEL_PROJECT_NAME": project,
+            "TCEL_BROKER_PORT": str(free_port()),
+            "TCEL_BACKEND_PORT": str(free_port()),
+            "NO_COLOR": "1",
+        }
         self.images: set[str] = set()
         self.reloads = reloads  # tcel's line for each reload, as printed
         self.label = f"io.tcel.project={project}"
@@ -163,8 +176,9 @@ class TcelWatch(Watcher):
 
     def stop(self) -> None:
         super().stop()
-        subprocess.run([TCEL, "down", "--volumes"], cwd=self.directory, env={**os.environ, **self.env},
-                       capture_output=True)
+        subprocess.run(
+            [TCEL, "down", "--volumes"], cwd=self.directory, env={**os.environ, **self.env}, capture_output=True
+        )
         from celery_cli.credentials import state_file
         from celery_cli.settings import resolve_project
 
@@ -188,13 +202,19 @@ class ComposeWatch(Watcher):
         self.label = f"com.docker.compose.project={project}"
         broker_password, backend_password = secrets.token_urlsafe(18), secrets.token_urlsafe(18)
         broker_port, backend_port = free_port(), free_port()
-        self.urls = (f"amqp://tcel:{broker_password}@127.0.0.1:{broker_port}//",
-                     f"redis://:{backend_password}@127.0.0.1:{backend_port}/0")
+        self.urls = (
+            f"amqp://tcel:{broker_password}@127.0.0.1:{broker_port}//",
+            f"redis://:{backend_password}@127.0.0.1:{backend_port}/0",
+        )
         from celery_cli.settings import setting
 
         settings = {key: setting(key) for key in IMAGE_KEYS}  # the images tcel uses here, as scripts/bench passes
-        settings.update(TCEL_BROKER_PASSWORD=broker_password, TCEL_BACKEND_PASSWORD=backend_password,
-                        TCEL_BROKER_PORT=broker_port, TCEL_BACKEND_PORT=backend_port)
+        settings.update(
+            TCEL_BROKER_PASSWORD=broker_password,
+            TCEL_BACKEND_PASSWORD=backend_password,
+            TCEL_BROKER_PORT=broker_port,
+            TCEL_BACKEND_PORT=backend_port,
+        )
         (directory.parent / f"{project}.env").write_text("".join(f"{k}={v}\n" for k, v in settings.items()))
         sync = "sync" in action
         rule = "          path: ./tasks.py\n" + ("          target: /home/user/tasks.py\n" if sync else "")
@@ -209,9 +229,21 @@ class ComposeWatch(Watcher):
 
     def compose(self, *args: str) -> list[str]:
         parent = self.directory.parent
-        return ["docker", "compose", "-p", self.project, "-f", str(REPO / "docker-compose.yml"),
-                "-f", str(parent / f"{self.project}.yml"), "--project-directory", str(self.directory),
-                "--env-file", str(parent / f"{self.project}.env"), *args]
+        return [
+            "docker",
+            "compose",
+            "-p",
+            self.project,
+            "-f",
+            str(REPO / "docker-compose.yml"),
+            "-f",
+            str(parent / f"{self.project}.yml"),
+            "--project-directory",
+            str(self.directory),
+            "--env-file",
+            str(parent / f"{self.project}.env"),
+            *args,
+        ]
 
     def start(self) -> None:
         self.launch(self.compose("watch"), {}, "Watch enabled")
@@ -223,8 +255,9 @@ class ComposeWatch(Watcher):
     def stop(self) -> None:
         super().stop()
         subprocess.run(self.compose("down", "--volumes"), capture_output=True)
-        built = subprocess.run(["docker", "images", "-q", "--filter", f"label={self.label}"],
-                               capture_output=True, text=True).stdout.split()
+        built = subprocess.run(
+            ["docker", "images", "-q", "--filter", f"label={self.label}"], capture_output=True, text=True
+        ).stdout.split()
         for image in set(built):  # every worker image this side built, the untagged earlier ones too
             subprocess.run(["docker", "image", "rm", "--force", image], capture_output=True)
 
@@ -238,9 +271,11 @@ def compare(rounds: int, samples: dict[str, list[float]], reloads: list[str]) ->
     work = Path(os.environ.get("TMPDIR", "/tmp")) / f"tcel-bench-edit-{uuid.uuid4().hex[:6]}"
     name = work.name.replace("-", "")
     sides: list[Watcher] = []
-    for label, make in (("tcel", lambda d: TcelWatch(d, f"{name}tcel", reloads)),
-                        ("rebuild", lambda d: ComposeWatch(d, f"{name}rebuild", "rebuild")),
-                        ("sync", lambda d: ComposeWatch(d, f"{name}sync", "sync+restart"))):
+    for label, make in (
+        ("tcel", lambda d: TcelWatch(d, f"{name}tcel", reloads)),
+        ("rebuild", lambda d: ComposeWatch(d, f"{name}rebuild", "rebuild")),
+        ("sync", lambda d: ComposeWatch(d, f"{name}sync", "sync+restart")),
+    ):
         directory = work / label
         subprocess.run([TCEL, "init", str(directory)], check=True, capture_output=True)
         sides.append(make(directory))
@@ -254,7 +289,7 @@ def compare(rounds: int, samples: dict[str, list[float]], reloads: list[str]) ->
             side.settle()
             side.freeze(True)
         for n in range(rounds):
-            order = sides[n % 3:] + sides[:n % 3]
+            order = sides[n % 3 :] + sides[: n % 3]
             for side in order:
                 side.freeze(False)
                 time.sleep(2)

@@ -24,8 +24,15 @@ import amqp
 from celery import Celery
 
 
-def publish(channel: amqp.Channel, connection: amqp.Connection, message: amqp.Message, queue: str, count: int,
-            window: int, cork: bool) -> float:
+def publish(
+    channel: amqp.Channel,
+    connection: amqp.Connection,
+    message: amqp.Message,
+    queue: str,
+    count: int,
+    window: int,
+    cork: bool,
+) -> float:
     """Publish `count` copies with at most `window` unconfirmed; return messages confirmed per second."""
     confirmed = 0
     sock = connection.transport.sock
@@ -63,12 +70,23 @@ def main() -> None:
     args = parser.parse_args()
     task = Celery(set_as_current=False).amqp.as_task_v2(str(uuid.uuid4()), "tasks.tsum", [list(range(10))])
     body = json.dumps(task.body)
-    message = amqp.Message(body, content_type="application/json", content_encoding="utf-8", delivery_mode=2,
-                           priority=0, correlation_id=task.headers["id"], reply_to="",
-                           application_headers=task.headers)
+    message = amqp.Message(
+        body,
+        content_type="application/json",
+        content_encoding="utf-8",
+        delivery_mode=2,
+        priority=0,
+        correlation_id=task.headers["id"],
+        reply_to="",
+        application_headers=task.headers,
+    )
     parts = urlsplit(args.url)
-    connection = amqp.Connection(host=f"{parts.hostname}:{parts.port or 5672}", userid=unquote(parts.username),
-                                 password=unquote(parts.password), virtual_host=unquote(parts.path[1:]) or "/")
+    connection = amqp.Connection(
+        host=f"{parts.hostname}:{parts.port or 5672}",
+        userid=unquote(parts.username),
+        password=unquote(parts.password),
+        virtual_host=unquote(parts.path[1:]) or "/",
+    )
     connection.connect()
     queue = args.queue or f"tcel-ceiling-{uuid.uuid4().hex[:8]}"
     rates = {}
@@ -90,9 +108,17 @@ def main() -> None:
             connection.channel().queue_delete(queue)
         connection.close()
     best = max(rates, key=rates.get)
-    print(json.dumps({"messages": args.count, "published": args.count * len(rates), "per_second": rates[best],
-                      "best": {"window": best[0], "cork": best[1]},
-                      "all": [{"window": w, "cork": c, "per_second": round(r, 1)} for (w, c), r in rates.items()]}))
+    print(
+        json.dumps(
+            {
+                "messages": args.count,
+                "published": args.count * len(rates),
+                "per_second": rates[best],
+                "best": {"window": best[0], "cork": best[1]},
+                "all": [{"window": w, "cork": c, "per_second": round(r, 1)} for (w, c), r in rates.items()],
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

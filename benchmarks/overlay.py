@@ -38,8 +38,9 @@ PLACED_TIMEOUT = 180
 Placed = Callable[[list[str]], bool]  # given the running workers' nodes, whether they are where asked
 
 sys.path.insert(0, str(REPO))
-from celery_cli.stack.up import free_port  # noqa: E402
 from run import machine  # noqa: E402  (benchmarks/run.py, beside this file)
+
+from celery_cli.stack.up import free_port  # noqa: E402
 
 
 def lab(*args: str) -> str:
@@ -58,8 +59,12 @@ class SwarmStack:
         self.client = docker.from_env()
         self.directory = Path(tempfile.mkdtemp(prefix="tcel-bench-overlay-"))
         self.name = f"tcelbenchoverlay{uuid.uuid4().hex[:6]}"
-        self.env = {**os.environ, "TCEL_PROJECT_NAME": self.name, "TCEL_BROKER_PORT": str(free_port("127.0.0.1")),
-                    "TCEL_BACKEND_PORT": str(free_port("127.0.0.1"))}
+        self.env = {
+            **os.environ,
+            "TCEL_PROJECT_NAME": self.name,
+            "TCEL_BROKER_PORT": str(free_port("127.0.0.1")),
+            "TCEL_BACKEND_PORT": str(free_port("127.0.0.1")),
+        }
 
     def tcel(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         done = subprocess.run([TCEL, *args], cwd=self.directory, env=self.env, capture_output=True, text=True)
@@ -89,8 +94,11 @@ class SwarmStack:
         shown = self.tcel("status", "--json", check=False)
         if shown.returncode != 0:
             return None
-        return sorted(s["node"] for s in json.loads(shown.stdout)["services"]
-                      if s["service"] == "worker" and s["state"] == "running")
+        return sorted(
+            s["node"]
+            for s in json.loads(shown.stdout)["services"]
+            if s["service"] == "worker" and s["state"] == "running"
+        )
 
     def down(self) -> None:
         """Remove the stack, its volumes, and the throw-away project's state (credentials, lock)."""
@@ -112,8 +120,10 @@ def placements(manager: str, lab_nodes: list[str], workers: int) -> dict[str, tu
         "manager": ({"Constraints": on[:1], "MaxReplicas": 0}, lambda nodes: nodes == [manager] * workers),
         "one_lab_node": ({"Constraints": on[1:], "MaxReplicas": 0}, lambda nodes: nodes == [lab_nodes[0]] * workers),
         # half on each of the two lab nodes (no more than that many on one)
-        "two_lab_nodes": ({"Constraints": [f"node.hostname!={manager}"], "MaxReplicas": (workers + 1) // 2},
-                          lambda nodes: len(nodes) == workers and sorted(set(nodes)) == lab_nodes[:2]),
+        "two_lab_nodes": (
+            {"Constraints": [f"node.hostname!={manager}"], "MaxReplicas": (workers + 1) // 2},
+            lambda nodes: len(nodes) == workers and sorted(set(nodes)) == lab_nodes[:2],
+        ),
     }
 
 
@@ -122,8 +132,10 @@ def bench(stack: SwarmStack, tasks: int) -> dict:
     result = json.loads(stack.tcel("bench", "-n", str(tasks), "--timeout", "300", "--json").stdout)
     if result["failed"]:
         raise SystemExit(f"benchmark run failed: {result['failed']} of {tasks} tasks failed")
-    return {**{key: result[key] for key in ("completed_per_second", "sent_per_second", "latency_p50",
-                                            "latency_p95")}, "load_average_before": load}
+    return {
+        **{key: result[key] for key in ("completed_per_second", "sent_per_second", "latency_p50", "latency_p95")},
+        "load_average_before": load,
+    }
 
 
 def compare(rounds: int, tasks: int, workers: int) -> dict:
@@ -146,7 +158,7 @@ def compare(rounds: int, tasks: int, workers: int) -> dict:
         where = placements(manager, lab_nodes, workers)
         samples: dict[str, list[dict]] = {name: [] for name in PLACEMENTS}
         for n in range(rounds):
-            for name in PLACEMENTS[n % 3:] + PLACEMENTS[:n % 3]:
+            for name in PLACEMENTS[n % 3 :] + PLACEMENTS[: n % 3]:
                 placement, placed = where[name]
                 stack.place(placement)
                 deadline = time.monotonic() + PLACED_TIMEOUT
@@ -157,31 +169,47 @@ def compare(rounds: int, tasks: int, workers: int) -> dict:
                 bench(stack, max(100, tasks // 10))  # untimed: fills the registered-names cache, wakes the workers
                 sample = {**bench(stack, tasks), "nodes": nodes}
                 samples[name].append(sample)
-                print(f"  round {n + 1}, {name} {nodes}: {sample['completed_per_second']:.0f} completed/s, "
-                      f"p50 {sample['latency_p50']:.3f} s, load {sample['load_average_before'][0]:.1f}",
-                      file=sys.stderr)
+                print(
+                    f"  round {n + 1}, {name} {nodes}: {sample['completed_per_second']:.0f} completed/s, "
+                    f"p50 {sample['latency_p50']:.3f} s, load {sample['load_average_before'][0]:.1f}",
+                    file=sys.stderr,
+                )
     finally:
         if stack is not None:
             stack.down()
         if not reused:
             lab("down")
-    medians = {name: {key: round(statistics.median(s[key] for s in samples[name]), 4)
-                      for key in ("completed_per_second", "sent_per_second", "latency_p50", "latency_p95")}
-               for name in PLACEMENTS}
+    medians = {
+        name: {
+            key: round(statistics.median(s[key] for s in samples[name]), 4)
+            for key in ("completed_per_second", "sent_per_second", "latency_p50", "latency_p95")
+        }
+        for name in PLACEMENTS
+    }
     return {
-        "tasks": tasks, "rounds": rounds, "workers": workers, "task": "tsum", "samples": samples, "medians": medians,
+        "tasks": tasks,
+        "rounds": rounds,
+        "workers": workers,
+        "task": "tsum",
+        "samples": samples,
+        "medians": medians,
         "completed_per_second_against_manager": {
             name: round(medians[name]["completed_per_second"] / medians["manager"]["completed_per_second"], 3)
-            for name in PLACEMENTS},
+            for name in PLACEMENTS
+        },
     }
 
 
 def measure(rounds: int, tasks: int, workers: int) -> dict:
     """Run the comparison and write its samples to benchmarks/results/<time>-overlay.json."""
     taken = time.strftime("%Y-%m-%dT%H%M%S")
-    document = {"machine": machine(),
-                "taken": taken, "command": " ".join(["benchmarks/overlay.py", *sys.argv[1:]]),
-                **compare(rounds, tasks, workers), "load_average_at_end": os.getloadavg()}
+    document = {
+        "machine": machine(),
+        "taken": taken,
+        "command": " ".join(["benchmarks/overlay.py", *sys.argv[1:]]),
+        **compare(rounds, tasks, workers),
+        "load_average_at_end": os.getloadavg(),
+    }
     RESULTS.mkdir(parents=True, exist_ok=True)
     written = RESULTS / f"{taken}-overlay.json"
     written.write_text(json.dumps(document, indent=1) + "\n")
@@ -196,9 +224,15 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="worker replicas, the same in every placement")
     args = parser.parse_args()
     document = measure(args.rounds, args.tasks, args.workers)
-    print(json.dumps({"medians": document["medians"],
-                      "completed_per_second_against_manager": document["completed_per_second_against_manager"]},
-                     indent=1))
+    print(
+        json.dumps(
+            {
+                "medians": document["medians"],
+                "completed_per_second_against_manager": document["completed_per_second_against_manager"],
+            },
+            indent=1,
+        )
+    )
     print(f"written to {document['written']}")
 
 

@@ -21,8 +21,16 @@ def main() -> None:
     values = [result.get(timeout=600) for result in results]
     done = time.time()
     assert len(values) == count
-    print(json.dumps({"tasks": count, "send_seconds": sent - started, "total_seconds": done - started,
-                      "completed_per_second": count / (done - started)}))
+    print(
+        json.dumps(
+            {
+                "tasks": count,
+                "send_seconds": sent - started,
+                "total_seconds": done - started,
+                "completed_per_second": count / (done - started),
+            }
+        )
+    )
     app.close()
 
 

@@ -73,27 +73,51 @@ class Bench:
         self.tcel_env = {**self.ports, "TCEL_PROJECT_NAME": self.name}
         self.tasks = 2000
 
-    def row(self, what: str, tcel: list[float], other: list[float], baseline: str, target: float | None,
-            unit: str = "s", at_least: bool = False) -> None:
+    def row(
+        self,
+        what: str,
+        tcel: list[float],
+        other: list[float],
+        baseline: str,
+        target: float | None,
+        unit: str = "s",
+        at_least: bool = False,
+    ) -> None:
         """One comparison; a target of None: reported, not aimed at. For times the ratio is tcel / baseline
         and the target a ceiling; for rates (unit "/s") it is baseline / tcel, unless `at_least`: then tcel /
         baseline, and the target a floor (tcel sends at least 0.6 x the broker's ceiling)."""
         a, b = statistics.median(tcel), statistics.median(other)
         ratio = a / b if unit == "s" or at_least else b / a
         met = None if target is None else ratio >= target if at_least else ratio <= target
-        self.rows.append({
-            "what": what, "tcel": round(a, 4), "baseline": baseline, "baseline_value": round(b, 4), "unit": unit,
-            "ratio": round(ratio, 3), "target": target, "at_least": at_least, "met": met, "rounds": len(tcel),
-            "samples_tcel": [round(x, 4) for x in tcel], "samples_baseline": [round(x, 4) for x in other],
-            "load_average": os.getloadavg(),
-        })
-        print(f"  {what}: tcel {a:.3f}{unit} vs {b:.3f}{unit} -> {ratio:.2f} (target {'>=' if at_least else '<='} "
-              f"{target})", file=sys.stderr)
-        print(f"    samples: tcel {[round(x, 2) for x in tcel]}, baseline {[round(x, 2) for x in other]}",
-              file=sys.stderr)
+        self.rows.append(
+            {
+                "what": what,
+                "tcel": round(a, 4),
+                "baseline": baseline,
+                "baseline_value": round(b, 4),
+                "unit": unit,
+                "ratio": round(ratio, 3),
+                "target": target,
+                "at_least": at_least,
+                "met": met,
+                "rounds": len(tcel),
+                "samples_tcel": [round(x, 4) for x in tcel],
+                "samples_baseline": [round(x, 4) for x in other],
+                "load_average": os.getloadavg(),
+            }
+        )
+        print(
+            f"  {what}: tcel {a:.3f}{unit} vs {b:.3f}{unit} -> {ratio:.2f} (target {'>=' if at_least else '<='} "
+            f"{target})",
+            file=sys.stderr,
+        )
+        print(
+            f"    samples: tcel {[round(x, 2) for x in tcel]}, baseline {[round(x, 2) for x in other]}", file=sys.stderr
+        )
 
-    def floor_row(self, what: str, tcel: list[float], floor: list[float], floor_name: str, target: float,
-                  at_least: bool = False) -> None:
+    def floor_row(
+        self, what: str, tcel: list[float], floor: list[float], floor_name: str, target: float, at_least: bool = False
+    ) -> None:
         """A row with an absolute target: tcel's own time on top of a floor measured in the same runs, or (with
         `at_least`) a rate that must reach the target, the floor shown beside it."""
         a, b = statistics.median(tcel), statistics.median(floor)
@@ -101,13 +125,23 @@ class Bench:
             print(f"  {what}: {a:.0f}/s ({floor_name} {b:.0f}/s; target >= {target}/s)", file=sys.stderr)
         else:
             print(f"  {what}: {a:.3f}s on top of {floor_name} {b:.3f}s (target <= {target}s)", file=sys.stderr)
-        self.rows.append({
-            "what": what, "tcel": round(a, 4), "baseline": floor_name, "baseline_value": round(b, 4),
-            "unit": "/s" if at_least else "s", "ratio": None, "target": target, "at_least": at_least,
-            "met": a >= target if at_least else a <= target, "rounds": len(tcel),
-            "samples_tcel": [round(x, 4) for x in tcel], "samples_baseline": [round(x, 4) for x in floor],
-            "load_average": os.getloadavg(),
-        })
+        self.rows.append(
+            {
+                "what": what,
+                "tcel": round(a, 4),
+                "baseline": floor_name,
+                "baseline_value": round(b, 4),
+                "unit": "/s" if at_least else "s",
+                "ratio": None,
+                "target": target,
+                "at_least": at_least,
+                "met": a >= target if at_least else a <= target,
+                "rounds": len(tcel),
+                "samples_tcel": [round(x, 4) for x in tcel],
+                "samples_baseline": [round(x, 4) for x in floor],
+                "load_average": os.getloadavg(),
+            }
+        )
 
     def tcel(self, *args: str, check: bool = True) -> str:
         return run([TCEL, *args], env=self.tcel_env, cwd=self.directory, check=check)
@@ -140,12 +174,20 @@ class Bench:
         c = credentials.load(resolve_project(self.directory, self.name))
         self.compose_connection = c.with_ports("127.0.0.1", *self.compose_ports)
         (self.directory / "compose.env").write_text(
-            "".join(f"{k}={v}\n" for k, v in {
-                "TCEL_BROKER_PASSWORD": c.broker_password, "TCEL_BACKEND_PASSWORD": c.backend_password,
-                "TCEL_BROKER_PORT": self.compose_ports[0], "TCEL_BACKEND_PORT": self.compose_ports[1],
-                **{k: os.environ[k] for k in ("TCEL_BROKER_IMAGE", "TCEL_BACKEND_IMAGE", "TCEL_PYTHON_IMAGE")
-                   if k in os.environ},
-            }.items())
+            "".join(
+                f"{k}={v}\n"
+                for k, v in {
+                    "TCEL_BROKER_PASSWORD": c.broker_password,
+                    "TCEL_BACKEND_PASSWORD": c.backend_password,
+                    "TCEL_BROKER_PORT": self.compose_ports[0],
+                    "TCEL_BACKEND_PORT": self.compose_ports[1],
+                    **{
+                        k: os.environ[k]
+                        for k in ("TCEL_BROKER_IMAGE", "TCEL_BACKEND_IMAGE", "TCEL_PYTHON_IMAGE")
+                        if k in os.environ
+                    },
+                }.items()
+            )
         )
         self.compose("build")
         self.compose("up", "-d")  # first boot of its volumes; not timed
@@ -160,8 +202,13 @@ class Bench:
                 else:
                     up_times.append(timed(self.compose_up_and_ping))
                     down_times.append(timed(lambda: self.compose("down")))
-        self.row("up from down (images present) until workers answer a ping", ups, compose_ups,
-                 "docker compose up --wait + ping loop (one process, tcel's interval)", 0.6)
+        self.row(
+            "up from down (images present) until workers answer a ping",
+            ups,
+            compose_ups,
+            "docker compose up --wait + ping loop (one process, tcel's interval)",
+            0.6,
+        )
         self.row("down", downs, compose_downs, "docker compose down (same stop signals and grace)", 0.3)
         self.compose("down", "-v")
 
@@ -226,7 +273,7 @@ class Bench:
 
         c = credentials.load(resolve_project(self.directory, self.name))
         clients = [redis.Redis(host=c.host, port=c.backend_port, password=c.backend_password, db=db) for db in (0, 3)]
-        for client, size in zip(clients, (1_000, 100_000)):
+        for client, size in zip(clients, (1_000, 100_000), strict=False):
             client.flushdb()
             fill(client, 0, size)
         shown = 1_000  # the size in database 0
@@ -238,12 +285,14 @@ class Bench:
                     clients[0].swapdb(0, 3)
                     shown = size
                 return self.tcel(command)
+
             return measured
 
         for command in ("results", "status"):
             big, small = alternate(self.rounds * 2, at(100_000, command), at(1_000, command))
-            self.row(f"tcel {command} at 100,000 stored results vs at 1,000", big, small,
-                     f"tcel {command} at 1,000", 1.5)
+            self.row(
+                f"tcel {command} at 100,000 stored results vs at 1,000", big, small, f"tcel {command} at 1,000", 1.5
+            )
         clients[1].flushdb()
 
     def throughput(self, count: int) -> None:
@@ -263,8 +312,16 @@ class Bench:
             sent.append(result["sent_per_second"])
 
         def plain_celery() -> None:
-            out = run([sys.executable, str(REPO / "benchmarks" / "plain_celery.py"), c.broker_url(),
-                       c.backend_url(), str(count), "10"])
+            out = run(
+                [
+                    sys.executable,
+                    str(REPO / "benchmarks" / "plain_celery.py"),
+                    c.broker_url(),
+                    c.backend_url(),
+                    str(count),
+                    "10",
+                ]
+            )
             plain.append(json.loads(out)["completed_per_second"])
 
         def broker_ceiling() -> None:
@@ -276,16 +333,34 @@ class Bench:
 
         steps = [tcel_bench, plain_celery, broker_ceiling, ceiling_while_consumed]
         for n in range(self.heavy_rounds):
-            for action in steps[n % 4:] + steps[: n % 4]:
+            for action in steps[n % 4 :] + steps[: n % 4]:
                 action()
-        self.row(f"bench {count} x tsum, completed/s (ratio = plain / tcel)", completed, plain,
-                 "plain Celery script (send_task loop, then get)", 1.25, unit="/s")
-        self.row(f"bench {count} x tsum, sent/s (confirmed) against the broker's ceiling (ratio = tcel / ceiling)",
-                 sent, ceiling, "py-amqp, windowed confirms, durable queue, persistent, no consumer", 0.6,
-                 unit="/s", at_least=True)
-        self.row(f"bench {count} x tsum, sent/s against the ceiling into the consumed queue", sent,
-                 consumed_ceiling, "the same publisher into `celery` while the workers consume", 0.6,
-                 unit="/s", at_least=True)
+        self.row(
+            f"bench {count} x tsum, completed/s (ratio = plain / tcel)",
+            completed,
+            plain,
+            "plain Celery script (send_task loop, then get)",
+            1.25,
+            unit="/s",
+        )
+        self.row(
+            f"bench {count} x tsum, sent/s (confirmed) against the broker's ceiling (ratio = tcel / ceiling)",
+            sent,
+            ceiling,
+            "py-amqp, windowed confirms, durable queue, persistent, no consumer",
+            0.6,
+            unit="/s",
+            at_least=True,
+        )
+        self.row(
+            f"bench {count} x tsum, sent/s against the ceiling into the consumed queue",
+            sent,
+            consumed_ceiling,
+            "the same publisher into `celery` while the workers consume",
+            0.6,
+            unit="/s",
+            at_least=True,
+        )
         self.floor_row(f"bench {count} x tsum, sent/s (confirmed)", sent, ceiling, "the ceiling", 5000, at_least=True)
 
     def publisher(self, count: int) -> None:
@@ -306,16 +381,26 @@ class Bench:
         for n in range(self.rounds):
             for action in (tcel_publisher, broker_ceiling) if n % 2 == 0 else (broker_ceiling, tcel_publisher):
                 action()
-        self.row(f"tcel's publisher alone, {count} tasks, confirmed/s (ratio = tcel / ceiling)", ours, ceiling,
-                 "py-amqp, windowed confirms, durable queue, persistent, no consumer", 0.6, unit="/s",
-                 at_least=True)
+        self.row(
+            f"tcel's publisher alone, {count} tasks, confirmed/s (ratio = tcel / ceiling)",
+            ours,
+            ceiling,
+            "py-amqp, windowed confirms, durable queue, persistent, no consumer",
+            0.6,
+            unit="/s",
+            at_least=True,
+        )
 
     def workers(self, count: int) -> None:
         """`tcel bench --workers 1,2,4`: completed/s and latency per worker count, the order alternating each
         round; a failed run is reported as failed (and fails this step), never as a fast one."""
-        done = subprocess.run([TCEL, "bench", "--workers", "1,2,4", "--rounds", str(self.heavy_rounds), "-n",
-                               str(count), "--json"], cwd=self.directory, env={**os.environ, **self.tcel_env},
-                              capture_output=True, text=True)
+        done = subprocess.run(
+            [TCEL, "bench", "--workers", "1,2,4", "--rounds", str(self.heavy_rounds), "-n", str(count), "--json"],
+            cwd=self.directory,
+            env={**os.environ, **self.tcel_env},
+            capture_output=True,
+            text=True,
+        )
         result = json.loads(done.stdout) if done.stdout.strip() else {"summary": [], "runs": []}
         self.scaling_rows = result
         for row in result["summary"]:
@@ -335,10 +420,20 @@ class Bench:
         except Exception as exc:  # a client that timed out, say: a failed step, the samples so far kept
             raise SystemExit(f"edit loop: {type(exc).__name__}: {exc}") from exc
         tcel = samples["tcel up --watch"]
-        self.row("edit loop: save tasks.py until a task is served by the new code", tcel,
-                 samples["docker compose watch (rebuild)"], "docker compose watch, rebuild action", 0.5)
-        self.row("edit loop, against Compose's sync+restart", tcel, samples["docker compose watch (sync+restart)"],
-                 "docker compose watch, sync+restart action", None)
+        self.row(
+            "edit loop: save tasks.py until a task is served by the new code",
+            tcel,
+            samples["docker compose watch (rebuild)"],
+            "docker compose watch, rebuild action",
+            0.5,
+        )
+        self.row(
+            "edit loop, against Compose's sync+restart",
+            tcel,
+            samples["docker compose watch (sync+restart)"],
+            "docker compose watch, sync+restart action",
+            None,
+        )
 
     def stream_sum(self, numbers: int) -> None:
         """`seq 1 N | tcel tsum - --wait` with 2 worker containers against 1, on a stack of its own
@@ -348,8 +443,13 @@ class Bench:
         self.stream_sum_samples: dict = {}
         for c in compare(self.stream_sum_samples, numbers, self.rounds, [10, 1])["configurations"]:
             two, one = ([s["seconds"] for s in c["samples"][key]] for key in ("2_workers", "1_workers"))
-            self.row(f"tsum - of {numbers:,} numbers, 2 workers vs 1 ({c['concurrency']} processes each)", two, one,
-                     "1 worker container", 0.6)
+            self.row(
+                f"tsum - of {numbers:,} numbers, 2 workers vs 1 ({c['concurrency']} processes each)",
+                two,
+                one,
+                "1 worker container",
+                0.6,
+            )
 
     def overlay(self) -> None:
         """`tcel bench` against 2 workers on the Swarm manager, on one lab node and spread over two lab nodes, on a
@@ -359,15 +459,33 @@ class Bench:
         document = measure(self.heavy_rounds, self.tasks, 2)
         samples = {name: [s["completed_per_second"] for s in runs] for name, runs in document["samples"].items()}
         for name in ("one_lab_node", "two_lab_nodes"):
-            self.row(f"bench {self.tasks} x tsum on Swarm, completed/s: 2 workers on {name.replace('_', ' ')} vs "
-                     "on the manager (ratio = there / manager)", samples[name], samples["manager"],
-                     "2 workers on the manager, beside the broker and backend", None, unit="/s", at_least=True)
+            self.row(
+                f"bench {self.tasks} x tsum on Swarm, completed/s: 2 workers on {name.replace('_', ' ')} vs "
+                "on the manager (ratio = there / manager)",
+                samples[name],
+                samples["manager"],
+                "2 workers on the manager, beside the broker and backend",
+                None,
+                unit="/s",
+                at_least=True,
+            )
 
     def cleanup(self) -> None:
         self.tcel("down", "--volumes", check=False)
         if (self.directory / "compose.env").exists():  # only the lifecycle comparison starts compose stacks
-            run(["docker", "compose", "-p", self.compose_name, "--env-file", str(self.directory / "compose.env"),
-                 "down", "-v"], check=False)
+            run(
+                [
+                    "docker",
+                    "compose",
+                    "-p",
+                    self.compose_name,
+                    "--env-file",
+                    str(self.directory / "compose.env"),
+                    "down",
+                    "-v",
+                ],
+                check=False,
+            )
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
@@ -391,12 +509,23 @@ def fill(client, start: int, end: int) -> int:
     now = time.time()
     for n in range(start, end):
         task_id = f"bench-{n:08d}"
-        meta = {"status": "SUCCESS", "result": n, "traceback": None, "children": [], "task_id": task_id,
-                "date_done": "2026-01-01T00:00:00+00:00", "name": "tasks.tsum", "args": [[n]], "worker": "bench"}
+        meta = {
+            "status": "SUCCESS",
+            "result": n,
+            "traceback": None,
+            "children": [],
+            "task_id": task_id,
+            "date_done": "2026-01-01T00:00:00+00:00",
+            "name": "tasks.tsum",
+            "args": [[n]],
+            "worker": "bench",
+        }
         pipe.set(f"celery-task-meta-{task_id}", json.dumps(meta), ex=86400)
         pipe.zadd("tcel:tasks", {task_id: now + n / 1e6})
-        pipe.hset(f"tcel:task:{task_id}", mapping={"name": "tasks.tsum", "args": f"[[{n}]]", "started": now,
-                                                     "finished": now + 0.001})
+        pipe.hset(
+            f"tcel:task:{task_id}",
+            mapping={"name": "tasks.tsum", "args": f"[[{n}]]", "started": now, "finished": now + 0.001},
+        )
         pipe.expire(f"tcel:task:{task_id}", 86400)
         if n % 1000 == 999:
             pipe.zremrangebyrank("tcel:tasks", 0, -10_001)
@@ -408,8 +537,12 @@ def fill(client, start: int, end: int) -> int:
 
 def machine() -> dict:
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return {"cores": os.cpu_count(), "memory_gib": round(memory, 1), "python": platform.python_version(),
-            "platform": platform.platform()}
+    return {
+        "cores": os.cpu_count(),
+        "memory_gib": round(memory, 1),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
 
 
 def record(chosen: list[str], bench: Bench, failed: dict[str, str]) -> Path:
@@ -417,20 +550,34 @@ def record(chosen: list[str], bench: Bench, failed: dict[str, str]) -> Path:
     machine and the load averages; the steps that keep more than rows (workers, stream_sum) add theirs."""
     RESULTS.mkdir(parents=True, exist_ok=True)
     taken = time.strftime("%Y-%m-%dT%H%M%S")
-    extra = {key: getattr(bench, attribute) for key, attribute in (("workers", "scaling_rows"),
-                                                                   ("stream_sum", "stream_sum_samples"),
-                                                                   ("edit_loop", "edit_loop_runs"))
-             if hasattr(bench, attribute)}
-    document = {"machine": machine(), "taken": taken, "command": " ".join(["benchmarks/run.py", *sys.argv[1:]]),
-                "load_average_at_end": os.getloadavg(), "rows": bench.rows, "failed_steps": failed, **extra}
+    extra = {
+        key: getattr(bench, attribute)
+        for key, attribute in (
+            ("workers", "scaling_rows"),
+            ("stream_sum", "stream_sum_samples"),
+            ("edit_loop", "edit_loop_runs"),
+        )
+        if hasattr(bench, attribute)
+    }
+    document = {
+        "machine": machine(),
+        "taken": taken,
+        "command": " ".join(["benchmarks/run.py", *sys.argv[1:]]),
+        "load_average_at_end": os.getloadavg(),
+        "rows": bench.rows,
+        "failed_steps": failed,
+        **extra,
+    }
     written = RESULTS / f"{taken}-{'-'.join(chosen)}.json"
     written.write_text(json.dumps(document, indent=2) + "\n")
     return written
 
 
 def table(rows: list[dict]) -> str:
-    lines = ["| comparison | tcel (median) | baseline | baseline (median) | ratio | target | met |",
-             "| --- | --- | --- | --- | --- | --- | --- |"]
+    lines = [
+        "| comparison | tcel (median) | baseline | baseline (median) | ratio | target | met |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
     for r in rows:
         ratio = f"{r['ratio']:.2f}" if r["ratio"] is not None else "-"
         met = "-" if r["target"] is None else "yes" if r["met"] else "no"
@@ -441,47 +588,75 @@ def table(rows: list[dict]) -> str:
             target = f"{sign} {r['target']}"
         else:
             target = f"{sign} {r['target']}{r['unit']}" + ("" if r.get("at_least") else " on top")
-        lines.append(f"| {r['what']} | {r['tcel']:.3f}{r['unit']} | {r['baseline']} | "
-                     f"{r['baseline_value']:.3f}{r['unit']} | {ratio} | {target} | {met} |")
+        lines.append(
+            f"| {r['what']} | {r['tcel']:.3f}{r['unit']} | {r['baseline']} | "
+            f"{r['baseline_value']:.3f}{r['unit']} | {ratio} | {target} | {met} |"
+        )
     return "\n".join(lines)
 
 
 def scaling_table(result: dict) -> str:
-    lines = ["| workers | runs | failed runs | completed/s | sent/s | latency p50 | latency p95 |",
-             "| --- | --- | --- | --- | --- | --- | --- |"]
+    lines = [
+        "| workers | runs | failed runs | completed/s | sent/s | latency p50 | latency p95 |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
     for r in result["summary"]:
-        def value(key: str, scale: float = 1, unit: str = "") -> str:
+
+        def value(key: str, scale: float = 1, unit: str = "", r: dict = r) -> str:
             return "-" if r[key] is None else f"{r[key] * scale:.0f}{unit}"
 
-        lines.append(f"| {r['workers']} | {r['runs']} | {r['failed_runs']} | {value('completed_per_second')} | "
-                     f"{value('sent_per_second')} | {value('latency_p50', 1000, ' ms')} | "
-                     f"{value('latency_p95', 1000, ' ms')} |")
+        lines.append(
+            f"| {r['workers']} | {r['runs']} | {r['failed_runs']} | {value('completed_per_second')} | "
+            f"{value('sent_per_second')} | {value('latency_p50', 1000, ' ms')} | "
+            f"{value('latency_p95', 1000, ' ms')} |"
+        )
     return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--rounds", type=int, default=5,
-                        help="rounds of the quick comparisons (x2 for some), and stream_sum's runs per side")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=5,
+        help="rounds of the quick comparisons (x2 for some), and stream_sum's runs per side",
+    )
     parser.add_argument("--heavy-rounds", type=int, default=3, help="rounds of up/down and throughput")
     parser.add_argument("--tasks", type=int, default=2000, help="tasks per throughput round")
     parser.add_argument("--numbers", type=int, default=10_000_000, help="numbers per stream_sum run")
-    parser.add_argument("--only", nargs="*", default=None,
-                        help="startup lifecycle up_floor round_trip call_round_trip scaling throughput publisher workers "
-                             "edit_loop stream_sum (default: all of these), overlay (only when named: Swarm, root, "
-                             "the engine to itself)")
-    parser.add_argument("--ports", type=int, nargs=2, default=(25672, 26379), metavar=("BROKER", "BACKEND"),
-                        help="host ports of the benchmark's stack (Compose's use the next ones up)")
+    parser.add_argument(
+        "--only",
+        nargs="*",
+        default=None,
+        help="startup lifecycle up_floor round_trip call_round_trip scaling throughput publisher workers "
+        "edit_loop stream_sum (default: all of these), overlay (only when named: Swarm, root, "
+        "the engine to itself)",
+    )
+    parser.add_argument(
+        "--ports",
+        type=int,
+        nargs=2,
+        default=(25672, 26379),
+        metavar=("BROKER", "BACKEND"),
+        help="host ports of the benchmark's stack (Compose's use the next ones up)",
+    )
     args = parser.parse_args()
     bench = Bench(args.rounds, args.heavy_rounds, *args.ports)
     bench.tasks = args.tasks
-    steps = {"startup": bench.startup, "lifecycle": bench.lifecycle, "up_floor": bench.up_floor,
-             "round_trip": bench.round_trip,
-             "call_round_trip": bench.call_round_trip, "scaling": bench.scaling,
-             "throughput": lambda: bench.throughput(args.tasks), "publisher": lambda: bench.publisher(args.tasks),
-             "workers": lambda: bench.workers(args.tasks),
-             "edit_loop": bench.edit_loop, "stream_sum": lambda: bench.stream_sum(args.numbers),
-             "overlay": bench.overlay}
+    steps = {
+        "startup": bench.startup,
+        "lifecycle": bench.lifecycle,
+        "up_floor": bench.up_floor,
+        "round_trip": bench.round_trip,
+        "call_round_trip": bench.call_round_trip,
+        "scaling": bench.scaling,
+        "throughput": lambda: bench.throughput(args.tasks),
+        "publisher": lambda: bench.publisher(args.tasks),
+        "workers": lambda: bench.workers(args.tasks),
+        "edit_loop": bench.edit_loop,
+        "stream_sum": lambda: bench.stream_sum(args.numbers),
+        "overlay": bench.overlay,
+    }
     chosen = args.only or [name for name in steps if name not in ONLY_WHEN_NAMED]
     failed = {}
     try:

@@ -46,8 +46,12 @@ class Stack:
     def __init__(self) -> None:
         self.directory = Path(tempfile.mkdtemp(prefix="tcel-bench-stream-"))
         self.name = f"tcelbenchstream{uuid.uuid4().hex[:6]}"
-        self.env = {**os.environ, "TCEL_PROJECT_NAME": self.name, "TCEL_BROKER_PORT": str(free_port()),
-                    "TCEL_BACKEND_PORT": str(free_port())}
+        self.env = {
+            **os.environ,
+            "TCEL_PROJECT_NAME": self.name,
+            "TCEL_BROKER_PORT": str(free_port()),
+            "TCEL_BACKEND_PORT": str(free_port()),
+        }
 
     def tcel(self, *args: str) -> str:
         done = subprocess.run([TCEL, *args], cwd=self.directory, env=self.env, capture_output=True, text=True)
@@ -56,8 +60,12 @@ class Stack:
         return done.stdout
 
     def containers(self) -> list[str]:
-        out = subprocess.run(["docker", "ps", "-q", "--no-trunc", "--filter", f"label=io.tcel.project={self.name}"],
-                             capture_output=True, text=True, check=True).stdout
+        out = subprocess.run(
+            ["docker", "ps", "-q", "--no-trunc", "--filter", f"label=io.tcel.project={self.name}"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
         return out.split()
 
     def cpu_seconds(self) -> dict[str, float]:
@@ -66,8 +74,12 @@ class Stack:
         for container in self.containers():
             path = Path(f"/sys/fs/cgroup/cpuacct/docker/{container}/cpuacct.usage")
             if path.exists():
-                name = subprocess.run(["docker", "inspect", "-f", "{{.Name}}", container], capture_output=True,
-                                      text=True).stdout.strip().lstrip("/").removeprefix(f"tcel-{self.name}-")
+                name = (
+                    subprocess.run(["docker", "inspect", "-f", "{{.Name}}", container], capture_output=True, text=True)
+                    .stdout.strip()
+                    .lstrip("/")
+                    .removeprefix(f"tcel-{self.name}-")
+                )
                 used[name] = int(path.read_text()) / 1e9
         return used
 
@@ -90,8 +102,14 @@ def streamed_sum(stack: Stack, numbers: int) -> dict:
     load = loadavg()
     started = time.perf_counter()
     seq = subprocess.Popen(["seq", "1", str(numbers)], stdout=subprocess.PIPE)
-    client = subprocess.Popen([TCEL, "tsum", "-", "--wait", "--json"], stdin=seq.stdout, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, cwd=stack.directory, env=stack.env)
+    client = subprocess.Popen(
+        [TCEL, "tsum", "-", "--wait", "--json"],
+        stdin=seq.stdout,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=stack.directory,
+        env=stack.env,
+    )
     seq.stdout.close()
     out, err = client.stdout.read(), client.stderr.read()
     _, status, usage = os.wait4(client.pid, 0)  # the client's own rusage: its peak RSS and CPU time
@@ -131,15 +149,19 @@ def compare(document: dict, numbers: int, rounds: int, concurrencies: list[int])
                     streamed_sum(stack, min(numbers, 300_000))  # untimed: fills the name cache, wakes the workers
                     sample = streamed_sum(stack, numbers)
                     samples[workers].append(sample)
-                    print(f"  concurrency {concurrency}, {workers} worker(s): {sample['seconds']:.2f}s, "
-                          f"client {sample['client_peak_rss_mb']} MB peak, load {sample['loadavg_before'][0]}",
-                          file=sys.stderr)
+                    print(
+                        f"  concurrency {concurrency}, {workers} worker(s): {sample['seconds']:.2f}s, "
+                        f"client {sample['client_peak_rss_mb']} MB peak, load {sample['loadavg_before'][0]}",
+                        file=sys.stderr,
+                    )
             medians = {w: statistics.median(s["seconds"] for s in samples[w]) for w in samples}
-            configuration.update({
-                "median_seconds": {f"{w}_workers": round(medians[w], 3) for w in medians},
-                "ratio_2_to_1": round(medians[2] / medians[1], 3),
-                "client_peak_rss_mb_max": max(s["client_peak_rss_mb"] for w in samples for s in samples[w]),
-            })
+            configuration.update(
+                {
+                    "median_seconds": {f"{w}_workers": round(medians[w], 3) for w in medians},
+                    "ratio_2_to_1": round(medians[2] / medians[1], 3),
+                    "client_peak_rss_mb_max": max(s["client_peak_rss_mb"] for w in samples for s in samples[w]),
+                }
+            )
         small = streamed_sum(stack, numbers // 10)  # the same client's peak at a tenth of the input: it stays flat
         document["client_peak_rss_mb_at_a_tenth"] = {"numbers": numbers // 10, "mb": small["client_peak_rss_mb"]}
     finally:
@@ -147,9 +169,10 @@ def compare(document: dict, numbers: int, rounds: int, concurrencies: list[int])
     peak = max(c["client_peak_rss_mb_max"] for c in document["configurations"])
     document["targets"] = {
         "client_peak_rss_mb": {"target": RSS_TARGET_MB, "seen": peak, "met": peak <= RSS_TARGET_MB},
-        "ratio_2_to_1": {"target": RATIO_TARGET, "seen": {c["concurrency"]: c["ratio_2_to_1"]
-                                                          for c in document["configurations"]},
-                         "met": {c["concurrency"]: c["ratio_2_to_1"] <= RATIO_TARGET
-                                 for c in document["configurations"]}},
+        "ratio_2_to_1": {
+            "target": RATIO_TARGET,
+            "seen": {c["concurrency"]: c["ratio_2_to_1"] for c in document["configurations"]},
+            "met": {c["concurrency"]: c["ratio_2_to_1"] <= RATIO_TARGET for c in document["configurations"]},
+        },
     }
     return document

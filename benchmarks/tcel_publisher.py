@@ -12,10 +12,10 @@ import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from celery_cli.call import TaskCall  # noqa: E402
-from celery_cli.endpoints import Endpoints  # noqa: E402
-from celery_cli.publisher import Sender, new_task_id  # noqa: E402
-from celery_cli.throughput import task_args  # noqa: E402
+from celery_cli.call import TaskCall
+from celery_cli.endpoints import Endpoints
+from celery_cli.publisher import Sender, new_task_id
+from celery_cli.throughput import task_args
 
 
 def main() -> None:

@@ -65,7 +65,7 @@ def submit(
             sender.send(call, task_id)
         return Submitted(task_id, warning=NO_BACKEND)
     store = ResultStore(endpoints.backend_url)
-    store.client  # a malformed backend URL is refused here, before anything is sent
+    _ = store.client  # a malformed backend URL is refused here, before anything is sent
     if wait is None:
         with Sender(endpoints) as sender:
             sent = sender.send(call, task_id)
@@ -112,8 +112,9 @@ def failure(record: TaskRecord) -> TaskFailed | None:
 def _index(store: ResultStore, task_id: str, call: TaskCall, sent: float) -> str | None:
     """Record the task as sent, so it shows as queued before a worker has it; a failure is only a warning."""
     try:
-        store.record_sent(task_id, call.name, call.args, call.kwargs, call.queue, sent, retry_of=call.retry_of,
-                          job=call.job)
+        store.record_sent(
+            task_id, call.name, call.args, call.kwargs, call.queue, sent, retry_of=call.retry_of, job=call.job
+        )
     except ServiceUnreachable as error:
         return f"task {task_id} was sent, but {error.message}"
     return None

@@ -12,10 +12,16 @@ from .settings import Project, read_env_file
 
 BROKER_USER = "tcel"
 KEPT = (
-    "TCEL_BROKER_IMAGE", "TCEL_BACKEND_IMAGE", "TCEL_PYTHON_IMAGE", "TCEL_CONCURRENCY",
+    "TCEL_BROKER_IMAGE",
+    "TCEL_BACKEND_IMAGE",
+    "TCEL_PYTHON_IMAGE",
+    "TCEL_CONCURRENCY",
     # which engine runs the stack, and on Swarm where its data lives and which registry carries its image (not
     # the registry's image: it holds no data, and a registry tcel makes runs the one configured then)
-    "TCEL_ENGINE", "TCEL_DATA_NODE", "TCEL_REGISTRY", "TCEL_REGISTRY_PORT",
+    "TCEL_ENGINE",
+    "TCEL_DATA_NODE",
+    "TCEL_REGISTRY",
+    "TCEL_REGISTRY_PORT",
 )
 
 
@@ -122,8 +128,15 @@ def save(project: Project, credentials: Credentials, settings: dict[str, str] | 
         "TCEL_BIND": credentials.bind,
         "TCEL_BROKER_PORT": credentials.broker_port,
         "TCEL_BACKEND_PORT": credentials.backend_port,
-        **({"TCEL_FLOWER_USER": credentials.flower_user, "TCEL_FLOWER_PASSWORD": credentials.flower_password,
-            "TCEL_FLOWER_PORT": credentials.flower_port} if credentials.flower_password else {}),
+        **(
+            {
+                "TCEL_FLOWER_USER": credentials.flower_user,
+                "TCEL_FLOWER_PASSWORD": credentials.flower_password,
+                "TCEL_FLOWER_PORT": credentials.flower_port,
+            }
+            if credentials.flower_password
+            else {}
+        ),
         **{key: value for key, value in (settings or {}).items() if key in KEPT},
     }
     path = state_file(project)

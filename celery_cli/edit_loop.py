@@ -4,6 +4,7 @@ are coalesced into the next one."""
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 from dataclasses import dataclass
@@ -57,7 +58,11 @@ class FileChanges:
         try:
             # an empty batch now and then (yield_on_timeout) tells that the watch is in place
             for changes in watchfiles.watch(
-                self.directory, step=QUIET_MS, stop_event=self._stop, raise_interrupt=False, rust_timeout=200,
+                self.directory,
+                step=QUIET_MS,
+                stop_event=self._stop,
+                raise_interrupt=False,
+                rust_timeout=200,
                 yield_on_timeout=True,
             ):
                 self._ready.set()
@@ -72,10 +77,8 @@ class FileChanges:
         """Block until something changed; return every path changed since the last call."""
         changed: set[Path] = set()
         while not changed:
-            try:
-                changed |= self._take(self._batches.get(timeout=0.5))  # wakes up now and then for Ctrl-C
-            except queue.Empty:
-                pass
+            with contextlib.suppress(queue.Empty):  # wakes up now and then for Ctrl-C
+                changed |= self._take(self._batches.get(timeout=0.5))
         while not self._batches.empty():
             changed |= self._take(self._batches.get_nowait())
         return changed

@@ -26,4 +26,3 @@ def open_browser(url: str) -> bool:
     except webbrowser.Error:
         return False
     return bool(browser.open(url))
-

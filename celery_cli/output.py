@@ -115,8 +115,12 @@ class Output:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
         with Progress(
-            f"[bold]{_escape(description)}", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-            console=self.stderr, transient=True,
+            f"[bold]{_escape(description)}",
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=self.stderr,
+            transient=True,
         ) as bar:
             task = bar.add_task(description, total=None)
             yield lambda done, total: bar.update(task, completed=done, total=total)
@@ -131,8 +135,9 @@ class Output:
         from rich.progress import Progress as Bar
         from rich.progress import SpinnerColumn, TextColumn, TimeElapsedColumn
 
-        with Bar(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
-                 console=self.stderr, transient=True) as bar:
+        with Bar(
+            SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=self.stderr, transient=True
+        ) as bar:
             task = bar.add_task(_escape(message), total=None)
             yield lambda text: bar.update(task, description=_escape(text))
 

@@ -206,8 +206,12 @@ def _workers(broker_url: str, nodes: tuple[list[str], list[str]] | None) -> list
             reserved=len(reserved.get(name) or []),
             processed=sum((stats[name].get("total") or {}).values()),
             registered=sorted(t.split(" ")[0] for t in registered.get(name) or [] if not t.startswith("celery.")),
-            held=dict(Counter((task.get("delivery_info") or {}).get("routing_key") or QUEUE
-                              for task in (active.get(name) or []) + (reserved.get(name) or []))),
+            held=dict(
+                Counter(
+                    (task.get("delivery_info") or {}).get("routing_key") or QUEUE
+                    for task in (active.get(name) or []) + (reserved.get(name) or [])
+                )
+            ),
         )
         for name in answering
     ]

@@ -13,13 +13,14 @@ kombu with `confirm_publish` wait for each confirm before the next publish.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sized
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from itertools import takewhile
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
@@ -80,7 +81,8 @@ def _repr_prefix(value: Any, budget: int) -> str:
                 return text
             part = (
                 _repr_prefix(item[0], budget) + ": " + _repr_prefix(item[1], budget - len(text))
-                if isinstance(value, dict) else _repr_prefix(item, budget - len(text))
+                if isinstance(value, dict)
+                else _repr_prefix(item, budget - len(text))
             )
             text += (", " if index else "") + part
         return text + ("," if type(value) is tuple and len(value) == 1 else "") + closing
@@ -135,8 +137,15 @@ class NotAllSent(TcelError):
     written (None: the rest of a stream)."""
 
     def __init__(
-        self, message: str, *, hint: str, exit_code: ExitCode, confirmed: int, refused: list[str],
-        unconfirmed: list[str], unsent: int | None,
+        self,
+        message: str,
+        *,
+        hint: str,
+        exit_code: ExitCode,
+        confirmed: int,
+        refused: list[str],
+        unconfirmed: list[str],
+        unsent: int | None,
     ) -> None:
         super().__init__(message, hint=hint)
         self.exit_code = exit_code
@@ -287,10 +296,8 @@ class Sender:
             if left <= 0:
                 blocked = f"; the broker blocks publishers ({self._blocked})" if self._blocked else ""
                 raise amqp.exceptions.RecoverableConnectionError(f"no confirm within {CONFIRM_TIMEOUT:g} s{blocked}")
-            try:
+            with contextlib.suppress(TimeoutError):
                 self._connection.drain_events(timeout=left)
-            except socket.timeout:
-                pass
         self._report(on_sent)
 
     def _cork(self, on: bool) -> None:
@@ -306,7 +313,7 @@ class Sender:
         try:
             while True:
                 self._connection.drain_events(timeout=0)
-        except socket.timeout:
+        except TimeoutError:
             pass
         self._report(on_sent)
 
@@ -372,7 +379,7 @@ class Sender:
 
     def _headers(self, call: TaskCall, task_id: str, sent: float, small: bool = False) -> dict[str, Any]:
         def later(seconds: float) -> datetime:
-            return datetime.fromtimestamp(sent, timezone.utc) + timedelta(seconds=seconds)
+            return datetime.fromtimestamp(sent, UTC) + timedelta(seconds=seconds)
 
         eta = later(call.countdown) if call.countdown else call.eta
         expires = later(call.expires) if isinstance(call.expires, (int, float)) else call.expires
@@ -485,7 +492,7 @@ class Sender:
                 if self._connection.connected:  # a broker that blocks publishers never answers a close
                     self._connection.transport.sock.settimeout(CLOSE_TIMEOUT)
                 self._connection.close()
-            except Exception:  # noqa: BLE001 - a connection already broken needs no goodbye
+            except Exception:
                 self._connection.collect()
         self._forget()
 

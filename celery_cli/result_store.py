@@ -11,9 +11,9 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -108,12 +108,15 @@ class ResultStore:
 
         try:
             return redis.Redis.from_url(
-                self.backend_url, socket_timeout=self.timeout, socket_connect_timeout=self.timeout,
+                self.backend_url,
+                socket_timeout=self.timeout,
+                socket_connect_timeout=self.timeout,
                 decode_responses=True,
             )
         except ValueError as exc:
-            raise UsageError(f"invalid backend URL {mask_url(self.backend_url)}: {exc}",
-                             hint="give a redis:// URL") from None
+            raise UsageError(
+                f"invalid backend URL {mask_url(self.backend_url)}: {exc}", hint="give a redis:// URL"
+            ) from None
 
     @contextmanager
     def _errors(self) -> Iterator[None]:
@@ -130,8 +133,15 @@ class ResultStore:
             raise unreachable("backend", mask_url(self.backend_url), exc, hint=start_or_check("backend")) from None
 
     def record_sent(
-        self, task_id: str, name: str, args: list[Any], kwargs: dict[str, Any], queue: str, sent: float,
-        retry_of: str | None = None, job: dict[str, Any] | None = None,
+        self,
+        task_id: str,
+        name: str,
+        args: list[Any],
+        kwargs: dict[str, Any],
+        queue: str,
+        sent: float,
+        retry_of: str | None = None,
+        job: dict[str, Any] | None = None,
     ) -> None:
         """Put a task tcel sent into the index, so it shows as queued before any worker has it, and keep what
         `tcel retry` needs to send it again; for a streamed sum's final task, what the job was and its chunk
@@ -197,7 +207,9 @@ class ResultStore:
         with self._errors():
             for start in range(0, len(ids), batch):
                 chunk = ids[start : start + batch]
-                for task_id, raw in zip(chunk, self.client.mget([META_KEY + task_id for task_id in chunk])):
+                for task_id, raw in zip(
+                    chunk, self.client.mget([META_KEY + task_id for task_id in chunk]), strict=False
+                ):
                     meta = json.loads(raw) if raw else None
                     if meta and meta.get("status") in READY_STATES:
                         ready[task_id] = meta
@@ -318,11 +330,12 @@ class Follower:
                     self._drop(exc)
                     continue
                 except redis.exceptions.RedisError as exc:
-                    raise unreachable("backend", mask_url(self.store.backend_url), exc,
-                                      hint=start_or_check("backend")) from None
+                    raise unreachable(
+                        "backend", mask_url(self.store.backend_url), exc, hint=start_or_check("backend")
+                    ) from None
                 metas = {}
                 if message and message.get("type") == "message":
-                    metas = {message["channel"][len(META_KEY):]: json.loads(message["data"])}
+                    metas = {message["channel"][len(META_KEY) :]: json.loads(message["data"])}
             else:
                 time.sleep(max(0.0, min(deadline, self._next_read) - now))
                 metas = {}
@@ -349,14 +362,15 @@ class Follower:
             raw = self.store.client.mget([META_KEY + task_id for task_id in ids])
         except redis.exceptions.RedisError as exc:
             if self.dropped is None:
-                raise unreachable("backend", mask_url(self.store.backend_url), exc,
-                                  hint=start_or_check("backend")) from None
+                raise unreachable(
+                    "backend", mask_url(self.store.backend_url), exc, hint=start_or_check("backend")
+                ) from None
             raise ServiceUnreachable(
                 f"the backend at {mask_url(self.store.backend_url)} dropped tcel's subscription to the results "
                 f"({self.dropped}), and then did not answer a read either ({exc or type(exc).__name__})",
                 hint=start_or_check("backend"),
             ) from None
-        return {task_id: json.loads(meta) for task_id, meta in zip(ids, raw) if meta}
+        return {task_id: json.loads(meta) for task_id, meta in zip(ids, raw, strict=False) if meta}
 
     def _unfollow(self, task_id: str) -> None:
         del self.states[task_id]
@@ -375,16 +389,12 @@ class Follower:
     def _drop(self, exc: Exception) -> None:
         self.dropped = str(exc) or type(exc).__name__
         self._next_read = 0.0  # read at once: whatever was published meanwhile is lost
-        try:
+        with suppress(Exception):
             self.pubsub.close()
-        except Exception:  # noqa: BLE001 - the connection is already gone
-            pass
 
     def close(self) -> None:
-        try:
+        with suppress(Exception):
             self.pubsub.close()
-        except Exception:  # noqa: BLE001 - closing a broken connection
-            pass
 
 
 def _record(task_id: str, meta_json: str | None, info: dict[str, str]) -> TaskRecord | None:
@@ -445,7 +455,7 @@ def timestamp(iso: str | None) -> float | None:
     if not iso:
         return None
     moment = datetime.fromisoformat(iso)
-    return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).timestamp()
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
 
 
 def iso_time(epoch: float | None, sep: str = "T") -> str | None:

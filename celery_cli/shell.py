@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+
 def export_lines(variables: dict[str, str], shell: str) -> list[str]:
     """One line per variable that the shell runs to set it, values quoted so that nothing in them expands."""
     if shell == "fish":

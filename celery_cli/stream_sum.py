@@ -104,8 +104,9 @@ def _checked(data: bytes, first: int, lines: int) -> Chunk:
             parse_number(word)
         except UsageError as error:
             line = lines + data.count(b"\n", 0, match.start()) + 1
-            raise UsageError(f"{error.message} (line {line:,} of the input, number {first + count:,})",
-                             hint=error.hint) from None
+            raise UsageError(
+                f"{error.message} (line {line:,} of the input, number {first + count:,})", hint=error.hint
+            ) from None
     return Chunk(text.decode("ascii"), count, first, lines + 1)
 
 
@@ -117,8 +118,9 @@ def _integers(text: bytes) -> int | None:
         return None  # anything but digits, spaces and signs
     if rest:  # every sign starts a word and is followed by a digit
         spaced = b" " + text + b" "
-        if (spaced.count(b" -") + spaced.count(b" +") != len(rest)
-                or any(sign + after in spaced for sign in _SIGNS for after in (b" ", b"-", b"+"))):
+        if spaced.count(b" -") + spaced.count(b" +") != len(rest) or any(
+            sign + after in spaced for sign in _SIGNS for after in (b" ", b"-", b"+")
+        ):
             return None
     while b"  " in text:
         text = text.replace(b"  ", b" ")
@@ -157,7 +159,10 @@ class Tally:
 
 
 def sum_stream(
-    endpoints: Endpoints, chunks: Iterator[Chunk], timeout: float, on_progress: Callable[[Tally], None],
+    endpoints: Endpoints,
+    chunks: Iterator[Chunk],
+    timeout: float,
+    on_progress: Callable[[Tally], None],
 ) -> TaskCall:
     """Send every chunk as a task, at most IN_FLIGHT at a time, and collect their sums; return the call of the
     final `tsum` over them (in the order of the input), carrying what the job was for the index.
@@ -193,8 +198,13 @@ def sum_stream(
             raise Stopped(f"stopped; {_abandon(endpoints, sent, in_flight)}") from None
         except TcelError as error:
             raise type(error)(f"{error.message}; {_abandon(endpoints, sent, in_flight)}", hint=error.hint) from None
-    job = {"numbers": tally.numbers_read, "chunks": len(sent), "chunk_task": CHUNK_TASK, "chunk_ids": sent,
-           "read_seconds": round(time.monotonic() - tally.started, 3)}
+    job = {
+        "numbers": tally.numbers_read,
+        "chunks": len(sent),
+        "chunk_task": CHUNK_TASK,
+        "chunk_ids": sent,
+        "read_seconds": round(time.monotonic() - tally.started, 3),
+    }
     return TaskCall(SUM_TASK, [[sums[task_id] for task_id in sent]], job=job)
 
 
@@ -208,7 +218,7 @@ def _read_ahead(chunks: Iterator[Chunk]) -> Iterator[Chunk]:
             for chunk in chunks:
                 ahead.put((chunk, None))
             ahead.put((None, None))
-        except BaseException as error:  # noqa: BLE001 - handed over to the sending thread as it is
+        except BaseException as error:
             ahead.put((None, error))
 
     threading.Thread(target=read, name="tsum-reader", daemon=True).start()
@@ -266,5 +276,7 @@ def _abandon(endpoints: Endpoints, sent: list[str], in_flight: dict[str, Chunk])
         return f"{said}, and {len(in_flight)} in flight could not be revoked ({error.message})"
     if not nodes:
         return f"{said}, and no worker acknowledged revoking the {len(in_flight)} in flight"
-    return (f"{said} and the {len(in_flight)} in flight were revoked (acknowledged by {', '.join(sorted(nodes))}): "
-            f"{', '.join(in_flight)}")
+    return (
+        f"{said} and the {len(in_flight)} in flight were revoked (acknowledged by {', '.join(sorted(nodes))}): "
+        f"{', '.join(in_flight)}"
+    )

@@ -12,10 +12,10 @@ if TYPE_CHECKING:
     from rich.console import RenderableType
     from rich.table import Table
 
-    from .throughput import BenchResult
     from .overview import Overview
     from .result_store import TaskRecord
     from .stack.base import ServiceStatus
+    from .throughput import BenchResult
 
 
 def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> Table:
@@ -44,11 +44,27 @@ def services_table(project: str, services: list[ServiceStatus]) -> Table:
     on_nodes = any(s.node for s in services)
     return table(
         f"stack {project}",
-        ["service", "name", *(["node", "replicas"] if on_nodes else []), "state", "ready", "image", "ports (url)",
-         "uptime"],
         [
-            [s.service, s.name, *([s.node, _replicas(s.replicas)] if on_nodes else []), s.state, s.ready, s.image,
-             s.url or ", ".join(s.ports) or None, duration(s.uptime)]
+            "service",
+            "name",
+            *(["node", "replicas"] if on_nodes else []),
+            "state",
+            "ready",
+            "image",
+            "ports (url)",
+            "uptime",
+        ],
+        [
+            [
+                s.service,
+                s.name,
+                *([s.node, _replicas(s.replicas)] if on_nodes else []),
+                s.state,
+                s.ready,
+                s.image,
+                s.url or ", ".join(s.ports) or None,
+                duration(s.uptime),
+            ]
             for s in services
         ],
     )
@@ -64,8 +80,15 @@ def tasks_table(title: str, records: list[TaskRecord]) -> Table:
         title,
         ["id", "task", "args", "state", "result", "runtime", "worker"],
         [
-            [r.id, r.name, short(r.args), r.shown_state, value(r.result) if r.state == "SUCCESS" else r.error,
-             seconds(r.runtime), r.worker]
+            [
+                r.id,
+                r.name,
+                short(r.args),
+                r.shown_state,
+                value(r.result) if r.state == "SUCCESS" else r.error,
+                seconds(r.runtime),
+                r.worker,
+            ]
             for r in records
         ],
     )
@@ -102,8 +125,10 @@ def job_rows(job: dict[str, Any] | None) -> list[tuple[str, str]]:
     ids = job.get("chunk_ids") or []
     shown_ids = ", ".join(ids) if len(ids) <= 3 else f"{ids[0]}, ... {ids[-1]} ({len(ids)}; --json lists all)"
     return [
-        ("summed", f"{job.get('numbers', 0):,} numbers from a stream, read and sent in "
-                   f"{job.get('read_seconds', 0):.1f}s"),
+        (
+            "summed",
+            f"{job.get('numbers', 0):,} numbers from a stream, read and sent in {job.get('read_seconds', 0):.1f}s",
+        ),
         ("chunks", f"{job.get('chunks', 0):,} x {job.get('chunk_task', 'tasks.tsum_chunk')}: {shown_ids or '-'}"),
     ]
 
@@ -113,8 +138,15 @@ def bench_table(count: int, result: BenchResult) -> Table:
     return table(
         f"bench: {count} x {result.task}",
         ["sent/s", "completed/s", "p50", "p95", "p99", "failed", "total"],
-        [[f"{result.sent_per_second:.0f}", f"{result.completed_per_second:.0f}",
-          *(f"{latency * 1000:.1f} ms" for latency in latencies), result.failed, f"{result.total_seconds:.2f}s"]],
+        [
+            [
+                f"{result.sent_per_second:.0f}",
+                f"{result.completed_per_second:.0f}",
+                *(f"{latency * 1000:.1f} ms" for latency in latencies),
+                result.failed,
+                f"{result.total_seconds:.2f}s",
+            ]
+        ],
     )
 
 
@@ -129,9 +161,18 @@ def scaling_table(summary: list[dict]) -> Table:
     return table(
         "bench by worker count (medians of the runs that succeeded)",
         ["workers", "runs", "failed", "completed/s", "sent/s", "p50", "p95"],
-        [[row["workers"], row["runs"], row["failed_runs"], shown(row["completed_per_second"], "/s"),
-          shown(row["sent_per_second"], "/s"), shown(row["latency_p50"], "ms"), shown(row["latency_p95"], "ms")]
-         for row in summary],
+        [
+            [
+                row["workers"],
+                row["runs"],
+                row["failed_runs"],
+                shown(row["completed_per_second"], "/s"),
+                shown(row["sent_per_second"], "/s"),
+                shown(row["latency_p50"], "ms"),
+                shown(row["latency_p95"], "ms"),
+            ]
+            for row in summary
+        ],
     )
 
 
@@ -156,20 +197,28 @@ def overview(view: Overview, rate: float | None = None) -> list[RenderableType]:
             table(
                 title,
                 ["worker", "answering", "pool", "active", "reserved", "processed", "registered tasks"],
-                [[w.name, w.answering, w.pool, w.active, w.reserved, w.processed, ", ".join(w.registered) or None]
-                 for w in view.workers],
+                [
+                    [w.name, w.answering, w.pool, w.active, w.reserved, w.processed, ", ".join(w.registered) or None]
+                    for w in view.workers
+                ],
             )
         )
     if not failed("queues"):
         parts.append(
-            table("queues", ["queue", "ready", "unacked (held by workers)", "consumers"],
-                  [[q.name, q.ready, q.unacked, q.consumers] for q in view.queues])
+            table(
+                "queues",
+                ["queue", "ready", "unacked (held by workers)", "consumers"],
+                [[q.name, q.ready, q.unacked, q.consumers] for q in view.queues],
+            )
         )
     if not failed("backend") and view.backend:
         b = view.backend
         parts.append(
-            table("backend", ["redis", "memory used", "keys", "tasks indexed"],
-                  [[b.version, b.memory_used, b.keys, b.indexed_tasks]])
+            table(
+                "backend",
+                ["redis", "memory used", "keys", "tasks indexed"],
+                [[b.version, b.memory_used, b.keys, b.indexed_tasks]],
+            )
         )
     if not failed("tasks"):
         parts.append(tasks_table(f"last {len(view.tasks)} tasks", view.tasks))
@@ -209,9 +258,11 @@ def duration(amount: float | None) -> str | None:
 def inspection(method: str, replies: dict[str, Any]) -> Table:
     """What workers answered to `tcel inspect METHOD`: one row per task, task name, id, setting or worker."""
     if method in ("active", "reserved", "scheduled"):
-        return table(f"{method} tasks", ["worker", "id", "task", "args", "kwargs", "queue",
-                                         "eta" if method == "scheduled" else "started"],
-                     [_held_task(node, item) for node, items in sorted(replies.items()) for item in items or []])
+        return table(
+            f"{method} tasks",
+            ["worker", "id", "task", "args", "kwargs", "queue", "eta" if method == "scheduled" else "started"],
+            [_held_task(node, item) for node, items in sorted(replies.items()) for item in items or []],
+        )
     if method == "registered":
         holders: dict[str, list[str]] = {}
         for node, names in sorted(replies.items()):
@@ -219,41 +270,74 @@ def inspection(method: str, replies: dict[str, Any]) -> Table:
                 holders.setdefault(name.split(" ")[0], []).append(node)
         return table("registered tasks", ["task", "workers"], [[n, ", ".join(w)] for n, w in sorted(holders.items())])
     if method == "revoked":
-        return table("revoked task ids", ["worker", "id"],
-                     [[node, task_id] for node, ids in sorted(replies.items()) for task_id in ids or []])
+        return table(
+            "revoked task ids",
+            ["worker", "id"],
+            [[node, task_id] for node, ids in sorted(replies.items()) for task_id in ids or []],
+        )
     if method == "stats":
-        return table("worker stats", ["worker", "pid", "uptime", "pool now", "max concurrency", "prefetch", "processed"],
-                     [_worker_stats(node, stats) for node, stats in sorted(replies.items())])
+        return table(
+            "worker stats",
+            ["worker", "pid", "uptime", "pool now", "max concurrency", "prefetch", "processed"],
+            [_worker_stats(node, stats) for node, stats in sorted(replies.items())],
+        )
     if method == "conf":
-        return table("worker settings (as each worker reports them)", ["worker", "setting", "value"],
-                     [[node, key, short(brief(setting), 100)]
-                      for node, conf in sorted(replies.items()) for key, setting in sorted((conf or {}).items())])
+        return table(
+            "worker settings (as each worker reports them)",
+            ["worker", "setting", "value"],
+            [
+                [node, key, short(brief(setting), 100)]
+                for node, conf in sorted(replies.items())
+                for key, setting in sorted((conf or {}).items())
+            ],
+        )
     if method == "query_task":
-        return table("tasks as workers hold them", ["worker", "id", "state", "task", "args", "kwargs"],
-                     [[node, task_id, state, *_held_task(node, request)[2:5]]
-                      for node, found in sorted(replies.items()) for task_id, (state, request) in sorted(found.items())])
+        return table(
+            "tasks as workers hold them",
+            ["worker", "id", "state", "task", "args", "kwargs"],
+            [
+                [node, task_id, state, *_held_task(node, request)[2:5]]
+                for node, found in sorted(replies.items())
+                for task_id, (state, request) in sorted(found.items())
+            ],
+        )
     raise ValueError(f"no table for inspect {method}")
 
 
 def _held_task(node: str, item: dict[str, Any]) -> list[Any]:
     """worker, id, task, args, kwargs, queue, eta or start of a task a worker holds."""
     request = item.get("request", item)  # scheduled entries wrap the request with its eta and priority
-    return [node, request.get("id"), request.get("name"), short(brief(request.get("args"))),
-            short(brief(request.get("kwargs"))), (request.get("delivery_info") or {}).get("routing_key"),
-            item.get("eta") or when(request.get("time_start"))]
+    return [
+        node,
+        request.get("id"),
+        request.get("name"),
+        short(brief(request.get("args"))),
+        short(brief(request.get("kwargs"))),
+        (request.get("delivery_info") or {}).get("routing_key"),
+        item.get("eta") or when(request.get("time_start")),
+    ]
 
 
 def _worker_stats(node: str, stats: dict[str, Any]) -> list[Any]:
     pool = stats.get("pool") or {}
-    return [node, stats.get("pid"), duration(stats.get("uptime")), pool_size(stats), pool.get("max-concurrency"),
-            stats.get("prefetch_count"), sum((stats.get("total") or {}).values())]
+    return [
+        node,
+        stats.get("pid"),
+        duration(stats.get("uptime")),
+        pool_size(stats),
+        pool.get("max-concurrency"),
+        stats.get("prefetch_count"),
+        sum((stats.get("total") or {}).values()),
+    ]
 
 
 def control_report(command: str, acknowledged: dict[str, str], refused: dict[str, str], silent: list[str]) -> Table:
     """Who did a control command, who refused it and why, who did not answer."""
-    rows = ([[node, "acknowledged", said] for node, said in sorted(acknowledged.items())]
-            + [[node, "refused", why] for node, why in sorted(refused.items())]
-            + [[node, "no answer", None] for node in silent])
+    rows = (
+        [[node, "acknowledged", said] for node, said in sorted(acknowledged.items())]
+        + [[node, "refused", why] for node, why in sorted(refused.items())]
+        + [[node, "no answer", None] for node in silent]
+    )
     return table(command, ["worker", "outcome", "reply"], rows)
 
 

@@ -8,7 +8,7 @@ import json
 import math
 import re
 from collections.abc import Iterable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import IO, Any
 
 from .errors import UsageError
@@ -111,8 +111,10 @@ def _stdin_json(stdin: IO[str] | None) -> Any:
     try:
         return _strict_json(text)
     except ValueError as exc:
-        raise UsageError(f"stdin is not one JSON value ({_reason(exc)})", hint="give the argument '-' a JSON value "
-                         "on stdin, such as [1, 2, 3]") from None
+        raise UsageError(
+            f"stdin is not one JSON value ({_reason(exc)})",
+            hint="give the argument '-' a JSON value on stdin, such as [1, 2, 3]",
+        ) from None
 
 
 def parse_kwargs(text: str | None) -> dict[str, Any]:
@@ -122,9 +124,11 @@ def parse_kwargs(text: str | None) -> dict[str, Any]:
     try:
         value = _strict_json(text)
     except ValueError as exc:
-        raise UsageError(f"--kwargs {text!r} is not JSON ({_reason(exc)})", hint='give an object: \'{"key": 1}\'') from None
+        raise UsageError(
+            f"--kwargs {text!r} is not JSON ({_reason(exc)})", hint="give an object: '{\"key\": 1}'"
+        ) from None
     if not isinstance(value, dict):
-        raise UsageError(f"--kwargs must be a JSON object, not {text!r}", hint='give an object: \'{"key": 1}\'')
+        raise UsageError(f"--kwargs must be a JSON object, not {text!r}", hint="give an object: '{\"key\": 1}'")
     return value
 
 
@@ -133,7 +137,9 @@ def parse_seconds(text: str, option: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise UsageError(f"{option} {text!r} is not a number of seconds", hint="give seconds such as 10 or 0.5") from None
+        raise UsageError(
+            f"{option} {text!r} is not a number of seconds", hint="give seconds such as 10 or 0.5"
+        ) from None
     if not math.isfinite(value) or value < 0 or value > MAX_SECONDS:
         raise UsageError(f"{option} {text!r} is out of range", hint=f"give seconds from 0 to {MAX_SECONDS:.0f}")
     return value
@@ -143,7 +149,7 @@ def parse_time(text: str, option: str) -> datetime:
     """An ISO-8601 moment; without an offset it is the local time (what a person typing it means)."""
     try:
         moment = datetime.fromisoformat(text.strip())
-        return (moment if moment.tzinfo else moment.astimezone()).astimezone(timezone.utc)
+        return (moment if moment.tzinfo else moment.astimezone()).astimezone(UTC)
     except (ValueError, OverflowError):
         raise UsageError(
             f"{option} {text!r} is not an ISO-8601 time", hint="such as 2030-01-31T14:30 or 2030-01-31T14:30:00+00:00"
@@ -178,7 +184,7 @@ def parse_queues(text: str) -> tuple[str, ...]:
 
 
 def moment_after(seconds: float) -> datetime:
-    return datetime.now(timezone.utc) + timedelta(seconds=seconds)
+    return datetime.now(UTC) + timedelta(seconds=seconds)
 
 
 def _strict_json(text: str) -> Any:

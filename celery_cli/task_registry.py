@@ -83,13 +83,17 @@ def check(broker_url: str, name: str, queue: str, nodes: Callable[[], list[str] 
     if not registry.workers:
         raise UsageError(
             f"no worker answered, so task {name!r} cannot be checked",
-            hint=f"start the workers with 'tcel up', or pass --no-check to send it anyway (it waits in queue {queue!r})",
+            hint=(
+                f"start the workers with 'tcel up', or pass --no-check to send it anyway (it waits in queue {queue!r})"
+            ),
         )
     if name not in registry.tasks:
         raise UsageError(f"no running worker knows task {name!r}", hint=_known(name, registry.tasks))
     if queue not in registry.queues:
-        return (f"no running worker consumes queue {queue!r}: the task waits there until one does "
-                f"(tcel up --queues ..., or tcel control add-consumer {queue})")
+        return (
+            f"no running worker consumes queue {queue!r}: the task waits there until one does "
+            f"(tcel up --queues ..., or tcel control add-consumer {queue})"
+        )
     return None
 
 

@@ -94,8 +94,12 @@ class ScalingRun:
     error: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {"workers": self.workers, "round": self.round, "error": self.error,
-                **(self.result.as_dict() if self.result else {})}
+        return {
+            "workers": self.workers,
+            "round": self.round,
+            "error": self.error,
+            **(self.result.as_dict() if self.result else {}),
+        }
 
 
 def by_workers(
@@ -134,8 +138,11 @@ def scaling_summary(runs: list[ScalingRun]) -> list[dict[str, Any]]:
     rows = []
     for workers in sorted({run.workers for run in runs}):
         ok = [run.result for run in runs if run.workers == workers and run.error is None and run.result]
-        row: dict[str, Any] = {"workers": workers, "runs": sum(1 for run in runs if run.workers == workers),
-                               "failed_runs": sum(1 for run in runs if run.workers == workers and run.error)}
+        row: dict[str, Any] = {
+            "workers": workers,
+            "runs": sum(1 for run in runs if run.workers == workers),
+            "failed_runs": sum(1 for run in runs if run.workers == workers and run.error),
+        }
         for key in ("completed_per_second", "sent_per_second", "latency_p50", "latency_p95"):
             row[key] = round(statistics.median(getattr(r, key) for r in ok), 4) if ok else None
         rows.append(row)

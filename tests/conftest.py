@@ -10,7 +10,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,7 +29,11 @@ class Run:
 
 
 def run_tcel(
-    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 300, input: str | None = None
+    *args: str,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    timeout: float = 300,
+    input: str | None = None,
 ) -> Run:
     """Run `python -m celery_cli ARGS` as a user would, without a terminal."""
     full_env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200", **(env or {})}
@@ -73,8 +77,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if unit not in Path(item.fspath).parents:
             item.add_marker(pytest.mark.integration)
     # and the one that takes the lab down after every other swarm test
-    items.sort(key=lambda item: (item.get_closest_marker("swarm") is not None,
-                                 item.get_closest_marker("lab_down") is not None))
+    items.sort(
+        key=lambda item: (item.get_closest_marker("swarm") is not None, item.get_closest_marker("lab_down") is not None)
+    )
 
 
 @pytest.fixture(scope="session")
@@ -104,7 +109,7 @@ def test_project_name() -> str:
 
 
 def _owner_alive(project: str) -> bool:
-    pid = project[len(TEST_PREFIX):].partition("x")[0]
+    pid = project[len(TEST_PREFIX) :].partition("x")[0]
     if not pid.isdigit():
         return True  # not a name this conftest makes: leave it alone
     try:
@@ -118,20 +123,20 @@ def _owner_alive(project: str) -> bool:
 
 def remove_stale_test_stacks(client) -> None:
     """Remove what test runs that were killed (their finally blocks never ran) left on the engine."""
+
     def stale(labels: dict | None) -> bool:
         project = (labels or {}).get(LABEL_PROJECT, "")
         return project.startswith(TEST_PREFIX) and not _owner_alive(project)
 
     only_ours = {"label": LABEL_PROJECT}
-    removals = [(c, {"force": True, "v": True}) for c in client.containers.list(all=True, filters=only_ours)
-                if stale(c.labels)]
+    removals = [
+        (c, {"force": True, "v": True}) for c in client.containers.list(all=True, filters=only_ours) if stale(c.labels)
+    ]
     removals += [(n, {}) for n in client.networks.list(filters=only_ours) if stale(n.attrs.get("Labels"))]
     removals += [(v, {"force": True}) for v in client.volumes.list(filters=only_ours) if stale(v.attrs.get("Labels"))]
     for thing, options in removals:
-        try:
+        with suppress(Exception):
             thing.remove(**options)
-        except Exception:  # noqa: BLE001 - best effort; the next run tries again
-            pass
 
 
 def free_port() -> int:
@@ -149,9 +154,16 @@ class StackProject:
     engine: object
     env: dict[str, str] = field(default_factory=dict)
 
-    def tcel(self, *args: str, env: dict[str, str] | None = None, timeout: float = 600, input: str | None = None) -> Run:
+    def tcel(
+        self, *args: str, env: dict[str, str] | None = None, timeout: float = 600, input: str | None = None
+    ) -> Run:
         return run_tcel(
-            *args, "--project-name", self.name, env={**self.env, **(env or {})}, cwd=self.directory, timeout=timeout,
+            *args,
+            "--project-name",
+            self.name,
+            env={**self.env, **(env or {})},
+            cwd=self.directory,
+            timeout=timeout,
             input=input,
         )
 
@@ -222,8 +234,9 @@ def logs_followed_until(stack: StackProject, send, seen_in, timeout: float = 30)
         for line in stream:
             lines.put(line)
 
-    with subprocess.Popen(command, cwd=stack.directory, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          text=True) as following:
+    with subprocess.Popen(
+        command, cwd=stack.directory, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    ) as following:
         threading.Thread(target=read, args=(following.stdout,), daemon=True).start()
         try:
             deadline = time.monotonic() + timeout
@@ -232,10 +245,8 @@ def logs_followed_until(stack: StackProject, send, seen_in, timeout: float = 30)
                 sent.append(send())
                 pause = time.monotonic() + 2
                 while time.monotonic() < pause:
-                    try:
+                    with suppress(queue.Empty):
                         seen.append(lines.get(timeout=0.2))
-                    except queue.Empty:
-                        pass
         finally:
             following.send_signal(signal.SIGINT)
             try:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from enum import Enum
-from typing import Annotated, Optional
+from enum import StrEnum
+from typing import Annotated
 
 import typer
 
@@ -13,7 +13,7 @@ from ..output import Output
 from .options import Json, which_stack
 
 
-class BenchTask(str, Enum):
+class BenchTask(StrEnum):
     tsum = "tsum"
     add = "add"
 
@@ -25,13 +25,14 @@ def bench(
     task: Annotated[BenchTask, typer.Option(help="Which task to send.")] = BenchTask.tsum,
     size: Annotated[int, typer.Option(min=1, max=100_000, help="Numbers per tsum task.")] = 10,
     timeout: Annotated[float, typer.Option(min=1, help="Stop waiting for results after this many seconds.")] = 600,
-    window: Annotated[
-        int, typer.Option(min=1, max=100_000, help="Tasks sent ahead of the broker's confirms.")
-    ] = 1000,
+    window: Annotated[int, typer.Option(min=1, max=100_000, help="Tasks sent ahead of the broker's confirms.")] = 1000,
     workers: Annotated[
-        Optional[str],
-        typer.Option(metavar="N1,N2", help="Run the bench at each of these worker counts (the stack is scaled "
-                     "to each in turn, then back), e.g. 1,2,4."),
+        str | None,
+        typer.Option(
+            metavar="N1,N2",
+            help="Run the bench at each of these worker counts (the stack is scaled "
+            "to each in turn, then back), e.g. 1,2,4.",
+        ),
     ] = None,
     rounds: Annotated[
         int, typer.Option(min=1, max=20, help="With --workers: runs per worker count, the order alternating.")
@@ -50,8 +51,14 @@ def bench(
 
     out = Output(json)
     if workers is not None:
-        _by_workers(out, target, _counts(workers), rounds, ready_timeout,
-                    lambda endpoints: run(endpoints, count, task.value, size, timeout, lambda *_: None, window))
+        _by_workers(
+            out,
+            target,
+            _counts(workers),
+            rounds,
+            ready_timeout,
+            lambda endpoints: run(endpoints, count, task.value, size, timeout, lambda *_: None, window),
+        )
         return
     where = target.endpoints()
     with out.progress(f"{count} x tasks.{task.value}") as progress:
@@ -70,8 +77,10 @@ def _counts(option: str) -> list[int]:
     except ValueError:
         counts = []
     if not counts or any(not 1 <= n <= 32 for n in counts) or len(set(counts)) != len(counts):
-        raise UsageError(f"--workers {option!r} is not a list of worker counts",
-                         hint="give distinct numbers from 1 to 32, such as 1,2,4")
+        raise UsageError(
+            f"--workers {option!r} is not a list of worker counts",
+            hint="give distinct numbers from 1 to 32, such as 1,2,4",
+        )
     return counts
 
 

@@ -4,8 +4,8 @@ running workers: limits, pool size, queues consumed, shutdown), each saying whic
 from __future__ import annotations
 
 import re
-from enum import Enum
-from typing import TYPE_CHECKING, Annotated, Any, Optional
+from enum import StrEnum
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -71,8 +71,11 @@ def _asked_to_purge(out: Output, target: Target) -> bool:
         waiting = control.queued()
     if not waiting:
         return False
-    if not out.confirm(f"Delete {waiting} queued task(s)?", "purge deletes queued tasks",
-                       hint="pass --yes to confirm when not at a terminal"):
+    if not out.confirm(
+        f"Delete {waiting} queued task(s)?",
+        "purge deletes queued tasks",
+        hint="pass --yes to confirm when not at a terminal",
+    ):
         out.info("nothing purged")
         raise typer.Exit(int(ExitCode.FAILURE))
     return True
@@ -90,7 +93,7 @@ QueueName = Annotated[str, typer.Argument(metavar="QUEUE", help="A queue name.")
 _RATE = re.compile(r"\d+(\.\d+)?(/[smh])?")
 
 
-class PoolChange(str, Enum):
+class PoolChange(StrEnum):
     grow = "grow"
     shrink = "shrink"
 
@@ -117,7 +120,7 @@ def time_limit(
     target: Target,
     task: TaskName,
     soft: Annotated[str, typer.Argument(help="Seconds after which the task gets SoftTimeLimitExceeded.")],
-    hard: Annotated[Optional[str], typer.Argument(help="Seconds after which its process is killed.")] = None,
+    hard: Annotated[str | None, typer.Argument(help="Seconds after which its process is killed.")] = None,
     worker: Worker = None,
     timeout: AnswerTimeout = 1.0,
     json: Json = False,
@@ -164,8 +167,9 @@ def autoscale(
 
 @control_app.command("add-consumer")
 @which_stack("broker")
-def add_consumer(target: Target, queue: QueueName, worker: Worker = None, timeout: AnswerTimeout = 1.0,
-                 json: Json = False) -> None:
+def add_consumer(
+    target: Target, queue: QueueName, worker: Worker = None, timeout: AnswerTimeout = 1.0, json: Json = False
+) -> None:
     """Make the workers consume QUEUE too (declared durable, as Celery does), until they restart."""
     from ..task_args import parse_queue
 
@@ -174,8 +178,9 @@ def add_consumer(target: Target, queue: QueueName, worker: Worker = None, timeou
 
 @control_app.command("cancel-consumer")
 @which_stack("broker")
-def cancel_consumer(target: Target, queue: QueueName, worker: Worker = None, timeout: AnswerTimeout = 1.0,
-                    json: Json = False) -> None:
+def cancel_consumer(
+    target: Target, queue: QueueName, worker: Worker = None, timeout: AnswerTimeout = 1.0, json: Json = False
+) -> None:
     """Make the workers stop consuming QUEUE; its tasks wait there."""
     from ..task_args import parse_queue
 
@@ -186,8 +191,12 @@ def cancel_consumer(target: Target, queue: QueueName, worker: Worker = None, tim
 @which_stack("broker")
 def shutdown(
     target: Target,
-    worker: Annotated[str, typer.Argument(metavar="WORKER", help="The worker to stop (worker-2 or celery@worker-2).",
-                                          autocompletion=workers)],
+    worker: Annotated[
+        str,
+        typer.Argument(
+            metavar="WORKER", help="The worker to stop (worker-2 or celery@worker-2).", autocompletion=workers
+        ),
+    ],
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
     json: Json = False,
 ) -> None:
@@ -195,8 +204,9 @@ def shutdown(
     from .. import workers as stack_workers
 
     out = Output(json)
-    if not yes and not out.confirm(f"Shut down {worker}?", "shutdown stops a worker",
-                                   hint="pass --yes to confirm when not at a terminal"):
+    if not yes and not out.confirm(
+        f"Shut down {worker}?", "shutdown stops a worker", hint="pass --yes to confirm when not at a terminal"
+    ):
         raise typer.Exit(int(ExitCode.FAILURE))
     _report(out, "shutdown", stack_workers.shutdown(target, worker))
 
@@ -213,8 +223,9 @@ def _report(out: Output, title: str, found: Answers) -> None:
     from .. import tables
 
     if out.json_mode:
-        out.data({"command": title, "acknowledged": found.acknowledged, "refused": found.refused,
-                  "no_answer": found.silent})
+        out.data(
+            {"command": title, "acknowledged": found.acknowledged, "refused": found.refused, "no_answer": found.silent}
+        )
     else:
         out.render(tables.control_report(title, found.acknowledged, found.refused, found.silent))
     if found.refused or found.silent or not found.replies:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 from typing import Annotated
 
 import typer
@@ -13,7 +13,7 @@ from ..output import Output
 from .options import Json, which_stack
 
 
-class Shell(str, Enum):
+class Shell(StrEnum):
     sh = "sh"
     fish = "fish"
     powershell = "powershell"
@@ -22,7 +22,9 @@ class Shell(str, Enum):
 @which_stack()
 def env(
     target: Target,
-    shell: Annotated[Shell, typer.Option(help="Print the lines for this shell (sh also suits bash and zsh).")] = Shell.sh,
+    shell: Annotated[
+        Shell, typer.Option(help="Print the lines for this shell (sh also suits bash and zsh).")
+    ] = Shell.sh,
     json: Json = False,
 ) -> None:
     """Print CELERY_BROKER_URL and CELERY_RESULT_BACKEND_URL of this project's stack, as reachable from here.

@@ -37,13 +37,21 @@ def flower(
     access = flower_access(stack)
     opened = open_browser(access.flower_url()) if open_ else None
     if json:
-        out.data({**flower_dict(access, show_password), "opened": opened,
-                  "credentials_file": str(state_file(target.project))})
+        out.data(
+            {
+                **flower_dict(access, show_password),
+                "opened": opened,
+                "credentials_file": str(state_file(target.project)),
+            }
+        )
         return
     out.line(access.flower_url())
     out.info(f"  user     {access.flower_user}")
-    out.info(f"  password {access.flower_password}" if show_password
-             else f"  password {mask(access.flower_password)}  (--show-password prints it)")
+    out.info(
+        f"  password {access.flower_password}"
+        if show_password
+        else f"  password {mask(access.flower_password)}  (--show-password prints it)"
+    )
     if opened:
         out.success(f"opened {access.flower_url()} in a browser: log in as {access.flower_user}")
     elif open_:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -13,7 +13,7 @@ from .options import Json
 
 def init(
     directory: Annotated[
-        Optional[Path], typer.Argument(help="Where to write it (default: the current directory); made if missing.")
+        Path | None, typer.Argument(help="Where to write it (default: the current directory); made if missing.")
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite files that exist.")] = False,
     json: Json = False,
@@ -31,8 +31,11 @@ def init(
         out.data({"directory": str(where), "written": [path.name for path in written]})
         return
     out.success(f"wrote a project in {where}: {', '.join(path.name for path in written)}")
-    out.info(f"  next: cd {where} && tcel up --watch, then edit tasks.py" if directory else
-             "  next: tcel up --watch, then edit tasks.py")
+    out.info(
+        f"  next: cd {where} && tcel up --watch, then edit tasks.py"
+        if directory
+        else "  next: tcel up --watch, then edit tasks.py"
+    )
 
 
 def register(app: typer.Typer) -> None:

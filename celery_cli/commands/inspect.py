@@ -4,7 +4,7 @@ to the stack's workers so it returns as soon as they have answered."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
@@ -21,9 +21,14 @@ inspect_app = typer.Typer(
     rich_markup_mode=None,
 )
 Worker = Annotated[
-    Optional[str],
-    typer.Option("--worker", "-w", metavar="NAME", help="Ask only this worker (worker-2 or celery@worker-2).",
-                 autocompletion=worker_names),
+    str | None,
+    typer.Option(
+        "--worker",
+        "-w",
+        metavar="NAME",
+        help="Ask only this worker (worker-2 or celery@worker-2).",
+        autocompletion=worker_names,
+    ),
 ]
 AnswerTimeout = Annotated[
     float, typer.Option("--timeout", min=0.1, max=60, help="Seconds to wait for the workers' answers.")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -23,36 +23,39 @@ if TYPE_CHECKING:
 def up(
     target: Target,
     workers: Annotated[
-        Optional[int], typer.Option(min=1, max=32, help="Worker containers (default: as many as run, else 1).")
+        int | None, typer.Option(min=1, max=32, help="Worker containers (default: as many as run, else 1).")
     ] = None,
     concurrency: Annotated[
-        Optional[int], typer.Option(min=1, max=256, help="Processes per worker (default: the image's, 10).")
+        int | None, typer.Option(min=1, max=256, help="Processes per worker (default: the image's, 10).")
     ] = None,
     queues: Queues = None,
     build: Annotated[bool, typer.Option("--build", help="Rebuild the worker image and replace older workers.")] = False,
     wait: Annotated[bool, typer.Option("--wait/--no-wait", help="Wait until every service answers.")] = True,
     ready_timeout: ReadyTimeout = 120,
     bind: Annotated[
-        Optional[str], typer.Option(help="Address to publish ports on [env TCEL_BIND; default 127.0.0.1].")
+        str | None, typer.Option(help="Address to publish ports on [env TCEL_BIND; default 127.0.0.1].")
     ] = None,
     broker_port: Annotated[
-        Optional[int], typer.Option(min=1, max=65535, help="Host port for RabbitMQ [env TCEL_BROKER_PORT; 5672].")
+        int | None, typer.Option(min=1, max=65535, help="Host port for RabbitMQ [env TCEL_BROKER_PORT; 5672].")
     ] = None,
     backend_port: Annotated[
-        Optional[int], typer.Option(min=1, max=65535, help="Host port for Redis [env TCEL_BACKEND_PORT; 6379].")
+        int | None, typer.Option(min=1, max=65535, help="Host port for Redis [env TCEL_BACKEND_PORT; 6379].")
     ] = None,
     broker_image: Annotated[
-        Optional[str], typer.Option(help="RabbitMQ image [env TCEL_BROKER_IMAGE; rabbitmq:4].")
+        str | None, typer.Option(help="RabbitMQ image [env TCEL_BROKER_IMAGE; rabbitmq:4].")
     ] = None,
-    backend_image: Annotated[Optional[str], typer.Option(help="Redis image [env TCEL_BACKEND_IMAGE; redis:7].")] = None,
+    backend_image: Annotated[str | None, typer.Option(help="Redis image [env TCEL_BACKEND_IMAGE; redis:7].")] = None,
     python_image: Annotated[
-        Optional[str], typer.Option(help="Base of the worker image [env TCEL_PYTHON_IMAGE; python:3.12-slim].")
+        str | None, typer.Option(help="Base of the worker image [env TCEL_PYTHON_IMAGE; python:3.12-slim].")
     ] = None,
     flower: Annotated[
-        bool, typer.Option("--flower", help="Also run Flower, the web monitor, behind a generated login (see 'tcel flower').")
+        bool,
+        typer.Option(
+            "--flower", help="Also run Flower, the web monitor, behind a generated login (see 'tcel flower')."
+        ),
     ] = False,
     flower_port: Annotated[
-        Optional[int], typer.Option(min=1, max=65535, help="Host port for Flower [env TCEL_FLOWER_PORT; 5555].")
+        int | None, typer.Option(min=1, max=65535, help="Host port for Flower [env TCEL_FLOWER_PORT; 5555].")
     ] = None,
     watch: Annotated[
         bool, typer.Option("--watch", help="Then stay in the foreground: a change to the worker's files reloads them.")
@@ -61,20 +64,30 @@ def up(
         float, typer.Option(min=0, help="With --watch: seconds a replaced worker may finish its running tasks.")
     ] = 10,
     swarm: Annotated[
-        Optional[bool],
-        typer.Option("--swarm/--containers", help="Run as Docker Swarm services across the swarm's nodes, or as "
-                     "plain containers [env TCEL_ENGINE; default: as last started, else containers]."),
+        bool | None,
+        typer.Option(
+            "--swarm/--containers",
+            help="Run as Docker Swarm services across the swarm's nodes, or as "
+            "plain containers [env TCEL_ENGINE; default: as last started, else containers].",
+        ),
     ] = None,
     init: Annotated[
         bool, typer.Option("--init", help="With --swarm: make this engine a single-node swarm if it is in none.")
     ] = False,
     data_node: Annotated[
-        Optional[str], typer.Option(help="With --swarm: the node the broker and backend (and their data) run on "
-                                    "[default: as last started, else this manager].")
+        str | None,
+        typer.Option(
+            help="With --swarm: the node the broker and backend (and their data) run on "
+            "[default: as last started, else this manager]."
+        ),
     ] = None,
     registry: Annotated[
-        Optional[str], typer.Option(metavar="HOST:PORT", help="With --swarm: push the worker image there, for every "
-                                    "node to pull [default: a registry service tcel runs].")
+        str | None,
+        typer.Option(
+            metavar="HOST:PORT",
+            help="With --swarm: push the worker image there, for every "
+            "node to pull [default: a registry service tcel runs].",
+        ),
     ] = None,
     json: Json = False,
 ) -> None:
@@ -90,10 +103,24 @@ def up(
     from ..stack import open_stack
 
     out = Output(json)
-    options = up_options(target, bind, broker_port, backend_port, broker_image, backend_image, python_image,
-                         workers=workers, concurrency=concurrency, build=build, queues=_queues(queues),
-                         flower=flower, flower_port=flower_port, swarm_init=init, data_node=data_node,
-                         registry=registry)
+    options = up_options(
+        target,
+        bind,
+        broker_port,
+        backend_port,
+        broker_image,
+        backend_image,
+        python_image,
+        workers=workers,
+        concurrency=concurrency,
+        build=build,
+        queues=_queues(queues),
+        flower=flower,
+        flower_port=flower_port,
+        swarm_init=init,
+        data_node=data_node,
+        registry=registry,
+    )
     stack = open_stack(target.project, {True: "swarm", False: "containers", None: None}[swarm])
     with out.status(f"bringing up stack {target.project.name}") as progress:
         report = stack.start(options, ready_timeout if wait else None, progress)
@@ -159,8 +186,11 @@ def up_options(
         return port_setting(key, option) if is_set(key, option) else None
 
     def image(key: str, option: str | None) -> str:
-        return setting(key, option) if option is not None or key in os.environ or key not in started_with \
+        return (
+            setting(key, option)
+            if option is not None or key in os.environ or key not in started_with
             else started_with[key]
+        )
 
     concurrency = rest.pop("concurrency", None) or int(started_with.get("TCEL_CONCURRENCY") or 0) or None
     rest["registry"] = rest.get("registry") or started_with.get("TCEL_REGISTRY") or None
@@ -234,12 +264,13 @@ def down(
 def logs(
     target: Target,
     service: Annotated[
-        Optional[str],
-        typer.Argument(help="broker, backend, worker (all workers), worker-N or flower; default: all.",
-                       autocompletion=services),
+        str | None,
+        typer.Argument(
+            help="broker, backend, worker (all workers), worker-N or flower; default: all.", autocompletion=services
+        ),
     ] = None,
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new lines until Ctrl-C.")] = False,
-    tail: Annotated[Optional[int], typer.Option(min=0, help="Only the last N lines of each container.")] = None,
+    tail: Annotated[int | None, typer.Option(min=0, help="Only the last N lines of each container.")] = None,
     json: Annotated[bool, typer.Option("--json", help="One JSON object per line: service and line.")] = False,
 ) -> None:
     """Show the containers' logs, interleaved and prefixed with their service, as compose does."""

@@ -6,14 +6,14 @@ import functools
 import inspect
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
 from ..endpoints import Target
 
 ProjectDir = Annotated[
-    Optional[Path],
+    Path | None,
     typer.Option(
         "--project-dir",
         envvar="TCEL_PROJECT_DIR",
@@ -22,15 +22,15 @@ ProjectDir = Annotated[
     ),
 ]
 ProjectName = Annotated[
-    Optional[str],
+    str | None,
     typer.Option("--project-name", "-p", help="Project name (default: TCEL_PROJECT_NAME, else the directory's name)."),
 ]
 BrokerUrl = Annotated[
-    Optional[str],
+    str | None,
     typer.Option(help="Broker to send to [env CELERY_BROKER_URL; default: the stack 'tcel up' started here]."),
 ]
 BackendUrl = Annotated[
-    Optional[str],
+    str | None,
     typer.Option(help="Redis result backend [env CELERY_RESULT_BACKEND_URL; default: the stack's]."),
 ]
 Json = Annotated[bool, typer.Option("--json", help="Print one JSON document to stdout, for scripts.")]
@@ -43,7 +43,7 @@ TaskTimeout = Annotated[
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print only the task id.")]
 # What workers consume (up, scale).
 Queues = Annotated[
-    Optional[str],
+    str | None,
     typer.Option(
         metavar="Q1,Q2", help="Queues the workers consume (default: as running, else Celery's default 'celery')."
     ),
@@ -65,8 +65,10 @@ def which_stack(*services: str) -> Callable[[Callable[..., Any]], Callable[..., 
     def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
         signature = inspect.signature(command, eval_str=True)
         own = [p for p in signature.parameters.values() if p.name != "target"]
-        added = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=annotation)
-                 for name, annotation in options.items()]
+        added = [
+            inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=annotation)
+            for name, annotation in options.items()
+        ]
 
         @functools.wraps(command)
         def run(*args: Any, **kwargs: Any) -> Any:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -44,7 +44,7 @@ def results(
         int, typer.Option("--count", "-n", "--limit", min=1, max=10_000, help="How many tasks to show.")
     ] = 20,
     state: Annotated[
-        Optional[str], typer.Option(help="Only tasks in this state: PENDING, STARTED, SUCCESS, FAILURE, ...")
+        str | None, typer.Option(help="Only tasks in this state: PENDING, STARTED, SUCCESS, FAILURE, ...")
     ] = None,
     json: Json = False,
 ) -> None:

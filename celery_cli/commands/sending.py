@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -32,30 +32,38 @@ NoCheck = Annotated[
 def call(
     target: Target,
     name: Annotated[
-        str, typer.Argument(metavar="NAME", help="The task's registered name, such as tasks.add.",
-                            autocompletion=task_names, show_default=False)
+        str,
+        typer.Argument(
+            metavar="NAME",
+            help="The task's registered name, such as tasks.add.",
+            autocompletion=task_names,
+            show_default=False,
+        ),
     ],
     args: Annotated[
-        Optional[list[str]],
-        typer.Argument(metavar="[ARG]...", help="Positional arguments, each a JSON literal: 3, '\"text\"', '[1, 2]'; "
-                       "- reads one from stdin.", show_default=False),
+        list[str] | None,
+        typer.Argument(
+            metavar="[ARG]...",
+            help="Positional arguments, each a JSON literal: 3, '\"text\"', '[1, 2]'; - reads one from stdin.",
+            show_default=False,
+        ),
     ] = None,
-    kwargs: Annotated[Optional[str], typer.Option(metavar="JSON", help="Keyword arguments, a JSON object.")] = None,
+    kwargs: Annotated[str | None, typer.Option(metavar="JSON", help="Keyword arguments, a JSON object.")] = None,
     raw_strings: Annotated[
         bool, typer.Option("--raw-strings", help="Send an ARG that is not JSON as a string instead of refusing it.")
     ] = False,
-    countdown: Annotated[Optional[str], typer.Option(metavar="S", help="Run no earlier than S seconds from now.")] = None,
+    countdown: Annotated[str | None, typer.Option(metavar="S", help="Run no earlier than S seconds from now.")] = None,
     eta: Annotated[
-        Optional[str],
+        str | None,
         typer.Option(metavar="ISO-8601", help="Run no earlier than then (local time unless an offset is given)."),
     ] = None,
     expires: Annotated[
-        Optional[str],
+        str | None,
         typer.Option(metavar="S|ISO-8601", help="Drop the task unless it starts within S seconds, or by then."),
     ] = None,
     queue: Annotated[str, typer.Option("--queue", "-Q", help="The queue to send it to.")] = QUEUE,
     priority: Annotated[
-        Optional[int], typer.Option(min=0, max=9, help="Message priority 0-9 (queues declared with x-max-priority).")
+        int | None, typer.Option(min=0, max=9, help="Message priority 0-9 (queues declared with x-max-priority).")
     ] = None,
     no_check: NoCheck = False,
     wait: Wait = False,
@@ -163,14 +171,22 @@ def streamed(target: Target, chunks: Iterator[Chunk], out: Output, timeout: floa
     if warning:
         out.warn(warning)
     with out.status("tsum -: reading") as progress:
-        task = sum_stream(where, chunks, timeout, lambda tally: progress(
-            f"tsum -: {tally.numbers_read:,} numbers read, {tally.chunks_done:,}/{tally.chunks_sent:,} chunks summed, "
-            f"{tally.rate:,.0f} numbers/s"
-        ))
+        task = sum_stream(
+            where,
+            chunks,
+            timeout,
+            lambda tally: progress(
+                f"tsum -: {tally.numbers_read:,} numbers read, "
+                f"{tally.chunks_done:,}/{tally.chunks_sent:,} chunks summed, "
+                f"{tally.rate:,.0f} numbers/s"
+            ),
+        )
     if not quiet and not out.json_mode:
         job = task.job or {}
-        out.info(f"{job.get('numbers', 0):,} numbers read in {job.get('read_seconds', 0):.1f}s and summed by "
-                 f"{job.get('chunks', 0):,} chunk tasks; sending the sum of their sums")
+        out.info(
+            f"{job.get('numbers', 0):,} numbers read in {job.get('read_seconds', 0):.1f}s and summed by "
+            f"{job.get('chunks', 0):,} chunk tasks; sending the sum of their sums"
+        )
     return task
 
 
@@ -229,7 +245,10 @@ def send(
     try:
         with out.status(f"{task.name} {task_id[:8]}: QUEUED") as progress:
             submitted = submit(
-                where, task, task_id, wait=timeout,
+                where,
+                task,
+                task_id,
+                wait=timeout,
                 on_state=lambda state: progress(f"{task.name} {task_id[:8]}: {state}"),
             )
     except KeyboardInterrupt:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from contextlib import nullcontext
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -45,7 +45,7 @@ def status(target: Target, json: Json = False) -> None:
 @which_stack()
 def watch(
     target: Target,
-    count: Annotated[Optional[int], typer.Option("--count", "-n", min=1, help="Stop after this many refreshes.")] = None,
+    count: Annotated[int | None, typer.Option("--count", "-n", min=1, help="Stop after this many refreshes.")] = None,
     interval: Annotated[float, typer.Option(min=0.2, help="Seconds between refreshes.")] = 1.0,
     json: Json = False,
 ) -> None:

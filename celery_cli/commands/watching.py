@@ -52,15 +52,22 @@ def _announce(out: Output, project: Project) -> None:
         files = ", ".join(sorted(str(path.relative_to(project.directory)) for path in image_files(project)))
         out.info(f"watching {project.directory}: a change to {files} reloads the workers (Ctrl-C stops watching)")
     else:
-        out.info(f"watching {project.directory}: it has no Dockerfile, so the workers run tcel's own tasks until "
-                 "it has one ('tcel init' writes a project to edit); Ctrl-C stops watching")
+        out.info(
+            f"watching {project.directory}: it has no Dockerfile, so the workers run tcel's own tasks until "
+            "it has one ('tcel init' writes a project to edit); Ctrl-C stops watching"
+        )
 
 
 def _show(out: Output, outcome: Reload) -> None:
     changed = f"{', '.join(outcome.changed)} changed" if outcome.changed else "files changed during 'up'"
     if out.json_mode:
-        out.json_line({"changed": outcome.changed, "reloaded": outcome.error is None,
-                       **({"error": outcome.error.message} if outcome.error else outcome.report.as_dict())})
+        out.json_line(
+            {
+                "changed": outcome.changed,
+                "reloaded": outcome.error is None,
+                **({"error": outcome.error.message} if outcome.error else outcome.report.as_dict()),
+            }
+        )
     elif outcome.error is not None:
         out.warn(f"{changed}, reload failed, the running workers go on serving: {outcome.error.message}")
     elif not outcome.report.replaced:
@@ -68,5 +75,6 @@ def _show(out: Output, outcome: Reload) -> None:
     else:
         r = outcome.report
         build = f"rebuilt in {r.build_seconds:.1f}s" if r.built else "image already built"
-        out.success(f"{changed}: {build}, {len(r.replaced)} worker(s) replaced in {r.replace_seconds:.1f}s, "
-                    f"now {r.image}")
+        out.success(
+            f"{changed}: {build}, {len(r.replaced)} worker(s) replaced in {r.replace_seconds:.1f}s, now {r.image}"
+        )

@@ -6,7 +6,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from .. import credentials
@@ -67,7 +67,12 @@ class UpReport:
             "removed": self.removed,
             "ready": self.ready_after is not None,
             "ready_seconds": round(self.ready_after, 2) if self.ready_after is not None else None,
-            "broker": {"host": c.host, "port": c.broker_port, "user": c.broker_user, "password": mask(c.broker_password)},
+            "broker": {
+                "host": c.host,
+                "port": c.broker_port,
+                "user": c.broker_user,
+                "password": mask(c.broker_password),
+            },
             "backend": {"host": c.host, "port": c.backend_port, "password": mask(c.backend_password)},
             "flower": flower_dict(c) if self.flower else None,
             "credentials_file": credentials_file,
@@ -79,8 +84,11 @@ def flower_dict(access: Credentials, show_password: bool = False) -> dict[str, A
     """Where Flower answers and its login, for --json; the password masked unless asked for."""
     from ..credentials import mask
 
-    return {"url": access.flower_url(), "user": access.flower_user,
-            "password": access.flower_password if show_password else mask(access.flower_password)}
+    return {
+        "url": access.flower_url(),
+        "user": access.flower_user,
+        "password": access.flower_password if show_password else mask(access.flower_password),
+    }
 
 
 @dataclass
@@ -94,8 +102,11 @@ class ReloadReport:
     replace_seconds: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "build_seconds": round(self.build_seconds, 2),
-                "replace_seconds": round(self.replace_seconds, 2)}
+        return {
+            **asdict(self),
+            "build_seconds": round(self.build_seconds, 2),
+            "replace_seconds": round(self.replace_seconds, 2),
+        }
 
 
 class ReloadInterrupted(KeyboardInterrupt):
@@ -134,7 +145,7 @@ class ServiceStatus:
     def uptime(self) -> float | None:
         if self.state != "running" or self.started_at is None:
             return None
-        return max(0.0, (datetime.now(timezone.utc) - self.started_at).total_seconds())
+        return max(0.0, (datetime.now(UTC) - self.started_at).total_seconds())
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)

@@ -51,8 +51,13 @@ def build(
     api = client.api
     response = api.post(
         f"{api.base_url}/v{api.api_version}/build",
-        params={"version": "2", "t": tag, "buildargs": json.dumps(buildargs), "labels": json.dumps(labels),
-                "networkmode": network_mode},
+        params={
+            "version": "2",
+            "t": tag,
+            "buildargs": json.dumps(buildargs),
+            "labels": json.dumps(labels),
+            "networkmode": network_mode,
+        },
         data=context,
         headers={"Content-Type": "application/x-tar"},
         stream=True,
@@ -85,8 +90,9 @@ def _follow(status: bytes, steps: dict[str, _Step], on_step: Callable[[str], Non
         elif number == 3:  # VertexLog: 1 vertex, 4 msg
             log = dict(_fields(value))
             step = steps.setdefault(log.get(1, b"").decode(), _Step("a build step"))
-            step.output += [line.strip() for line in log.get(4, b"").decode(errors="replace").splitlines()
-                            if line.strip()]
+            step.output += [
+                line.strip() for line in log.get(4, b"").decode(errors="replace").splitlines() if line.strip()
+            ]
             del step.output[:-20]
 
 
@@ -104,7 +110,7 @@ def _fields(message: bytes) -> Iterator[tuple[int, bytes]]:
             position += 4
         elif kind == 2:
             length, position = _varint(message, position)
-            yield key >> 3, message[position:position + length]
+            yield key >> 3, message[position : position + length]
             position += length
         else:
             return  # groups: not in BuildKit's status messages

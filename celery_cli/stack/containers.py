@@ -71,8 +71,13 @@ class ContainerStack(Stack):
         with project_lock(self.project, create=False), engine.engine_errors():
             containers = engine.containers(self.client, self.project)
             if not containers:
-                refuse_other_engine(self.project, "containers", swarm_engine.service_names(self.client, self.project),
-                                    command="down", volumes=volumes)
+                refuse_other_engine(
+                    self.project,
+                    "containers",
+                    swarm_engine.service_names(self.client, self.project),
+                    command="down",
+                    volumes=volumes,
+                )
             engine.stop_and_remove(containers)
             return DownReport(
                 containers=[c.name for c in containers],

@@ -14,7 +14,13 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import EngineUnreachable, PortInUse, TcelError
 from ..names import (
-    FLOWER_IMAGE_KIND, LABEL_IMAGE, LABEL_NUMBER, LABEL_PROJECT, LABEL_QUEUES, LABEL_SERVICE, SERVICES,
+    FLOWER_IMAGE_KIND,
+    LABEL_IMAGE,
+    LABEL_NUMBER,
+    LABEL_PROJECT,
+    LABEL_QUEUES,
+    LABEL_SERVICE,
+    SERVICES,
     WORKER_IMAGE_KIND,
 )
 from ..settings import Project
@@ -75,8 +81,11 @@ SWARM_TASK_LABEL = "com.docker.swarm.task.id"
 def containers(client: docker.DockerClient, project: Project) -> list[Container]:
     """The project's plain containers (not Swarm's task containers), broker first, then backend, then workers
     by number."""
-    found = [c for c in client.containers.list(all=True, filters=project_filter(project), ignore_removed=True)
-             if SWARM_TASK_LABEL not in c.labels]
+    found = [
+        c
+        for c in client.containers.list(all=True, filters=project_filter(project), ignore_removed=True)
+        if SWARM_TASK_LABEL not in c.labels
+    ]
     order = {service: index for index, service in enumerate(SERVICES)}
     return sorted(found, key=lambda c: (order.get(service_of(c), len(order)), number_of(c)))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -69,10 +70,8 @@ class BuildContext:
         links to the repository's top-level worker files); a file deleted meanwhile is left out."""
         files = {}
         for relative in context_files(context):
-            try:
+            with contextlib.suppress(FileNotFoundError):
                 files[relative] = ((context / relative).read_bytes(), (context / relative).stat().st_mode & 0o777)
-            except FileNotFoundError:
-                pass
         return cls(files)
 
     @classmethod
@@ -119,9 +118,16 @@ def flower_image_name(python_image: str) -> str:
 def build_flower_image(client: docker.DockerClient, tag: str, python_image: str, progress: Progress) -> None:
     """Build the Flower image on the configured Python base, streaming the build's steps to `progress`."""
     progress(f"building {tag} (Flower)")
-    _build(client, BuildContext.flower(), tag, python_image, FLOWER_IMAGE_KIND, "Flower image",
-           "check that the Python base image can install packages from PyPI, then run 'tcel up --flower' again",
-           progress)
+    _build(
+        client,
+        BuildContext.flower(),
+        tag,
+        python_image,
+        FLOWER_IMAGE_KIND,
+        "Flower image",
+        "check that the Python base image can install packages from PyPI, then run 'tcel up --flower' again",
+        progress,
+    )
 
 
 def build_worker_image(
@@ -137,8 +143,16 @@ def build_worker_image(
     context = project.build_context
     dockerfile = context / "Dockerfile"
     progress(f"building {tag} from {dockerfile}")
-    _build(client, files or BuildContext.read(context), tag, python_image, WORKER_IMAGE_KIND, "worker image",
-           f"fix {dockerfile}, then run 'tcel up --build'", progress)
+    _build(
+        client,
+        files or BuildContext.read(context),
+        tag,
+        python_image,
+        WORKER_IMAGE_KIND,
+        "worker image",
+        f"fix {dockerfile}, then run 'tcel up --build'",
+        progress,
+    )
 
 
 def _build(
@@ -169,7 +183,11 @@ def _build(
 
 
 def _build_with_older_builder(
-    client: docker.DockerClient, files: BuildContext, settings: dict[str, Any], what: str, hint: str,
+    client: docker.DockerClient,
+    files: BuildContext,
+    settings: dict[str, Any],
+    what: str,
+    hint: str,
     progress: Progress,
 ) -> None:
     import docker

@@ -68,7 +68,7 @@ def merged(streams: list[Iterator[tuple[str, str]]]) -> Iterator[tuple[str, str]
                 items.put(item)
         except docker.errors.NotFound:
             pass  # removed between listing and reading (a `down`, a reload): its stream has ended, the others go on
-        except Exception as exc:  # noqa: BLE001 - handed to the consuming thread, which reports it
+        except Exception as exc:
             items.put(exc)
         finally:
             items.put(None)

@@ -66,7 +66,7 @@ def wait_until_answering(
     last_check = 0.0
     broker_answered: float | None = None  # epoch seconds
     with Control(access.broker_url()) as control:
-        control.app  # import Celery while the broker boots, not after it answers
+        _ = control.app  # import Celery while the broker boots, not after it answers
         while True:
             pending -= _services_answering(access, pending)
             if "broker" not in pending and pending & workers:
@@ -128,7 +128,8 @@ def check_alive(project: Project, containers: Iterable[Container]) -> None:
                 code = c.attrs["State"].get("ExitCode")
                 where = source_line(project, tail)
                 raise NotRunning(
-                    f"{c.name} exited with code {code}" + (f": {tail[-1].strip()}" if tail else "")
+                    f"{c.name} exited with code {code}"
+                    + (f": {tail[-1].strip()}" if tail else "")
                     + (f" ({where})" if where else ""),
                     hint=f"see 'tcel logs {engine.hostname_of(c)}'; fix the cause, then run 'tcel up' again",
                 )

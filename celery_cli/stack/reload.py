@@ -68,8 +68,15 @@ def replace_workers(
                         old = olds[spec.key]
                         if old is not None:
                             old_images.add(old.attrs["Image"])
-                        new = _start_beside(client, project, replace(spec, image=report.image), old,
-                                            planned.credentials, ready_timeout, progress)
+                        new = _start_beside(
+                            client,
+                            project,
+                            replace(spec, image=report.image),
+                            old,
+                            planned.credentials,
+                            ready_timeout,
+                            progress,
+                        )
                         report.replaced.append(new.name)
                         moved.append(spec.key)
                         if old is not None:
@@ -83,8 +90,9 @@ def replace_workers(
             for _, stopped in stopping:
                 stopped.result()
         except KeyboardInterrupt:
-            state = _cut_short(report.image, [s.key for s in stale if s.key not in moved], moved, stopping, grace,
-                               progress)
+            state = _cut_short(
+                report.image, [s.key for s in stale if s.key not in moved], moved, stopping, grace, progress
+            )
             raise ReloadInterrupted(state) from None
         engine.remove_unused_images(client, old_images - {image_id})
         report.replace_seconds = time.monotonic() - started
@@ -129,20 +137,25 @@ def _cut_short(
     if moved:
         told.append(f"{', '.join(moved)} {_verb(moved, 'runs', 'run')} {image}")
     if behind:
-        told.append(f"{', '.join(behind)} still {_verb(behind, 'runs its', 'run their')} old image ('tcel up' "
-                    f"replaces {_verb(behind, 'it', 'them')})")
+        told.append(
+            f"{', '.join(behind)} still {_verb(behind, 'runs its', 'run their')} old image ('tcel up' "
+            f"replaces {_verb(behind, 'it', 'them')})"
+        )
     if pending:
         names = ", ".join(engine.hostname_of(old) for old in pending)
         progress(f"interrupted: stopping the old {names} now, without the rest of the {grace:g}s grace")
-        outcome = (f"the old {names} stopped without the rest of the {grace:g}s grace (running tasks went back "
-                   "to the queue)")
+        outcome = (
+            f"the old {names} stopped without the rest of the {grace:g}s grace (running tasks went back to the queue)"
+        )
         try:
             engine.stop_and_remove(pending)
         except docker.errors.APIError:
             pass  # its own thread was removing it meanwhile
         except KeyboardInterrupt:  # a second Ctrl-C
-            outcome = (f"the old {names} {_verb(pending, 'is', 'are')} still in a warm shutdown of up to {grace:g}s "
-                       f"({', '.join(old.name for old in pending)}; 'tcel up' removes {_verb(pending, 'it', 'them')})")
+            outcome = (
+                f"the old {names} {_verb(pending, 'is', 'are')} still in a warm shutdown of up to {grace:g}s "
+                f"({', '.join(old.name for old in pending)}; 'tcel up' removes {_verb(pending, 'it', 'them')})"
+            )
         told.append(outcome)
     return "interrupted during the reload: " + "; ".join(told or ["every worker still runs its old image"])
 

@@ -7,7 +7,13 @@ from dataclasses import dataclass, field, replace
 
 from ..credentials import Credentials
 from ..names import (
-    BACKEND_PORT, BROKER_PORT, FLOWER_PORT, LABEL_NUMBER, LABEL_QUEUES, LABEL_SERVICE, MAX_MESSAGE_SIZE,
+    BACKEND_PORT,
+    BROKER_PORT,
+    FLOWER_PORT,
+    LABEL_NUMBER,
+    LABEL_QUEUES,
+    LABEL_SERVICE,
+    MAX_MESSAGE_SIZE,
 )
 from ..settings import Project
 from .base import UpOptions
@@ -117,8 +123,10 @@ def flower(credentials: Credentials, image: str) -> ServiceSpec:
     in before start on containers, Docker secrets on Swarm), which flowerconfig.py reads: nothing secret in
     its environment or on its command line, where `docker inspect` shows them."""
     inside = credentials.inside_network()
-    secrets = {**{key: inside[key] for key in URL_VARIABLES},
-               FLOWER_LOGIN_VARIABLE: f"{credentials.flower_user}:{credentials.flower_password}"}
+    secrets = {
+        **{key: inside[key] for key in URL_VARIABLES},
+        FLOWER_LOGIN_VARIABLE: f"{credentials.flower_user}:{credentials.flower_password}",
+    }
     return ServiceSpec(
         "flower",
         None,

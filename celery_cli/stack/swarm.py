@@ -30,8 +30,9 @@ if TYPE_CHECKING:
 
 EVERY_INTERFACE = "0.0.0.0"
 PUBLISHED_NOTE = "Swarm publishes the broker's and backend's ports on every interface of the data node {node}"
-FLOWER_PUBLISHED_NOTE = ("Swarm publishes Flower's port {port} on every interface of the data node {node} too, "
-                         "behind its generated login")
+FLOWER_PUBLISHED_NOTE = (
+    "Swarm publishes Flower's port {port} on every interface of the data node {node} too, behind its generated login"
+)
 REGISTRY_PUBLISHED_NOTE = ", and the registry's port {port} on every interface of every node"
 # what `up` compares and changes on a running worker service (a rolling update), besides its image
 WORKER_SETTINGS = ("CELERY_WORKER_CONCURRENCY", "CELERY_WORKER_QUEUES")
@@ -70,8 +71,10 @@ class SwarmStack(Stack):
             for kind, service in sorted(found.items(), key=lambda item: _order(item[0])):
                 tasks = service.tasks(filters={"desired-state": "running"})
                 counts = _replica_counts(service, tasks)
-                for task in sorted(tasks, key=lambda t: t.get("Slot", 0)):
-                    rows.append(replace(_task_status(kind, service, task, nodes), replicas=counts))
+                rows.extend(
+                    replace(_task_status(kind, service, task, nodes), replicas=counts)
+                    for task in sorted(tasks, key=lambda t: t.get("Slot", 0))
+                )
             return rows
 
     def up(self, options: UpOptions, progress: Progress) -> UpReport:
@@ -83,14 +86,17 @@ class SwarmStack(Stack):
             if swarm_engine.membership(client.info(), options.swarm_init):
                 progress("making this engine a single-node swarm manager")
                 swarm_engine.init_swarm(client)
-                notes.append("this engine is now a single-node swarm manager on 127.0.0.1 (for other machines "
-                             "to join, 'docker swarm init --advertise-addr ADDRESS' instead); leaving it later "
-                             "('docker swarm leave') cuts name resolution in the networks of the plain-container "
-                             "stacks on this engine: 'tcel down' and 'tcel up' them afterwards")
+                notes.append(
+                    "this engine is now a single-node swarm manager on 127.0.0.1 (for other machines "
+                    "to join, 'docker swarm init --advertise-addr ADDRESS' instead); leaving it later "
+                    "('docker swarm leave') cuts name resolution in the networks of the plain-container "
+                    "stacks on this engine: 'tcel down' and 'tcel up' them afterwards"
+                )
             existing = {swarm_engine.service_of(s): s for s in swarm_engine.services(client, self.project)}
             if options.workers_only and not {"broker", "backend"} <= existing.keys():
-                raise NotRunning(f"stack {self.project.name}: broker or backend not running",
-                                 hint="run 'tcel up' first")
+                raise NotRunning(
+                    f"stack {self.project.name}: broker or backend not running", hint="run 'tcel up' first"
+                )
             kept = stored.kept(self.project)
             data_node = self._data_node(options.data_node, kept.get("TCEL_DATA_NODE"), existing)
             access = self._credentials(options, existing, data_node, notes)
@@ -99,9 +105,12 @@ class SwarmStack(Stack):
                 access = self._flower_access(options, existing, access, data_node, notes)
             report = UpReport(access, notes=notes, flower=with_flower)
             settings = {
-                "TCEL_ENGINE": "swarm", "TCEL_BROKER_IMAGE": options.broker_image,
-                "TCEL_BACKEND_IMAGE": options.backend_image, "TCEL_PYTHON_IMAGE": options.python_image,
-                "TCEL_CONCURRENCY": str(options.concurrency or ""), "TCEL_REGISTRY": options.registry or "",
+                "TCEL_ENGINE": "swarm",
+                "TCEL_BROKER_IMAGE": options.broker_image,
+                "TCEL_BACKEND_IMAGE": options.backend_image,
+                "TCEL_PYTHON_IMAGE": options.python_image,
+                "TCEL_CONCURRENCY": str(options.concurrency or ""),
+                "TCEL_REGISTRY": options.registry or "",
                 "TCEL_DATA_NODE": data_node.attrs["Description"]["Hostname"],
                 "TCEL_REGISTRY_PORT": kept.get("TCEL_REGISTRY_PORT", ""),
             }
@@ -122,19 +131,26 @@ class SwarmStack(Stack):
                 image = _push(client, worker_image, registry, progress)
                 swarm_engine.label_data_node(client, self.project, data_node)
                 on_data_node = [f"node.labels.{swarm_engine.data_label(self.project)}==true"]
-                for spec in (specs.broker(self.project, options, access),
-                             specs.backend(self.project, options, access)):
+                for spec in (specs.broker(self.project, options, access), specs.backend(self.project, options, access)):
                     if spec.service not in existing:
                         progress(f"creating service {self.project.container(spec.service)}")
                         existing[spec.service] = swarm_engine.create_service(
-                            client, self.project, spec, network.name, 1, on_data_node)
+                            client, self.project, spec, network.name, 1, on_data_node
+                        )
                         report.created.append(existing[spec.service].name)
                 self._workers(options, existing, access, image, network.name, report, progress)
-                stored.save(self.project, access, {**settings, "TCEL_REGISTRY_PORT": "" if options.registry
-                                                    else registry.rpartition(":")[2]})
+                stored.save(
+                    self.project,
+                    access,
+                    {**settings, "TCEL_REGISTRY_PORT": "" if options.registry else registry.rpartition(":")[2]},
+                )
                 if {self.project.container("broker"), self.project.container("backend")} & set(report.created):
-                    report.notes.append(_published_note(data_node.attrs["Description"]["Hostname"],
-                                                        None if options.registry else registry.rpartition(":")[2]))
+                    report.notes.append(
+                        _published_note(
+                            data_node.attrs["Description"]["Hostname"],
+                            None if options.registry else registry.rpartition(":")[2],
+                        )
+                    )
                 if flower_image:  # after the broker's note, which Flower's ("...too") follows
                     self._flower(flower_image, existing, access, registry, network.name, data_node, report, progress)
             except BaseException:
@@ -155,15 +171,16 @@ class SwarmStack(Stack):
                 swarm_engine.remove_services(self.client, self.project, made)
             else:
                 self._remove(made)
-        except Exception:  # noqa: BLE001 - the error that failed `up` is the one to show; `tcel down` removes the rest
+        except Exception:
             pass
 
     def _data_node(self, asked: str | None, kept: str | None, existing: dict[str, Service]) -> Any:
         """The node the broker and backend run on: as asked, else as kept, else this manager. A running broker
         or backend is not moved: on another node they would start on empty volumes."""
         node = swarm_engine.node_of(self.client, asked or kept)
-        refuse_data_node_move(self.project, kept, node.attrs["Description"]["Hostname"],
-                              sorted({"broker", "backend"} & existing.keys()))
+        refuse_data_node_move(
+            self.project, kept, node.attrs["Description"]["Hostname"], sorted({"broker", "backend"} & existing.keys())
+        )
         return node
 
     def _credentials(
@@ -183,8 +200,10 @@ class SwarmStack(Stack):
             if asked or not here or port_free(EVERY_INTERFACE, kept):
                 return asked or kept
             chosen = free_port(EVERY_INTERFACE)
-            notes.append(f"port {kept} is taken: the {service} uses {chosen}, kept for project "
-                         f"{self.project.name} (--{service}-port chooses one)")
+            notes.append(
+                f"port {kept} is taken: the {service} uses {chosen}, kept for project "
+                f"{self.project.name} (--{service}-port chooses one)"
+            )
             return chosen
 
         return access.with_ports(
@@ -194,7 +213,11 @@ class SwarmStack(Stack):
         )
 
     def _flower_access(
-        self, options: UpOptions, existing: dict[str, Service], access: Credentials, data_node: Any,
+        self,
+        options: UpOptions,
+        existing: dict[str, Service],
+        access: Credentials,
+        data_node: Any,
         notes: list[str],
     ) -> Credentials:
         """The credentials with Flower's login (kept, or new) and port: the one its service publishes, else the
@@ -206,20 +229,31 @@ class SwarmStack(Stack):
             port = _published(existing["flower"]) or kept
         elif asked:
             if here and not port_free(EVERY_INTERFACE, asked):
-                raise PortInUse(f"port {asked} on {EVERY_INTERFACE} for the flower is already in use",
-                                hint="choose another with --flower-port or TCEL_FLOWER_PORT")
+                raise PortInUse(
+                    f"port {asked} on {EVERY_INTERFACE} for the flower is already in use",
+                    hint="choose another with --flower-port or TCEL_FLOWER_PORT",
+                )
             port = asked
         elif not here or port_free(EVERY_INTERFACE, kept):
             port = kept
         else:
             port = free_port(EVERY_INTERFACE)
-            notes.append(f"port {kept} is taken: the flower uses {port}, kept for project {self.project.name} "
-                         "(--flower-port chooses one)")
+            notes.append(
+                f"port {kept} is taken: the flower uses {port}, kept for project {self.project.name} "
+                "(--flower-port chooses one)"
+            )
         return replace(access.with_flower_login(), flower_port=port)
 
     def _flower(
-        self, local: str, existing: dict[str, Service], access: Credentials, registry: str, network: str,
-        data_node: Any, report: UpReport, progress: Progress,
+        self,
+        local: str,
+        existing: dict[str, Service],
+        access: Credentials,
+        registry: str,
+        network: str,
+        data_node: Any,
+        report: UpReport,
+        progress: Progress,
     ) -> None:
         """Create the Flower service on the data node (its port published there, as the broker's) from the image
         `local` (built by `up` before anything was made), pushed as the worker's; or bring a running one to it."""
@@ -232,18 +266,25 @@ class SwarmStack(Stack):
             progress(f"creating service {self.project.container('flower')}")
             on_data_node = [f"node.labels.{swarm_engine.data_label(self.project)}==true"]
             existing["flower"] = swarm_engine.create_service(
-                client, self.project, specs.flower(access, image), network, 1, on_data_node)
+                client, self.project, specs.flower(access, image), network, 1, on_data_node
+            )
             report.created.append(existing["flower"].name)
-            report.notes.append(FLOWER_PUBLISHED_NOTE.format(
-                port=access.flower_port, node=data_node.attrs["Description"]["Hostname"]))
+            report.notes.append(
+                FLOWER_PUBLISHED_NOTE.format(port=access.flower_port, node=data_node.attrs["Description"]["Hostname"])
+            )
         elif _image_of(flower) != image.split("@")[0]:
             progress(f"updating service {flower.name} to {image}")
             swarm_engine.update(flower, image=image)
             report.started.append(flower.name)
 
     def _registry(
-        self, options: UpOptions, kept: dict[str, str], existing: dict[str, Service], network: str,
-        report: UpReport, progress: Progress,
+        self,
+        options: UpOptions,
+        kept: dict[str, str],
+        existing: dict[str, Service],
+        network: str,
+        report: UpReport,
+        progress: Progress,
     ) -> str:
         """Where the worker image goes: --registry, else a registry service on this manager with a pull-through
         mirror on every other node, so that every node pulls it as 127.0.0.1:PORT (an address every engine
@@ -259,20 +300,29 @@ class SwarmStack(Stack):
                 port = free_port(EVERY_INTERFACE)
             progress(f"creating service {self.project.container('registry')} on port {port}")
             manager = [f"node.id=={client.info()['Swarm']['NodeID']}"]
-            central = ServiceSpec("registry", None, options.registry_image,
-                                  ports={swarm_engine.REGISTRY_PORT: (EVERY_INTERFACE, port)},
-                                  volumes={self.project.volume("registry"): "/var/lib/registry"})
+            central = ServiceSpec(
+                "registry",
+                None,
+                options.registry_image,
+                ports={swarm_engine.REGISTRY_PORT: (EVERY_INTERFACE, port)},
+                volumes={self.project.volume("registry"): "/var/lib/registry"},
+            )
             existing["registry"] = swarm_engine.create_service(client, self.project, central, network, 1, manager)
             report.created.append(existing["registry"].name)
         if "registry-mirror" not in existing:
             others = [f"node.id!={client.info()['Swarm']['NodeID']}"]
             upstream = f"http://registry:{swarm_engine.REGISTRY_PORT}"  # the central one, over the overlay network
-            mirror = ServiceSpec("registry-mirror", None, options.registry_image,
-                                 environment={"REGISTRY_PROXY_REMOTEURL": upstream},
-                                 ports={swarm_engine.REGISTRY_PORT: (EVERY_INTERFACE, port)},
-                                 health=MIRROR_HEALTH)
+            mirror = ServiceSpec(
+                "registry-mirror",
+                None,
+                options.registry_image,
+                environment={"REGISTRY_PROXY_REMOTEURL": upstream},
+                ports={swarm_engine.REGISTRY_PORT: (EVERY_INTERFACE, port)},
+                health=MIRROR_HEALTH,
+            )
             existing["registry-mirror"] = swarm_engine.create_service(
-                client, self.project, mirror, network, 0, others, mode="global")
+                client, self.project, mirror, network, 0, others, mode="global"
+            )
             report.created.append(existing["registry-mirror"].name)
         address = f"127.0.0.1:{port}"
         _wait_registry(address, existing["registry"], progress)
@@ -280,8 +330,14 @@ class SwarmStack(Stack):
         return address
 
     def _workers(
-        self, options: UpOptions, existing: dict[str, Service], access: Credentials, image: str, network: str,
-        report: UpReport, progress: Progress,
+        self,
+        options: UpOptions,
+        existing: dict[str, Service],
+        access: Credentials,
+        image: str,
+        network: str,
+        report: UpReport,
+        progress: Progress,
     ) -> None:
         """Create the worker service, or bring its image, settings (concurrency, queues) and replica count to
         what is asked: a new image or setting is a rolling update, one replica at a time."""
@@ -291,8 +347,14 @@ class SwarmStack(Stack):
         spec = specs.worker(0, options, access, image)
         if worker is None:
             progress(f"creating service {self.project.container('worker')} with {count} replica(s)")
-            existing["worker"] = swarm_engine.create_service(client=self.client, project=self.project, spec=spec,
-                                                             network_name=network, replicas=count, constraints=[])
+            existing["worker"] = swarm_engine.create_service(
+                client=self.client,
+                project=self.project,
+                spec=spec,
+                network_name=network,
+                replicas=count,
+                constraints=[],
+            )
             report.created.append(existing["worker"].name)
             return
         changed = _setting_changes(worker, spec, keep_queues=options.queues is None)
@@ -300,15 +362,17 @@ class SwarmStack(Stack):
         if new_image or changed:
             what = [*(["new image"] if new_image and changed else []), *_described(changed)]
             progress(f"updating service {worker.name} " + (f"({', '.join(what)})" if what else f"to {image}"))
-            labels = {LABEL_QUEUES: spec.labels(self.project)[LABEL_QUEUES]} if "CELERY_WORKER_QUEUES" in changed \
-                else None
+            labels = (
+                {LABEL_QUEUES: spec.labels(self.project)[LABEL_QUEUES]} if "CELERY_WORKER_QUEUES" in changed else None
+            )
             swarm_engine.update(worker, image=image, environment=changed, labels=labels)
             report.started.append(f"{worker.name} ({', '.join(what)})" if changed else worker.name)
         if count != replicas:
             progress(f"scaling service {worker.name} from {replicas} to {count}")
             swarm_engine.update(worker, replicas=count)
             (report.started if count > replicas else report.removed).append(
-                f"{worker.name} ({replicas} -> {count} replicas)")
+                f"{worker.name} ({replicas} -> {count} replicas)"
+            )
 
     def wait_ready(self, credentials: Credentials, timeout: float, progress: Progress) -> float:
         found = self.services()
@@ -320,8 +384,9 @@ class SwarmStack(Stack):
             for kind, service in found.items():
                 _check_tasks(kind, service, since)
 
-        return placed + readiness.wait_until_answering(credentials, nodes, check, timeout - placed, progress,
-                                                       flower="flower" in found)
+        return placed + readiness.wait_until_answering(
+            credentials, nodes, check, timeout - placed, progress, flower="flower" in found
+        )
 
     def _worker_nodes(self, worker: Service | None, deadline: float, progress: Progress) -> set[str]:
         """The Celery node names of the worker service's replicas, once Swarm runs as many tasks as replicas, all
@@ -336,8 +401,9 @@ class SwarmStack(Stack):
                 tasks = worker.tasks()
             wanted = [t for t in tasks if t["DesiredState"] == "running"]
             replacing = [t for t in tasks if t["DesiredState"] != "running" and t["Status"]["State"] == "running"]
-            if (len(wanted) == _replicas(worker) and not replacing
-                    and all(_runs_spec(t, current) for t in wanted)) or time.time() > deadline:
+            if (
+                len(wanted) == _replicas(worker) and not replacing and all(_runs_spec(t, current) for t in wanted)
+            ) or time.time() > deadline:
                 return {worker_node(f"worker-{t['Slot']}") for t in wanted}
             progress(f"waiting for Swarm to place {_replicas(worker)} workers of {_image_of(worker)}")
             time.sleep(0.2)
@@ -350,8 +416,9 @@ class SwarmStack(Stack):
         report = self.up(options, progress)
         image = _image_of(self.services()["worker"])
         self.wait_ready(report.credentials, ready_timeout, progress)
-        return ReloadReport(image, built=report.built, replaced=report.started,
-                            replace_seconds=time.monotonic() - started)
+        return ReloadReport(
+            image, built=report.built, replaced=report.started, replace_seconds=time.monotonic() - started
+        )
 
     def logs(self, service: str | None, follow: bool, tail: int | None) -> Iterator[tuple[str, str]]:
         """`worker` means every worker, `worker-2` the worker in slot 2, `broker` the broker..."""
@@ -410,8 +477,10 @@ def _check_tasks(kind: str, service: Service, since: float) -> None:
         last = next(error for where, error in errors if where == node)
         with engine.engine_errors():
             name = swarm_engine.node_names(service.client).get(node, node)
-        raise NotRunning(f"{service.name}: {count} tasks failed on node {name}, the last: {last}",
-                         hint=f"see 'tcel logs {kind}' and 'docker service ps {service.name}'")
+        raise NotRunning(
+            f"{service.name}: {count} tasks failed on node {name}, the last: {last}",
+            hint=f"see 'tcel logs {kind}' and 'docker service ps {service.name}'",
+        )
 
 
 def _order(kind: str) -> int:
@@ -430,8 +499,10 @@ def _task_status(kind: str, service: Service, task: dict[str, Any], nodes: dict[
         # the registry's readiness is its task running; the stack's own services are probed by `status`
         ready=(state == "running") if kind.startswith("registry") else (None if state == "running" else False),
         image=_image_of(service),
-        ports=[f"{EVERY_INTERFACE}:{p['PublishedPort']}->{p['TargetPort']}/{p['Protocol']}"
-               for p in service.attrs["Spec"].get("EndpointSpec", {}).get("Ports") or []],
+        ports=[
+            f"{EVERY_INTERFACE}:{p['PublishedPort']}->{p['TargetPort']}/{p['Protocol']}"
+            for p in service.attrs["Spec"].get("EndpointSpec", {}).get("Ports") or []
+        ],
         started_at=swarm_engine.task_started(task),
         node=node,
     )
@@ -445,7 +516,7 @@ def refuse_data_node_move(project: Project, current: str | None, asked: str, run
             f"stack {project.name} keeps its {' and '.join(running)} data on node {current}: on node {asked} "
             "they would start on empty volumes",
             hint=f"to move them, 'tcel down' (the data stays in the volumes on {current}), then "
-                 f"'tcel up --swarm --data-node {asked}'",
+            f"'tcel up --swarm --data-node {asked}'",
         )
 
 
@@ -453,23 +524,26 @@ def _published_note(node: str, registry_port: str | None) -> str:
     """What Swarm publishes on every interface (it has no per-address publishing): the data node's broker and
     backend ports, and the port of the registry tcel runs (the registry on the manager, a mirror on every other
     node)."""
-    return PUBLISHED_NOTE.format(node=node) + (REGISTRY_PUBLISHED_NOTE.format(port=registry_port)
-                                               if registry_port else "")
+    return PUBLISHED_NOTE.format(node=node) + (
+        REGISTRY_PUBLISHED_NOTE.format(port=registry_port) if registry_port else ""
+    )
 
 
 def _setting_changes(worker: Service, spec: ServiceSpec, keep_queues: bool) -> dict[str, str | None]:
     """The worker settings (concurrency, queues) the spec asks for that the running service does not have:
     the new value, or None to drop it (back to the image's default); with `keep_queues`, the queues stay."""
     running = swarm_engine.container_environment(worker.attrs["Spec"]["TaskTemplate"]["ContainerSpec"])
-    wanted = {key: spec.environment.get(key) for key in WORKER_SETTINGS
-              if not (keep_queues and key == "CELERY_WORKER_QUEUES")}
+    wanted = {
+        key: spec.environment.get(key) for key in WORKER_SETTINGS if not (keep_queues and key == "CELERY_WORKER_QUEUES")
+    }
     return {key: value for key, value in wanted.items() if running.get(key) != value}
 
 
 def _described(changed: dict[str, str | None]) -> list[str]:
     names = {"CELERY_WORKER_CONCURRENCY": "concurrency", "CELERY_WORKER_QUEUES": "queues"}
-    return [f"{names[key]} {value}" if value else f"{names[key]} as the image's default"
-            for key, value in changed.items()]
+    return [
+        f"{names[key]} {value}" if value else f"{names[key]} as the image's default" for key, value in changed.items()
+    ]
 
 
 def _spec_image(service: Service) -> str:
@@ -520,8 +594,10 @@ def _push(
         failed = exc.explanation or str(exc)
     if failed is not None:
         swarm_engine.untag(client, f"{target}:{tag}")  # nothing of a failed push stays
-        raise ImageError(f"cannot push the {what} to {registry}: {failed}",
-                         hint="check --registry: every node must be able to pull from it")
+        raise ImageError(
+            f"cannot push the {what} to {registry}: {failed}",
+            hint="check --registry: every node must be able to pull from it",
+        )
     return f"{target}:{tag}"
 
 
@@ -539,8 +615,10 @@ def _wait_registry(address: str, service: Service, progress: Progress) -> None:
                 return
         except (urllib.error.URLError, OSError) as exc:
             if time.monotonic() > deadline:
-                raise ServiceUnreachable(f"the registry at {address} does not answer ({exc})",
-                                         hint="see 'tcel logs registry', or pass --registry HOST:PORT") from None
+                raise ServiceUnreachable(
+                    f"the registry at {address} does not answer ({exc})",
+                    hint="see 'tcel logs registry', or pass --registry HOST:PORT",
+                ) from None
         progress(f"waiting for the registry at {address}")
         time.sleep(0.3)
 
@@ -556,8 +634,13 @@ def _wait_mirrors(client: docker.DockerClient, mirror: Service, progress: Progre
     deadline = time.monotonic() + REGISTRY_WAIT
     while True:
         with engine.engine_errors():
-            nodes = {n.id for n in client.nodes.list() if n.id != manager
-                     and n.attrs["Status"]["State"] == "ready" and n.attrs["Spec"]["Availability"] == "active"}
+            nodes = {
+                n.id
+                for n in client.nodes.list()
+                if n.id != manager
+                and n.attrs["Status"]["State"] == "ready"
+                and n.attrs["Spec"]["Availability"] == "active"
+            }
             missing = nodes - {task["NodeID"] for task in swarm_engine.running_tasks(mirror)}
         if not missing:
             return
@@ -568,7 +651,8 @@ def _wait_mirrors(client: docker.DockerClient, mirror: Service, progress: Progre
                 f"the registry mirror ({image}) does not run and answer its healthcheck on {len(missing)} node(s) "
                 f"after {REGISTRY_WAIT:.0f}s",
                 hint=f"see 'docker service ps {mirror.name}'; an image other than registry:2 needs the wget its "
-                     "healthcheck runs (TCEL_REGISTRY_IMAGE)")
+                "healthcheck runs (TCEL_REGISTRY_IMAGE)",
+            )
         progress(f"waiting for the registry mirror on {len(missing)} node(s)")
         time.sleep(0.3)
 
@@ -579,8 +663,9 @@ def _service_lines(service: Service, tail: int | None, follow: bool) -> Iterator
     kind = swarm_engine.service_of(service)
     slots: dict[str, int] = {}
     pending = b""
-    for chunk in service.logs(stdout=True, stderr=True, timestamps=True, details=True, follow=follow,
-                              tail=tail if tail is not None else "all"):
+    for chunk in service.logs(
+        stdout=True, stderr=True, timestamps=True, details=True, follow=follow, tail=tail if tail is not None else "all"
+    ):
         pending += chunk
         *complete, pending = pending.split(b"\n")
         for line in complete:
@@ -600,5 +685,6 @@ def _interleaved(services: list[Service], tail: int | None) -> Iterator[tuple[st
 
 
 def _followed(services: list[Service], tail: int | None) -> Iterator[tuple[str, str]]:
-    return logs.merged([((source, text) for _, source, text in _service_lines(service, tail, follow=True))
-                        for service in services])
+    return logs.merged(
+        [((source, text) for _, source, text in _service_lines(service, tail, follow=True)) for service in services]
+    )

@@ -3,6 +3,7 @@ nodes, secrets, overlay networks, and turning a ServiceSpec into a Swarm service
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import time
 from datetime import datetime
@@ -196,8 +197,9 @@ def _healthcheck(command: tuple[str, ...]) -> Any:
     import docker.types as types
 
     second = 10**9
-    return types.Healthcheck(test=["CMD", *command], interval=2 * second, timeout=2 * second, retries=3,
-                             start_period=60 * second)
+    return types.Healthcheck(
+        test=["CMD", *command], interval=2 * second, timeout=2 * second, retries=3, start_period=60 * second
+    )
 
 
 def untag_pushed(client: docker.DockerClient, registry: str) -> None:
@@ -214,16 +216,18 @@ def untag(client: docker.DockerClient, tag: str) -> None:
     """Drop one tag of this engine's (the image stays while another tag or a container uses it)."""
     import docker
 
-    try:
+    with contextlib.suppress(docker.errors.APIError):
         client.images.remove(tag, noprune=True)
-    except docker.errors.APIError:
-        pass
 
 
 def update(
-    service: Service, image: str | None = None, replicas: int | None = None,
-    environment: dict[str, str | None] | None = None, labels: dict[str, str] | None = None,
-    placement: dict[str, Any] | None = None, force: bool = False,
+    service: Service,
+    image: str | None = None,
+    replicas: int | None = None,
+    environment: dict[str, str | None] | None = None,
+    labels: dict[str, str] | None = None,
+    placement: dict[str, Any] | None = None,
+    force: bool = False,
 ) -> None:
     """Change only the image, replica count, some environment variables (None drops one), labels (the
     service's and its containers') or placement settings (`Constraints`, `MaxReplicas` per node) in the
@@ -255,9 +259,15 @@ def update(
         spec["Labels"] = {**(spec.get("Labels") or {}), **labels}
         container["Labels"] = {**(container.get("Labels") or {}), **labels}
     service.client.api.update_service(
-        service.id, service.version, task_template=spec["TaskTemplate"], name=spec["Name"],
-        labels=spec.get("Labels"), mode=spec["Mode"], update_config=spec.get("UpdateConfig"),
-        rollback_config=spec.get("RollbackConfig"), networks=spec.get("Networks"),
+        service.id,
+        service.version,
+        task_template=spec["TaskTemplate"],
+        name=spec["Name"],
+        labels=spec.get("Labels"),
+        mode=spec["Mode"],
+        update_config=spec.get("UpdateConfig"),
+        rollback_config=spec.get("RollbackConfig"),
+        networks=spec.get("Networks"),
         endpoint_spec=spec.get("EndpointSpec"),
     )
     service.reload()
@@ -294,20 +304,23 @@ def remove_services(client: docker.DockerClient, project: Project, found: list[S
     from .engine import project_filter
 
     for service in found:
-        try:
+        with contextlib.suppress(docker.errors.NotFound):
             service.remove()
-        except docker.errors.NotFound:
-            pass
     ids = {s.id for s in found}
     deadline = time.monotonic() + timeout
 
     def containers_left() -> list[Any]:
-        return [c for c in client.containers.list(all=True, filters=project_filter(project), ignore_removed=True)
-                if c.labels.get(SERVICE_ID_LABEL) in ids]
+        return [
+            c
+            for c in client.containers.list(all=True, filters=project_filter(project), ignore_removed=True)
+            if c.labels.get(SERVICE_ID_LABEL) in ids
+        ]
 
     # the tasks leave the swarm's list before their containers leave this node (and its volumes are free)
     while ids and ([t for t in client.api.tasks() if t["ServiceID"] in ids] or containers_left()):
         if time.monotonic() > deadline:
-            raise NotRunning(f"tasks of {', '.join(sorted(s.name for s in found))} still there after {timeout:.0f}s",
-                             hint="see 'docker service ps'; run 'tcel down' again")
+            raise NotRunning(
+                f"tasks of {', '.join(sorted(s.name for s in found))} still there after {timeout:.0f}s",
+                hint="see 'docker service ps'; run 'tcel down' again",
+            )
         time.sleep(0.3)

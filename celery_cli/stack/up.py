@@ -3,6 +3,7 @@ remove, in that order; whatever this run made is removed again if a later step f
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -18,7 +19,12 @@ from ..settings import Project
 from . import data, engine, specs
 from .base import UpOptions, UpReport
 from .images import (
-    build_flower_image, build_worker_image, ensure_pulled, flower_image_name, image_exists, worker_image_name,
+    build_flower_image,
+    build_worker_image,
+    ensure_pulled,
+    flower_image_name,
+    image_exists,
+    worker_image_name,
 )
 from .specs import ServiceSpec
 
@@ -63,8 +69,12 @@ def plan(client: docker.DockerClient, project: Project, options: UpOptions, exis
         access = access.with_flower_login()
     return UpPlan(
         credentials=access,
-        settings={"TCEL_BROKER_IMAGE": options.broker_image, "TCEL_BACKEND_IMAGE": options.backend_image,
-                  "TCEL_PYTHON_IMAGE": options.python_image, "TCEL_CONCURRENCY": str(options.concurrency or "")},
+        settings={
+            "TCEL_BROKER_IMAGE": options.broker_image,
+            "TCEL_BACKEND_IMAGE": options.backend_image,
+            "TCEL_PYTHON_IMAGE": options.python_image,
+            "TCEL_CONCURRENCY": str(options.concurrency or ""),
+        },
         notes=notes,
         services=[
             specs.broker(project, options, access),
@@ -82,7 +92,9 @@ def plan(client: docker.DockerClient, project: Project, options: UpOptions, exis
     )
 
 
-def prepare(client: docker.DockerClient, project: Project, plan: UpPlan, existing: Existing, progress: Progress) -> None:
+def prepare(
+    client: docker.DockerClient, project: Project, plan: UpPlan, existing: Existing, progress: Progress
+) -> None:
     """Pull missing images, refuse taken ports, build the worker and Flower images: all before anything is made."""
     for spec in plan.services:
         if spec.service in ("broker", "backend") and project.container(spec.service) not in existing:
@@ -96,10 +108,13 @@ def prepare(client: docker.DockerClient, project: Project, plan: UpPlan, existin
         build_flower_image(client, plan.flower_image, plan.python_image, progress)
 
 
-def apply(client: docker.DockerClient, project: Project, plan: UpPlan, existing: Existing, progress: Progress) -> UpReport:
+def apply(
+    client: docker.DockerClient, project: Project, plan: UpPlan, existing: Existing, progress: Progress
+) -> UpReport:
     """Replace stale workers, make what is missing, start what is stopped, drop extra workers."""
-    report = UpReport(plan.credentials, built=plan.build or plan.build_flower, notes=plan.notes,
-                      flower=plan.flower_image is not None)
+    report = UpReport(
+        plan.credentials, built=plan.build or plan.build_flower, notes=plan.notes, flower=plan.flower_image is not None
+    )
     report.removed += _remove_stale_workers(client, existing, plan.worker_image, plan.worker_queues)
     report.removed += _remove_stale_flower(client, existing, plan.flower_image)
     with Rollback() as undo:
@@ -155,10 +170,8 @@ class Rollback:
         import docker
 
         for step in reversed(self.steps):
-            try:
+            with contextlib.suppress(docker.errors.APIError):
                 step()
-            except docker.errors.APIError:
-                pass
 
 
 def _addresses(
@@ -179,13 +192,17 @@ def _addresses(
         if port_free(bind, kept):
             return kept
         chosen = free_port(bind)
-        notes.append(f"port {kept} on {bind} is taken: the {service} uses {chosen}, kept for project "
-                     f"{project.name} (--{service}-port chooses one)")
+        notes.append(
+            f"port {kept} on {bind} is taken: the {service} uses {chosen}, kept for project "
+            f"{project.name} (--{service}-port chooses one)"
+        )
         return chosen
 
     kept = (access.broker_port, access.backend_port) if saved else (BROKER_PORT, BACKEND_PORT)
-    ports = (choose("broker", broker_bound, options.broker_port, kept[0]),
-             choose("backend", backend_bound, options.backend_port, kept[1]))
+    ports = (
+        choose("broker", broker_bound, options.broker_port, kept[0]),
+        choose("backend", backend_bound, options.backend_port, kept[1]),
+    )
     access = access.with_ports(bind, *ports)
     if with_flower:
         kept_flower = access.flower_port if saved else FLOWER_PORT
@@ -205,8 +222,11 @@ def _remove_stale_workers(
     """Workers made from another image (tasks.py or the Dockerfile changed, or --build), or consuming other
     queues than asked, are replaced."""
     image_id = client.images.get(worker_image).id
-    stale = [c for c in existing.values() if engine.service_of(c) == "worker"
-             and (c.attrs["Image"] != image_id or engine.queues_of(c) != queues)]
+    stale = [
+        c
+        for c in existing.values()
+        if engine.service_of(c) == "worker" and (c.attrs["Image"] != image_id or engine.queues_of(c) != queues)
+    ]
     engine.stop_and_remove(stale)
     for c in stale:
         del existing[c.name]

@@ -66,7 +66,7 @@ def healthy(fault_stack: StackProject) -> Iterator[StackProject]:
 @contextmanager
 def switched_off(stack: StackProject, *settings: str) -> Iterator[StackProject]:
     """The stack's workers rebuilt with these protections off; rebuilt with all of them on afterwards."""
-    write_celeryconfig(stack.directory, **{key: False for key in settings})
+    write_celeryconfig(stack.directory, **dict.fromkeys(settings, False))
     try:
         rebuilt = stack.tcel("up", "--build")
         assert rebuilt.code == 0, rebuilt.stderr
@@ -125,14 +125,14 @@ def runs(stack: StackProject, ids: list[str]) -> dict[str, list[int]]:
         pipe = client.pipeline()
         for task_id in ids:
             pipe.lrange(f"fault:runs:{task_id}", 0, -1)
-        return {task_id: [int(pid) for pid in pids] for task_id, pids in zip(ids, pipe.execute())}
+        return {task_id: [int(pid) for pid in pids] for task_id, pids in zip(ids, pipe.execute(), strict=False)}
 
 
 def stored(stack: StackProject, ids: list[str]) -> dict[str, dict]:
     """Each task's result record as Celery stored it in the backend ({} when there is none)."""
     with backend(stack) as client:
         metas = client.mget([f"celery-task-meta-{task_id}" for task_id in ids])
-    return {task_id: json.loads(meta) if meta else {} for task_id, meta in zip(ids, metas)}
+    return {task_id: json.loads(meta) if meta else {} for task_id, meta in zip(ids, metas, strict=False)}
 
 
 def wait_stored(stack: StackProject, expected: dict[str, object], timeout: float) -> dict[str, dict]:
@@ -173,6 +173,10 @@ def results(stack: StackProject, ids: list[str], timeout: float = 120) -> dict[s
 
 def tally(records: dict[str, dict], expected: dict[str, object]) -> tuple[int, int]:
     """(came back right, lost): a task is lost unless it has exactly its expected result."""
-    right = sum(1 for task_id, value in expected.items() if records[task_id].get("result") == value
-                and records[task_id].get("state", records[task_id].get("status")) == "SUCCESS")
+    right = sum(
+        1
+        for task_id, value in expected.items()
+        if records[task_id].get("result") == value
+        and records[task_id].get("state", records[task_id].get("status")) == "SUCCESS"
+    )
     return right, len(expected) - right

@@ -16,10 +16,24 @@ def test_the_backend_stopping_under_wait_is_a_clear_error_and_the_result_is_kept
     with backend(stack) as client:
         before = set(client.keys("fault:runs:*"))
     waiting = subprocess.Popen(
-        [sys.executable, "-m", "celery_cli", "call", "tasks.counted", "7", str(SECONDS), "--wait", "--no-check",
-         "--project-name", stack.name],
-        cwd=stack.directory, env={**os.environ, "NO_COLOR": "1", **stack.env}, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "celery_cli",
+            "call",
+            "tasks.counted",
+            "7",
+            str(SECONDS),
+            "--wait",
+            "--no-check",
+            "--project-name",
+            stack.name,
+        ],
+        cwd=stack.directory,
+        env={**os.environ, "NO_COLOR": "1", **stack.env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         deadline = time.monotonic() + 30
@@ -36,8 +50,10 @@ def test_the_backend_stopping_under_wait_is_a_clear_error_and_the_result_is_kept
     finally:
         waiting.kill()
     redis.start()  # back before the task ends: the worker stores its result as usual
-    print(f"\nFAULT backend stopped while --wait waited: exit {waiting.returncode} {gave_up:.1f} s after the stop: "
-          f"{err.strip()}")
+    print(
+        f"\nFAULT backend stopped while --wait waited: exit {waiting.returncode} {gave_up:.1f} s after the stop: "
+        f"{err.strip()}"
+    )
     assert waiting.returncode == 4 and out == "" and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
     assert f"task {task_id} was sent, but waiting for its result failed: the backend" in err

@@ -42,8 +42,10 @@ def sigkill_the_backend_after_results(stack) -> tuple[int, int]:
 
 def test_results_survive_a_sigkill_of_the_backend(healthy) -> None:
     count, right = sigkill_the_backend_after_results(healthy)
-    print(f"\nFAULT backend SIGKILLed {FSYNC_PASSED} s after the results: stored {count}, still readable {right}, "
-          f"lost {count - right}")
+    print(
+        f"\nFAULT backend SIGKILLed {FSYNC_PASSED} s after the results: stored {count}, still readable {right}, "
+        f"lost {count - right}"
+    )
     assert right == count
 
 
@@ -51,8 +53,10 @@ def test_without_the_append_only_file_a_sigkill_loses_the_results(healthy) -> No
     with backend(healthy) as client:
         client.config_set("appendonly", "no")  # until the restart, which reads the configuration file again
     count, right = sigkill_the_backend_after_results(healthy)
-    print(f"\nFAULT (protection off: appendonly no) backend SIGKILLed {FSYNC_PASSED} s after the results: "
-          f"stored {count}, still readable {right}, lost {count - right}")
+    print(
+        f"\nFAULT (protection off: appendonly no) backend SIGKILLed {FSYNC_PASSED} s after the results: "
+        f"stored {count}, still readable {right}, lost {count - right}"
+    )
     assert right < count
     with backend(healthy) as client:
         assert client.config_get("appendonly") == {"appendonly": "yes"}

@@ -54,9 +54,11 @@ def test_a_broker_blocking_publishers_gets_a_clear_error_and_nothing_sent_is_los
     right, lost = tally(results(stack, list(sent)), sent)
     unconfirmed = results(stack, list(blocked.values()), timeout=10)
     ran_anyway = sum(1 for record in unconfirmed.values() if record["state"] == "SUCCESS")
-    print(f"\nFAULT broker blocked publishers (memory alarm) while sending: reported sent {len(sent)}, came back "
-          f"{right}, lost {lost}; not confirmed within {CONFIRM_TIMEOUT:g} s {len(blocked)} (exit 4, of which "
-          f"{ran_anyway} ran once the alarm cleared; each process took {', '.join(f'{t:.1f}' for t in gave_up)} s)")
+    print(
+        f"\nFAULT broker blocked publishers (memory alarm) while sending: reported sent {len(sent)}, came back "
+        f"{right}, lost {lost}; not confirmed within {CONFIRM_TIMEOUT:g} s {len(blocked)} (exit 4, of which "
+        f"{ran_anyway} ran once the alarm cleared; each process took {', '.join(f'{t:.1f}' for t in gave_up)} s)"
+    )
     assert lost == 0
 
 
@@ -94,10 +96,12 @@ def test_a_window_of_sends_stops_within_the_confirm_timeout_and_reports_only_wha
         line = result.stderr.strip()
         confirmed, unconfirmed, unsent = (count(line, what) for what in COUNTED)
         held = settled_count(stack) - before
-        print(f"\nFAULT broker blocked publishers (memory alarm) during tcel bench -n {BENCH}: exit {result.code}, "
-              f"reported confirmed {confirmed}, written but not confirmed {unconfirmed}, not sent {unsent}; the "
-              f"queue holds {held}; error {took:.1f} s after the alarm was in force (confirm timeout "
-              f"{CONFIRM_TIMEOUT:g} s)\n  {line}")
+        print(
+            f"\nFAULT broker blocked publishers (memory alarm) during tcel bench -n {BENCH}: exit {result.code}, "
+            f"reported confirmed {confirmed}, written but not confirmed {unconfirmed}, not sent {unsent}; the "
+            f"queue holds {held}; error {took:.1f} s after the alarm was in force (confirm timeout "
+            f"{CONFIRM_TIMEOUT:g} s)\n  {line}"
+        )
         assert result.code == 4 and result.stdout == "" and "Traceback" not in result.stderr, result.stderr
         assert len(line.splitlines()) == 1 and "blocks publishers" in line, line
         assert confirmed > 0 and confirmed + unconfirmed + unsent == BENCH, line

@@ -30,6 +30,8 @@ def test_every_task_reported_sent_comes_back(healthy) -> None:
     assert sent and refused == 3
     assert stack.tcel("up").code == 0
     right, lost = tally(results(stack, list(sent)), sent)
-    print(f"\nFAULT broker stopped while sending: reported sent {len(sent)}, came back {right}, lost {lost}, "
-          f"refused {refused}")
+    print(
+        f"\nFAULT broker stopped while sending: reported sent {len(sent)}, came back {right}, lost {lost}, "
+        f"refused {refused}"
+    )
     assert lost == 0

@@ -7,8 +7,12 @@ import sys
 def test_two_ups_at_once_make_one_stack(project) -> None:
     command = [sys.executable, "-m", "celery_cli", "up", "--project-name", project.name]
     env = {**__import__("os").environ, **project.env}
-    both = [subprocess.Popen(command, cwd=project.directory, env=env, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    both = [
+        subprocess.Popen(
+            command, cwd=project.directory, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(2)
+    ]
     try:
         outcomes = [(p.wait(timeout=600), p.stderr.read()) for p in both]
     finally:

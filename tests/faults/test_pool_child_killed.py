@@ -21,8 +21,10 @@ def kill_the_pool_process_running_a_task(stack) -> tuple[list[int], dict]:
 
 def test_a_killed_pool_process_s_task_is_run_again_to_the_end(healthy) -> None:
     pids, record = kill_the_pool_process_running_a_task(healthy)
-    print(f"\nFAULT pool process {pids[0]} killed mid-task: state {record.get('status')}, runs {len(pids)} "
-          f"(pool processes {pids})")
+    print(
+        f"\nFAULT pool process {pids[0]} killed mid-task: state {record.get('status')}, runs {len(pids)} "
+        f"(pool processes {pids})"
+    )
     assert record.get("status") == "SUCCESS" and record.get("result") == 0
     assert len(pids) == 2 and pids[0] != pids[1]
 
@@ -30,7 +32,9 @@ def test_a_killed_pool_process_s_task_is_run_again_to_the_end(healthy) -> None:
 def test_without_reject_on_worker_lost_the_killed_task_fails_and_is_not_run_again(healthy) -> None:
     with switched_off(healthy, "task_reject_on_worker_lost"):
         pids, record = kill_the_pool_process_running_a_task(healthy)
-    print(f"\nFAULT (protection off: task_reject_on_worker_lost = False) pool process killed mid-task: state "
-          f"{record.get('status')} ({(record.get('result') or {}).get('exc_type')}), runs {len(pids)}")
+    print(
+        f"\nFAULT (protection off: task_reject_on_worker_lost = False) pool process killed mid-task: state "
+        f"{record.get('status')} ({(record.get('result') or {}).get('exc_type')}), runs {len(pids)}"
+    )
     assert record.get("status") == "FAILURE" and record["result"]["exc_type"] == "WorkerLostError"
     assert len(pids) == 1

@@ -101,16 +101,19 @@ def cut_the_worker_off_mid_tasks(stack, stored_wait: float, look_longer: float =
         settled(stack, 90)
     twice = sum(1 for pids in runs(stack, list(expected)).values() if len(pids) > 1)
     right, lost = tally(wait_stored(stack, expected, timeout=SECONDS + 30), expected)
-    return Cut(len(in_flight), stored, recovered, took if recovered else later, held, (before, after), right,
-               twice, lost)
+    return Cut(
+        len(in_flight), stored, recovered, took if recovered else later, held, (before, after), right, twice, lost
+    )
 
 
 def test_a_worker_cut_off_mid_task_and_reconnected_loses_nothing(healthy) -> None:
     cut = cut_the_worker_off_mid_tasks(healthy, stored_wait=60, look_longer=120)
-    print(f"\nFAULT worker cut off from the network for {CUT} s mid-task: sent {SENT}, in flight at the cut "
-          f"{cut.in_flight}, results stored {cut.stored}, recovered by itself within {RECOVERY} s: {cut.recovered}, "
-          f"recovered after {cut.recovered_after} s, came back {cut.right}, ran twice {cut.twice}, lost {cut.lost} "
-          f"(address {' -> '.join(cut.addresses)})")
+    print(
+        f"\nFAULT worker cut off from the network for {CUT} s mid-task: sent {SENT}, in flight at the cut "
+        f"{cut.in_flight}, results stored {cut.stored}, recovered by itself within {RECOVERY} s: {cut.recovered}, "
+        f"recovered after {cut.recovered_after} s, came back {cut.right}, ran twice {cut.twice}, lost {cut.lost} "
+        f"(address {' -> '.join(cut.addresses)})"
+    )
     assert cut.addresses[0] != cut.addresses[1], "the worker came back on its old address: not the fault meant"
     assert cut.lost == 0
     assert cut.recovered, f"the worker did not consume again within {RECOVERY} s of being reconnected"
@@ -119,10 +122,12 @@ def test_a_worker_cut_off_mid_task_and_reconnected_loses_nothing(healthy) -> Non
 def test_without_heartbeats_the_cut_off_worker_does_not_recover_by_itself(healthy) -> None:
     with switched_off(healthy, "broker_heartbeat"):
         cut = cut_the_worker_off_mid_tasks(healthy, stored_wait=SECONDS + 10)
-    print(f"\nFAULT (protection off: broker_heartbeat = 0) worker cut off from the network for {CUT} s mid-task: "
-          f"sent {SENT}, in flight at the cut {cut.in_flight}, recovered by itself within {RECOVERY} s: "
-          f"{cut.recovered}, still held by the broker then {cut.held}; after an operator's recovery came back "
-          f"{cut.right}, ran twice {cut.twice}, lost {cut.lost} (address {' -> '.join(cut.addresses)})")
+    print(
+        f"\nFAULT (protection off: broker_heartbeat = 0) worker cut off from the network for {CUT} s mid-task: "
+        f"sent {SENT}, in flight at the cut {cut.in_flight}, recovered by itself within {RECOVERY} s: "
+        f"{cut.recovered}, still held by the broker then {cut.held}; after an operator's recovery came back "
+        f"{cut.right}, ran twice {cut.twice}, lost {cut.lost} (address {' -> '.join(cut.addresses)})"
+    )
     assert cut.addresses[0] != cut.addresses[1], "the worker came back on its old address: the cut proves nothing"
     # The bite is the recovery. Whether the broker still holds the tasks then depends on whether it wrote to the
     # old connection while the stand-in held the old address (a reset closes it): printed, not asserted.
@@ -138,8 +143,9 @@ def reconnect_elsewhere(stack, worker, network) -> None:
     worker.pause()
     stand_in = None
     try:
-        stand_in = stack.engine.containers.run(worker.image.id, ["sleep", "60"], detach=True, network=network.name,
-                                               name=f"tcel-{stack.name}-cut-stand-in")
+        stand_in = stack.engine.containers.run(
+            worker.image.id, ["sleep", "60"], detach=True, network=network.name, name=f"tcel-{stack.name}-cut-stand-in"
+        )
         network.connect(worker, aliases=["worker-1"])
     finally:
         if stand_in is not None:

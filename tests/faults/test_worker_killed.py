@@ -26,8 +26,10 @@ def kill_the_worker_mid_tasks(stack, wait: float) -> tuple[int, int, int, int]:
 
 def test_worker_killed_mid_task_loses_nothing(healthy) -> None:
     in_flight, right, twice, lost = kill_the_worker_mid_tasks(healthy, wait=120)
-    print(f"\nFAULT worker killed mid-task: sent {SENT}, in flight at the kill {in_flight}, came back {right}, "
-          f"ran twice {twice}, lost {lost}")
+    print(
+        f"\nFAULT worker killed mid-task: sent {SENT}, in flight at the kill {in_flight}, came back {right}, "
+        f"ran twice {twice}, lost {lost}"
+    )
     assert lost == 0
     assert twice <= in_flight  # only what the dead worker was running runs again
 
@@ -35,6 +37,8 @@ def test_worker_killed_mid_task_loses_nothing(healthy) -> None:
 def test_without_late_acks_the_same_kill_loses_tasks(healthy) -> None:
     with switched_off(healthy, "task_acks_late"):
         in_flight, right, twice, lost = kill_the_worker_mid_tasks(healthy, wait=SECONDS + 20)
-    print(f"\nFAULT (protection off: task_acks_late = False) worker killed mid-task: sent {SENT}, "
-          f"in flight at the kill {in_flight}, came back {right}, ran twice {twice}, lost {lost}")
+    print(
+        f"\nFAULT (protection off: task_acks_late = False) worker killed mid-task: sent {SENT}, "
+        f"in flight at the kill {in_flight}, came back {right}, ran twice {twice}, lost {lost}"
+    )
     assert lost > 0 and twice == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,10 +25,8 @@ def own_images(engine, project) -> Iterator[None]:
     yield
     project.remove_everything()
     for image_id in worker_image_ids(engine) - before:
-        try:
+        with contextlib.suppress(docker.errors.APIError):  # gone already, or used by another test's stack
             engine.images.remove(image_id, force=True)
-        except docker.errors.APIError:
-            pass  # gone already, or used by a stack another test runs
 
 
 def copy_template(directory: Path) -> None:

@@ -32,8 +32,9 @@ def transient_nonexclusive_queues(broker) -> list[str]:
     """'vhost queue' for every queue that is neither durable nor exclusive, on every vhost."""
     found = []
     for vhost in json.loads(rabbitmqctl(broker, "list_vhosts", "name", "--formatter", "json")):
-        queues = rabbitmqctl(broker, "list_queues", "-p", vhost["name"], "name", "durable", "exclusive",
-                             "--formatter", "json")
+        queues = rabbitmqctl(
+            broker, "list_queues", "-p", vhost["name"], "name", "durable", "exclusive", "--formatter", "json"
+        )
         found += [f"{vhost['name']} {q['name']}" for q in json.loads(queues) if not q["durable"] and not q["exclusive"]]
     return found
 
@@ -49,8 +50,14 @@ def deprecated_features_used(broker) -> list[str]:
 
 
 def test_stack_uses_no_feature_rabbitmq_4_3_denies(project) -> None:
-    steps = [("up",), ("add", "2", "3", "--wait"), ("status",), ("revoke", str(uuid.uuid4())), ("scale", "2"),
-             ("bench", "-n", "200")]
+    steps = [
+        ("up",),
+        ("add", "2", "3", "--wait"),
+        ("status",),
+        ("revoke", str(uuid.uuid4())),
+        ("scale", "2"),
+        ("bench", "-n", "200"),
+    ]
     for step in steps:
         result = project.tcel(*step)
         assert result.code == 0, f"tcel {' '.join(step)} exited {result.code}: {result.stderr}"

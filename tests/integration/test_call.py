@@ -21,7 +21,7 @@ import pytest
 from tests.conftest import REPO, StackProject, free_port, make_project
 from tests.integration.test_tasks import UUID, index_size, wait_for_state
 
-OWN_TASKS = '''
+OWN_TASKS = """
 import time
 
 from celery import Celery
@@ -49,7 +49,7 @@ def boom(message="boom"):
 def slow(seconds):
     time.sleep(seconds)
     return seconds
-'''
+"""
 
 
 @pytest.fixture(scope="module")
@@ -73,6 +73,7 @@ def sent_id(result) -> str:
 
 
 # ---- call on the tutorial's stack ----------------------------------------------------------------------------
+
 
 def test_call_sends_json_arguments_and_waits(stack) -> None:
     result = stack.tcel("call", "tasks.tsum", "[1, 2, 3]", "--wait")
@@ -120,8 +121,20 @@ def test_a_task_sent_to_a_queue_no_worker_consumes_is_kept_there_as_celery_would
     import amqp
 
     queue = f"tcel-test-held-{os.getpid()}"
-    result = stack.tcel("call", "tasks.tsum", "[1, 2]", "--queue", queue, "--priority", "7", "--countdown", "60",
-                        "--kwargs", "{}", "--quiet")
+    result = stack.tcel(
+        "call",
+        "tasks.tsum",
+        "[1, 2]",
+        "--queue",
+        queue,
+        "--priority",
+        "7",
+        "--countdown",
+        "60",
+        "--kwargs",
+        "{}",
+        "--quiet",
+    )
     task_id = sent_id(result)
     assert f"no running worker consumes queue '{queue}'" in result.stderr
     c = stack.connection
@@ -187,20 +200,28 @@ def test_env_prints_urls_a_plain_celery_client_can_use(stack) -> None:
     document = stack.tcel_json("env")
     assert document == {"CELERY_BROKER_URL": c.broker_url(), "CELERY_RESULT_BACKEND_URL": c.backend_url()}
     lines = stack.tcel("env").stdout
-    client = ("import os; from celery import Celery; app = Celery(broker=os.environ['CELERY_BROKER_URL'], "
-              "backend=os.environ['CELERY_RESULT_BACKEND_URL']); "
-              "print(app.send_task('tasks.tsum', args=[[4, 5]]).get(timeout=30)); app.close()")
-    done = subprocess.run(["sh", "-c", f'eval "$1" && exec "{sys.executable}" -c "$2"', "sh", lines, client],
-                          capture_output=True, text=True, timeout=60, cwd=stack.directory,
-                          env={k: v for k, v in os.environ.items() if not k.startswith("CELERY_")})
+    client = (
+        "import os; from celery import Celery; app = Celery(broker=os.environ['CELERY_BROKER_URL'], "
+        "backend=os.environ['CELERY_RESULT_BACKEND_URL']); "
+        "print(app.send_task('tasks.tsum', args=[[4, 5]]).get(timeout=30)); app.close()"
+    )
+    done = subprocess.run(
+        ["sh", "-c", f'eval "$1" && exec "{sys.executable}" -c "$2"', "sh", lines, client],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=stack.directory,
+        env={k: v for k, v in os.environ.items() if not k.startswith("CELERY_")},
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "9"
 
 
 def test_inspect_is_addressed_to_the_stacks_workers_and_says_who_answered(stack) -> None:
     registered = stack.tcel_json("inspect", "registered")
-    assert registered["no_answer"] == [] and {"tasks.add", "tasks.tsum"} <= set(
-        n.split(" ")[0] for n in registered["workers"]["celery@worker-1"])
+    assert registered["no_answer"] == [] and {"tasks.add", "tasks.tsum"} <= {
+        n.split(" ")[0] for n in registered["workers"]["celery@worker-1"]
+    }
     stats = stack.tcel("inspect", "stats")
     assert stats.code == 0 and "celery@worker-1" in stats.stdout and "pool now" in stats.stdout
     conf = stack.tcel("inspect", "conf")
@@ -208,7 +229,9 @@ def test_inspect_is_addressed_to_the_stacks_workers_and_says_who_answered(stack)
     assert conf.code == 0 and "broker_url" in conf.stdout
     assert c.broker_password not in conf.stdout and c.backend_password not in conf.stdout
     unknown = stack.tcel("inspect", "active", "--worker", "worker-9")
-    assert unknown.code == 2 and "no running worker 'worker-9'" in unknown.stderr and "celery@worker-1" in unknown.stderr
+    assert (
+        unknown.code == 2 and "no running worker 'worker-9'" in unknown.stderr and "celery@worker-1" in unknown.stderr
+    )
 
 
 def test_inspect_task_finds_a_scheduled_one(stack) -> None:
@@ -222,12 +245,14 @@ def test_inspect_task_finds_a_scheduled_one(stack) -> None:
 
 # ---- a project with its own tasks.py and queues -------------------------------------------------------------
 
+
 def test_own_tasks_with_kwargs_on_another_queue(own) -> None:
     status = own.tcel_json("status")
     consumers = {q["name"]: q["consumers"] for q in status["queues"]}
     assert consumers.get("celery", 0) >= 1 and consumers.get("extra", 0) >= 1
-    record = own.tcel_json("call", "tasks.greet", '"bob"', "--kwargs", '{"punctuation": "?"}', "--queue", "extra",
-                           "--wait")
+    record = own.tcel_json(
+        "call", "tasks.greet", '"bob"', "--kwargs", '{"punctuation": "?"}', "--queue", "extra", "--wait"
+    )
     assert record["result"] == "hello bob?" and record["queue"] == "extra"
 
 
@@ -246,9 +271,14 @@ def test_a_task_that_raises_and_its_retry_keep_kwargs_and_queue(own) -> None:
 def test_the_tutorials_client_works_after_eval_tcel_env_and_its_task_can_be_retried(own) -> None:
     lines = own.tcel("env").stdout
     client = "from tasks import greet; r = greet.delay('plain', punctuation='.'); print(r.id, r.get(timeout=30))"
-    done = subprocess.run(["sh", "-c", f'eval "$1" && exec "{sys.executable}" -c "$2"', "sh", lines, client],
-                          capture_output=True, text=True, timeout=60, cwd=own.directory,
-                          env={k: v for k, v in os.environ.items() if not k.startswith("CELERY_")})
+    done = subprocess.run(
+        ["sh", "-c", f'eval "$1" && exec "{sys.executable}" -c "$2"', "sh", lines, client],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=own.directory,
+        env={k: v for k, v in os.environ.items() if not k.startswith("CELERY_")},
+    )
     assert done.returncode == 0, done.stderr
     task_id, value = done.stdout.split(maxsplit=1)
     assert value.strip() == "hello plain."
@@ -358,8 +388,17 @@ def test_shutdown_asks_first_then_stops_the_worker_and_up_brings_it_back(own) ->
 
 # ---- errors --------------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("command", [["call", "tasks.add", "1", "2"], ["retry", "some-id"], ["env"],
-                                     ["inspect", "stats"], ["control", "pool", "grow", "1"]])
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["call", "tasks.add", "1", "2"],
+        ["retry", "some-id"],
+        ["env"],
+        ["inspect", "stats"],
+        ["control", "pool", "grow", "1"],
+    ],
+)
 def test_a_stack_that_was_never_up_is_one_line_and_exit_8(project, command: list[str]) -> None:
     result = project.tcel(*command)
     assert result.code == 8, result.stderr
@@ -367,8 +406,9 @@ def test_a_stack_that_was_never_up_is_one_line_and_exit_8(project, command: list
     assert len(lines) == 1 and lines[0].startswith("error:") and "tcel up" in lines[0]
 
 
-@pytest.mark.parametrize("command", [["call", "tasks.add", "1", "2"], ["inspect", "stats"],
-                                     ["control", "rate-limit", "tasks.add", "1/s"]])
+@pytest.mark.parametrize(
+    "command", [["call", "tasks.add", "1", "2"], ["inspect", "stats"], ["control", "rate-limit", "tasks.add", "1/s"]]
+)
 def test_a_broker_that_does_not_answer_is_one_line_and_exit_4(stack, command: list[str]) -> None:
     dead = f"amqp://tcel:secret-pw@127.0.0.1:{free_port()}//"
     started = time.monotonic()
@@ -381,9 +421,15 @@ def test_a_broker_that_does_not_answer_is_one_line_and_exit_4(stack, command: li
 
 def test_secrets_appear_only_in_env(stack) -> None:
     c = stack.connection
-    printed = "".join(r.stdout + r.stderr for r in (
-        stack.tcel("call", "tasks.tsum", "[1]", "--wait", "--json"), stack.tcel("inspect", "conf", "--json"),
-        stack.tcel("control", "rate-limit", "tasks.tsum", "0"), stack.tcel("inspect", "stats")))
+    printed = "".join(
+        r.stdout + r.stderr
+        for r in (
+            stack.tcel("call", "tasks.tsum", "[1]", "--wait", "--json"),
+            stack.tcel("inspect", "conf", "--json"),
+            stack.tcel("control", "rate-limit", "tasks.tsum", "0"),
+            stack.tcel("inspect", "stats"),
+        )
+    )
     assert c.broker_password not in printed and c.backend_password not in printed
     assert c.broker_password in stack.tcel("env").stdout
 

@@ -53,8 +53,9 @@ def docker_compose(*args: str, timeout: float = 600) -> subprocess.CompletedProc
 def test_compose_accepts_the_file_with_tcels_env_file(compose, stack) -> None:
     env_file = Path(os.environ["XDG_STATE_HOME"]) / "tcel" / f"{stack.name}.env"
     assert env_file.is_file()
-    done = docker_compose("-p", f"{stack.name}config", "-f", str(COMPOSE_FILE), "--env-file", str(env_file),
-                          "config", "--quiet")
+    done = docker_compose(
+        "-p", f"{stack.name}config", "-f", str(COMPOSE_FILE), "--env-file", str(env_file), "config", "--quiet"
+    )
     assert done.returncode == 0, done.stderr
 
 
@@ -63,26 +64,37 @@ def test_stack_from_the_compose_file_answers_add_and_tsum(compose, engine, tmp_p
     broker_password, backend_password = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
     broker_port, backend_port = free_port(), free_port()
     env_file = tmp_path / "compose.env"
-    env_file.write_text("".join(f"{key}={value}\n" for key, value in {
-        **configured_images(),
-        "TCEL_BROKER_PASSWORD": broker_password,
-        "TCEL_BACKEND_PASSWORD": backend_password,
-        "TCEL_BROKER_PORT": broker_port,
-        "TCEL_BACKEND_PORT": backend_port,
-    }.items()))
+    env_file.write_text(
+        "".join(
+            f"{key}={value}\n"
+            for key, value in {
+                **configured_images(),
+                "TCEL_BROKER_PASSWORD": broker_password,
+                "TCEL_BACKEND_PASSWORD": backend_password,
+                "TCEL_BROKER_PORT": broker_port,
+                "TCEL_BACKEND_PORT": backend_port,
+            }.items()
+        )
+    )
     # The worker image under a tag of this test's own, so that a tcel-compose-worker image someone built
     # before is neither used nor replaced.
     worker_image = f"tcel-compose-worker:{name}"
     override = tmp_path / "worker-image.yml"
     override.write_text(f"services:\n  worker:\n    image: {worker_image}\n")
     project = ["-p", name, "-f", str(COMPOSE_FILE), "-f", str(override), "--env-file", str(env_file)]
-    urls = ["--broker-url", f"amqp://tcel:{broker_password}@127.0.0.1:{broker_port}//",
-            "--backend-url", f"redis://:{backend_password}@127.0.0.1:{backend_port}/0"]
+    urls = [
+        "--broker-url",
+        f"amqp://tcel:{broker_password}@127.0.0.1:{broker_port}//",
+        "--backend-url",
+        f"redis://:{backend_password}@127.0.0.1:{backend_port}/0",
+    ]
     try:
         up = docker_compose(*project, "up", "--detach", "--wait", "--build")
         assert up.returncode == 0, up.stdout + up.stderr
-        health = {c.name: c.attrs["State"]["Health"]["Status"]
-                  for c in engine.containers.list(filters={"label": f"com.docker.compose.project={name}"})}
+        health = {
+            c.name: c.attrs["State"]["Health"]["Status"]
+            for c in engine.containers.list(filters={"label": f"com.docker.compose.project={name}"})
+        }
         assert sorted(health.values()) == ["healthy"] * 3, health
 
         added = run_tcel("add", "2", "3", "--wait", "--timeout", "60", *urls)

@@ -97,7 +97,7 @@ def test_flower_open_uses_the_browser_there_is_and_says_when_there_is_none(
 ) -> None:
     opened = tmp_path / "opened"
     browser = tmp_path / "browser"
-    browser.write_text(f"#!/bin/sh\necho \"$1\" > {opened}\n")
+    browser.write_text(f'#!/bin/sh\necho "$1" > {opened}\n')
     browser.chmod(browser.stat().st_mode | stat.S_IXUSR)
     result = flower_stack.tcel("flower", "--open", env={"BROWSER": str(browser)})
     assert result.code == 0 and "opened" in result.stderr, result.stderr
@@ -167,9 +167,18 @@ def browser(tmp_path: Path) -> Iterator[object]:
 
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 f"--user-data-dir={tmp_path / 'chromium-profile'}", "--window-size=1280,900"):
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp_path / 'chromium-profile'}",
+        "--window-size=1280,900",
+    ):
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     try:
@@ -197,8 +206,11 @@ def test_a_browser_is_refused_then_logs_in_sees_every_worker_and_finds_a_task(
     assert browser.execute_script(navigation) == 401
     assert task_id not in browser.page_source
     browser.get(f"http://{user}:{password}@127.0.0.1:{port}/")  # basic auth, as a browser's prompt sends it
-    workers = {f"celery@{c.attrs['Config']['Hostname']}" for c in flower_stack.containers()
-               if c.labels.get("io.tcel.service") == "worker"}
+    workers = {
+        f"celery@{c.attrs['Config']['Hostname']}"
+        for c in flower_stack.containers()
+        if c.labels.get("io.tcel.service") == "worker"
+    }
     assert len(workers) == 2
 
     def rows(page) -> list[str]:  # as in the document: .text would follow the layout's line breaks

@@ -122,7 +122,8 @@ def test_a_broker_volume_of_another_rabbitmq_is_refused_before_anything_starts(p
     broker_image = project.engine.images.get(_broker_image())
     other, _ = project.engine.images.build(
         fileobj=io.BytesIO(f"FROM {broker_image.id}\nENV RABBITMQ_VERSION=0.1.0\n".encode()),
-        tag=f"tcel-test/rabbitmq-other:{project.name}", rm=True,
+        tag=f"tcel-test/rabbitmq-other:{project.name}",
+        rm=True,
     )
     try:
         refused = project.tcel("up", "--no-wait", "--broker-image", f"tcel-test/rabbitmq-other:{project.name}")

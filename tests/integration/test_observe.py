@@ -80,7 +80,9 @@ def test_watch_renders_frames_with_a_completion_rate(stack) -> None:
     plain = stack.tcel("watch", "--count", "2", "--interval", "0.3")
     assert plain.code == 0
     assert plain.stdout.count("stack ") >= 2 and plain.stdout.count("workers") >= 2
-    frames = [json.loads(line) for line in stack.tcel("watch", "-n", "2", "--interval", "0.3", "--json").stdout.splitlines()]
+    frames = [
+        json.loads(line) for line in stack.tcel("watch", "-n", "2", "--interval", "0.3", "--json").stdout.splitlines()
+    ]
     assert len(frames) == 2
     assert frames[0]["tasks_per_second"] is None and frames[1]["tasks_per_second"] >= 0
 
@@ -132,8 +134,15 @@ def at_a_terminal(stack, args: list[str], answer: str) -> Run:
 
     leader, follower = pty.openpty()
     env = {**os.environ, "NO_COLOR": "1", **stack.env}
-    with subprocess.Popen([sys.executable, "-m", "celery_cli", *args, "--project-name", stack.name], cwd=stack.directory,
-                          env=env, stdin=follower, stderr=follower, stdout=subprocess.PIPE, text=True) as child:
+    with subprocess.Popen(
+        [sys.executable, "-m", "celery_cli", *args, "--project-name", stack.name],
+        cwd=stack.directory,
+        env=env,
+        stdin=follower,
+        stderr=follower,
+        stdout=subprocess.PIPE,
+        text=True,
+    ) as child:
         os.close(follower)
         seen = b""
         while b"?" not in seen:
@@ -183,8 +192,13 @@ def test_commands_close_their_broker_connections(stack) -> None:
     broker = stack.engine.containers.get(f"tcel-{stack.name}-broker")
     import uuid
 
-    for command in (["status"], ["watch", "-n", "1"], ["revoke", str(uuid.uuid4())],
-                    ["bench", "-n", "20"], ["tsum", "1", "--wait"]):
+    for command in (
+        ["status"],
+        ["watch", "-n", "1"],
+        ["revoke", str(uuid.uuid4())],
+        ["bench", "-n", "20"],
+        ["tsum", "1", "--wait"],
+    ):
         since = int(time.time())
         assert stack.tcel(*command).code == 0
         time.sleep(1.1)  # the broker logs a dropped connection as soon as it notices

@@ -21,8 +21,9 @@ def test_ports_are_published_on_loopback_only(stack) -> None:
 def test_broker_refuses_guest(stack) -> None:
     import amqp
 
-    guest = amqp.Connection(host=f"127.0.0.1:{stack.connection.broker_port}", userid="guest", password="guest",
-                            connect_timeout=3)
+    guest = amqp.Connection(
+        host=f"127.0.0.1:{stack.connection.broker_port}", userid="guest", password="guest", connect_timeout=3
+    )
     with pytest.raises(amqp.exceptions.AccessRefused):
         guest.connect()
 
@@ -30,9 +31,11 @@ def test_broker_refuses_guest(stack) -> None:
 def test_backend_refuses_commands_without_the_password(stack) -> None:
     import redis
 
-    with redis.Redis(host="127.0.0.1", port=stack.connection.backend_port, socket_timeout=3) as anonymous:
-        with pytest.raises(redis.exceptions.AuthenticationError):
-            anonymous.get("celery-task-meta-anything")
+    with (
+        redis.Redis(host="127.0.0.1", port=stack.connection.backend_port, socket_timeout=3) as anonymous,
+        pytest.raises(redis.exceptions.AuthenticationError),
+    ):
+        anonymous.get("celery-task-meta-anything")
 
 
 def test_passwords_are_not_in_the_containers_command_lines(stack) -> None:

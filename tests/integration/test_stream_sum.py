@@ -67,8 +67,10 @@ def test_a_bad_word_mid_stream_is_exit_2_with_its_place_and_leaves_nothing_queue
     result = stack.tcel("tsum", "-", "--wait", input=text)
     assert result.code == 2, result.stderr
     message = result.stderr.strip()
-    assert message.startswith("error: not a number: 'x' (line 300,001 of the input, number 300,001); nothing was "
-                              "summed: of the 2 chunk task(s) sent, "), message
+    assert message.startswith(
+        "error: not a number: 'x' (line 300,001 of the input, number 300,001); nothing was "
+        "summed: of the 2 chunk task(s) sent, "
+    ), message
     assert "Traceback" not in message
     revoked = re.findall(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", message)
     deadline = time.monotonic() + 15
@@ -135,8 +137,11 @@ def test_wait_reads_the_result_when_the_backend_drops_the_subscription(stack) ->
     redis_client = backend(stack)
     waiting = subprocess.Popen(
         [sys.executable, "-m", "celery_cli", "add", "1", "2", "--wait", "--project-name", stack.name],
-        cwd=stack.directory, env={**os.environ, **stack.env, "NO_COLOR": "1"},
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=stack.directory,
+        env={**os.environ, **stack.env, "NO_COLOR": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     deadline = time.monotonic() + 30
     while not redis_client.pubsub_channels("celery-task-meta-*") and time.monotonic() < deadline:
@@ -150,10 +155,26 @@ def test_wait_reads_the_result_when_the_backend_drops_the_subscription(stack) ->
 def test_wait_says_so_when_the_backend_drops_the_subscription_and_then_stops_answering(stack) -> None:
     redis_client = backend(stack)
     waiting = subprocess.Popen(  # to a queue no worker consumes: it waits as long as the test needs
-        [sys.executable, "-m", "celery_cli", "call", "tasks.add", "1", "2", "--queue", "tcel-test-nobody", "--no-check",
-         "--wait", "--project-name", stack.name],
-        cwd=stack.directory, env={**os.environ, **stack.env, "NO_COLOR": "1"},
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "celery_cli",
+            "call",
+            "tasks.add",
+            "1",
+            "2",
+            "--queue",
+            "tcel-test-nobody",
+            "--no-check",
+            "--wait",
+            "--project-name",
+            stack.name,
+        ],
+        cwd=stack.directory,
+        env={**os.environ, **stack.env, "NO_COLOR": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     deadline = time.monotonic() + 30
     while not redis_client.pubsub_channels("celery-task-meta-*") and time.monotonic() < deadline:
@@ -165,11 +186,13 @@ def test_wait_says_so_when_the_backend_drops_the_subscription_and_then_stops_ans
     time.sleep(0.5)  # tcel hears of it within 0.25 s
     backend_container.pause()
     try:
-        out, err = waiting.communicate(timeout=60)
+        _out, err = waiting.communicate(timeout=60)
     finally:
         backend_container.unpause()
-        broker_channel(stack, lambda channel: (channel.queue_delete("tcel-test-nobody"),
-                                               channel.exchange_delete("tcel-test-nobody")))
+        broker_channel(
+            stack,
+            lambda channel: (channel.queue_delete("tcel-test-nobody"), channel.exchange_delete("tcel-test-nobody")),
+        )
     assert waiting.returncode == 4, err
     assert "dropped tcel's subscription to the results" in err and "did not answer a read either" in err, err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err

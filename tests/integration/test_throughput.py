@@ -32,8 +32,9 @@ def test_a_queue_that_refuses_publishes_gets_them_reported_as_refused(stack) -> 
     connection = amqp.Connection(host=f"127.0.0.1:{c.broker_port}", userid=c.broker_user, password=c.broker_password)
     connection.connect()
     channel = connection.channel()
-    channel.queue_declare(queue, durable=True, auto_delete=False,
-                          arguments={"x-max-length": 5, "x-overflow": "reject-publish"})
+    channel.queue_declare(
+        queue, durable=True, auto_delete=False, arguments={"x-max-length": 5, "x-overflow": "reject-publish"}
+    )
     confirmed: list[str] = []
     try:
         with Sender(Endpoints(c.broker_url(), None), window=4) as sender, pytest.raises(NotAllSent) as raised:

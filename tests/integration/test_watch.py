@@ -5,6 +5,7 @@ Ctrl-C during a build or a grace; a project from `tcel init` comes up and runs i
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import re
@@ -57,8 +58,9 @@ class WatchSession:
             except queue.Empty:
                 pytest.fail(f"no line matching {pattern!r} within {timeout}s; stderr so far:\n" + "\n".join(self.lines))
             if line is None:
-                pytest.fail(f"tcel up --watch exited ({self.process.wait()}) before {pattern!r}:\n"
-                            + "\n".join(self.lines))
+                pytest.fail(
+                    f"tcel up --watch exited ({self.process.wait()}) before {pattern!r}:\n" + "\n".join(self.lines)
+                )
             self.lines.append(line)
             found = re.search(pattern, line)
             if found:
@@ -96,10 +98,8 @@ def watch(project: StackProject, engine) -> Iterator:
         project.remove_everything()
         built = {m.group(1) for s in sessions for line in s.lines if (m := RELOADED.search(line))}
         for image in built:  # named after this test's own edits: no other project has them
-            try:
+            with contextlib.suppress(Exception):
                 engine.images.remove(image)
-            except Exception:
-                pass
 
 
 def running(command: tuple[str, ...]) -> bool:
@@ -202,7 +202,7 @@ def test_a_module_tasks_py_imports_is_served_and_editing_only_it_reloads(project
     tasks = project.directory / "tasks.py"
     celery = "from celery import Celery\n"
     imported = tasks.read_text().replace(celery, celery + "\nimport helpers\n", 1)
-    tasks.write_text(imported + '\n\n@app.task\ndef greet(name):\n    return helpers.greeting(name)\n')
+    tasks.write_text(imported + "\n\n@app.task\ndef greet(name):\n    return helpers.greeting(name)\n")
     session = watch()
     assert "helpers.py" in session.lines[-1], "the watch names the module among the image's files"
     app = celery_client(project)
@@ -323,8 +323,11 @@ def test_ctrl_c_during_a_build_or_a_grace_ends_at_once_and_says_where_the_worker
         assert session.interrupt(timeout=60) == 0
         assert time.monotonic() - interrupted < 10, "Ctrl-C waited for the old worker's 60 s grace"
         told = session.wait_for(r"^warning: interrupted", 5).string
-        found = re.search(r"during the reload: worker-1 runs (tcel-worker:\w+); the old worker-1 stopped without the "
-                          r"rest of the 60s grace", told)
+        found = re.search(
+            r"during the reload: worker-1 runs (tcel-worker:\w+); the old worker-1 stopped without the "
+            r"rest of the 60s grace",
+            told,
+        )
         assert found, told
         new_image = found.group(1)
         session.wait_for(rf"^stopped watching; stack {project.name} is still up", 5)
@@ -364,7 +367,5 @@ def test_init_then_up_runs_a_task(project, tmp_path: Path) -> None:
         assert (own.code, own.stdout.strip()) == (0, "4242"), own.stderr
     finally:
         made.remove_everything()
-        try:
-            project.engine.images.remove(own_image)  # this test's own tasks.py made it: no other project has it
-        except Exception:
-            pass
+        with contextlib.suppress(Exception):  # this test's own tasks.py made it: no other project has it
+            project.engine.images.remove(own_image)

@@ -25,8 +25,11 @@ def swarm_lab(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
 
 def lab_view(engine) -> dict:
     """What the lab may change on the main engine: its swarm membership and the swarm's networks."""
-    networks = {n.name for n in engine.networks.list() if n.name in ("docker_gwbridge", "ingress")
-                or n.attrs.get("Driver") == "overlay"}
+    networks = {
+        n.name
+        for n in engine.networks.list()
+        if n.name in ("docker_gwbridge", "ingress") or n.attrs.get("Driver") == "overlay"
+    }
     return {"swarm": engine.info()["Swarm"]["LocalNodeState"], "networks": sorted(networks)}
 
 

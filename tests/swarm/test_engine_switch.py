@@ -23,8 +23,10 @@ def test_up_swarm_is_refused_while_the_project_runs_as_plain_containers(lab: Lab
             assert up.code == 0, up.stderr
             # with TCEL_ENGINE=swarm in the environment, a bare `tcel down` would look on Swarm: the hint says so
             swarm_env = {"TCEL_ENGINE": "swarm"}
-            for refused, down in ((project.tcel("up", "--swarm"), "tcel down"),
-                                  (project.tcel("up", env=swarm_env), "TCEL_ENGINE=containers tcel down")):
+            for refused, down in (
+                (project.tcel("up", "--swarm"), "tcel down"),
+                (project.tcel("up", env=swarm_env), "TCEL_ENGINE=containers tcel down"),
+            ):
                 assert refused.code == 2, refused.stderr
                 assert f"stack {project.name} runs as plain containers on this Docker engine" in refused.stderr
                 assert f"run '{down}' first" in refused.stderr and "Traceback" not in refused.stderr

@@ -49,8 +49,11 @@ def leftovers() -> list[str]:
             continue
         if "/tcel-swarm-lab/" in cmdline:
             found.append(f"process {proc.name}: {cmdline[:80]}")
-    found += [f"mount {line.split()[4]}" for line in Path("/proc/self/mountinfo").read_text().splitlines()
-              if "tcel-swarm-lab" in line]
+    found += [
+        f"mount {line.split()[4]}"
+        for line in Path("/proc/self/mountinfo").read_text().splitlines()
+        if "tcel-swarm-lab" in line
+    ]
     found += [f"path {path}" for path in ("/var/lib/tcel-swarm-lab", "/run/tcel-swarm-lab") if Path(path).exists()]
     found += [f"cgroup {path}" for path in Path("/sys/fs/cgroup").glob("**/tcel-swarm-lab") if path.is_dir()]
     return found
@@ -74,8 +77,6 @@ def python_image(engine) -> str:
     return name
 
 
-
-
 def test_nodes_are_ready_with_host_names_of_their_own(lab: Lab):
     nodes = lab.engine.nodes.list()
     assert [n.attrs["Status"]["State"] for n in nodes] == ["ready"] * (NODES + 1)
@@ -95,9 +96,15 @@ def test_dnsrr_tasks_on_different_nodes_reach_each_other_by_name(lab: Lab):
     service = None
     try:
         service = lab.engine.services.create(
-            image, ["python3", "-m", "http.server", "8000"], name=name, networks=[name], labels=LABELS, init=True,
+            image,
+            ["python3", "-m", "http.server", "8000"],
+            name=name,
+            networks=[name],
+            labels=LABELS,
+            init=True,
             endpoint_spec=docker.types.EndpointSpec(mode="dnsrr"),
-            mode=docker.types.ServiceMode("replicated", replicas=NODES + 1), maxreplicas=1,
+            mode=docker.types.ServiceMode("replicated", replicas=NODES + 1),
+            maxreplicas=1,
         )
         containers = running_containers(lab, service, NODES + 1)
         assert len(containers) >= 2, "tasks placed on fewer than two nodes"
@@ -120,8 +127,11 @@ def running_containers(lab: Lab, service, count: int, timeout: float = 60) -> di
         running = [t for t in tasks if t["Status"]["State"] == "running"]
         if len(running) == count:
             break
-        failed = [t["Status"].get("Err", t["Status"]["State"]) for t in service.tasks()
-                  if t["Status"]["State"] in ("failed", "rejected")]
+        failed = [
+            t["Status"].get("Err", t["Status"]["State"])
+            for t in service.tasks()
+            if t["Status"]["State"] in ("failed", "rejected")
+        ]
         assert not failed, f"tasks failed: {failed}"
         assert time.monotonic() < deadline, f"{len(running)} of {count} tasks running after {timeout} s: {tasks}"
         time.sleep(0.3)
@@ -152,7 +162,11 @@ def remove_when_free(network, timeout: float = 30) -> None:
 def test_plain_container_with_published_port_works_while_in_swarm_mode(lab: Lab):
     port = free_port()
     container = lab.engine.containers.run(
-        python_image(lab.engine), ["python3", "-m", "http.server", "8000"], detach=True, init=True, labels=LABELS,
+        python_image(lab.engine),
+        ["python3", "-m", "http.server", "8000"],
+        detach=True,
+        init=True,
+        labels=LABELS,
         ports={"8000/tcp": ("127.0.0.1", port)},
     )
     try:

@@ -48,10 +48,13 @@ def test_flower_runs_as_a_service_on_the_data_node_published_there(lab: Lab, flo
     assert flower.attrs["Spec"]["Labels"]["io.tcel.project"] == flower_swarm.name
     endpoint = flower.attrs["Spec"]["EndpointSpec"]
     assert endpoint["Mode"] == "dnsrr"
-    assert endpoint["Ports"] == [{"Protocol": "tcp", "TargetPort": 5555, "PublishedPort": access.flower_port,
-                                  "PublishMode": "host"}]
-    assert f"Swarm publishes Flower's port {access.flower_port} on every interface of the data node" in \
-        flower_swarm.up_stderr
+    assert endpoint["Ports"] == [
+        {"Protocol": "tcp", "TargetPort": 5555, "PublishedPort": access.flower_port, "PublishMode": "host"}
+    ]
+    assert (
+        f"Swarm publishes Flower's port {access.flower_port} on every interface of the data node"
+        in flower_swarm.up_stderr
+    )
     assert flower.attrs["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"].startswith("127.0.0.1:")  # the registry's
     view = flower_swarm.tcel_json("status")
     shown = [s for s in view["services"] if s["service"] == "flower"]
@@ -84,8 +87,10 @@ def test_flowers_secrets_are_docker_secrets_not_environment_or_command(lab: Lab,
     for secret in (access.flower_password, access.broker_password, access.backend_password):
         assert secret not in shown and secret not in json.dumps(spec)
     assert sorted(s["File"]["Name"] for s in container["Secrets"]) == [
-        "/run/secrets/celery_broker_url", "/run/secrets/celery_result_backend_url",
-        "/run/secrets/tcel_flower_basic_auth"]
+        "/run/secrets/celery_broker_url",
+        "/run/secrets/celery_result_backend_url",
+        "/run/secrets/tcel_flower_basic_auth",
+    ]
 
 
 def test_flower_command_prints_where_flower_answers(flower_swarm: StackProject) -> None:

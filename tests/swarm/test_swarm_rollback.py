@@ -53,8 +53,14 @@ def test_ctrl_c_while_up_waits_for_its_registry_removes_the_services_it_made(lab
     with swarm_project(lab, tmp_path) as project:
         label = {"label": f"{LABEL_PROJECT}={project.name}"}
         command = [sys.executable, "-m", "celery_cli", "up", "--swarm", "--project-name", project.name]
-        running = subprocess.Popen(command, cwd=project.directory, env={**os.environ, **project.env},
-                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        running = subprocess.Popen(
+            command,
+            cwd=project.directory,
+            env={**os.environ, **project.env},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         try:
             deadline = time.monotonic() + 120
             # the registry and its mirror exist; up waits for them (the mirror's healthcheck) before it pushes

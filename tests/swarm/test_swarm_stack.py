@@ -3,6 +3,7 @@ on every node, a node that dies or is drained loses no task, and `down` leaves n
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -47,8 +48,11 @@ def swarm_stack(lab: Lab, tmp_path_factory) -> Iterator[StackProject]:
 def worker_nodes(stack: StackProject) -> dict[str, str]:
     """Celery node name -> swarm node, for every running worker task."""
     shown = json.loads(stack.tcel("status", "--json").stdout)
-    return {f"celery@{s['hostname']}": s["node"] for s in shown["services"]
-            if s["service"] == "worker" and s["state"] == "running"}
+    return {
+        f"celery@{s['hostname']}": s["node"]
+        for s in shown["services"]
+        if s["service"] == "worker" and s["state"] == "running"
+    }
 
 
 def wait_healthy(stack: StackProject, timeout: float = 90) -> dict:
@@ -111,6 +115,7 @@ def test_logs_name_each_worker_by_its_slot(swarm_stack: StackProject):
 def test_logs_follow_gathers_every_worker_s_lines_from_every_node(swarm_stack: StackProject):
     """`logs -f` on Swarm follows each service's log (Swarm gathers it from every node), naming each worker by
     its slot, until Ctrl-C."""
+
     def send() -> str:
         sent = swarm_stack.tcel("add", "1", "1", "--quiet")
         assert sent.code == 0, sent.stderr
@@ -185,8 +190,9 @@ def test_a_running_broker_is_not_moved_to_another_data_node(lab: Lab, swarm_stac
     assert refused.code == 2, refused.stderr
     assert f"on node {elsewhere} they would start on empty volumes" in refused.stderr
     assert f"then 'tcel up --swarm --data-node {elsewhere}'" in refused.stderr
-    broker = next(s for s in json.loads(swarm_stack.tcel("status", "--json").stdout)["services"]
-                  if s["service"] == "broker")
+    broker = next(
+        s for s in json.loads(swarm_stack.tcel("status", "--json").stdout)["services"] if s["service"] == "broker"
+    )
     assert broker["node"] != elsewhere
     assert kept_settings(swarm_stack)["TCEL_DATA_NODE"] != elsewhere
 
@@ -231,10 +237,26 @@ def test_node_killed_mid_run_loses_no_task(lab: Lab, swarm_stack: StackProject):
     nodes = worker_nodes(swarm_stack)
     count = 24
     bench = subprocess.Popen(
-        [sys.executable, "-m", "celery_cli", "bench", "--task", "add", "-n", str(count), "--timeout", "120", "--json",
-         "--project-name", swarm_stack.name],
-        cwd=swarm_stack.directory, env={**os.environ, **swarm_stack.env}, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "celery_cli",
+            "bench",
+            "--task",
+            "add",
+            "-n",
+            str(count),
+            "--timeout",
+            "120",
+            "--json",
+            "--project-name",
+            swarm_stack.name,
+        ],
+        cwd=swarm_stack.directory,
+        env={**os.environ, **swarm_stack.env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         deadline = time.monotonic() + 30
@@ -249,8 +271,10 @@ def test_node_killed_mid_run_loses_no_task(lab: Lab, swarm_stack: StackProject):
         assert killed.returncode == 0, killed.stderr
         out, err = bench.communicate(timeout=180)
         done = json.loads(out) if bench.returncode == 0 else {"tasks": count, "failed": None}
-        print(f"\nFAULT node {victims[0]} killed mid-run: sent {count}, bench exit {bench.returncode}, "
-              f"failed {done['failed']} {err.strip().splitlines()[-1:]}")
+        print(
+            f"\nFAULT node {victims[0]} killed mid-run: sent {count}, bench exit {bench.returncode}, "
+            f"failed {done['failed']} {err.strip().splitlines()[-1:]}"
+        )
         assert bench.returncode == 0, err
         assert (done["tasks"], done["failed"]) == (count, 0)
         deadline = time.monotonic() + 60
@@ -291,20 +315,24 @@ def test_removing_some_services_waits_for_their_containers_only(lab: Lab, swarm_
     before = {s.id for s in swarm_engine.services(lab.engine, project)}
     manager = lab.engine.info()["Swarm"]["NodeID"]
     extra = lab.engine.services.create(
-        setting("TCEL_REGISTRY_IMAGE"), name=f"tcel-{swarm_stack.name}-extra", labels=project.labels,
-        container_labels=project.labels, constraints=[f"node.id=={manager}"])
+        setting("TCEL_REGISTRY_IMAGE"),
+        name=f"tcel-{swarm_stack.name}-extra",
+        labels=project.labels,
+        container_labels=project.labels,
+        constraints=[f"node.id=={manager}"],
+    )
     try:
         deadline = time.monotonic() + 60
-        while not extra.tasks(filters={"desired-state": "running"}) or \
-                extra.tasks(filters={"desired-state": "running"})[0]["Status"]["State"] != "running":
+        while (
+            not extra.tasks(filters={"desired-state": "running"})
+            or extra.tasks(filters={"desired-state": "running"})[0]["Status"]["State"] != "running"
+        ):
             assert time.monotonic() < deadline, "the extra service did not start in 60 s"
             time.sleep(0.3)
         swarm_engine.remove_services(lab.engine, project, [extra], timeout=20)  # NotRunning if it waited on others
     finally:
-        try:
+        with contextlib.suppress(Exception):
             extra.remove()
-        except Exception:  # noqa: BLE001 - removed above
-            pass
     assert {s.id for s in swarm_engine.services(lab.engine, project)} == before
     wait_healthy(swarm_stack)
 
@@ -324,8 +352,9 @@ def test_down_leaves_nothing_on_any_node(lab: Lab, swarm_stack: StackProject):
             time.sleep(1)
     assert lab.engine.volumes.list(filters=label) == []
     assert lab.engine.images.list(name=f"{registry}/tcel-worker") == []  # the tags of the registry that went
-    assert not any(f"io.tcel.data.{swarm_stack.name}" in (n.attrs["Spec"].get("Labels") or {})
-                   for n in lab.engine.nodes.list())
+    assert not any(
+        f"io.tcel.data.{swarm_stack.name}" in (n.attrs["Spec"].get("Labels") or {}) for n in lab.engine.nodes.list()
+    )
 
 
 @pytest.mark.lab_down

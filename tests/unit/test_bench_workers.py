@@ -24,8 +24,7 @@ def result(rate: float, failed: int = 0) -> BenchResult:
 
 def test_runs_alternate_their_order_and_a_failed_run_is_not_a_fast_one() -> None:
     stack, order = RecordingStack(), []
-    outcomes = iter([result(100), result(200), result(900, failed=3), WaitTimeout("late"), result(210),
-                     result(110)])
+    outcomes = iter([result(100), result(200), result(900, failed=3), WaitTimeout("late"), result(210), result(110)])
 
     def bench(endpoints: Endpoints) -> BenchResult:
         order.append(stack.scaled[-1])

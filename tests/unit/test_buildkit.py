@@ -40,9 +40,12 @@ def log(digest: str, text: str) -> bytes:
 def test_running_steps_are_named_and_a_failure_keeps_its_last_output_line() -> None:
     steps: dict = {}
     names: list[str] = []
-    buildkit._follow(vertex("sha256:a", "[1/3] FROM base", completed=True) + vertex("sha256:b", "[2/3] RUN pip"),
-                     steps, names.append)
-    buildkit._follow(log("sha256:b", "Collecting x\nERROR: No matching distribution found for x\n"), steps, names.append)
+    buildkit._follow(
+        vertex("sha256:a", "[1/3] FROM base", completed=True) + vertex("sha256:b", "[2/3] RUN pip"), steps, names.append
+    )
+    buildkit._follow(
+        log("sha256:b", "Collecting x\nERROR: No matching distribution found for x\n"), steps, names.append
+    )
     buildkit._follow(vertex("sha256:b", "[2/3] RUN pip", completed=True, error="exit code: 1"), steps, names.append)
     assert names == ["[2/3] RUN pip"]
     assert steps["sha256:b"].error == "exit code: 1"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from hypothesis import given, settings
@@ -24,8 +24,17 @@ from celery_cli.task_args import (
 
 @pytest.mark.parametrize(
     ("text", "value"),
-    [("3", 3), ("-2.5", -2.5), ('"text"', "text"), ("[1, 2]", [1, 2]), ('{"k": 1}', {"k": 1}), ("true", True),
-     ("null", None), (str(2**80), 2**80), ('"-x"', "-x")],
+    [
+        ("3", 3),
+        ("-2.5", -2.5),
+        ('"text"', "text"),
+        ("[1, 2]", [1, 2]),
+        ('{"k": 1}', {"k": 1}),
+        ("true", True),
+        ("null", None),
+        (str(2**80), 2**80),
+        ('"-x"', "-x"),
+    ],
 )
 def test_each_arg_is_a_json_literal(text: str, value) -> None:
     assert parse_json_arg(text) == value
@@ -59,19 +68,19 @@ def test_seconds_times_and_expiry() -> None:
     for bad in ("-1", "nan", "inf", "1e999", "soon"):
         with pytest.raises(UsageError, match="--countdown"):
             parse_seconds(bad, "--countdown")
-    assert parse_time("2030-01-31T14:30:00+02:00", "--eta") == datetime(2030, 1, 31, 12, 30, tzinfo=timezone.utc)
-    assert parse_time("2030-01-31T14:30", "--eta").tzinfo is timezone.utc  # naive means local, made explicit
+    assert parse_time("2030-01-31T14:30:00+02:00", "--eta") == datetime(2030, 1, 31, 12, 30, tzinfo=UTC)
+    assert parse_time("2030-01-31T14:30", "--eta").tzinfo is UTC  # naive means local, made explicit
     with pytest.raises(UsageError, match="ISO-8601"):
         parse_time("tomorrow", "--eta")
     assert parse_expires("30") == 30.0
-    assert parse_expires("2030-01-31T14:30:00Z") == datetime(2030, 1, 31, 14, 30, tzinfo=timezone.utc)
+    assert parse_expires("2030-01-31T14:30:00Z") == datetime(2030, 1, 31, 14, 30, tzinfo=UTC)
     with pytest.raises(UsageError):
         parse_expires("-5")
 
 
 def test_countdown_and_eta_together_are_refused() -> None:
     with pytest.raises(UsageError, match="--countdown and --eta"):
-        TaskCall("tasks.add", countdown=1, eta=datetime.now(timezone.utc))
+        TaskCall("tasks.add", countdown=1, eta=datetime.now(UTC))
 
 
 def test_queue_lists_keep_order_once_each_and_refuse_bad_names() -> None:
@@ -88,12 +97,13 @@ def test_headers_say_what_celerys_own_as_task_v2_says() -> None:
     from celery_cli.endpoints import Endpoints
     from celery_cli.publisher import Sender
 
-    sent = datetime(2030, 1, 1, tzinfo=timezone.utc)
+    sent = datetime(2030, 1, 1, tzinfo=UTC)
     task = TaskCall("tasks.greet", ["bob"], {"punctuation": "?"}, countdown=10, expires=60)
     ours = Sender(Endpoints("amqp://x", "redis://x"))._headers(task, "id-1", sent.timestamp())
     celery = Celery(set_as_current=False)
-    theirs = celery.amqp.as_task_v2("id-1", "tasks.greet", ["bob"], {"punctuation": "?"}, countdown=10, expires=60,
-                                    now=sent, timezone=timezone.utc).headers
+    theirs = celery.amqp.as_task_v2(
+        "id-1", "tasks.greet", ["bob"], {"punctuation": "?"}, countdown=10, expires=60, now=sent, timezone=UTC
+    ).headers
     for key in ("task", "id", "eta", "expires", "retries", "root_id", "argsrepr", "kwargsrepr", "timelimit"):
         assert ours[key] == theirs[key], key
 
@@ -115,13 +125,21 @@ def test_the_message_is_what_celerys_own_send_task_publishes(monkeypatch, queue:
     from celery_cli.publisher import Sender
     from tests.unit.test_publisher_window import FakeBroker, acks_everything
 
-    eta, expires = datetime(2030, 1, 1, tzinfo=timezone.utc), datetime(2030, 1, 2, tzinfo=timezone.utc)
+    eta, expires = datetime(2030, 1, 1, tzinfo=UTC), datetime(2030, 1, 2, tzinfo=UTC)
     theirs: dict = {}
     monkeypatch.setattr(Producer, "publish", lambda self, body, **options: theirs.update(body=body, **options))
     celery = Celery(set_as_current=False, broker="memory://")
     celery.conf.task_serializer = "json"
-    celery.send_task("tasks.greet", ["bob"], {"punctuation": "?"}, task_id="id-1", eta=eta, expires=expires,
-                     queue=queue, priority=priority)
+    celery.send_task(
+        "tasks.greet",
+        ["bob"],
+        {"punctuation": "?"},
+        task_id="id-1",
+        eta=eta,
+        expires=expires,
+        queue=queue,
+        priority=priority,
+    )
 
     ours: dict = {}
 
@@ -153,18 +171,34 @@ def test_the_message_is_what_celerys_own_send_task_publishes(monkeypatch, queue:
         return sender._new_channel()
 
     monkeypatch.setattr(sender, "_open", open_recording)
-    sender.send(TaskCall("tasks.greet", ["bob"], {"punctuation": "?"}, queue=queue, eta=eta, expires=expires,
-                         priority=priority), "id-1")
+    sender.send(
+        TaskCall(
+            "tasks.greet", ["bob"], {"punctuation": "?"}, queue=queue, eta=eta, expires=expires, priority=priority
+        ),
+        "id-1",
+    )
     message = ours["message"]
     assert (ours["exchange"], ours["routing_key"]) == (theirs["exchange"], theirs["routing_key"]) == ("", queue)
     celerys = theirs["declare"][0]  # what Celery declares before its first publish to the queue
-    assert declared == [
-        ("exchange", celerys.exchange.name, celerys.exchange.type, celerys.exchange.durable,
-         celerys.exchange.auto_delete),
-        ("queue", celerys.name, celerys.durable, celerys.exclusive, celerys.auto_delete),
-        ("bind", celerys.name, celerys.exchange.name, celerys.routing_key),
-    ] == [("exchange", queue, "direct", True, False), ("queue", queue, True, False, False),
-          ("bind", queue, queue, queue)]
+    assert (
+        declared
+        == [
+            (
+                "exchange",
+                celerys.exchange.name,
+                celerys.exchange.type,
+                celerys.exchange.durable,
+                celerys.exchange.auto_delete,
+            ),
+            ("queue", celerys.name, celerys.durable, celerys.exclusive, celerys.auto_delete),
+            ("bind", celerys.name, celerys.exchange.name, celerys.routing_key),
+        ]
+        == [
+            ("exchange", queue, "direct", True, False),
+            ("queue", queue, True, False, False),
+            ("bind", queue, queue, queue),
+        ]
+    )
     assert json.loads(message.body) == json.loads(json.dumps(theirs["body"]))
     assert message.properties["content_type"] == "application/json" and theirs["serializer"] == "json"
     for key in ("delivery_mode", "correlation_id", "priority"):
@@ -183,8 +217,21 @@ def test_the_message_is_what_celerys_own_send_task_publishes(monkeypatch, queue:
 
 @pytest.mark.parametrize(
     "value",
-    [[], [1], (1,), ("a", 2), {}, {"k": [1, "x"]}, [[1, 2], [3]], ["it's", 'say "hi"'], [None, True, 1.5, 2**80],
-     list(range(400)), {"k": "x" * 5000}, [{"a": list(range(1000))}], ["x" * 2000]],
+    [
+        [],
+        [1],
+        (1,),
+        ("a", 2),
+        {},
+        {"k": [1, "x"]},
+        [[1, 2], [3]],
+        ["it's", 'say "hi"'],
+        [None, True, 1.5, 2**80],
+        list(range(400)),
+        {"k": "x" * 5000},
+        [{"a": list(range(1000))}],
+        ["x" * 2000],
+    ],
 )
 def test_argsrepr_is_celerys_repr_bounded_without_building_the_whole_string(value) -> None:
     from celery.utils.saferepr import saferepr
@@ -230,14 +277,16 @@ def test_argsrepr_of_millions_of_numbers_takes_no_time_to_build() -> None:
 
 @pytest.mark.parametrize(
     ("args", "said"),
-    [(["tasks.add", "two"], "argument 'two' is not JSON"),
-     (["tasks.add", "--kwargs", "[1]"], "--kwargs must be a JSON object"),
-     (["tasks.add", "--countdown", "1", "--eta", "2030-01-01"], "--countdown and --eta"),
-     (["tasks.add", "--priority", "10"], "--priority"),
-     (["tasks.add", "--queue", "amq.x"], "invalid queue name"),
-     (["tasks.add", "--expires", "later"], "--expires 'later'"),
-     (["", "1"], "invalid task name"),
-     (["tasks.add", "--wiat"], "no such option: --wiat")],
+    [
+        (["tasks.add", "two"], "argument 'two' is not JSON"),
+        (["tasks.add", "--kwargs", "[1]"], "--kwargs must be a JSON object"),
+        (["tasks.add", "--countdown", "1", "--eta", "2030-01-01"], "--countdown and --eta"),
+        (["tasks.add", "--priority", "10"], "--priority"),
+        (["tasks.add", "--queue", "amq.x"], "invalid queue name"),
+        (["tasks.add", "--expires", "later"], "--expires 'later'"),
+        (["", "1"], "invalid task name"),
+        (["tasks.add", "--wiat"], "no such option: --wiat"),
+    ],
 )
 def test_call_refuses_bad_arguments_before_anything_is_sent(args: list[str], said: str, tmp_path) -> None:
     result = CliRunner().invoke(app, ["call", *args, "--project-dir", str(tmp_path)])

@@ -4,9 +4,28 @@ import pytest
 
 from tests.conftest import run_tcel
 
-
-COMMANDS = ["init", "up", "down", "logs", "scale", "env", "status", "watch", "flower", "call", "add", "tsum", "retry", "result",
-            "results", "revoke", "purge", "bench", "inspect", "control"]
+COMMANDS = [
+    "init",
+    "up",
+    "down",
+    "logs",
+    "scale",
+    "env",
+    "status",
+    "watch",
+    "flower",
+    "call",
+    "add",
+    "tsum",
+    "retry",
+    "result",
+    "results",
+    "revoke",
+    "purge",
+    "bench",
+    "inspect",
+    "control",
+]
 
 
 def test_help_lists_every_command_with_its_summary() -> None:
@@ -31,7 +50,9 @@ def test_out_of_range_port_option_is_a_usage_error() -> None:
 def test_bad_port_in_env_is_one_line_and_exit_2() -> None:
     result = run_tcel("up", env={"TCEL_BROKER_PORT": "abc"})
     assert result.code == 2
-    assert result.stderr.strip().splitlines() == ["error: invalid port 'abc' from TCEL_BROKER_PORT: use a number from 1 to 65535"]
+    assert result.stderr.strip().splitlines() == [
+        "error: invalid port 'abc' from TCEL_BROKER_PORT: use a number from 1 to 65535"
+    ]
 
 
 @pytest.mark.parametrize("command", [["status"], ["down"], ["up", "--no-wait"]])

@@ -42,9 +42,14 @@ def test_saves_made_while_a_reload_runs_come_back_as_one_batch_naming_every_file
 
         # the consumer is busy reloading: four saves of image files (one of them twice, one a new module)
         # and one of a file that is not in the image
-        for name, text in (("tasks.py", "# second\n"), ("celeryconfig.py", "# a setting\n"),
-                           ("requirements.txt", "inflection==0.5.1\n"), ("notes.txt", "not in the image\n"),
-                           ("helpers.py", "def helper():\n    return 1\n"), ("tasks.py", "# third\n")):
+        for name, text in (
+            ("tasks.py", "# second\n"),
+            ("celeryconfig.py", "# a setting\n"),
+            ("requirements.txt", "inflection==0.5.1\n"),
+            ("notes.txt", "not in the image\n"),
+            ("helpers.py", "def helper():\n    return 1\n"),
+            ("tasks.py", "# third\n"),
+        ):
             path = tmp_path / name
             save(path, (path.read_text() if path.exists() else "") + text)
             time.sleep(0.1)  # each its own batch from watchfiles
@@ -71,10 +76,14 @@ def test_a_traceback_in_a_module_of_the_project_is_named_with_its_line(tmp_path:
     write_project(tmp_path)
     (tmp_path / "mypkg").mkdir()
     (tmp_path / "mypkg" / "jobs.py").write_text("")
-    log = ['  File "/home/user/tasks.py", line 4, in <module>', "    import mypkg.jobs",
-           '  File "/home/user/mypkg/jobs.py", line 2, in <module>', "    import nowhere",
-           '  File "/usr/local/lib/python3.12/site-packages/celery/app/base.py", line 10, in x',
-           "ModuleNotFoundError: No module named 'nowhere'"]
+    log = [
+        '  File "/home/user/tasks.py", line 4, in <module>',
+        "    import mypkg.jobs",
+        '  File "/home/user/mypkg/jobs.py", line 2, in <module>',
+        "    import nowhere",
+        '  File "/usr/local/lib/python3.12/site-packages/celery/app/base.py", line 10, in x',
+        "ModuleNotFoundError: No module named 'nowhere'",
+    ]
     assert source_line(Project("p", tmp_path), log) == f"{tmp_path / 'mypkg' / 'jobs.py'} line 2"
     assert source_line(Project("p", tmp_path), log[:2]) == f"{tmp_path / 'tasks.py'} line 4"
 
@@ -96,9 +105,11 @@ def test_ctrl_c_in_a_reload_says_where_every_worker_is(monkeypatch) -> None:
     done.set_result(None)
     stopping = [(old("worker-1"), done), (old("worker-2"), Future())]  # worker-1's warm shutdown is over
     said = reload._cut_short("tcel-worker:new", ["worker-3"], ["worker-1", "worker-2"], stopping, 30, lambda _: None)
-    assert said == ("interrupted during the reload: worker-1, worker-2 run tcel-worker:new; worker-3 still runs its "
-                    "old image ('tcel up' replaces it); the old worker-2 stopped without the rest of the 30s grace "
-                    "(running tasks went back to the queue)")
+    assert said == (
+        "interrupted during the reload: worker-1, worker-2 run tcel-worker:new; worker-3 still runs its "
+        "old image ('tcel up' replaces it); the old worker-2 stopped without the rest of the 30s grace "
+        "(running tasks went back to the queue)"
+    )
     assert stopped == [["tcel-p-worker-2-old-abc"]]
 
     def interrupted(_: object) -> None:
@@ -106,7 +117,9 @@ def test_ctrl_c_in_a_reload_says_where_every_worker_is(monkeypatch) -> None:
 
     monkeypatch.setattr(engine, "stop_and_remove", interrupted)
     said = reload._cut_short("tcel-worker:new", [], ["worker-2"], stopping[1:], 30, lambda _: None)
-    assert said.endswith("the old worker-2 is still in a warm shutdown of up to 30s (tcel-p-worker-2-old-abc; "
-                         "'tcel up' removes it)")
+    assert said.endswith(
+        "the old worker-2 is still in a warm shutdown of up to 30s (tcel-p-worker-2-old-abc; 'tcel up' removes it)"
+    )
     assert reload._cut_short("tcel-worker:new", [], [], [], 30, lambda _: None) == (
-        "interrupted during the reload: every worker still runs its old image")
+        "interrupted during the reload: every worker still runs its old image"
+    )

@@ -23,8 +23,12 @@ AWKWARD = "p'a\"s$s`w\\o rd!*"
 
 def test_sh_lines_set_the_values_exactly_whatever_they_contain() -> None:
     lines = export_lines({"CELERY_BROKER_URL": AWKWARD, "OTHER": "plain"}, "sh")
-    done = subprocess.run(["sh", "-c", "\n".join(lines) + '\nprintf "%s|%s" "$CELERY_BROKER_URL" "$OTHER"'],
-                          capture_output=True, text=True, check=True)
+    done = subprocess.run(
+        ["sh", "-c", "\n".join(lines) + '\nprintf "%s|%s" "$CELERY_BROKER_URL" "$OTHER"'],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert done.stdout == f"{AWKWARD}|plain"
 
 
@@ -47,14 +51,20 @@ def test_env_prints_the_stacks_urls_in_full_and_needs_a_stack(state) -> None:
     saved = credentials.generate().with_ports("127.0.0.1", 25672, 26379)
     credentials.save(resolve_project(state, "demo"), saved)
     shown = CliRunner().invoke(app, ["env", "--project-dir", str(state), "-p", "demo", "--json"])
-    assert json.loads(shown.stdout) == {"CELERY_BROKER_URL": saved.broker_url(),
-                                        "CELERY_RESULT_BACKEND_URL": saved.backend_url()}
+    assert json.loads(shown.stdout) == {
+        "CELERY_BROKER_URL": saved.broker_url(),
+        "CELERY_RESULT_BACKEND_URL": saved.backend_url(),
+    }
     lines = CliRunner().invoke(app, ["env", "--project-dir", str(state), "-p", "demo"]).stdout.splitlines()
-    assert lines == [f"export CELERY_BROKER_URL='{saved.broker_url()}'",
-                     f"export CELERY_RESULT_BACKEND_URL='{saved.backend_url()}'"]
+    assert lines == [
+        f"export CELERY_BROKER_URL='{saved.broker_url()}'",
+        f"export CELERY_RESULT_BACKEND_URL='{saved.backend_url()}'",
+    ]
 
 
-def remember(url: str, tasks: list[str], queues: list[str] = ["celery"], age: float = 0.0) -> None:
+def remember(url: str, tasks: list[str], queues: list[str] | None = None, age: float = 0.0) -> None:
+    if queues is None:
+        queues = ["celery"]
     registry = task_registry.Registry(["celery@worker-1"], tasks, queues, time.time() - age)
     task_registry._save(url, registry)
 
@@ -85,8 +95,11 @@ def test_an_unknown_name_is_asked_again_then_refused_with_the_known_ones(state, 
 
 
 def test_a_stale_cache_is_asked_again_and_a_queue_nobody_consumes_is_a_warning(state, monkeypatch) -> None:
-    monkeypatch.setattr(task_registry, "ask", lambda url, nodes: task_registry.Registry(
-        ["celery@worker-1"], ["tasks.add"], ["celery"], time.time()))
+    monkeypatch.setattr(
+        task_registry,
+        "ask",
+        lambda url, nodes: task_registry.Registry(["celery@worker-1"], ["tasks.add"], ["celery"], time.time()),
+    )
     remember("amqp://x", ["tasks.gone"], age=task_registry.CACHE_SECONDS + 1)
     assert task_registry.cached("amqp://x") is None and task_registry.cached("amqp://x", max_age=None) is not None
     warning = task_registry.check("amqp://x", "tasks.add", "emails", lambda: None)
@@ -95,20 +108,32 @@ def test_a_stale_cache_is_asked_again_and_a_queue_nobody_consumes_is_a_warning(s
 
 def test_no_worker_answering_is_refused_unless_no_check(state, monkeypatch) -> None:
     monkeypatch.setattr(task_registry, "ask", lambda url, nodes: task_registry.Registry([], [], [], time.time()))
-    with pytest.raises(UsageError, match="no worker answered.*--no-check"):
-        task_registry.check("amqp://x", "tasks.add", "celery", lambda: [])
+    with pytest.raises(UsageError, match=r"no worker answered.*--no-check"):
+        task_registry.check("amqp://x", "tasks.add", "celery", list)
 
 
 def complete(words: str, env: dict[str, str]) -> tuple[list[str], list[str], float]:
     """Run the real CLI's bash completion; return the candidates, the heavy modules it imported, and its time."""
-    probe = ("import sys, celery_cli.cli\n"
-             "try:\n    celery_cli.cli.app(prog_name='tcel')\nexcept SystemExit:\n    pass\n"
-             "heavy = ['docker', 'celery', 'kombu', 'redis', 'amqp', 'rich.table']\n"
-             "print('HEAVY=' + ','.join(m for m in heavy if m in sys.modules), file=sys.stderr)\n")
+    probe = (
+        "import sys, celery_cli.cli\n"
+        "try:\n    celery_cli.cli.app(prog_name='tcel')\nexcept SystemExit:\n    pass\n"
+        "heavy = ['docker', 'celery', 'kombu', 'redis', 'amqp', 'rich.table']\n"
+        "print('HEAVY=' + ','.join(m for m in heavy if m in sys.modules), file=sys.stderr)\n"
+    )
     started = time.monotonic()
-    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=30, env={
-        **os.environ, **env, "_TCEL_COMPLETE": "complete_bash", "COMP_WORDS": words,
-        "COMP_CWORD": str(len(words.split()) - (0 if words.endswith(" ") else 1))})
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={
+            **os.environ,
+            **env,
+            "_TCEL_COMPLETE": "complete_bash",
+            "COMP_WORDS": words,
+            "COMP_CWORD": str(len(words.split()) - (0 if words.endswith(" ") else 1)),
+        },
+    )
     heavy = done.stderr.split("HEAVY=")[-1].strip()
     return done.stdout.split(), [m for m in heavy.split(",") if m], time.monotonic() - started
 

@@ -2,6 +2,7 @@
 
 import dataclasses
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -31,8 +32,15 @@ def test_flower_login_is_generated_once_and_kept_in_the_state_file(tmp_path: Pat
     assert loaded.flower_url() == "http://127.0.0.1:15555/"
 
 
-ACCESS = credentials.Credentials("tcel", "broker-secret", "backend-secret", bind="127.0.0.1",
-                                 flower_user="tcel-ab12cd", flower_password="flower-secret", flower_port=15555)
+ACCESS = credentials.Credentials(
+    "tcel",
+    "broker-secret",
+    "backend-secret",
+    bind="127.0.0.1",
+    flower_user="tcel-ab12cd",
+    flower_password="flower-secret",
+    flower_port=15555,
+)
 SECRETS = {
     "/run/secrets/celery_broker_url": b"amqp://tcel:broker-secret@broker:5672//",
     "/run/secrets/celery_result_backend_url": b"redis://:backend-secret@backend:6379/0",
@@ -73,8 +81,9 @@ def flower_modules(monkeypatch) -> dict:
     metrics = types.SimpleNamespace(get=lambda handler: "metrics")
     web = types.SimpleNamespace(authenticated=lambda method: calls.setdefault("authenticated", method))
     monkeypatch.setitem(sys.modules, "flower", types.ModuleType("flower"))
-    monkeypatch.setitem(sys.modules, "flower.views", types.SimpleNamespace(monitor=types.SimpleNamespace(
-        Metrics=metrics)))
+    monkeypatch.setitem(
+        sys.modules, "flower.views", types.SimpleNamespace(monitor=types.SimpleNamespace(Metrics=metrics))
+    )
     monkeypatch.setitem(sys.modules, "tornado", types.SimpleNamespace(web=web))
     return calls
 
@@ -134,8 +143,17 @@ def test_status_table_shows_flowers_url_in_place_of_its_ports() -> None:
     from celery_cli.stack.base import ServiceStatus
     from celery_cli.tables import services_table
 
-    flower = ServiceStatus("flower", "tcel-demo-flower", "flower", "running", True, "tcel-flower:abc",
-                           ["127.0.0.1:5555->5555/tcp"], None, url="http://127.0.0.1:5555/")
+    flower = ServiceStatus(
+        "flower",
+        "tcel-demo-flower",
+        "flower",
+        "running",
+        True,
+        "tcel-flower:abc",
+        ["127.0.0.1:5555->5555/tcp"],
+        None,
+        url="http://127.0.0.1:5555/",
+    )
     console = Console(width=200, record=True)
     console.print(services_table("demo", [flower]))
     assert "http://127.0.0.1:5555/" in console.export_text()
@@ -154,7 +172,7 @@ class _Engine:
 
 
 class _FlowerService:
-    attrs = {"Spec": {"EndpointSpec": {"Ports": [{"PublishedPort": 15999, "TargetPort": 5555}]}}}
+    attrs: ClassVar[dict] = {"Spec": {"EndpointSpec": {"Ports": [{"PublishedPort": 15999, "TargetPort": 5555}]}}}
 
 
 def _flower_access(tmp_path: Path, node: str, existing: dict, flower_port: int | None, kept: int) -> tuple:
@@ -163,8 +181,9 @@ def _flower_access(tmp_path: Path, node: str, existing: dict, flower_port: int |
 
     stack = SwarmStack(resolve_project(tmp_path, "demo"))
     stack.__dict__["client"] = _Engine()
-    options = UpOptions("127.0.0.1", None, None, "rabbitmq:4", "redis:7", "python:3.12-slim", flower=True,
-                        flower_port=flower_port)
+    options = UpOptions(
+        "127.0.0.1", None, None, "rabbitmq:4", "redis:7", "python:3.12-slim", flower=True, flower_port=flower_port
+    )
     notes: list[str] = []
     access = dataclasses.replace(credentials.generate(), bind="0.0.0.0", flower_port=kept)
     return stack._flower_access(options, existing, access, _Node(node), notes), notes

@@ -4,7 +4,6 @@ channel, at a chosen point of a window on demand (tests/integration/test_call.py
 
 from __future__ import annotations
 
-import socket
 from collections import defaultdict
 from collections.abc import Callable
 
@@ -51,7 +50,7 @@ class FakeBroker:
     def drain_events(self, timeout: float | None = None) -> None:
         event = self.respond(self)
         if event is None:
-            raise socket.timeout()
+            raise TimeoutError()
         if isinstance(event, Exception):
             raise event
         kind, tag, multiple = event
@@ -152,7 +151,7 @@ def test_a_channel_closed_mid_window_says_in_one_line_how_many_were_confirmed(se
     def closes_after_two(broker: FakeBroker) -> Event:
         return ("ack", 2, True) if broker.settled < 2 else closed
 
-    made, broker = sender(closes_after_two, window=10)
+    made, _broker = sender(closes_after_two, window=10)
     with pytest.raises(NotAllSent) as raised:
         made.send_many(tasks(6), lambda task_id, at: None)
     error = raised.value
@@ -190,7 +189,7 @@ def test_one_task_unconfirmed_may_or_may_not_be_queued_and_is_not_sent_again(sen
 
 
 def test_one_task_nacked_is_refused_not_queued(sender) -> None:
-    made, broker = sender(lambda broker: ("nack", 1, False) if broker.settled < len(broker.published) else None)
+    made, _broker = sender(lambda broker: ("nack", 1, False) if broker.settled < len(broker.published) else None)
     with pytest.raises(TcelError) as raised:
         made.send(TaskCall("tasks.add", [1, 2]), "id-1")
     assert "refused tasks.add id-1" in str(raised.value) and raised.value.exit_code == ExitCode.FAILURE

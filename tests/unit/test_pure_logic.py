@@ -12,7 +12,8 @@ from celery_cli.cli import app
 from celery_cli.credentials import mask_url
 from celery_cli.errors import ExitCode, PortInUse
 from celery_cli.result_store import _record
-from celery_cli.stack.engine import binding as _binding, start_error as _start_error
+from celery_cli.stack.engine import binding as _binding
+from celery_cli.stack.engine import start_error as _start_error
 from celery_cli.stack.logs import sortable as _sortable
 
 
@@ -23,8 +24,14 @@ def test_mask_url_hides_the_password_and_keeps_the_rest() -> None:
 
 
 def test_a_failed_result_becomes_an_error_line_not_a_result() -> None:
-    meta = {"status": "FAILURE", "result": {"exc_type": "TypeError", "exc_message": ["bad operand"]},
-            "traceback": "Traceback ...", "name": "tasks.tsum", "args": [["a"]], "worker": "celery@w"}
+    meta = {
+        "status": "FAILURE",
+        "result": {"exc_type": "TypeError", "exc_message": ["bad operand"]},
+        "traceback": "Traceback ...",
+        "name": "tasks.tsum",
+        "args": [["a"]],
+        "worker": "celery@w",
+    }
     record = _record("id-1", json.dumps(meta), {"started": "10.0", "finished": "10.5"})
     assert record.state == "FAILURE" and record.result is None
     assert record.error == "TypeError: bad operand"
@@ -43,20 +50,30 @@ def test_docker_log_times_sort_in_time_order_despite_trimmed_fractions() -> None
 
 
 def container(bindings: dict) -> SimpleNamespace:
-    return SimpleNamespace(attrs={"HostConfig": {"PortBindings": bindings}, "NetworkSettings": {}},
-                           labels={"io.tcel.service": "broker"}, name="tcel-x-broker", status="created")
+    return SimpleNamespace(
+        attrs={"HostConfig": {"PortBindings": bindings}, "NetworkSettings": {}},
+        labels={"io.tcel.service": "broker"},
+        name="tcel-x-broker",
+        status="created",
+    )
 
 
 def test_binding_reads_address_and_port_of_a_published_port() -> None:
     assert _binding(container({"5672/tcp": [{"HostIp": "127.0.0.1", "HostPort": "25672"}]}), 5672) == (
-        "127.0.0.1", 25672)
+        "127.0.0.1",
+        25672,
+    )
     assert _binding(container({}), 5672) == (None, None)
     assert _binding(None, 5672) == (None, None)
 
 
 def test_a_port_clash_at_start_names_the_address_and_the_option() -> None:
-    error = _start_error(container({}), Exception(
-        "driver failed programming external connectivity: listen tcp4 127.0.0.1:5672: bind: address already in use"))
+    error = _start_error(
+        container({}),
+        Exception(
+            "driver failed programming external connectivity: listen tcp4 127.0.0.1:5672: bind: address already in use"
+        ),
+    )
     assert isinstance(error, PortInUse) and error.exit_code == ExitCode.PORT_IN_USE
     assert "127.0.0.1:5672" in str(error) and "--broker-port" in str(error)
 
@@ -94,8 +111,11 @@ def test_status_exit_code_says_not_up_degraded_or_healthy() -> None:
 def test_log_lines_of_several_sources_come_in_time_order():
     from celery_cli.stack.logs import in_time_order
 
-    lines = [("2026-12-03T07:00:01.5Z", "worker-1", "b"), ("2026-12-03T07:00:01.25Z", "broker", "a"),
-             ("2026-12-03T07:00:02Z", "worker-2", "c")]
+    lines = [
+        ("2026-12-03T07:00:01.5Z", "worker-1", "b"),
+        ("2026-12-03T07:00:01.25Z", "broker", "a"),
+        ("2026-12-03T07:00:02Z", "worker-2", "c"),
+    ]
     assert list(in_time_order(lines)) == [("broker", "a"), ("worker-1", "b"), ("worker-2", "c")]
 
 
@@ -117,7 +137,7 @@ def test_followed_logs_give_every_stream_s_lines_and_raise_a_stream_s_engine_err
     seen = []
     with pytest.raises(TcelError, match="the Docker engine refused: container gone"):
         for item in merged([good(), bad()]):
-            seen.append(item)
+            seen.append(item)  # noqa: PERF402 - what came before the error is kept
     assert ("worker-1", "booting") in seen
     assert sorted(merged([good(), good()])) == sorted([("broker", "up"), ("broker", "still up")] * 2)
 

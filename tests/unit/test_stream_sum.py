@@ -19,8 +19,26 @@ GOOD_WORDS = st.one_of(
     st.integers(min_value=-(10**40), max_value=10**40).map(str),
     st.sampled_from(["+7", "-0", "007", "1.5", "-.5", "5.", "1e3", "2E-2", "9" * INT_DIGITS_MAX, "-" + "8" * 4300]),
 )
-BAD_WORDS = st.sampled_from(["x", "-", "+", "--1", "1-2", "+-3", "1_000", "nan", "inf", "1e999", "0x10", "1,5",
-                             "٣", "½", "9" * (INT_DIGITS_MAX + 1), "-" + "9" * (INT_DIGITS_MAX + 1)])
+BAD_WORDS = st.sampled_from(
+    [
+        "x",
+        "-",
+        "+",
+        "--1",
+        "1-2",
+        "+-3",
+        "1_000",
+        "nan",
+        "inf",
+        "1e999",
+        "0x10",
+        "1,5",
+        "٣",
+        "½",
+        "9" * (INT_DIGITS_MAX + 1),
+        "-" + "9" * (INT_DIGITS_MAX + 1),
+    ]
+)
 SPACES = st.sampled_from([" ", "\n", "\t", "\r\n", "  \n ", "\x0b", "\x0c"])
 
 
@@ -29,8 +47,11 @@ def joined(words: list[str], spaces: list[str]) -> bytes:
 
 
 @settings(max_examples=80, deadline=None)
-@given(words=st.lists(GOOD_WORDS, max_size=60), spaces=st.lists(SPACES, min_size=1, max_size=5),
-       chunk_bytes=st.integers(min_value=8, max_value=300))
+@given(
+    words=st.lists(GOOD_WORDS, max_size=60),
+    spaces=st.lists(SPACES, min_size=1, max_size=5),
+    chunk_bytes=st.integers(min_value=8, max_value=300),
+)
 def test_chunks_hold_every_word_once_and_sum_as_the_words_do(words, spaces, chunk_bytes) -> None:
     """The fast whole-chunk check agrees with parse_number word by word, and no word is cut at a chunk's edge."""
     chunks = list(read_chunks(io.BytesIO(joined(words, spaces)), chunk_bytes))
@@ -45,8 +66,13 @@ def test_chunks_hold_every_word_once_and_sum_as_the_words_do(words, spaces, chun
 
 
 @settings(max_examples=80, deadline=None)
-@given(before=st.lists(GOOD_WORDS, max_size=40), bad=BAD_WORDS, after=st.lists(GOOD_WORDS, max_size=5),
-       spaces=st.lists(SPACES, min_size=1, max_size=4), chunk_bytes=st.integers(min_value=8, max_value=200))
+@given(
+    before=st.lists(GOOD_WORDS, max_size=40),
+    bad=BAD_WORDS,
+    after=st.lists(GOOD_WORDS, max_size=5),
+    spaces=st.lists(SPACES, min_size=1, max_size=4),
+    chunk_bytes=st.integers(min_value=8, max_value=200),
+)
 def test_a_bad_word_is_refused_with_its_line_and_number_before_its_chunk_is_yielded(
     before, bad, after, spaces, chunk_bytes
 ) -> None:
@@ -54,12 +80,13 @@ def test_a_bad_word_is_refused_with_its_line_and_number_before_its_chunk_is_yiel
     yielded = []
     with pytest.raises(UsageError) as caught:
         for chunk in read_chunks(io.BytesIO(data), chunk_bytes):
-            yielded.append(chunk)
+            yielded.append(chunk)  # noqa: PERF402 - kept up to the error
     line = data[: data.index(bad.encode(), len(joined(before, spaces)))].count(b"\n") + 1
     message = str(caught.value)
     assert caught.value.exit_code == ExitCode.USAGE
-    assert (f"(line {line:,} of the input, number {len(before) + 1:,})" in message
-            or f"a word of more than" in message and f"line {line:,}" in message), message
+    assert f"(line {line:,} of the input, number {len(before) + 1:,})" in message or (
+        "a word of more than" in message and f"line {line:,}" in message
+    ), message
     assert sum(chunk.numbers for chunk in yielded) <= len(before)  # no chunk holding the bad word came out
 
 
@@ -84,8 +111,9 @@ NOWHERE = ("--broker-url", "amqp://u:p@127.0.0.1:1//", "--backend-url", "redis:/
 def test_a_bad_word_in_the_first_chunk_is_refused_before_any_connection() -> None:
     result = run_tcel("tsum", "-", *NOWHERE, input="1 2\n3 four 5\n")
     assert result.code == 2, result.stderr
-    assert result.stderr.strip() == ("error: not a number: 'four' (line 2 of the input, number 4): "
-                                     "give integers or decimals such as 2, -3 or 1.5")
+    assert result.stderr.strip() == (
+        "error: not a number: 'four' (line 2 of the input, number 4): give integers or decimals such as 2, -3 or 1.5"
+    )
 
 
 def test_a_too_long_word_is_refused_without_reading_it_all() -> None:

@@ -71,8 +71,10 @@ def test_no_password_stays_in_any_service_environment_or_command(tmp_path: Path)
         moved = secrets_in_files(spec)
         shown = repr((moved.environment, moved.command))
         assert ACCESS.broker_password not in shown and ACCESS.backend_password not in shown, spec.service
-    assert b"default_pass = broker-secret-password" in secrets_in_files(broker(project, OPTIONS, ACCESS)).files[
-        RABBITMQ_USER_CONF]
+    assert (
+        b"default_pass = broker-secret-password"
+        in secrets_in_files(broker(project, OPTIONS, ACCESS)).files[RABBITMQ_USER_CONF]
+    )
     redis_conf = secrets_in_files(backend(project, OPTIONS, ACCESS)).files[REDIS_CONF]
     assert b"requirepass backend-secret-password" in redis_conf
 
@@ -103,7 +105,7 @@ def test_up_on_one_engine_is_refused_while_the_stack_runs_on_the_other(tmp_path:
     assert "stack switch runs as plain containers on this Docker engine" in line and "tcel-switch-worker-1" in line
     assert "not as Swarm services" in line and "run 'tcel down' first" in line and "\n" not in line
     credentials.save(project, ACCESS, {"TCEL_ENGINE": "swarm"})
-    with pytest.raises(UsageError, match="runs as Swarm services .* not as plain containers: run 'tcel down'"):
+    with pytest.raises(UsageError, match=r"runs as Swarm services .* not as plain containers: run 'tcel down'"):
         refuse_other_engine(project, "containers", ["tcel-switch-worker"])
     # the environment asks for plain containers: a bare `tcel down` would look for them, so the hint says how
     monkeypatch.setenv("TCEL_ENGINE", "containers")
@@ -137,8 +139,10 @@ def test_concurrency_and_queue_changes_of_a_running_worker_service_are_found() -
     assert _setting_changes(running, same, keep_queues=False) == {}
     more = worker(0, replace(OPTIONS, concurrency=4), ACCESS, "w")
     assert _setting_changes(running, more, keep_queues=True) == {"CELERY_WORKER_CONCURRENCY": "4"}
-    assert _setting_changes(running, more, keep_queues=False) == {"CELERY_WORKER_CONCURRENCY": "4",
-                                                                  "CELERY_WORKER_QUEUES": None}
+    assert _setting_changes(running, more, keep_queues=False) == {
+        "CELERY_WORKER_CONCURRENCY": "4",
+        "CELERY_WORKER_QUEUES": None,
+    }
     other = worker(0, replace(OPTIONS, concurrency=2, queues=("c",)), ACCESS, "w")
     assert _setting_changes(running, other, keep_queues=False) == {"CELERY_WORKER_QUEUES": "c"}
 
@@ -146,4 +150,3 @@ def test_concurrency_and_queue_changes_of_a_running_worker_service_are_found() -
 def test_up_names_every_port_swarm_publishes_on_every_interface() -> None:
     assert _published_note("manager", None).endswith("every interface of the data node manager")
     assert _published_note("manager", "5001").endswith("and the registry's port 5001 on every interface of every node")
-

@@ -21,7 +21,9 @@ def test_the_shipped_template_links_to_the_repository_files(name: str) -> None:
 def test_a_built_wheel_carries_the_worker_files_and_builds_quietly(tmp_path) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "-v", "-w", str(tmp_path), str(REPO)],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert done.returncode == 0, done.stderr
     assert "importable package" not in done.stdout + done.stderr  # every package is declared
@@ -63,12 +65,27 @@ def test_a_project_s_own_modules_go_into_the_image_and_a_package_once_dockerigno
     from celery_cli.stack.images import context_files
 
     write_project(tmp_path)
-    for name in ("helpers.py", "mypkg/__init__.py", "mypkg/jobs.py", "mypkg/__pycache__/jobs.cpython-312.pyc",
-                 "__pycache__/tasks.cpython-312.pyc", "notes.txt", "tests/test_tasks.py"):
+    for name in (
+        "helpers.py",
+        "mypkg/__init__.py",
+        "mypkg/jobs.py",
+        "mypkg/__pycache__/jobs.cpython-312.pyc",
+        "__pycache__/tasks.cpython-312.pyc",
+        "notes.txt",
+        "tests/test_tasks.py",
+    ):
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text("")
-    assert context_files(tmp_path) == [".dockerignore", "Dockerfile", "celeryconfig.py", "constraints.txt",
-                                       "helpers.py", "requirements.txt", "tasks.py", "worker_hooks.py"]
+    assert context_files(tmp_path) == [
+        ".dockerignore",
+        "Dockerfile",
+        "celeryconfig.py",
+        "constraints.txt",
+        "helpers.py",
+        "requirements.txt",
+        "tasks.py",
+        "worker_hooks.py",
+    ]
     ignore = tmp_path / ".dockerignore"
     lines = ignore.read_text().splitlines()
     lines.insert(lines.index("!*.py") + 1, "!mypkg/")  # as the README says
