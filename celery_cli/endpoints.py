@@ -41,8 +41,9 @@ class Target:
         elsewhere paired with the local backend would index and wait in the wrong place."""
         given = {"broker": self.broker_url, "backend": self.backend_url}
         given = {s: option or os.environ.get(URL_VARIABLES[s]) for s, option in given.items()}
-        if given[service]:
-            return given[service]
+        chosen = given[service]
+        if chosen:
+            return chosen
         if any(given.values()):
             other = next(s for s in given if given[s])
             raise NotRunning(

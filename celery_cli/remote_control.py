@@ -12,8 +12,8 @@ from .credentials import mask_url
 from .errors import ServiceUnreachable, start_or_check, unreachable
 
 if TYPE_CHECKING:
-    import kombu
     from celery import Celery
+    from kombu.connection import Connection
 
 
 @dataclass
@@ -74,10 +74,11 @@ class Control:
         return app
 
     @cached_property
-    def connection(self) -> kombu.Connection:
+    def connection(self) -> Connection:
         """One connection for every call, closed with an AMQP close at the end (Celery's own pool would only
         drop the socket, which the broker logs as a client that unexpectedly closed its connection)."""
-        return self.app.connection_for_write()
+        connection: Connection = self.app.connection_for_write()
+        return connection
 
     def ping(self, names: list[str], timeout: float = 1.0) -> set[str]:
         """The node names among `names` that answered within `timeout`."""
@@ -154,7 +155,7 @@ class Control:
     def purge(self) -> int:
         """Delete every message waiting in the task queues; return how many."""
         try:
-            return self.app.control.purge(connection=self.connection)
+            return int(self.app.control.purge(connection=self.connection))
         except _broker_errors() as exc:
             raise self._unreachable(exc) from None
 

@@ -96,6 +96,7 @@ def _checked(data: bytes, first: int, lines: int) -> Chunk:
     count = _integers(text)
     if count is not None:  # the common case, checked with a few passes of bytes methods (no per-word Python)
         return Chunk(text.decode("ascii"), count, first, lines + 1)
+    count = 0
     for count, match in enumerate(_WORD.finditer(data), 1):  # decimals, or a bad word to find
         word = match.group().decode("utf-8", errors="replace")
         try:

@@ -150,7 +150,7 @@ def bench_table(count: int, result: BenchResult) -> Table:
     )
 
 
-def scaling_table(summary: list[dict]) -> Table:
+def scaling_table(summary: list[dict[str, Any]]) -> Table:
     """`tcel bench --workers`: medians per worker count over the runs that succeeded."""
 
     def shown(value: float | None, unit: str) -> str:

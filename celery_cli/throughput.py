@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from .call import TaskCall
 from .endpoints import Endpoints
-from .errors import TcelError, WaitTimeout
+from .errors import TcelError, UsageError, WaitTimeout
 from .publisher import WINDOW, Sender, new_task_id
 from .result_store import ResultStore, timestamp
 
@@ -36,7 +36,7 @@ class BenchResult:
         return {key: round(value, 4) if isinstance(value, float) else value for key, value in asdict(self).items()}
 
 
-def task_args(task: str, size: int, n: int) -> list:
+def task_args(task: str, size: int, n: int) -> list[Any]:
     """add(n, 1), or tsum of `size` numbers."""
     return [n, 1] if task == "add" else [list(range(n, n + size))]
 
@@ -53,6 +53,8 @@ def run(
     """Send `count` tasks in a window of confirms, then wait for all of them; latency is the worker's finish
     time minus the task's publish time. Sent/s counts a task once the broker confirmed it."""
     name = f"tasks.{task}"
+    if endpoints.backend_url is None:
+        raise UsageError("tcel bench needs a result backend", hint="pass --backend-url or start the stack")
     store = ResultStore(endpoints.backend_url, timeout=10)
     sent_at: dict[str, float] = {}
 
@@ -157,7 +159,9 @@ def _collect(
     finished: dict[str, tuple[float, str]] = {}
     while pending:
         ready = store.finished(pending)
-        finished.update({task_id: (timestamp(meta["date_done"]), meta["status"]) for task_id, meta in ready.items()})
+        finished.update(
+            {task_id: (timestamp(meta["date_done"]) or time.time(), meta["status"]) for task_id, meta in ready.items()}
+        )
         pending = [task_id for task_id in pending if task_id not in ready]
         progress(len(finished), len(ids))
         if pending:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from enum import StrEnum
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -11,6 +12,10 @@ from ..endpoints import Target
 from ..errors import ExitCode, UsageError
 from ..output import Output
 from .options import Json, which_stack
+
+if TYPE_CHECKING:
+    from ..endpoints import Endpoints
+    from ..throughput import BenchResult
 
 
 class BenchTask(StrEnum):
@@ -84,7 +89,14 @@ def _counts(option: str) -> list[int]:
     return counts
 
 
-def _by_workers(out: Output, target: Target, counts: list[int], rounds: int, ready_timeout: float, bench) -> None:
+def _by_workers(
+    out: Output,
+    target: Target,
+    counts: list[int],
+    rounds: int,
+    ready_timeout: float,
+    bench: Callable[[Endpoints], BenchResult],
+) -> None:
     """Scale the project's stack to each count in turn (alternating the order each round), bench it, put the
     workers back as they were, and show medians per count; any failed run fails the command."""
     from ..stack import open_stack
