@@ -88,7 +88,7 @@ def test_a_project_s_own_modules_go_into_the_image_and_a_package_once_dockerigno
     ]
     ignore = tmp_path / ".dockerignore"
     lines = ignore.read_text().splitlines()
-    lines.insert(lines.index("!*.py") + 1, "!mypkg/")  # as the README says
+    lines.insert(lines.index("!*.py") + 1, "!mypkg/")  # as docs/usage.md says
     ignore.write_text("\n".join(lines) + "\n")
     assert "mypkg/jobs.py" in context_files(tmp_path) and "mypkg/__init__.py" in context_files(tmp_path)
     assert not [name for name in context_files(tmp_path) if "__pycache__" in name or name.startswith("tests/")]
