@@ -31,6 +31,11 @@ def test_a_built_wheel_carries_the_worker_files_and_builds_quietly(tmp_path) -> 
     with zipfile.ZipFile(wheel) as archive:
         for name in WORKER_FILES:
             assert archive.read(f"celery_cli/template/{name}") == (REPO / name).read_bytes()
+        shipped = set(archive.namelist())
+    package = REPO / "celery_cli"
+    files = {path.relative_to(REPO).as_posix() for path in package.rglob("*") if path.is_file()}
+    missing = {name for name in files if "__pycache__" not in name} - shipped
+    assert not missing, "the wheel lacks files of the package"  # such as stack/flower_image/'s Dockerfile
 
 
 def test_worker_image_runs_celery_as_a_non_root_user() -> None:
