@@ -546,7 +546,7 @@ def machine() -> dict:
 
 
 def record(chosen: list[str], bench: Bench, failed: dict[str, str]) -> Path:
-    """One small JSON per run, committed: the raw samples behind the README's tables, with the command, the
+    """One small JSON per run, committed: the raw samples behind docs/performance.md's tables, with the command, the
     machine and the load averages; the steps that keep more than rows (workers, stream_sum) add theirs."""
     RESULTS.mkdir(parents=True, exist_ok=True)
     taken = time.strftime("%Y-%m-%dT%H%M%S")

@@ -17,9 +17,12 @@ ensure_venv() {
   say "installing tcel into $VENV"
   [ -x "$PY" ] || python3 -m venv "$VENV" || die "cannot create $VENV (is python3-venv installed?)"
   "$PY" -m pip install --quiet --upgrade pip >/dev/null 2>&1 || true
-  # compat mode: a plain path entry instead of an import hook, which costs every start-up 10 ms
-  "$PY" -m pip install --quiet -c "$ROOT/constraints.txt" -e "$ROOT[test]" --config-settings editable_mode=compat \
-    || die "pip install failed"
+  # pip's output (also the warnings a machine's pip configuration causes) goes to a log, shown when it fails
+  local log="$VENV/tcel-install.log"
+  if ! "$PY" -m pip install --quiet -c "$ROOT/constraints.txt" -e "$ROOT[test]" >"$log" 2>&1; then
+    tail -n 30 "$log" >&2
+    die "pip install failed (whole output: $log)"
+  fi
   echo "$want" > "$stamp"
 }
 

@@ -31,6 +31,11 @@ def test_a_built_wheel_carries_the_worker_files_and_builds_quietly(tmp_path) -> 
     with zipfile.ZipFile(wheel) as archive:
         for name in WORKER_FILES:
             assert archive.read(f"celery_cli/template/{name}") == (REPO / name).read_bytes()
+        shipped = set(archive.namelist())
+    package = REPO / "celery_cli"
+    files = {path.relative_to(REPO).as_posix() for path in package.rglob("*") if path.is_file()}
+    missing = {name for name in files if "__pycache__" not in name} - shipped
+    assert not missing, "the wheel lacks files of the package"  # such as stack/flower_image/'s Dockerfile
 
 
 def test_worker_image_runs_celery_as_a_non_root_user() -> None:
@@ -88,7 +93,7 @@ def test_a_project_s_own_modules_go_into_the_image_and_a_package_once_dockerigno
     ]
     ignore = tmp_path / ".dockerignore"
     lines = ignore.read_text().splitlines()
-    lines.insert(lines.index("!*.py") + 1, "!mypkg/")  # as the README says
+    lines.insert(lines.index("!*.py") + 1, "!mypkg/")  # as docs/usage.md says
     ignore.write_text("\n".join(lines) + "\n")
     assert "mypkg/jobs.py" in context_files(tmp_path) and "mypkg/__init__.py" in context_files(tmp_path)
     assert not [name for name in context_files(tmp_path) if "__pycache__" in name or name.startswith("tests/")]
