@@ -309,7 +309,7 @@ def test_removing_some_services_waits_for_their_containers_only(lab: Lab, swarm_
     """What a failed `up` removes (the services it made) goes without waiting on the containers of the services
     that ran before it, which stay: the broker, backend and registry keep theirs on this manager."""
     from celery_cli.settings import resolve_project
-    from celery_cli.stack import swarm_engine
+    from celery_cli.stack.swarm import docker_api as swarm_engine
 
     project = resolve_project(swarm_stack.directory, swarm_stack.name)
     before = {s.id for s in swarm_engine.services(lab.engine, project)}
@@ -329,7 +329,9 @@ def test_removing_some_services_waits_for_their_containers_only(lab: Lab, swarm_
         ):
             assert time.monotonic() < deadline, "the extra service did not start in 60 s"
             time.sleep(0.3)
-        swarm_engine.remove_services(lab.engine, project, [extra], timeout=20)  # NotRunning if it waited on others
+        swarm_engine.remove_services(
+            lab.engine, project, [swarm_engine.Service(extra)], timeout=20
+        )  # NotRunning if it waited on others
     finally:
         with contextlib.suppress(Exception):
             extra.remove()
