@@ -15,7 +15,7 @@ import pytest
 
 from celery_cli.names import LABEL_PROJECT
 from celery_cli.settings import setting
-from tests.conftest import StackProject, logs_followed_until, make_project, run_tcel
+from tests.conftest import StackProject, json_keys, logs_followed_until, make_project, run_tcel
 from tests.faults.conftest import results, tally
 from tests.swarm.conftest import NODES, Lab, skip_or_fail, swarm_lab
 
@@ -400,3 +400,25 @@ def test_init_makes_a_single_node_swarm_of_an_engine_in_none(engine, tmp_path):
             if not had_gwbridge:
                 for network in engine.networks.list(names=["docker_gwbridge"]):
                     network.remove()
+
+
+def test_status_json_has_the_same_keys_on_both_engines(lab: Lab, swarm_stack: StackProject, tmp_path):
+    """`status --json` of the Swarm stack and of a plain-container stack on the same engine: the same keys, the
+    engine named in a field of its own."""
+    with make_project(lab.engine, tmp_path) as plain:
+        try:
+            up = plain.tcel("up", "--workers", "1")
+            assert up.code == 0, up.stderr
+            views = {
+                "containers": json.loads(plain.tcel("status", "--json").stdout),
+                "swarm": json.loads(swarm_stack.tcel("status", "--json").stdout),
+            }
+        finally:
+            plain.tcel("down", "--volumes")
+    assert {engine: view["engine"] for engine, view in views.items()} == {"containers": "containers", "swarm": "swarm"}
+    compared = ("", "services[].", "workers[].", "backend.")  # parts both stacks have (tasks may be none yet)
+
+    def keys(view: dict) -> set[str]:
+        return {key for key in json_keys(view) if key.rpartition(".")[0] + "." in compared or "." not in key}
+
+    assert keys(views["containers"]) == keys(views["swarm"])

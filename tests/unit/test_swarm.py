@@ -152,3 +152,10 @@ def test_concurrency_and_queue_changes_of_a_running_worker_service_are_found() -
 def test_up_names_every_port_swarm_publishes_on_every_interface() -> None:
     assert _published_note("manager", None).endswith("every interface of the data node manager")
     assert _published_note("manager", "5001").endswith("and the registry's port 5001 on every interface of every node")
+
+
+def test_the_refusal_of_an_engine_in_no_swarm_names_both_ways_out() -> None:
+    with pytest.raises(UsageError) as refused:
+        membership(OUTSIDE, init=False)
+    assert "tcel up --swarm --init" in str(refused.value)
+    assert "TCEL_ENGINE=containers tcel up" in str(refused.value)

@@ -141,7 +141,8 @@ def membership(info: dict[str, Any], init: bool) -> bool:
     if not init:
         raise UsageError(
             "this Docker engine is not a swarm manager",
-            hint="run 'tcel up --swarm --init' to make it a single-node swarm, or 'docker swarm init' yourself",
+            hint="run 'tcel up --swarm --init' to make it a single-node swarm ('docker swarm init' for one that "
+            "other machines join), or 'TCEL_ENGINE=containers tcel up' to run the stack as plain containers",
         )
     return True
 
