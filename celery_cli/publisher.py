@@ -33,7 +33,7 @@ from .names import MAX_MESSAGE_SIZE
 if TYPE_CHECKING:
     import amqp
 
-    from .call import TaskCall
+    from .task_call import TaskCall
 
 CONNECT_TIMEOUT = 2.0
 CONFIRM_TIMEOUT = 5.0  # a broker that blocks publishers (memory or disk alarm) must not hang the CLI

@@ -25,12 +25,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING
 
-from .call import TaskCall
 from .endpoints import Endpoints
 from .errors import ExitCode, TaskFailed, TcelError, UsageError, WaitTimeout
 from .publisher import Sender, new_task_id
 from .result_store import ResultStore
 from .task_args import INT_DIGITS_MAX, Number, parse_number
+from .task_call import TaskCall
 
 if TYPE_CHECKING:
     from .result_store import Follower

@@ -9,11 +9,11 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from .call import TaskCall
 from .endpoints import Endpoints
 from .errors import TcelError, WaitTimeout
 from .publisher import WINDOW, Sender, new_task_id
 from .result_store import ResultStore, timestamp
+from .task_call import TaskCall
 
 if TYPE_CHECKING:
     from .stack.base import Stack, UpOptions

@@ -131,7 +131,7 @@ def up(
         headline = f"stack {name} is up" + (f", ready in {report.ready_after:.1f}s" if report.ready_after else "")
     _show(out, target, report, headline, endpoints=True)
     if watch:
-        from .watching import watch_and_reload
+        from .up_watch import watch_and_reload
 
         watch_and_reload(out, stack, options, grace, ready_timeout)
 

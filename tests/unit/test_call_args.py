@@ -9,7 +9,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from celery_cli.call import TaskCall
 from celery_cli.cli import app
 from celery_cli.errors import ExitCode, UsageError
 from celery_cli.task_args import (
@@ -20,6 +19,7 @@ from celery_cli.task_args import (
     parse_seconds,
     parse_time,
 )
+from celery_cli.task_call import TaskCall
 
 
 @pytest.mark.parametrize(

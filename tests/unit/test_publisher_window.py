@@ -11,10 +11,10 @@ import amqp
 import pytest
 
 from celery_cli import publisher
-from celery_cli.call import TaskCall
 from celery_cli.endpoints import Endpoints
 from celery_cli.errors import ExitCode, ServiceUnreachable, TcelError
 from celery_cli.publisher import Confirms, NotAllSent, Sender
+from celery_cli.task_call import TaskCall
 
 Event = tuple[str, int, bool] | Exception | None  # ("ack" | "nack", delivery tag, multiple), a failure, or nothing
 
