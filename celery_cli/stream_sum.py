@@ -27,10 +27,11 @@ from typing import IO, TYPE_CHECKING
 
 from .endpoints import Endpoints
 from .errors import ExitCode, TaskFailed, TcelError, UsageError, WaitTimeout
-from .publisher import Sender, new_task_id
+from .publisher import Sender
 from .result_store import ResultStore
 from .task_args import INT_DIGITS_MAX, Number, parse_number
 from .task_call import TaskCall
+from .task_message import new_task_id
 
 if TYPE_CHECKING:
     from .result_store import Follower

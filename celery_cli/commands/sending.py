@@ -217,8 +217,8 @@ def send(
     """Send one task (after checking a worker knows it, if asked); without --wait print its id, with --wait
     show its states live, then how it ended."""
     from ..call import failure, submit
-    from ..publisher import new_task_id
     from ..tables import value
+    from ..task_message import new_task_id
 
     where = target.endpoints(backend_required=wait)
     if check:

@@ -8,7 +8,8 @@ import uuid
 import pytest
 
 from celery_cli.endpoints import Endpoints
-from celery_cli.publisher import NotAllSent, Sender
+from celery_cli.publish_errors import NotAllSent
+from celery_cli.publisher import Sender
 from celery_cli.task_call import TaskCall
 
 
