@@ -13,8 +13,9 @@ from .errors import ExitCode, NotRunning, TcelError
 from .names import QUEUE
 from .queues import QueueInfo, queues
 from .remote_control import Control, pool_size, worker_node
-from .result_store import BackendInfo, ResultStore, TaskRecord
+from .result_store import ResultStore
 from .stack.base import ServiceStatus, Stack
+from .task_record import BackendInfo, TaskRecord
 
 if TYPE_CHECKING:
     from .credentials import Credentials

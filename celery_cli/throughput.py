@@ -12,9 +12,10 @@ from typing import TYPE_CHECKING, Any
 from .endpoints import Endpoints
 from .errors import TcelError, WaitTimeout
 from .publisher import WINDOW, Sender
-from .result_store import ResultStore, timestamp
+from .result_store import ResultStore
 from .task_call import TaskCall
 from .task_message import new_task_id
+from .task_record import timestamp
 
 if TYPE_CHECKING:
     from .stack.base import Stack, UpOptions

@@ -11,10 +11,10 @@ from typer.testing import CliRunner
 from celery_cli.cli import app
 from celery_cli.credentials import mask_url
 from celery_cli.errors import ExitCode, PortInUse
-from celery_cli.result_store import _record
 from celery_cli.stack.containers.docker_api import Container, binding
 from celery_cli.stack.containers.docker_api import start_error as _start_error
 from celery_cli.stack.log_merge import sortable as _sortable
+from celery_cli.task_record import record as _record
 
 
 def test_mask_url_hides_the_password_and_keeps_the_rest() -> None:
