@@ -339,6 +339,28 @@ def test_removing_some_services_waits_for_their_containers_only(lab: Lab, swarm_
     wait_healthy(swarm_stack)
 
 
+def test_status_json_has_the_same_keys_on_both_engines(lab: Lab, swarm_stack: StackProject, tmp_path):
+    """`status --json` of the Swarm stack and of a plain-container stack on the same engine: the same keys, the
+    engine named in a field of its own."""
+    with make_project(lab.engine, tmp_path) as plain:
+        try:
+            up = plain.tcel("up", "--workers", "1")
+            assert up.code == 0, up.stderr
+            views = {
+                "containers": json.loads(plain.tcel("status", "--json").stdout),
+                "swarm": json.loads(swarm_stack.tcel("status", "--json").stdout),
+            }
+        finally:
+            plain.tcel("down", "--volumes")
+    assert {engine: view["engine"] for engine, view in views.items()} == {"containers": "containers", "swarm": "swarm"}
+    compared = ("", "services[].", "workers[].", "backend.")  # parts both stacks have (tasks may be none yet)
+
+    def keys(view: dict) -> set[str]:
+        return {key for key in json_keys(view) if key.rpartition(".")[0] + "." in compared or "." not in key}
+
+    assert keys(views["containers"]) == keys(views["swarm"])
+
+
 def test_down_leaves_nothing_on_any_node(lab: Lab, swarm_stack: StackProject):
     registry = f"127.0.0.1:{kept_settings(swarm_stack)['TCEL_REGISTRY_PORT']}"
     assert lab.engine.images.list(name=f"{registry}/tcel-worker")
@@ -400,25 +422,3 @@ def test_init_makes_a_single_node_swarm_of_an_engine_in_none(engine, tmp_path):
             if not had_gwbridge:
                 for network in engine.networks.list(names=["docker_gwbridge"]):
                     network.remove()
-
-
-def test_status_json_has_the_same_keys_on_both_engines(lab: Lab, swarm_stack: StackProject, tmp_path):
-    """`status --json` of the Swarm stack and of a plain-container stack on the same engine: the same keys, the
-    engine named in a field of its own."""
-    with make_project(lab.engine, tmp_path) as plain:
-        try:
-            up = plain.tcel("up", "--workers", "1")
-            assert up.code == 0, up.stderr
-            views = {
-                "containers": json.loads(plain.tcel("status", "--json").stdout),
-                "swarm": json.loads(swarm_stack.tcel("status", "--json").stdout),
-            }
-        finally:
-            plain.tcel("down", "--volumes")
-    assert {engine: view["engine"] for engine, view in views.items()} == {"containers": "containers", "swarm": "swarm"}
-    compared = ("", "services[].", "workers[].", "backend.")  # parts both stacks have (tasks may be none yet)
-
-    def keys(view: dict) -> set[str]:
-        return {key for key in json_keys(view) if key.rpartition(".")[0] + "." in compared or "." not in key}
-
-    assert keys(views["containers"]) == keys(views["swarm"])
