@@ -4,36 +4,17 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any
+from dataclasses import dataclass
 
+from . import task_index
 from .endpoints import Endpoints
 from .errors import NotFound, ServiceUnreachable, TaskFailed, UsageError
 from .names import QUEUE
 from .publisher import Sender
-from .result_store import READY_STATES, ResultStore, TaskRecord
-
-
-@dataclass(frozen=True)
-class TaskCall:
-    """One task to send by name: its arguments and how Celery delivers it."""
-
-    name: str
-    args: list[Any] = field(default_factory=list)
-    kwargs: dict[str, Any] = field(default_factory=dict)
-    queue: str = QUEUE
-    countdown: float | None = None  # seconds from sending; the message carries it as an ETA
-    eta: datetime | None = None
-    expires: float | datetime | None = None  # seconds from sending, or a moment
-    priority: int | None = None
-    retry_of: str | None = None  # the task this one sends again
-    job: dict[str, Any] | None = None  # what a streamed sum's final task sums up, kept in the index with it
-
-    def __post_init__(self) -> None:
-        if self.countdown is not None and self.eta is not None:
-            raise UsageError("--countdown and --eta both say when to run", hint="give one of them")
-
+from .result_follower import watch
+from .result_store import ResultStore
+from .task_call import TaskCall
+from .task_record import READY_STATES, TaskRecord
 
 NO_BACKEND = (
     "no result backend is known here, so its result cannot be looked up: "
@@ -70,7 +51,7 @@ def submit(
         with Sender(endpoints) as sender:
             sent = sender.send(call, task_id)
         return Submitted(task_id, warning=_index(store, task_id, call, sent))
-    with store.watch(task_id) as wait_for, Sender(endpoints) as sender:
+    with watch(store, task_id) as wait_for, Sender(endpoints) as sender:
         sent = sender.send(call, task_id)
         warning = _index(store, task_id, call, sent)
         try:
@@ -90,7 +71,7 @@ def retry_call(store: ResultStore, task_id: str) -> TaskCall:
             f"task {task_id} is {record.state}, not finished",
             hint="only a task that succeeded, failed or was revoked is sent again; see 'tcel result " + task_id + "'",
         )
-    stored = store.stored_call(task_id)
+    stored = task_index.stored_call(store, task_id)
     if stored is None or not record.name:
         raise NotFound(
             f"the backend no longer has the arguments of task {task_id}",
@@ -112,8 +93,8 @@ def failure(record: TaskRecord) -> TaskFailed | None:
 def _index(store: ResultStore, task_id: str, call: TaskCall, sent: float) -> str | None:
     """Record the task as sent, so it shows as queued before a worker has it; a failure is only a warning."""
     try:
-        store.record_sent(
-            task_id, call.name, call.args, call.kwargs, call.queue, sent, retry_of=call.retry_of, job=call.job
+        task_index.record_sent(
+            store, task_id, call.name, call.args, call.kwargs, call.queue, sent, retry_of=call.retry_of, job=call.job
         )
     except ServiceUnreachable as error:
         return f"task {task_id} was sent, but {error.message}"

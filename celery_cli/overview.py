@@ -13,8 +13,9 @@ from .errors import ExitCode, NotRunning, TcelError
 from .names import QUEUE
 from .queues import QueueInfo, queues
 from .remote_control import Control, pool_size, worker_node
-from .result_store import BackendInfo, ResultStore, TaskRecord
+from .result_store import ResultStore
 from .stack.base import ServiceStatus, Stack
+from .task_record import BackendInfo, TaskRecord
 
 if TYPE_CHECKING:
     from .credentials import Credentials
@@ -40,6 +41,7 @@ class Overview:
     """The parts of the view; a part that could not be read has its error in `failures` instead."""
 
     project: str
+    engine: str = ""  # which engine runs the stack: containers or swarm
     services: list[ServiceStatus] = field(default_factory=list)
     workers: list[WorkerInfo] = field(default_factory=list)
     queues: list[QueueInfo] = field(default_factory=list)
@@ -79,6 +81,7 @@ class Overview:
     def as_dict(self) -> dict[str, Any]:
         return {
             "project": self.project,
+            "engine": self.engine,
             "healthy": self.healthy,
             "services": [s.as_dict() for s in self.services],
             "workers": [asdict(w) for w in self.workers],
@@ -93,7 +96,7 @@ def gather(stack: Stack) -> Overview:
     """Read containers, workers, queues, backend and recent tasks at once, each with a short timeout."""
     from concurrent.futures import ThreadPoolExecutor
 
-    overview = Overview(stack.project.name)
+    overview = Overview(stack.project.name, stack.engine)
     access = stack.endpoints()
     with ThreadPoolExecutor(max_workers=6) as pool:
         services = pool.submit(stack.status)

@@ -25,15 +25,17 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING
 
-from .call import TaskCall
 from .endpoints import Endpoints
 from .errors import ExitCode, TaskFailed, TcelError, UsageError, WaitTimeout
-from .publisher import Sender, new_task_id
+from .publisher import Sender
+from .result_follower import following
 from .result_store import ResultStore
 from .task_args import INT_DIGITS_MAX, Number, parse_number
+from .task_call import TaskCall
+from .task_message import new_task_id
 
 if TYPE_CHECKING:
-    from .result_store import Follower
+    from .result_follower import Follower
 
 CHUNK_BYTES = 1 << 20  # of input text per chunk task: about 130,000 numbers of `seq`, a message of ~1.1 MiB
 IN_FLIGHT = 8  # chunk tasks sent whose sums have not come back; the reader waits for one before reading on
@@ -177,7 +179,7 @@ def sum_stream(
     sums: dict[str, Number] = {}
     sent: list[str] = []
     in_flight: dict[str, Chunk] = {}
-    with store.follower() as follower, Sender(endpoints) as sender:
+    with following(store) as follower, Sender(endpoints) as sender:
         try:
             for chunk in _read_ahead(chunks):
                 while len(in_flight) >= IN_FLIGHT:

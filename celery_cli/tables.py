@@ -13,8 +13,8 @@ if TYPE_CHECKING:
     from rich.table import Table
 
     from .overview import Overview
-    from .result_store import TaskRecord
     from .stack.base import ServiceStatus
+    from .task_record import TaskRecord
     from .throughput import BenchResult
 
 
@@ -236,7 +236,7 @@ def short(text: str | None, width: int = 40) -> str | None:
 
 
 def when(epoch: float | None) -> str | None:
-    from .result_store import iso_time
+    from .task_record import iso_time
 
     return iso_time(epoch, sep=" ")
 

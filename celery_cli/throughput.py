@@ -9,11 +9,13 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from .call import TaskCall
 from .endpoints import Endpoints
 from .errors import TcelError, UsageError, WaitTimeout
-from .publisher import WINDOW, Sender, new_task_id
-from .result_store import ResultStore, timestamp
+from .publisher import WINDOW, Sender
+from .result_store import ResultStore
+from .task_call import TaskCall
+from .task_message import new_task_id
+from .task_record import timestamp
 
 if TYPE_CHECKING:
     from .stack.base import Stack, UpOptions

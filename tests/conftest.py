@@ -272,3 +272,12 @@ def stack(engine, tmp_path_factory) -> Iterator[StackProject]:
         result = project.tcel("up")
         assert result.code == 0, result.stderr
         yield project
+
+
+def json_keys(value: object, path: str = "") -> set[str]:
+    """Every key path of a JSON document, such as `services[].node`; the items of a list are merged."""
+    if isinstance(value, dict):
+        return {found for key, item in value.items() for found in {path + key} | json_keys(item, f"{path}{key}.")}
+    if isinstance(value, list):
+        return {found for item in value for found in json_keys(item, f"{path.rstrip('.')}[].")}
+    return set()

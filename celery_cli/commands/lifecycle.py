@@ -131,7 +131,7 @@ def up(
         headline = f"stack {name} is up" + (f", ready in {report.ready_after:.1f}s" if report.ready_after else "")
     _show(out, target, report, headline, endpoints=True)
     if watch:
-        from .watching import watch_and_reload
+        from .up_watch import watch_and_reload
 
         watch_and_reload(out, stack, options, grace, ready_timeout)
 
@@ -225,7 +225,12 @@ def _show(out: Output, target: Target, report: UpReport, headline: str, endpoint
     out.success(headline)
     for note in report.notes:
         out.info(f"  note     {note}")
-    for verb, names in (("created", report.created), ("started", report.started), ("removed", report.removed)):
+    for verb, names in (
+        ("created", report.created),
+        ("started", report.started),
+        ("removed", report.removed),
+        ("changed", report.changes),
+    ):
         if names:
             out.info(f"  {verb:<8} {', '.join(names)}")
     if endpoints:
@@ -250,11 +255,12 @@ def down(
     with out.status(f"stopping stack {name}"):
         report = open_stack(target.project).down(volumes=volumes)
     if json:
-        out.data({"project": name, **vars(report)})
-    elif not (report.containers or report.networks or report.volumes):
+        out.data({"project": name, **report.as_dict()})
+    elif not (report.containers or report.services or report.networks or report.volumes):
         out.success(f"nothing to remove for stack {name}")
     else:
-        removed = [f"{len(report.containers)} container(s)", f"{len(report.networks)} network(s)"]
+        units = f"{len(report.services)} service(s)" if report.services else f"{len(report.containers)} container(s)"
+        removed = [units, f"{len(report.networks)} network(s)"]
         if volumes:
             removed.append(f"{len(report.volumes)} volume(s)")
         out.success(f"stack {name} is down: removed {', '.join(removed)}")

@@ -18,8 +18,8 @@ from .options import Json, Quiet, TaskTimeout, Wait, which_stack
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-    from ..call import TaskCall
     from ..stream_sum import Chunk
+    from ..task_call import TaskCall
 
 NUMBERS_CONTEXT = {"ignore_unknown_options": True}  # so that -3 is a number, not an option
 NoCheck = Annotated[
@@ -78,8 +78,8 @@ def call(
     worker has registered is refused (exit 2) with the names they know, since Celery would drop it; --no-check
     sends it anyway.
     """
-    from ..call import TaskCall
     from ..task_args import parse_expires, parse_json_args, parse_kwargs, parse_queue, parse_seconds, parse_time
+    from ..task_call import TaskCall
 
     if not name.strip() or name.startswith("-"):
         raise UsageError(f"invalid task name {name!r}", hint="give the registered name, such as tasks.add")
@@ -111,8 +111,8 @@ def add(
     Integers of any size stay exact; decimals are 64-bit floats; negatives are fine (tcel add -2 3).
     The same as 'tcel call tasks.add X Y --no-check'.
     """
-    from ..call import TaskCall
     from ..task_args import parse_numbers
+    from ..task_call import TaskCall
 
     send(target, TaskCall("tasks.add", parse_numbers([x, y])), Output(json), wait=wait, timeout=timeout, quiet=quiet)
 
@@ -133,8 +133,8 @@ def tsum(
     then one tsum over their sums, whose id is printed; --timeout also bounds each wait for a chunk. A smaller
     input is one task, the same as "tcel call tasks.tsum '[NUMBERS]' --no-check".
     """
-    from ..call import TaskCall
     from ..task_args import parse_numbers
+    from ..task_call import TaskCall
 
     out = Output(json)
     if numbers != ["-"]:
@@ -217,8 +217,8 @@ def send(
     """Send one task (after checking a worker knows it, if asked); without --wait print its id, with --wait
     show its states live, then how it ended."""
     from ..call import failure, submit
-    from ..publisher import new_task_id
     from ..tables import value
+    from ..task_message import new_task_id
 
     where = target.endpoints(backend_required=wait)
     if check:

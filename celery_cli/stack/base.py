@@ -1,5 +1,6 @@
-"""What every engine's stack does (up, wait until ready, down, status, scale, logs, endpoints), and the plain
-values it takes and returns. Plain containers implement it today (containers.py); Swarm services next."""
+"""What every engine's stack does (up, wait until ready, down, status, scale, logs, endpoints), the plain
+values it takes and returns, and the template both engines' `up` follow (plan, prepare, apply under one
+rollback, save). containers/ fills it in with plain containers, swarm/ with Swarm services."""
 
 from __future__ import annotations
 
@@ -7,12 +8,17 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from .. import credentials
 from ..credentials import Credentials
 from ..output import Progress
 from ..settings import Project
+from .docker_client import engine_errors
+from .lock import project_lock
+from .rollback import Rollback
+
+P = TypeVar("P")  # an engine's plan of `up`
 
 
 @dataclass(frozen=True)
@@ -48,6 +54,9 @@ class UpReport:
     ready_after: float | None = None  # seconds until every service answered, when waited for
     notes: list[str] = field(default_factory=list)  # what the user should know, such as a port chosen
     flower: bool = False  # the stack has a Flower service
+    engine: str = ""  # containers or swarm
+    # what changed in a running service besides its image, as `name: what` (on Swarm: replica counts, settings)
+    changes: list[str] = field(default_factory=list)
 
     @property
     def changed(self) -> bool:
@@ -60,11 +69,13 @@ class UpReport:
         c = self.credentials
         return {
             "project": project,
+            "engine": self.engine,
             "changed": self.changed,
             "built": self.built,
             "created": self.created,
             "started": self.started,
             "removed": self.removed,
+            "changes": self.changes,
             "ready": self.ready_after is not None,
             "ready_seconds": round(self.ready_after, 2) if self.ready_after is not None else None,
             "broker": {
@@ -120,9 +131,14 @@ class ReloadInterrupted(KeyboardInterrupt):
 
 @dataclass
 class DownReport:
-    containers: list[str]
+    engine: str  # containers or swarm
+    containers: list[str]  # plain containers removed
+    services: list[str]  # Swarm services removed
     networks: list[str]
     volumes: list[str]
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 @dataclass
@@ -157,6 +173,8 @@ class ServiceStatus:
 class Stack(ABC):
     """One project's stack. Commands hold one of these and never ask which engine runs it; they touch only
     what carries the project's label."""
+
+    engine: str  # which engine runs it: containers or swarm (choice.ENGINES)
 
     def __init__(self, project: Project) -> None:
         self.project = project
@@ -221,3 +239,36 @@ class Stack(ABC):
     def scale(self, workers: int, options: UpOptions, ready_timeout: float, progress: Progress) -> UpReport:
         """Run exactly `workers` workers, all answering; the broker and backend are left alone."""
         return self.start(replace(options, workers=workers, workers_only=True), ready_timeout, progress)
+
+
+class PlannedStack(Stack, Generic[P]):
+    """A stack whose `up` follows one template: `plan` decides from the options and what exists (nothing is
+    changed), `prepare` does what may fail before anything is made (pull, build, check ports), `apply` makes
+    and changes the stack, registering how to undo each step with one rollback, and the project's state is
+    saved once it has worked."""
+
+    def up(self, options: UpOptions, progress: Progress) -> UpReport:
+        with project_lock(self.project), engine_errors():  # one clear line for whatever the engine refuses
+            planned = self.plan(options, progress)
+            self.prepare(planned, progress)
+            with Rollback() as undo:
+                report = self.apply(planned, undo, progress)
+            report.engine = self.engine
+            credentials.save(self.project, report.credentials, self.settings(planned, report))
+            return report
+
+    @abstractmethod
+    def plan(self, options: UpOptions, progress: Progress) -> P:
+        """What `up` is to reach, from the options and what exists."""
+
+    @abstractmethod
+    def prepare(self, planned: P, progress: Progress) -> None:
+        """Pull, build and check before anything is made."""
+
+    @abstractmethod
+    def apply(self, planned: P, undo: Rollback, progress: Progress) -> UpReport:
+        """Make and change the stack; each step registers with `undo` how to take it back."""
+
+    @abstractmethod
+    def settings(self, planned: P, report: UpReport) -> dict[str, str]:
+        """The settings the project's state keeps with the credentials once `up` has worked."""

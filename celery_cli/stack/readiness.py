@@ -1,24 +1,19 @@
-"""Waiting until a stack works: the broker takes a login, the backend a PING, every worker a Celery ping,
-Flower (when the stack has it) lists every worker; and failing at once, with the container's last log line,
-when a service exits meanwhile."""
+"""Waiting until a stack works, on either engine: the broker takes a login, the backend a PING, every worker a
+Celery ping, Flower (when the stack has it) lists every worker. Each engine's readiness.py adds its own check
+that fails at once when a service exits meanwhile."""
 
 from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING
+from collections.abc import Callable
 
 from ..credentials import Credentials
-from ..errors import NotRunning, ServiceUnreachable, WaitTimeout
+from ..errors import ServiceUnreachable, WaitTimeout
 from ..output import Progress
 from ..probes import BrokerRefusedLogin, FlowerRefusedLogin, probe_backend, probe_broker, probe_flower
-from ..remote_control import Control, worker_node
+from ..remote_control import Control
 from ..settings import Project
-from . import engine
-
-if TYPE_CHECKING:
-    from docker.models.containers import Container
 
 PROBE_TIMEOUT = 0.5
 PING_TIMEOUT = 0.1  # a worker that is not consuming yet misses a ping: ask again soon
@@ -30,22 +25,6 @@ BROKER_TROUBLE = re.compile(
 )
 BROKER_GRACE = 3.0
 FLOWER_PROBE_INTERVAL = 0.25  # two HTTP requests each time: less often than the cheap probes
-
-
-def wait_ready(
-    project: Project, containers: list[Container], access: Credentials, timeout: float, progress: Progress
-) -> float:
-    """Wait until the broker takes a login, the backend a PING, every worker a ping and Flower (if the stack
-    has it) lists every worker; return seconds."""
-    workers = {worker_node(engine.hostname_of(c)): c for c in containers if engine.service_of(c) == "worker"}
-
-    def check(pending_workers: set[str], broker_answered: float | None) -> None:
-        check_alive(project, containers)
-        if broker_answered and time.time() - broker_answered > BROKER_GRACE:
-            check_connected([workers[node] for node in pending_workers], broker_answered)
-
-    with_flower = any(engine.service_of(c) == "flower" for c in containers)
-    return wait_until_answering(access, set(workers), check, timeout, progress, flower=with_flower)
 
 
 def wait_until_answering(
@@ -116,36 +95,6 @@ def _flower_missing(access: Credentials, workers: list[str]) -> str:
     except ServiceUnreachable as exc:
         return str(exc)
     return ""
-
-
-def check_alive(project: Project, containers: Iterable[Container]) -> None:
-    """Fail at once, with the container's last log line, when a service exits while we wait."""
-    with engine.engine_errors():
-        for c in containers:
-            c.reload()
-            if c.status in ("exited", "dead"):
-                tail = c.logs(tail=40).decode(errors="replace").strip().splitlines()
-                code = c.attrs["State"].get("ExitCode")
-                where = source_line(project, tail)
-                raise NotRunning(
-                    f"{c.name} exited with code {code}"
-                    + (f": {tail[-1].strip()}" if tail else "")
-                    + (f" ({where})" if where else ""),
-                    hint=f"see 'tcel logs {engine.hostname_of(c)}'; fix the cause, then run 'tcel up' again",
-                )
-
-
-def check_connected(workers: list[Container], since: float) -> None:
-    """Fail at once, with the worker's own error line, when a worker keeps failing to use the broker."""
-    with engine.engine_errors():
-        for c in workers:
-            lines = c.logs(since=since, tail=50).decode(errors="replace").splitlines()
-            trouble = [line.strip() for line in lines if BROKER_TROUBLE.search(line)]
-            if trouble:
-                raise ServiceUnreachable(
-                    f"{c.name} cannot stay connected to the broker: {trouble[-1]}",
-                    hint=f"see 'tcel logs {engine.hostname_of(c)}' and 'tcel logs broker'",
-                )
 
 
 def source_line(project: Project, log: list[str]) -> str | None:

@@ -6,7 +6,7 @@ import re
 import threading
 import time
 
-from celery_cli.publisher import CONFIRM_TIMEOUT
+from celery_cli.publish_confirms import CONFIRM_TIMEOUT
 from tests.faults.conftest import container, results, tally
 
 # Besides the confirm timeout a failing send spends its process's start and its 1 s close of the connection,

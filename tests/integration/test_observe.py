@@ -205,3 +205,11 @@ def test_commands_close_their_broker_connections(stack) -> None:
         log = broker.logs(since=since).decode(errors="replace")
         assert "accepting AMQP connection" in log
         assert "client unexpectedly closed TCP connection" not in log, f"tcel {' '.join(command)} left one"
+
+
+def test_status_json_says_which_engine_and_has_the_swarm_fields_empty(stack) -> None:
+    """The same keys as on Swarm (tests/swarm/test_swarm_stack.py compares them): what only Swarm knows (the
+    node, the replica counts) is null here."""
+    view = json.loads(stack.tcel("status", "--json").stdout)
+    assert view["engine"] == "containers"
+    assert {(s["node"], s["replicas"]) for s in view["services"]} == {(None, None)}

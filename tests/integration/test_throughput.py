@@ -7,9 +7,10 @@ import uuid
 
 import pytest
 
-from celery_cli.call import TaskCall
 from celery_cli.endpoints import Endpoints
-from celery_cli.publisher import NotAllSent, Sender
+from celery_cli.publish_errors import NotAllSent
+from celery_cli.publisher import Sender
+from celery_cli.task_call import TaskCall
 
 
 def tsum_runs(stack) -> int:

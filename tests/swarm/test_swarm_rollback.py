@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -47,6 +48,16 @@ def test_a_push_that_fails_leaves_no_network_nor_tag(lab: Lab, tmp_path):
         assert "cannot push the worker image to 127.0.0.1:1" in failed.stderr and "Traceback" not in failed.stderr
         assert leftovers(lab, project.name) == {"services": [], "networks": [], "secrets": []}
         assert lab.engine.images.list(name="127.0.0.1:1/tcel-worker") == []
+
+
+def test_a_failed_first_up_forgets_that_it_chose_swarm(lab: Lab, tmp_path):
+    """The project is not remembered as a Swarm project: a later bare command looks at plain containers (a
+    plain `tcel up` no longer asks for a swarm manager)."""
+    with swarm_project(lab, tmp_path) as project:
+        failed = project.tcel("up", "--swarm", "--registry", "127.0.0.1:1")
+        assert failed.code == 7, failed.stderr
+        shown = project.tcel("status", "--json")
+        assert json.loads(shown.stdout)["engine"] == "containers", shown.stdout
 
 
 def test_ctrl_c_while_up_waits_for_its_registry_removes_the_services_it_made(lab: Lab, tmp_path):

@@ -15,7 +15,7 @@ import pytest
 
 from celery_cli.names import LABEL_PROJECT
 from celery_cli.settings import setting
-from tests.conftest import StackProject, logs_followed_until, make_project, run_tcel
+from tests.conftest import StackProject, json_keys, logs_followed_until, make_project, run_tcel
 from tests.faults.conftest import results, tally
 from tests.swarm.conftest import NODES, Lab, skip_or_fail, swarm_lab
 
@@ -309,7 +309,7 @@ def test_removing_some_services_waits_for_their_containers_only(lab: Lab, swarm_
     """What a failed `up` removes (the services it made) goes without waiting on the containers of the services
     that ran before it, which stay: the broker, backend and registry keep theirs on this manager."""
     from celery_cli.settings import resolve_project
-    from celery_cli.stack import swarm_engine
+    from celery_cli.stack.swarm import docker_api as swarm_engine
 
     project = resolve_project(swarm_stack.directory, swarm_stack.name)
     before = {s.id for s in swarm_engine.services(lab.engine, project)}
@@ -329,12 +329,36 @@ def test_removing_some_services_waits_for_their_containers_only(lab: Lab, swarm_
         ):
             assert time.monotonic() < deadline, "the extra service did not start in 60 s"
             time.sleep(0.3)
-        swarm_engine.remove_services(lab.engine, project, [extra], timeout=20)  # NotRunning if it waited on others
+        swarm_engine.remove_services(
+            lab.engine, project, [swarm_engine.Service(extra)], timeout=20
+        )  # NotRunning if it waited on others
     finally:
         with contextlib.suppress(Exception):
             extra.remove()
     assert {s.id for s in swarm_engine.services(lab.engine, project)} == before
     wait_healthy(swarm_stack)
+
+
+def test_status_json_has_the_same_keys_on_both_engines(lab: Lab, swarm_stack: StackProject, tmp_path):
+    """`status --json` of the Swarm stack and of a plain-container stack on the same engine: the same keys, the
+    engine named in a field of its own."""
+    with make_project(lab.engine, tmp_path) as plain:
+        try:
+            up = plain.tcel("up", "--workers", "1")
+            assert up.code == 0, up.stderr
+            views = {
+                "containers": json.loads(plain.tcel("status", "--json").stdout),
+                "swarm": json.loads(swarm_stack.tcel("status", "--json").stdout),
+            }
+        finally:
+            plain.tcel("down", "--volumes")
+    assert {engine: view["engine"] for engine, view in views.items()} == {"containers": "containers", "swarm": "swarm"}
+    compared = ("", "services[].", "workers[].", "backend.")  # parts both stacks have (tasks may be none yet)
+
+    def keys(view: dict) -> set[str]:
+        return {key for key in json_keys(view) if key.rpartition(".")[0] + "." in compared or "." not in key}
+
+    assert keys(views["containers"]) == keys(views["swarm"])
 
 
 def test_down_leaves_nothing_on_any_node(lab: Lab, swarm_stack: StackProject):

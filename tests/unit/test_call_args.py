@@ -9,7 +9,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from celery_cli.call import TaskCall
 from celery_cli.cli import app
 from celery_cli.errors import ExitCode, UsageError
 from celery_cli.task_args import (
@@ -20,6 +19,7 @@ from celery_cli.task_args import (
     parse_seconds,
     parse_time,
 )
+from celery_cli.task_call import TaskCall
 
 
 @pytest.mark.parametrize(
@@ -94,12 +94,11 @@ def test_headers_say_what_celerys_own_as_task_v2_says() -> None:
     """ETA, expiry and the argument reprs as Celery's own message would carry them for the same call."""
     from celery import Celery
 
-    from celery_cli.endpoints import Endpoints
-    from celery_cli.publisher import Sender
+    from celery_cli.task_message import headers
 
     sent = datetime(2030, 1, 1, tzinfo=UTC)
     task = TaskCall("tasks.greet", ["bob"], {"punctuation": "?"}, countdown=10, expires=60)
-    ours = Sender(Endpoints("amqp://x", "redis://x"))._headers(task, "id-1", sent.timestamp())
+    ours = headers(task, "id-1", sent.timestamp(), "gen1@host")
     celery = Celery(set_as_current=False)
     theirs = celery.amqp.as_task_v2(
         "id-1", "tasks.greet", ["bob"], {"punctuation": "?"}, countdown=10, expires=60, now=sent, timezone=UTC
@@ -120,7 +119,7 @@ def test_the_message_is_what_celerys_own_send_task_publishes(monkeypatch, queue:
     from celery import Celery
     from kombu import Producer
 
-    from celery_cli import publisher
+    from celery_cli import publish_confirms
     from celery_cli.endpoints import Endpoints
     from celery_cli.publisher import Sender
     from tests.unit.test_publisher_window import FakeBroker, acks_everything
@@ -163,7 +162,7 @@ def test_the_message_is_what_celerys_own_send_task_publishes(monkeypatch, queue:
             ours.update(message=message, exchange=exchange, routing_key=routing_key, mandatory=mandatory)
             super().basic_publish(message, exchange, routing_key, mandatory)
 
-    monkeypatch.setattr(publisher, "CORK", None)
+    monkeypatch.setattr(publish_confirms, "CORK", None)
     sender, broker = Sender(Endpoints("amqp://x", "redis://x")), Recording(acks_everything)
 
     def open_recording():
@@ -236,7 +235,7 @@ def test_the_message_is_what_celerys_own_send_task_publishes(monkeypatch, queue:
 def test_argsrepr_is_celerys_repr_bounded_without_building_the_whole_string(value) -> None:
     from celery.utils.saferepr import saferepr
 
-    from celery_cli.publisher import ARGSREPR_MAX, bounded_repr
+    from celery_cli.task_message import ARGSREPR_MAX, bounded_repr
 
     full = repr(value)
     shown = bounded_repr(value)
@@ -262,14 +261,14 @@ def test_the_fast_argsrepr_of_small_arguments_is_the_bounded_one(value) -> None:
     item repr shows, cut the same way."""
     import json
 
-    from celery_cli.publisher import ARGSREPR_MAX, bounded_repr
+    from celery_cli.task_message import ARGSREPR_MAX, bounded_repr
 
     if len(json.dumps(value)) <= ARGSREPR_MAX:
         assert bounded_repr(value, small=True) == bounded_repr(value)
 
 
 def test_argsrepr_of_millions_of_numbers_takes_no_time_to_build() -> None:
-    from celery_cli.publisher import bounded_repr
+    from celery_cli.task_message import bounded_repr
 
     numbers = list(range(5_000_000))
     assert bounded_repr(numbers) == repr(numbers[:300])[:1021] + "..."

@@ -94,10 +94,11 @@ def test_ctrl_c_in_a_reload_says_where_every_worker_is(monkeypatch) -> None:
     from concurrent.futures import Future
     from types import SimpleNamespace
 
-    from celery_cli.stack import engine, reload
+    from celery_cli.stack.containers import docker_api as engine
+    from celery_cli.stack.containers import reload
 
     def old(hostname: str) -> SimpleNamespace:
-        return SimpleNamespace(name=f"tcel-p-{hostname}-old-abc", attrs={"Config": {"Hostname": hostname}})
+        return SimpleNamespace(name=f"tcel-p-{hostname}-old-abc", hostname=hostname)
 
     stopped: list[list[str]] = []
     monkeypatch.setattr(engine, "stop_and_remove", lambda items: stopped.append([c.name for c in items]))

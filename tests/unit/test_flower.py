@@ -65,7 +65,7 @@ def test_flower_spec_reaches_the_stack_by_its_aliases_with_its_secrets_in_files_
 
 def test_on_swarm_flowers_files_become_its_secrets_and_nothing_secret_is_left_in_its_environment() -> None:
     moved = specs.secrets_in_files(specs.flower(ACCESS, "tcel-flower:abc"))
-    assert moved.files == SECRETS  # swarm_engine.create_service makes one Docker secret per file, at its path
+    assert moved.files == SECRETS  # swarm/service_spec.create_service makes one Docker secret per file, at its path
     shown = repr((moved.environment, moved.command))
     for secret in ("broker-secret", "backend-secret", "flower-secret"):
         assert secret not in shown
@@ -159,38 +159,28 @@ def test_status_table_shows_flowers_url_in_place_of_its_ports() -> None:
     assert "http://127.0.0.1:5555/" in console.export_text()
 
 
-class _Node:
-    def __init__(self, node_id: str) -> None:
-        self.id = node_id
-
-
-class _Engine:
-    """What SwarmStack._flower_access asks the engine: which node it is."""
-
-    def info(self) -> dict:
-        return {"Swarm": {"NodeID": "manager"}}
-
-
 class _FlowerService:
     attrs: ClassVar[dict] = {"Spec": {"EndpointSpec": {"Ports": [{"PublishedPort": 15999, "TargetPort": 5555}]}}}
 
 
 def _flower_access(tmp_path: Path, node: str, existing: dict, flower_port: int | None, kept: int) -> tuple:
+    """Flower's port and login as `up --swarm` plans them, with the data node on this machine (`manager`) or not."""
     from celery_cli.stack.base import UpOptions
-    from celery_cli.stack.swarm import SwarmStack
+    from celery_cli.stack.ports import EVERY_INTERFACE, PortChooser
+    from celery_cli.stack.swarm.docker_api import Service
+    from celery_cli.stack.swarm.plan import flower_access
 
-    stack = SwarmStack(resolve_project(tmp_path, "demo"))
-    stack.__dict__["client"] = _Engine()
+    ports = PortChooser(resolve_project(tmp_path, "demo").name, EVERY_INTERFACE, here=node == "manager")
     options = UpOptions(
         "127.0.0.1", None, None, "rabbitmq:4", "redis:7", "python:3.12-slim", flower=True, flower_port=flower_port
     )
-    notes: list[str] = []
     access = dataclasses.replace(credentials.generate(), bind="0.0.0.0", flower_port=kept)
-    return stack._flower_access(options, existing, access, _Node(node), notes), notes
+    running = {kind: Service(raw) for kind, raw in existing.items()}
+    return flower_access(ports, options, running, access), ports.notes
 
 
 def test_swarm_flower_keeps_its_published_port_and_login_and_takes_the_asked_or_kept_port(tmp_path: Path) -> None:
-    from celery_cli.stack.up import free_port
+    from celery_cli.stack.ports import free_port
 
     access, notes = _flower_access(tmp_path, "manager", {"flower": _FlowerService()}, 16000, 5555)
     assert access.flower_port == 15999 and notes == []  # what the running service publishes wins

@@ -10,11 +10,13 @@ from collections.abc import Callable
 import amqp
 import pytest
 
-from celery_cli import publisher
-from celery_cli.call import TaskCall
+from celery_cli import publish_confirms
 from celery_cli.endpoints import Endpoints
 from celery_cli.errors import ExitCode, ServiceUnreachable, TcelError
-from celery_cli.publisher import Confirms, NotAllSent, Sender
+from celery_cli.publish_confirms import Confirms
+from celery_cli.publish_errors import NotAllSent
+from celery_cli.publisher import Sender
+from celery_cli.task_call import TaskCall
 
 Event = tuple[str, int, bool] | Exception | None  # ("ack" | "nack", delivery tag, multiple), a failure, or nothing
 
@@ -69,8 +71,8 @@ def acks_everything(broker: FakeBroker) -> Event:
 
 @pytest.fixture
 def sender(monkeypatch: pytest.MonkeyPatch) -> Callable[..., tuple[Sender, FakeBroker]]:
-    monkeypatch.setattr(publisher, "CORK", None)
-    monkeypatch.setattr(publisher, "CONFIRM_TIMEOUT", 0.05)
+    monkeypatch.setattr(publish_confirms, "CORK", None)
+    monkeypatch.setattr(publish_confirms, "CONFIRM_TIMEOUT", 0.05)
 
     def make(respond: Callable[[FakeBroker], Event], window: int = 4) -> tuple[Sender, FakeBroker]:
         made = Sender(Endpoints("amqp://tcel:secret@127.0.0.1:5672//", None), window=window)
@@ -201,8 +203,9 @@ def test_the_body_and_properties_are_what_celerys_own_message_carries() -> None:
 
     from celery import Celery
 
-    made = Sender(Endpoints("amqp://x", None))
-    message, _, size = made._message(TaskCall("tasks.tsum", [[1, 2, 3]], {"start": 1}), "id-1")
+    from celery_cli.task_message import message as task_message
+
+    message, _, size = task_message(TaskCall("tasks.tsum", [[1, 2, 3]], {"start": 1}), "id-1", "gen1@host")
     theirs = Celery(set_as_current=False).amqp.as_task_v2("id-1", "tasks.tsum", [[1, 2, 3]], {"start": 1})
     assert json.loads(message.body) == json.loads(json.dumps(theirs.body))
     assert size == len(message.body)

@@ -11,10 +11,10 @@ from typer.testing import CliRunner
 from celery_cli.cli import app
 from celery_cli.credentials import mask_url
 from celery_cli.errors import ExitCode, PortInUse
-from celery_cli.result_store import _record
-from celery_cli.stack.engine import binding as _binding
-from celery_cli.stack.engine import start_error as _start_error
-from celery_cli.stack.logs import sortable as _sortable
+from celery_cli.stack.containers.docker_api import Container, binding
+from celery_cli.stack.containers.docker_api import start_error as _start_error
+from celery_cli.stack.log_merge import sortable as _sortable
+from celery_cli.task_record import record as _record
 
 
 def test_mask_url_hides_the_password_and_keeps_the_rest() -> None:
@@ -49,13 +49,19 @@ def test_docker_log_times_sort_in_time_order_despite_trimmed_fractions() -> None
     assert sorted(stamps, key=_sortable) == [stamps[2], stamps[1], stamps[0]]
 
 
-def container(bindings: dict) -> SimpleNamespace:
-    return SimpleNamespace(
-        attrs={"HostConfig": {"PortBindings": bindings}, "NetworkSettings": {}},
-        labels={"io.tcel.service": "broker"},
-        name="tcel-x-broker",
-        status="created",
+def container(bindings: dict) -> Container:
+    return Container(
+        SimpleNamespace(
+            attrs={"HostConfig": {"PortBindings": bindings}, "NetworkSettings": {}},
+            labels={"io.tcel.service": "broker"},
+            name="tcel-x-broker",
+            status="created",
+        )
     )
+
+
+def _binding(found: Container | None, port: int) -> tuple[str | None, int | None]:
+    return binding(found, port)
 
 
 def test_binding_reads_address_and_port_of_a_published_port() -> None:
@@ -109,7 +115,7 @@ def test_status_exit_code_says_not_up_degraded_or_healthy() -> None:
 
 
 def test_log_lines_of_several_sources_come_in_time_order():
-    from celery_cli.stack.logs import in_time_order
+    from celery_cli.stack.log_merge import in_time_order
 
     lines = [
         ("2026-12-03T07:00:01.5Z", "worker-1", "b"),
@@ -125,7 +131,7 @@ def test_followed_logs_give_every_stream_s_lines_and_raise_a_stream_s_engine_err
     import docker
 
     from celery_cli.errors import EngineUnreachable, TcelError
-    from celery_cli.stack.logs import merged
+    from celery_cli.stack.log_merge import merged
 
     def good():
         yield from [("broker", "up"), ("broker", "still up")]

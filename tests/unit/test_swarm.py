@@ -12,11 +12,11 @@ import pytest
 from celery_cli import credentials
 from celery_cli.errors import ExitCode, TcelError, UsageError
 from celery_cli.settings import Project
-from celery_cli.stack import engine_name, refuse_other_engine
 from celery_cli.stack.base import UpOptions
+from celery_cli.stack.choice import engine_name, refuse_other_engine
 from celery_cli.stack.specs import RABBITMQ_USER_CONF, REDIS_CONF, backend, broker, secrets_in_files, worker
-from celery_cli.stack.swarm import _published_note, _setting_changes, refuse_data_node_move
-from celery_cli.stack.swarm_engine import membership
+from celery_cli.stack.swarm.plan import membership, refuse_data_node_move, setting_changes
+from celery_cli.stack.swarm.plan import published_note as _published_note
 from tests.conftest import REPO
 
 MANAGER = {"Swarm": {"LocalNodeState": "active", "ControlAvailable": True}}
@@ -126,15 +126,17 @@ def test_a_running_broker_and_backend_are_not_moved_to_another_data_node(tmp_pat
     assert "'tcel down' (the data stays in the volumes on manager), then 'tcel up --swarm --data-node node-1'" in line
 
 
-class RunningWorker:
-    """What `_setting_changes` reads of a worker service: its spec's environment."""
+def running_worker(*env: str) -> dict[str, str]:
+    """The environment of a running worker service, as its spec lists it."""
+    return dict(item.partition("=")[::2] for item in env)
 
-    def __init__(self, *env: str) -> None:
-        self.attrs = {"Spec": {"TaskTemplate": {"ContainerSpec": {"Env": list(env)}}}}
+
+def _setting_changes(running: dict[str, str], spec: object, keep_queues: bool) -> dict[str, str | None]:
+    return setting_changes(running, spec.environment, keep_queues)
 
 
 def test_concurrency_and_queue_changes_of_a_running_worker_service_are_found() -> None:
-    running = RunningWorker("CELERY_BROKER_URL=", "CELERY_WORKER_CONCURRENCY=2", "CELERY_WORKER_QUEUES=a,b")
+    running = running_worker("CELERY_BROKER_URL=", "CELERY_WORKER_CONCURRENCY=2", "CELERY_WORKER_QUEUES=a,b")
     same = worker(0, replace(OPTIONS, concurrency=2, queues=("a", "b")), ACCESS, "w")
     assert _setting_changes(running, same, keep_queues=False) == {}
     more = worker(0, replace(OPTIONS, concurrency=4), ACCESS, "w")
@@ -150,3 +152,10 @@ def test_concurrency_and_queue_changes_of_a_running_worker_service_are_found() -
 def test_up_names_every_port_swarm_publishes_on_every_interface() -> None:
     assert _published_note("manager", None).endswith("every interface of the data node manager")
     assert _published_note("manager", "5001").endswith("and the registry's port 5001 on every interface of every node")
+
+
+def test_the_refusal_of_an_engine_in_no_swarm_names_both_ways_out() -> None:
+    with pytest.raises(UsageError) as refused:
+        membership(OUTSIDE, init=False)
+    assert "tcel up --swarm --init" in str(refused.value)
+    assert "TCEL_ENGINE=containers tcel up" in str(refused.value)

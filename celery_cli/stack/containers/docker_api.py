@@ -1,19 +1,18 @@
-"""Low-level Docker engine access, as docker-py's own `api/` is to its `models/`: connecting, turning
-docker-py's exceptions into tcel's, and the few container, network and volume calls the stack makes."""
+"""The plain-container engine's Docker calls, and the typed view of a container: the only place of this engine
+that reads docker-py's raw `attrs`."""
 
 from __future__ import annotations
 
 import io
-import os
 import re
 import tarfile
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from ..errors import EngineUnreachable, PortInUse, TcelError
-from ..names import (
+from ...errors import TcelError
+from ...names import (
     FLOWER_IMAGE_KIND,
     LABEL_IMAGE,
     LABEL_NUMBER,
@@ -23,89 +22,124 @@ from ..names import (
     SERVICES,
     WORKER_IMAGE_KIND,
 )
-from ..settings import Project
-from .specs import WORKER_WARM_STOP_SIGNAL, ServiceSpec, stop_timeout
+from ...settings import Project
+from ..docker_client import docker_time, parallel, project_filter
+from ..ports import port_in_use
+from ..specs import WORKER_WARM_STOP_SIGNAL, ServiceSpec, stop_timeout
 
 if TYPE_CHECKING:
     import docker
-    from docker.models.containers import Container
-
-
-def engine_address() -> str:
-    return os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
-
-
-def connect(timeout: int = 60) -> docker.DockerClient:
-    """A client for the engine DOCKER_HOST names, or one clear error saying where tcel looked."""
-    import docker
-
-    try:
-        return docker.from_env(timeout=timeout)
-    except docker.errors.DockerException as exc:
-        raise _unreachable(exc) from None
-
-
-@contextmanager
-def engine_errors(streaming: bool = False) -> Iterator[None]:
-    """Report a connection lost to the engine half-way through, or a request it refused, as one clear line.
-    `streaming`: the block reads a stream from the engine (logs), which loses its connection as an OSError
-    (a reset socket) or one of requests' errors (a chunked answer cut short)."""
-    import docker
-    import requests
-
-    lost = (OSError, requests.exceptions.RequestException) if streaming else requests.exceptions.ConnectionError
-    try:
-        yield
-    except docker.errors.APIError as exc:  # first: it is one of requests' errors too
-        raise TcelError(f"the Docker engine refused: {exc.explanation or exc}", hint="see 'tcel status'") from None
-    except lost as exc:
-        raise _unreachable(exc) from None
-
-
-def _unreachable(exc: Exception) -> EngineUnreachable:
-    return EngineUnreachable(
-        f"cannot reach the Docker engine at {engine_address()} ({type(exc).__name__})",
-        hint="start Docker, or set DOCKER_HOST to an engine that runs",
-    )
-
-
-def project_filter(project: Project) -> dict[str, str]:
-    return {"label": f"{LABEL_PROJECT}={project.name}"}
-
+    from docker.models.containers import Container as DockerContainer
+    from docker.models.networks import Network
 
 # Swarm puts this label on every task's container: those carry the project's labels too, but belong to its
-# services (swarm.py), never to the plain-container stack
+# services (the swarm engine), never to the plain-container stack
 SWARM_TASK_LABEL = "com.docker.swarm.task.id"
+
+
+@dataclass(eq=False)
+class Container:
+    """One of the stack's containers as tcel reads it; `raw` is docker-py's object, for the calls below."""
+
+    raw: DockerContainer
+
+    @property
+    def name(self) -> str:
+        return str(self.raw.name)
+
+    @property
+    def short_id(self) -> str:
+        return str(self.raw.short_id)
+
+    @property
+    def status(self) -> str:
+        return str(self.raw.status)
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return dict(self.raw.labels)
+
+    @property
+    def service(self) -> str:
+        return self.labels.get(LABEL_SERVICE, "worker")
+
+    @property
+    def number(self) -> int:
+        return int(self.labels.get(LABEL_NUMBER, "0"))
+
+    @property
+    def queues(self) -> tuple[str, ...] | None:
+        """The queues a worker was started to consume; None for the image's default."""
+        listed = self.labels.get(LABEL_QUEUES)
+        return tuple(listed.split(",")) if listed else None
+
+    @property
+    def hostname(self) -> str:
+        return str(self.raw.attrs["Config"]["Hostname"])
+
+    @property
+    def image(self) -> str:
+        """The image as the container was made from it (its name)."""
+        return str(self.raw.attrs["Config"]["Image"])
+
+    @property
+    def image_id(self) -> str:
+        return str(self.raw.attrs["Image"])
+
+    @property
+    def exit_code(self) -> int | None:
+        code = self.raw.attrs["State"].get("ExitCode")
+        return None if code is None else int(code)
+
+    @property
+    def started_at(self) -> datetime | None:
+        return docker_time(self.raw.attrs["State"].get("StartedAt", ""))
+
+    @property
+    def ports(self) -> list[str]:
+        """Its published ports as `address:port->inner/tcp`."""
+        published = self.raw.attrs["NetworkSettings"].get("Ports") or {}
+        bindings = self.raw.attrs["HostConfig"].get("PortBindings") or {}
+        shown = published if self.status == "running" else bindings
+        return [
+            f"{b.get('HostIp') or '0.0.0.0'}:{b['HostPort']}->{inner}"
+            for inner, items in sorted(shown.items())
+            for b in items or []
+        ]
+
+    def binding(self, port: int) -> tuple[str | None, int | None]:
+        """The host address and port its `port` is published on, if it is."""
+        for bound in (self.raw.attrs["HostConfig"].get("PortBindings") or {}).get(f"{port}/tcp") or []:
+            if bound.get("HostPort"):
+                return bound.get("HostIp") or None, int(bound["HostPort"])
+        return None, None
+
+    def reload(self) -> None:
+        self.raw.reload()
+
+    def log_text(self, tail: int | str = "all", since: float | None = None, timestamps: bool = False) -> str:
+        return bytes(self.raw.logs(tail=tail, since=since, timestamps=timestamps)).decode(errors="replace")
+
+    def log_stream(self, tail: int | str = "all") -> Iterator[bytes]:
+        stream: Iterator[bytes] = self.raw.logs(stream=True, follow=True, tail=tail)
+        return stream
+
+
+def binding(container: Container | None, port: int) -> tuple[str | None, int | None]:
+    """The host address and port a container's `port` is published on, if it is (None: no container)."""
+    return container.binding(port) if container is not None else (None, None)
 
 
 def containers(client: docker.DockerClient, project: Project) -> list[Container]:
     """The project's plain containers (not Swarm's task containers), broker first, then backend, then workers
     by number."""
     found = [
-        c
+        Container(c)
         for c in client.containers.list(all=True, filters=project_filter(project), ignore_removed=True)
         if SWARM_TASK_LABEL not in c.labels
     ]
     order = {service: index for index, service in enumerate(SERVICES)}
-    return sorted(found, key=lambda c: (order.get(service_of(c), len(order)), number_of(c)))
-
-
-def service_of(container: Container) -> str:
-    return container.labels.get(LABEL_SERVICE, "worker")
-
-
-def number_of(container: Container) -> int:
-    return int(container.labels.get(LABEL_NUMBER, "0"))
-
-
-def queues_of(container: Container) -> tuple[str, ...] | None:
-    """The queues a worker was started to consume; None for the image's default."""
-    listed = container.labels.get(LABEL_QUEUES)
-    return tuple(listed.split(",")) if listed else None
-
-
-def hostname_of(container: Container) -> str:
-    return container.attrs["Config"]["Hostname"]
+    return sorted(found, key=lambda c: (order.get(c.service, len(order)), c.number))
 
 
 def create(client: docker.DockerClient, project: Project, spec: ServiceSpec, network: str) -> Container:
@@ -128,7 +162,7 @@ def create(client: docker.DockerClient, project: Project, spec: ServiceSpec, net
     for path, content in spec.files.items():
         # unpacked at the root, so that the engine makes the directories the image lacks (/run/secrets)
         container.put_archive("/", _tar_of(path.lstrip("/"), content))
-    return container
+    return Container(container)
 
 
 def _tar_of(path: str, content: bytes) -> bytes:
@@ -145,7 +179,7 @@ def start_all(items: list[Container]) -> None:
 
     def start(container: Container) -> None:
         try:
-            container.start()
+            container.raw.start()
         except docker.errors.APIError as exc:
             raise start_error(container, exc) from None
         container.reload()
@@ -159,15 +193,20 @@ def stop_and_remove(items: list[Container]) -> None:
     def stop_and_remove_one(container: Container) -> None:
         try:
             if container.status == "running":
-                container.stop(timeout=stop_timeout(service_of(container)))
-            container.remove(force=True)
+                container.raw.stop(timeout=stop_timeout(container.service))
+            container.raw.remove(force=True)
         except docker.errors.NotFound:
             pass
 
     parallel(stop_and_remove_one, items)
 
 
-def network(client: docker.DockerClient, project: Project) -> tuple[Any, bool]:
+def remove(container: Container) -> None:
+    """Remove a container that `up` made and never got to use (as it is: created, or started)."""
+    container.raw.remove(force=True)
+
+
+def network(client: docker.DockerClient, project: Project) -> tuple[Network, bool]:
     """The project's network, and whether it was made now."""
     found = [n for n in client.networks.list(filters=project_filter(project)) if n.name == project.network]
     if found:
@@ -195,18 +234,24 @@ def volume(
     return found, False
 
 
-def remove_networks(client: docker.DockerClient, project: Project) -> list[str]:
-    found = client.networks.list(filters=project_filter(project))
-    for item in found:
-        item.remove()
-    return [item.name for item in found]
+def volume_labels(client: docker.DockerClient, name: str) -> dict[str, str] | None:
+    """The labels of the volume `name`; None when there is no such volume."""
+    import docker
+
+    try:
+        return dict(client.volumes.get(name).attrs.get("Labels") or {})
+    except docker.errors.NotFound:
+        return None
 
 
-def remove_volumes(client: docker.DockerClient, project: Project) -> list[str]:
-    found = client.volumes.list(filters=project_filter(project))
-    for item in found:
-        item.remove(force=True)
-    return [item.name for item in found]
+def image_environment(client: docker.DockerClient, image: str) -> dict[str, str]:
+    """The environment an image sets (its `ENV` lines)."""
+    env = client.images.get(image).attrs.get("Config", {}).get("Env") or []
+    return dict(item.partition("=")[::2] for item in env)
+
+
+def image_id(client: docker.DockerClient, image: str) -> str:
+    return str(client.images.get(image).id)
 
 
 def remove_unused_images(client: docker.DockerClient, image_ids: set[str]) -> None:
@@ -221,56 +266,12 @@ def remove_unused_images(client: docker.DockerClient, image_ids: set[str]) -> No
             pass  # still used by a container, or already gone
 
 
-def binding(container: Container | None, port: int) -> tuple[str | None, int | None]:
-    """The host address and port a container's port is published on, if it is."""
-    bindings = container.attrs["HostConfig"].get("PortBindings") or {} if container is not None else {}
-    for bound in bindings.get(f"{port}/tcp") or []:
-        if bound.get("HostPort"):
-            return bound.get("HostIp") or None, int(bound["HostPort"])
-    return None, None
-
-
-def ports(container: Container) -> list[str]:
-    published = container.attrs["NetworkSettings"].get("Ports") or {}
-    bindings = container.attrs["HostConfig"].get("PortBindings") or {}
-    shown = published if container.status == "running" else bindings
-    return [
-        f"{b.get('HostIp') or '0.0.0.0'}:{b['HostPort']}->{inner}"
-        for inner, items in sorted(shown.items())
-        for b in items or []
-    ]
-
-
-def started_at(container: Container) -> datetime | None:
-    raw = container.attrs["State"].get("StartedAt", "")
-    if not raw or raw.startswith("0001"):
-        return None
-    return datetime.fromisoformat(raw[:26].rstrip("Z") + "+00:00")
-
-
 def start_error(container: Container, exc: Exception) -> TcelError:
     text = str(getattr(exc, "explanation", None) or exc)
     if "port is already allocated" in text or "address already in use" in text:
-        service = service_of(container)
         where = re.search(r"(\d+\.\d+\.\d+\.\d+:\d+)", text)
-        return PortInUse(
-            f"{where.group(1) if where else 'a port'} for the {service} is already in use",
-            hint=f"choose another with --{service}-port or TCEL_{service.upper()}_PORT",
-        )
+        return port_in_use(container.service, where.group(1) if where else "a port")
     return TcelError(f"cannot start {container.name}: {text}", hint="see 'docker logs " + container.name + "'")
-
-
-def parallel(action: Callable[[Any], None], items: list[Any]) -> None:
-    """Run `action` on every item at once (the engine does the waiting); the first error is raised."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    if len(items) <= 1:
-        for item in items:
-            action(item)
-        return
-    with ThreadPoolExecutor(max_workers=min(8, len(items))) as pool:
-        for future in [pool.submit(action, item) for item in items]:
-            future.result()
 
 
 def stop_warm_and_remove(container: Container, grace: float) -> None:
@@ -281,8 +282,8 @@ def stop_warm_and_remove(container: Container, grace: float) -> None:
     import requests
 
     try:
-        container.kill(signal=WORKER_WARM_STOP_SIGNAL)
-        container.wait(timeout=max(grace, 0.01))
+        container.raw.kill(signal=WORKER_WARM_STOP_SIGNAL)
+        container.raw.wait(timeout=max(grace, 0.01))
     except (requests.exceptions.ConnectionError, requests.exceptions.ReadTimeout):
         pass  # still running after the grace
     except docker.errors.APIError:
@@ -295,5 +296,5 @@ def stop_warm_and_remove(container: Container, grace: float) -> None:
 
 
 def rename(container: Container, name: str) -> None:
-    container.rename(name)
+    container.raw.rename(name)
     container.reload()

@@ -6,27 +6,40 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent import futures
 from concurrent.futures import Future
-from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, TypeVar
 
-from ..credentials import Credentials
-from ..output import Progress
-from ..settings import Project
-from . import engine, readiness, up
-from .base import ReloadInterrupted, ReloadReport, UpOptions
-from .images import BuildContext, build_worker_image, image_exists
-from .lock import project_lock
-from .specs import ServiceSpec
+from ...credentials import Credentials
+from ...output import Progress
+from ...settings import Project
+from ..base import ReloadInterrupted, ReloadReport, UpOptions
+from ..docker_client import engine_errors
+from ..images import BuildContext, build_worker_image, image_exists
+from ..lock import project_lock
+from ..rollback import Rollback
+from ..specs import ServiceSpec
+from . import docker_api, plan, readiness
+from .docker_api import Container
 
 if TYPE_CHECKING:
     import docker
-    from docker.models.containers import Container
 
 T = TypeVar("T")
+
+
+@dataclass
+class _Replacing:
+    """Where a reload is: the workers to move, those moved, the old ones in their warm shutdown."""
+
+    image_id: str
+    stale: list[ServiceSpec]
+    olds: dict[str, Container | None]  # by worker key
+    moved: list[str] = field(default_factory=list)  # the workers now on the new image
+    stopping: list[tuple[Container, Future[None]]] = field(default_factory=list)
+    old_images: set[str] = field(default_factory=set)
 
 
 def replace_workers(
@@ -42,65 +55,74 @@ def replace_workers(
     waiting for the build or a grace: it raises ReloadInterrupted, which says where the workers were left."""
     files = BuildContext.read(project.build_context)
     report = ReloadReport(files.image_name(options.python_image))
-    with project_lock(project), engine.engine_errors():
+    with project_lock(project), engine_errors():
         building = _in_background(_build, client, project, report, options.python_image, files, progress)
         try:
-            existing = {c.name: c for c in engine.containers(client, project)}  # meanwhile
+            existing = {c.name: c for c in docker_api.containers(client, project)}  # meanwhile
             # the workers as `up` would make them now (count, settings), only from the image read above
-            planned = up.plan(client, project, replace(options, workers_only=True), existing)
+            planned = plan.plan(client, project, replace(options, workers_only=True), existing)
             building.result()
         except KeyboardInterrupt:
             # the build goes on in a thread nobody waits for; the engine drops it when tcel exits
             doing = "before replacing any worker" if building.done() else f"while building {report.image}"
             raise ReloadInterrupted(f"interrupted {doing}: every worker still runs its old image") from None
-
         started = time.monotonic()
-        image_id = client.images.get(report.image).id
+        image_id = docker_api.image_id(client, report.image)
         olds = {spec.key: existing.get(project.container(spec.service, spec.number)) for spec in planned.services}
         stale = [spec for spec in planned.services if spec.service == "worker" and not _runs(olds[spec.key], image_id)]
-        old_images: set[str] = set()
-        moved: list[str] = []  # the workers now on the new image
-        stopping: list[tuple[Container, Future[None]]] = []  # old workers in their warm shutdown
+        state = _Replacing(image_id, stale, olds)
         try:
-            with _dropped_on_failure(client, image_id, report):
-                try:
-                    for spec in stale:
-                        old = olds[spec.key]
-                        if old is not None:
-                            old_images.add(old.attrs["Image"])
-                        new = _start_beside(
-                            client,
-                            project,
-                            replace(spec, image=report.image),
-                            old,
-                            planned.credentials,
-                            ready_timeout,
-                            progress,
-                        )
-                        report.replaced.append(new.name)
-                        moved.append(spec.key)
-                        if old is not None:
-                            progress(f"{engine.hostname_of(old)}: warm shutdown, up to {grace:g}s for its tasks")
-                            stopping.append((old, _in_background(engine.stop_warm_and_remove, old, grace)))
-                except KeyboardInterrupt:
-                    raise
-                except BaseException:
-                    futures.wait([stopped for _, stopped in stopping])  # the replaced ones stop as they would
-                    raise
-            for _, stopped in stopping:
-                stopped.result()
+            _replace_one_by_one(client, project, state, planned.credentials, report, grace, ready_timeout, progress)
         except KeyboardInterrupt:
-            state = _cut_short(
-                report.image, [s.key for s in stale if s.key not in moved], moved, stopping, grace, progress
-            )
-            raise ReloadInterrupted(state) from None
-        engine.remove_unused_images(client, old_images - {image_id})
+            behind = [s.key for s in stale if s.key not in state.moved]
+            raise ReloadInterrupted(
+                _cut_short(report.image, behind, state.moved, state.stopping, grace, progress)
+            ) from None
+        docker_api.remove_unused_images(client, state.old_images - {image_id})
         report.replace_seconds = time.monotonic() - started
     return report
 
 
+def _replace_one_by_one(
+    client: docker.DockerClient,
+    project: Project,
+    state: _Replacing,
+    access: Credentials,
+    report: ReloadReport,
+    grace: float,
+    ready_timeout: float,
+    progress: Progress,
+) -> None:
+    """Start each stale worker's successor and, once it answers, give the old one its warm shutdown; wait
+    until every old one has stopped. An image this reload built that no worker could run is removed again."""
+
+    def drop_unused_build() -> None:
+        if report.built and not report.replaced:
+            docker_api.remove_unused_images(client, {state.image_id})
+
+    with Rollback() as undo:
+        undo.add(drop_unused_build)
+        try:
+            for spec in state.stale:
+                old = state.olds[spec.key]
+                if old is not None:
+                    state.old_images.add(old.image_id)
+                new_spec = replace(spec, image=report.image)
+                new = _start_beside(client, project, new_spec, old, access, ready_timeout, progress)
+                report.replaced.append(new.name)
+                state.moved.append(spec.key)
+                if old is not None:
+                    progress(f"{old.hostname}: warm shutdown, up to {grace:g}s for its tasks")
+                    state.stopping.append((old, _in_background(docker_api.stop_warm_and_remove, old, grace)))
+        except Exception:
+            futures.wait([stopped for _, stopped in state.stopping])  # the replaced ones stop as they would
+            raise
+    for _, stopped in state.stopping:
+        stopped.result()
+
+
 def _runs(container: Container | None, image_id: str) -> bool:
-    return container is not None and container.status == "running" and container.attrs["Image"] == image_id
+    return container is not None and container.status == "running" and container.image_id == image_id
 
 
 def _in_background(action: Callable[..., T], *args: object) -> Future[T]:
@@ -142,13 +164,13 @@ def _cut_short(
             f"replaces {_verb(behind, 'it', 'them')})"
         )
     if pending:
-        names = ", ".join(engine.hostname_of(old) for old in pending)
+        names = ", ".join(old.hostname for old in pending)
         progress(f"interrupted: stopping the old {names} now, without the rest of the {grace:g}s grace")
         outcome = (
             f"the old {names} stopped without the rest of the {grace:g}s grace (running tasks went back to the queue)"
         )
         try:
-            engine.stop_and_remove(pending)
+            docker_api.stop_and_remove(pending)
         except docker.errors.APIError:
             pass  # its own thread was removing it meanwhile
         except KeyboardInterrupt:  # a second Ctrl-C
@@ -160,7 +182,7 @@ def _cut_short(
     return "interrupted during the reload: " + "; ".join(told or ["every worker still runs its old image"])
 
 
-def _verb(items: list[object], one: str, many: str) -> str:
+def _verb(items: list[str] | list[Container], one: str, many: str) -> str:
     return one if len(items) == 1 else many
 
 
@@ -180,17 +202,6 @@ def _build(
     report.build_seconds = time.monotonic() - started
 
 
-@contextmanager
-def _dropped_on_failure(client: docker.DockerClient, image_id: str, report: ReloadReport) -> Iterator[None]:
-    """An image built by this reload that no worker could run is removed again (a broken save leaves none)."""
-    try:
-        yield
-    except BaseException:
-        if report.built and not report.replaced:
-            engine.remove_unused_images(client, {image_id})
-        raise
-
-
 def _start_beside(
     client: docker.DockerClient,
     project: Project,
@@ -202,31 +213,21 @@ def _start_beside(
 ) -> Container:
     """Start the worker `spec` describes while `old` (the one it replaces) still serves, and wait until it
     answers. The old one steps aside under another container name, and the new one gets a Celery node name
-    of its own (the image in its host name), since two workers must never share one. Whatever fails, the new
-    worker is removed and the old one takes its name back."""
+    of its own (the image in its host name), since two workers must never share one. Whatever fails (Ctrl-C
+    too), the new worker is removed and the old one takes its name back and goes on serving."""
     name = project.container(spec.service, spec.number)
     if old is not None and old.status != "running":
-        engine.stop_and_remove([old])  # nothing of it serves: no need to keep it until the new one answers
+        docker_api.stop_and_remove([old])  # nothing of it serves: no need to keep it until the new one answers
         old = None
-    if old is not None:
-        hostname = f"{spec.key}-{spec.image.rpartition(':')[2][:6]}"
-        spec = replace(spec, hostname=hostname if hostname != engine.hostname_of(old) else spec.key)
-        engine.rename(old, f"{name}-old-{old.short_id}")
-    new = None
-    try:
+    with Rollback() as undo:
+        if old is not None:
+            hostname = f"{spec.key}-{spec.image.rpartition(':')[2][:6]}"
+            spec = replace(spec, hostname=hostname if hostname != old.hostname else spec.key)
+            docker_api.rename(old, f"{name}-old-{old.short_id}")
+            undo.add(lambda: docker_api.rename(old, name))
         progress(f"starting {spec.hostname or spec.key} from {spec.image}")
-        new = engine.create(client, project, spec, project.network)
-        engine.start_all([new])
+        new = docker_api.create(client, project, spec, project.network)
+        undo.add(lambda: docker_api.remove(new))
+        docker_api.start_all([new])
         readiness.wait_ready(project, [new], access, ready_timeout, progress)
-    except BaseException:  # Ctrl-C too: the old worker goes on serving under its own name
-        import docker
-
-        try:
-            if new is not None:
-                new.remove(force=True)
-            if old is not None:
-                engine.rename(old, name)
-        except docker.errors.APIError:
-            pass
-        raise
     return new

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..errors import TcelError
-from ..names import LABEL_BROKER_IMAGE, LABEL_BROKER_VERSION
-from ..settings import Project
+from ...errors import TcelError
+from ...names import LABEL_BROKER_IMAGE, LABEL_BROKER_VERSION
+from ...settings import Project
+from .docker_api import image_environment, volume_labels
 
 if TYPE_CHECKING:
     import docker
@@ -21,18 +22,13 @@ def written_by(client: docker.DockerClient, image: str) -> dict[str, str]:
 
 def rabbitmq_version(client: docker.DockerClient, image: str) -> str | None:
     """RABBITMQ_VERSION from the image's environment, as the official image (and tcel's stand-in) set it."""
-    env = client.images.get(image).attrs.get("Config", {}).get("Env") or []
-    found = [item.partition("=")[2] for item in env if item.startswith("RABBITMQ_VERSION=")]
-    return found[0] if found and found[0] else None
+    return image_environment(client, image).get("RABBITMQ_VERSION") or None
 
 
 def check_broker_volume(client: docker.DockerClient, project: Project, image: str) -> None:
     """Refuse to start `image` on a broker volume that another RabbitMQ version wrote."""
-    import docker
-
-    try:
-        labels = client.volumes.get(project.volume("broker")).attrs.get("Labels") or {}
-    except docker.errors.NotFound:
+    labels = volume_labels(client, project.volume("broker"))
+    if labels is None:
         return
     old_image, old_version = labels.get(LABEL_BROKER_IMAGE), labels.get(LABEL_BROKER_VERSION)
     if not old_image:

@@ -1,0 +1,111 @@
+"""What `tcel up` is to reach on plain containers, decided from the options and the containers that exist:
+every container the stack should have, the ports it publishes, the images it needs; nothing is changed here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+
+from ... import credentials as stored
+from ...credentials import Credentials
+from ...errors import NotRunning
+from ...names import BACKEND_PORT, BROKER_PORT, FLOWER_PORT
+from ...settings import Project
+from .. import specs
+from ..base import UpOptions
+from ..images import flower_image_name, image_exists, worker_image_name
+from ..ports import PortChooser
+from ..specs import ServiceSpec
+from .docker_api import Container, binding
+
+if TYPE_CHECKING:
+    import docker
+
+Existing = dict[str, Container]  # the project's containers by name
+
+
+@dataclass
+class UpPlan:
+    """What `up` is to reach: every container the stack should have, and what that takes."""
+
+    existing: Existing  # as found; `up` keeps it current as it removes and makes containers
+    credentials: Credentials
+    settings: dict[str, str]  # kept in the state file with the credentials
+    notes: list[str]
+    services: list[ServiceSpec]
+    worker_image: str
+    worker_queues: tuple[str, ...] | None
+    python_image: str
+    build: bool
+    extra_workers: list[Container]  # numbered above an asked worker count
+    flower_image: str | None = None  # when the stack has Flower
+    build_flower: bool = False
+
+
+def plan(client: docker.DockerClient, project: Project, options: UpOptions, existing: Existing) -> UpPlan:
+    """Decide from the options and what exists; nothing is changed yet."""
+    saved = stored.load(project)
+    with_flower = not options.workers_only and (options.flower or project.container("flower") in existing)
+    access, notes = addresses(project, options, existing, saved or stored.generate(), saved is not None, with_flower)
+    if options.workers_only:
+        _require_running(project, existing, ("broker", "backend"))
+    workers = [c for c in existing.values() if c.service == "worker"]
+    count = options.workers or len(workers) or 1
+    if options.queues is None and workers:  # workers keep their queues unless told otherwise
+        options = replace(options, queues=workers[0].queues)
+    worker_image = worker_image_name(project, options.python_image)
+    flower_image = flower_image_name(options.python_image) if with_flower else None
+    if with_flower:
+        access = access.with_flower_login()
+    return UpPlan(
+        existing=existing,
+        credentials=access,
+        settings={
+            "TCEL_BROKER_IMAGE": options.broker_image,
+            "TCEL_BACKEND_IMAGE": options.backend_image,
+            "TCEL_PYTHON_IMAGE": options.python_image,
+            "TCEL_CONCURRENCY": str(options.concurrency or ""),
+        },
+        notes=notes,
+        services=[
+            specs.broker(project, options, access),
+            specs.backend(project, options, access),
+            *(specs.worker(n, options, access, worker_image) for n in range(1, count + 1)),
+            *([specs.flower(access, flower_image)] if flower_image else []),
+        ],
+        worker_image=worker_image,
+        worker_queues=options.queues,
+        python_image=options.python_image,
+        build=options.build or not image_exists(client, worker_image),
+        extra_workers=[c for c in workers if c.number > count] if options.workers is not None else [],
+        flower_image=flower_image,
+        build_flower=flower_image is not None and not image_exists(client, flower_image),
+    )
+
+
+def addresses(
+    project: Project, options: UpOptions, existing: Existing, access: Credentials, saved: bool, with_flower: bool
+) -> tuple[Credentials, list[str]]:
+    """Where the broker, backend (and Flower) are published: a stack that exists keeps its address and ports;
+    a port the user asked for is used (a taken one is refused later); otherwise the project's kept port or
+    the default, and a free port when that one is taken, so a second project starts beside the first."""
+    broker_ip, broker_bound = binding(existing.get(project.container("broker")), BROKER_PORT)
+    _, backend_bound = binding(existing.get(project.container("backend")), BACKEND_PORT)
+    _, flower_bound = binding(existing.get(project.container("flower")), FLOWER_PORT)
+    ports = PortChooser(project.name, broker_ip or options.bind)
+    kept = (access.broker_port, access.backend_port) if saved else (BROKER_PORT, BACKEND_PORT)
+    access = access.with_ports(
+        ports.bind,
+        ports.choose("broker", broker_bound, options.broker_port, kept[0]),
+        ports.choose("backend", backend_bound, options.backend_port, kept[1]),
+    )
+    if with_flower:
+        kept_flower = access.flower_port if saved else FLOWER_PORT
+        access = replace(access, flower_port=ports.choose("flower", flower_bound, options.flower_port, kept_flower))
+    return access, ports.notes
+
+
+def _require_running(project: Project, existing: Existing, services: tuple[str, ...]) -> None:
+    down = [s for s in services if getattr(existing.get(project.container(s)), "status", None) != "running"]
+    if down:
+        raise NotRunning(f"stack {project.name}: {' and '.join(down)} not running", hint="run 'tcel up' first")

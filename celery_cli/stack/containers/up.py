@@ -1,0 +1,127 @@
+"""Preparing and applying `tcel up` on plain containers: pull, check and build before anything is made; then
+replace stale workers, make what is missing, start what is stopped, drop extra workers."""
+
+from __future__ import annotations
+
+from concurrent.futures import Future, ThreadPoolExecutor
+from functools import partial
+from typing import TYPE_CHECKING
+
+from ...credentials import Credentials
+from ...output import Progress
+from ...settings import Project
+from ..base import UpReport
+from ..images import build_flower_image, build_worker_image, ensure_pulled
+from ..ports import port_free, port_in_use
+from ..rollback import Rollback
+from . import data, docker_api
+from .docker_api import Container
+from .plan import Existing, UpPlan
+
+if TYPE_CHECKING:
+    import docker
+
+
+def prepare(client: docker.DockerClient, project: Project, plan: UpPlan, progress: Progress) -> None:
+    """Pull missing images, refuse taken ports, build the worker and Flower images: all before anything is made."""
+    for spec in plan.services:
+        if spec.service in ("broker", "backend") and project.container(spec.service) not in plan.existing:
+            ensure_pulled(client, spec.image, progress)
+            if spec.service == "broker":
+                data.check_broker_volume(client, project, spec.image)
+    check_ports_free(project, plan.existing, plan.credentials, with_flower=plan.flower_image is not None)
+    if plan.build:
+        build_worker_image(client, project, plan.worker_image, plan.python_image, progress)
+    if plan.build_flower and plan.flower_image:
+        build_flower_image(client, plan.flower_image, plan.python_image, progress)
+
+
+def apply(client: docker.DockerClient, project: Project, plan: UpPlan, undo: Rollback, progress: Progress) -> UpReport:
+    """Replace stale workers, make what is missing (each registered with `undo`), start what is stopped, then
+    drop extra workers."""
+    existing = plan.existing
+    report = UpReport(
+        plan.credentials, built=plan.build or plan.build_flower, notes=plan.notes, flower=plan.flower_image is not None
+    )
+    report.removed += _remove_stale(client, existing, "worker", plan.worker_image, plan.worker_queues)
+    if plan.flower_image is not None:
+        report.removed += _remove_stale(client, existing, "flower", plan.flower_image)
+    network, made = docker_api.network(client, project)
+    if made:
+        undo.add(network.remove)
+    broker_image = next(spec.image for spec in plan.services if spec.service == "broker")
+    for service, labels in (("broker", partial(data.written_by, client, broker_image)), ("backend", dict)):
+        volume, made = docker_api.volume(client, project, service, labels)
+        if made:
+            undo.add(volume.remove)
+    _create_and_start(client, project, plan, str(network.name), report, undo, progress)
+    undo.keep()  # the stack runs: dropping extra workers below takes nothing back
+    docker_api.stop_and_remove(plan.extra_workers)
+    report.removed += [c.name for c in plan.extra_workers]
+    return report
+
+
+def _create_and_start(
+    client: docker.DockerClient,
+    project: Project,
+    plan: UpPlan,
+    network: str,
+    report: UpReport,
+    undo: Rollback,
+    progress: Progress,
+) -> None:
+    """Make the missing containers and start the stopped ones. The broker takes seconds to boot: it starts as
+    soon as it exists, and the rest are made meanwhile."""
+    existing = plan.existing
+    to_start: list[Container] = []
+    with ThreadPoolExecutor(max_workers=1) as background:
+        broker_start: Future[None] | None = None
+        for spec in plan.services:
+            name = project.container(spec.service, spec.number)
+            if name not in existing:
+                progress(f"creating {name}")
+                existing[name] = docker_api.create(client, project, spec, network)
+                undo.add(partial(docker_api.remove, existing[name]))
+                report.created.append(name)
+            if existing[name].status != "running":
+                to_start.append(existing[name])
+                if spec.service == "broker":
+                    broker_start = background.submit(docker_api.start_all, [existing[name]])
+        progress(f"starting {', '.join(c.name for c in to_start)}" if to_start else "already running")
+        docker_api.start_all([c for c in to_start if c.service != "broker"])
+        if broker_start is not None:
+            broker_start.result()
+    report.started += [c.name for c in to_start if c.name not in report.created]
+
+
+def _remove_stale(
+    client: docker.DockerClient,
+    existing: Existing,
+    service: str,
+    image: str,
+    queues: tuple[str, ...] | None = None,
+) -> list[str]:
+    """Workers (or Flower) made from another image (tasks.py or the Dockerfile changed, new pins in
+    constraints.txt, --build), or workers consuming other queues than asked, are replaced."""
+    image_id = docker_api.image_id(client, image)
+    stale = [
+        c
+        for c in existing.values()
+        if c.service == service and (c.image_id != image_id or (service == "worker" and c.queues != queues))
+    ]
+    docker_api.stop_and_remove(stale)
+    for c in stale:
+        del existing[c.name]
+    docker_api.remove_unused_images(client, {c.image_id for c in stale} - {image_id})
+    return [c.name for c in stale]
+
+
+def check_ports_free(project: Project, existing: Existing, access: Credentials, with_flower: bool = False) -> None:
+    """Name the taken port before anything is made, rather than leave half a stack behind."""
+    published = [("broker", access.broker_port), ("backend", access.backend_port)]
+    for service, port in published + ([("flower", access.flower_port)] if with_flower else []):
+        container = existing.get(project.container(service))
+        if container is not None and container.status == "running":
+            continue
+        if not port_free(access.bind, port):
+            raise port_in_use(service, f"port {port} on {access.bind}")

@@ -1,0 +1,1 @@
+"""The stack as Docker Swarm services: stack.py fills in base.Stack, docker_api.py holds the Docker calls."""

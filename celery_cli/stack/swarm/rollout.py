@@ -1,0 +1,91 @@
+"""Rolling the stack's images out on Swarm: the worker service created, or brought to the image, settings
+(concurrency, queues) and replica count asked for (a new image or setting is a rolling update, one replica at a
+time); the Flower service likewise."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ...credentials import Credentials
+from ...names import LABEL_QUEUES
+from ...output import Progress
+from ...settings import Project
+from .. import specs
+from ..base import UpOptions, UpReport
+from . import docker_api
+from .docker_api import Service
+from .plan import FLOWER_PUBLISHED_NOTE, worker_change
+from .registry import push
+from .service_spec import create_service, update
+
+if TYPE_CHECKING:
+    import docker
+
+
+def workers(
+    client: docker.DockerClient,
+    project: Project,
+    options: UpOptions,
+    existing: dict[str, Service],
+    access: Credentials,
+    image: str,
+    network: str,
+    report: UpReport,
+    progress: Progress,
+) -> None:
+    """Create the worker service, or bring its image, settings and replica count to what is asked."""
+    worker = existing.get("worker")
+    spec = specs.worker(0, options, access, image)
+    if worker is None:
+        count = options.workers or 1
+        progress(f"creating service {project.container('worker')} with {count} replica(s)")
+        existing["worker"] = create_service(client, project, spec, network, replicas=count, constraints=[])
+        report.created.append(existing["worker"].name)
+        return
+    change = worker_change(worker.spec_image, worker.environment, worker.replicas, spec.environment, image, options)
+    if change.image or change.settings:
+        what = change.described
+        progress(f"updating service {worker.name} " + (f"({', '.join(what)})" if what else f"to {image}"))
+        labels = (
+            {LABEL_QUEUES: spec.labels(project)[LABEL_QUEUES]} if "CELERY_WORKER_QUEUES" in change.settings else None
+        )
+        update(worker, image=image, environment=change.settings, labels=labels)
+        report.started.append(worker.name)
+        report.changes.append(f"{worker.name}: {', '.join(what)}" if change.settings else f"{worker.name}: new image")
+    was, now = change.replicas
+    if was != now:
+        progress(f"scaling service {worker.name} from {was} to {now}")
+        update(worker, replicas=now)
+        if worker.name not in report.started:
+            (report.started if now > was else report.removed).append(worker.name)
+        report.changes.append(f"{worker.name}: {was} -> {now} replicas")
+
+
+def flower(
+    client: docker.DockerClient,
+    project: Project,
+    local: str,
+    existing: dict[str, Service],
+    access: Credentials,
+    registry: str,
+    network: str,
+    data_node: docker_api.Node,
+    report: UpReport,
+    progress: Progress,
+) -> None:
+    """Create the Flower service on the data node (its port published there, as the broker's) from the image
+    `local` (built by `up` before anything was made), pushed as the worker's; or bring a running one to it."""
+    running = existing.get("flower")
+    if running is not None and running.image == f"{registry}/{local}":
+        return  # runs what tcel's files make now: nothing to push (a reload of the workers pays no push)
+    image = push(client, local, registry, progress, what="Flower image")
+    if running is None:
+        progress(f"creating service {project.container('flower')}")
+        on_data_node = [f"node.labels.{docker_api.data_label(project)}==true"]
+        existing["flower"] = create_service(client, project, specs.flower(access, image), network, 1, on_data_node)
+        report.created.append(existing["flower"].name)
+        report.notes.append(FLOWER_PUBLISHED_NOTE.format(port=access.flower_port, node=data_node.hostname))
+    elif running.image != image.split("@")[0]:
+        progress(f"updating service {running.name} to {image}")
+        update(running, image=image)
+        report.started.append(running.name)

@@ -1,0 +1,118 @@
+"""The stack as Docker Swarm services across the swarm's nodes: broker and backend on the data node, a
+replicated worker service spread over the nodes, passwords as secrets, the worker image through a registry."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+from ... import credentials as stored
+from ...credentials import Credentials
+from ...output import Progress
+from ..base import DownReport, PlannedStack, ReloadReport, ServiceStatus, UpOptions, UpReport
+from ..choice import refuse_other_engine
+from ..containers.docker_api import containers
+from ..docker_client import connect, engine_errors, remove_volumes
+from ..images import flower_image_name, worker_image_name
+from ..lock import project_lock
+from ..rollback import Rollback
+from . import docker_api, logs, plan, readiness, status, up
+from .docker_api import Service
+from .plan import SwarmPlan
+
+if TYPE_CHECKING:
+    import docker
+
+
+class SwarmStack(PlannedStack[SwarmPlan]):
+    """Services `tcel-<project>-broker`, `-backend`, `-worker`, `-flower` with --flower (and `-registry`,
+    `-registry-mirror` when tcel carries the images itself) on the overlay network `tcel-<project>`."""
+
+    engine = "swarm"
+
+    @cached_property
+    def client(self) -> docker.DockerClient:
+        return connect()
+
+    def services(self) -> dict[str, Service]:
+        """The project's services by what they are: broker, backend, worker, flower, registry, registry-mirror."""
+        if not self._in_swarm():
+            return {}
+        with engine_errors():
+            return {s.kind: s for s in docker_api.services(self.client, self.project)}
+
+    def _in_swarm(self) -> bool:
+        with engine_errors():
+            return docker_api.is_manager(self.client)
+
+    def status(self) -> list[ServiceStatus]:
+        found = self.services()
+        if not found:
+            return []
+        with engine_errors():
+            return status.rows(found, docker_api.node_names(self.client))
+
+    def plan(self, options: UpOptions, progress: Progress) -> SwarmPlan:
+        client, project = self.client, self.project
+        # before anything is made or a swarm initialised
+        refuse_other_engine(project, "swarm", [c.name for c in containers(client, project)])
+        made_swarm = plan.membership(client.info(), options.swarm_init)
+        if made_swarm:
+            progress("making this engine a single-node swarm manager")
+            docker_api.init_swarm(client)
+        existing = {s.kind: s for s in docker_api.services(client, project)}
+        kept = stored.kept(project)
+        data_node = docker_api.node_of(client, options.data_node or kept.get("TCEL_DATA_NODE"))
+        here = data_node.id == docker_api.manager_id(client)
+        planned = plan.plan(project, options, existing, kept, stored.load(project), stored.generate(), data_node, here)
+        if made_swarm:
+            planned.notes.insert(0, plan.INIT_NOTE)
+        planned.worker_image = worker_image_name(project, options.python_image)
+        planned.flower_image = flower_image_name(options.python_image) if planned.with_flower else None
+        return planned
+
+    def prepare(self, planned: SwarmPlan, progress: Progress) -> None:
+        planned.built = up.prepare(self.client, self.project, planned, progress)
+
+    def apply(self, planned: SwarmPlan, undo: Rollback, progress: Progress) -> UpReport:
+        return up.apply(self.client, self.project, planned, undo, progress)
+
+    def settings(self, planned: SwarmPlan, report: UpReport) -> dict[str, str]:
+        return planned.settings
+
+    def wait_ready(self, credentials: Credentials, timeout: float, progress: Progress) -> float:
+        return readiness.wait_ready(self.services(), credentials, timeout, progress)
+
+    def replace_workers(
+        self, options: UpOptions, grace: float, ready_timeout: float, progress: Progress
+    ) -> ReloadReport:
+        """Build and push the image the files make now; Swarm's rolling update replaces one worker at a time."""
+        started = time.monotonic()
+        report = self.up(options, progress)
+        image = self.services()["worker"].image
+        self.wait_ready(report.credentials, ready_timeout, progress)
+        return ReloadReport(
+            image, built=report.built, replaced=report.started, replace_seconds=time.monotonic() - started
+        )
+
+    def logs(self, service: str | None, follow: bool, tail: int | None) -> Iterator[tuple[str, str]]:
+        """`worker` means every worker, `worker-2` the worker in slot 2, `broker` the broker..."""
+        return logs.lines(self.project, self.services(), service, follow, tail)
+
+    def down(self, volumes: bool = False) -> DownReport:
+        with project_lock(self.project, create=False), engine_errors():
+            found = list(self.services().values())
+            if not found:
+                plain = [c.name for c in containers(self.client, self.project)]
+                refuse_other_engine(self.project, "swarm", plain, command="down", volumes=volumes)
+                if not self._in_swarm():
+                    return DownReport(self.engine, [], [], [], [])
+            return DownReport(
+                engine=self.engine,
+                containers=[],
+                services=sorted(s.name for s in found),
+                networks=up.remove_all(self.client, self.project, found),
+                volumes=remove_volumes(self.client, self.project) if volumes else [],
+            )

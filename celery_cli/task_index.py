@@ -1,0 +1,78 @@
+"""tcel's index of the tasks it sent (kept by the worker's hooks too; see names.py): a task shows as queued
+before any worker has it, and keeps the exact call `tcel retry` sends again."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .names import CALL_KEPT_MAX, INDEX_KEY, INDEX_TTL, INFO_KEY, JOB_KEY
+from .names import RESULT_KEY as META_KEY
+from .result_store import ResultStore
+from .task_args import shown
+
+
+def record_sent(
+    store: ResultStore,
+    task_id: str,
+    name: str,
+    args: list[Any],
+    kwargs: dict[str, Any],
+    queue: str,
+    sent: float,
+    retry_of: str | None = None,
+    job: dict[str, Any] | None = None,
+) -> None:
+    """Put a task tcel sent into the index, so it shows as queued before any worker has it, and keep what
+    `tcel retry` needs to send it again; for a streamed sum's final task, what the job was and its chunk
+    tasks' ids (a list of its own, read only when that one task is looked up)."""
+    fields: dict[str, str | float] = {"name": name, "args": shown(args), "queue": queue, "sent": sent}
+    if kwargs:
+        fields["kwargs"] = shown(kwargs)
+    call = kept_call(args, kwargs)
+    if call is not None:
+        fields["call"] = call
+    if retry_of:
+        fields["retry_of"] = retry_of
+    chunk_ids = []
+    if job is not None:
+        chunk_ids = job.get("chunk_ids", [])
+        fields["job"] = json.dumps({key: value for key, value in job.items() if key != "chunk_ids"})
+    with store.errors():
+        pipe = store.client.pipeline(transaction=False)
+        pipe.zadd(INDEX_KEY, {task_id: sent}, nx=True)
+        pipe.hset(INFO_KEY + task_id, mapping=fields)
+        pipe.expire(INFO_KEY + task_id, INDEX_TTL)
+        for start in range(0, len(chunk_ids), 1000):
+            pipe.rpush(JOB_KEY + task_id, *chunk_ids[start : start + 1000])
+        if chunk_ids:
+            pipe.expire(JOB_KEY + task_id, INDEX_TTL)
+        pipe.execute()
+
+
+def stored_call(store: ResultStore, task_id: str) -> tuple[list[Any], dict[str, Any], str | None] | None:
+    """The exact args, kwargs and queue a task was sent with: from the index, else from Celery's extended
+    result; None when neither kept them."""
+    with store.errors():
+        pipe = store.client.pipeline(transaction=False)
+        pipe.hmget(INFO_KEY + task_id, ["call", "queue"])
+        pipe.get(META_KEY + task_id)
+        (call, queue), meta_json = pipe.execute()
+    meta = json.loads(meta_json) if meta_json else {}
+    if call:
+        kept = json.loads(call)
+        return kept["args"], kept["kwargs"], queue or meta.get("queue")
+    if isinstance(meta.get("args"), list) and isinstance(meta.get("kwargs"), dict):
+        return meta["args"], meta["kwargs"], queue or meta.get("queue")
+    return None
+
+
+def kept_call(args: list[Any], kwargs: dict[str, Any]) -> str | None:
+    """The exact arguments as the index keeps them for `tcel retry`, or None when they are too big to keep."""
+    parts, size = [], 0
+    for part in json.JSONEncoder().iterencode({"args": args, "kwargs": kwargs}):  # stops early on big ones
+        size += len(part)
+        if size > CALL_KEPT_MAX:
+            return None
+        parts.append(part)
+    return "".join(parts)

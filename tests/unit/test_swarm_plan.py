@@ -1,0 +1,118 @@
+"""The Swarm engine's plan of `up`, decided without a Docker engine: which node holds the data, which ports the
+services publish, what the project's state keeps, and what changes on a running worker service."""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import replace
+from types import SimpleNamespace
+
+import pytest
+
+from celery_cli import credentials
+from celery_cli.errors import NotRunning, UsageError
+from celery_cli.settings import Project
+from celery_cli.stack.base import UpOptions
+from celery_cli.stack.swarm.docker_api import Node, Service
+from celery_cli.stack.swarm.plan import plan, worker_change
+
+OPTIONS = UpOptions("127.0.0.1", None, None, "rabbitmq:4", "redis:7", "python:3.12-slim")
+SAVED = credentials.Credentials("tcel", "broker-secret-password", "backend-secret-password", broker_port=25672)
+FRESH = credentials.Credentials("tcel", "fresh-broker-password", "fresh-backend-password")
+
+
+def node(hostname: str, address: str = "10.0.0.2") -> Node:
+    return Node(
+        SimpleNamespace(id=f"id-{hostname}", attrs={"Description": {"Hostname": hostname}, "Status": {"Addr": address}})
+    )
+
+
+def service(kind: str, published: int | None = None) -> Service:
+    ports = [{"PublishedPort": published, "TargetPort": 1, "Protocol": "tcp"}] if published else []
+    attrs = {"Spec": {"Labels": {"io.tcel.service": kind}, "EndpointSpec": {"Ports": ports}}}
+    return Service(SimpleNamespace(attrs=attrs))
+
+
+def project(tmp_path) -> Project:
+    return Project(name="demo", directory=tmp_path)
+
+
+def test_a_first_up_takes_fresh_credentials_the_default_ports_and_remembers_swarm_and_the_data_node(tmp_path) -> None:
+    planned = plan(project(tmp_path), OPTIONS, {}, {}, None, FRESH, node("manager"), here=False)
+    access = planned.credentials
+    assert (access.broker_password, access.bind, access.broker_port, access.backend_port) == (
+        "fresh-broker-password",
+        "10.0.0.2",  # the data node is elsewhere: the host reaches it at its address
+        5672,
+        6379,
+    )
+    assert planned.settings["TCEL_ENGINE"] == "swarm" and planned.settings["TCEL_DATA_NODE"] == "manager"
+    assert not planned.with_flower and planned.notes == []
+
+
+def test_running_services_keep_their_published_ports_and_the_kept_credentials(tmp_path) -> None:
+    existing = {"broker": service("broker", 15672), "backend": service("backend", 16379)}
+    kept = {"TCEL_DATA_NODE": "manager", "TCEL_REGISTRY_PORT": "5001"}
+    planned = plan(project(tmp_path), OPTIONS, existing, kept, SAVED, FRESH, node("manager"), here=False)
+    assert (planned.credentials.broker_port, planned.credentials.backend_port) == (15672, 16379)
+    assert planned.credentials.broker_password == "broker-secret-password"
+    assert planned.registry_port == "5001"
+
+
+def test_a_port_taken_on_this_machine_moves_to_a_free_one_with_a_note_unless_asked(tmp_path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("0.0.0.0", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        kept = replace(SAVED, broker_port=port)
+        planned = plan(project(tmp_path), OPTIONS, {}, {}, kept, FRESH, node("manager"), here=True)
+        assert planned.credentials.bind == "0.0.0.0" and planned.credentials.broker_port != port
+        assert len(planned.notes) == 1 and f"port {port} is taken: the broker uses" in planned.notes[0]
+        asked = replace(OPTIONS, broker_port=port)  # what the user asks for is used (Swarm refuses it if taken)
+        assert (
+            plan(project(tmp_path), asked, {}, {}, kept, FRESH, node("manager"), here=True).credentials.broker_port
+            == port
+        )
+        elsewhere = plan(project(tmp_path), OPTIONS, {}, {}, kept, FRESH, node("node-1"), here=False)
+        assert elsewhere.credentials.broker_port == port and elsewhere.notes == []  # this machine says nothing of it
+
+
+def test_a_running_broker_is_not_moved_to_another_data_node(tmp_path) -> None:
+    existing = {"broker": service("broker", 5672)}
+    with pytest.raises(UsageError) as refused:
+        plan(project(tmp_path), OPTIONS, existing, {"TCEL_DATA_NODE": "manager"}, SAVED, FRESH, node("node-1"), False)
+    assert "keeps its broker data on node manager" in str(refused.value)
+    # with nothing running, the data node may change
+    assert plan(project(tmp_path), OPTIONS, {}, {"TCEL_DATA_NODE": "manager"}, SAVED, FRESH, node("node-1"), False)
+
+
+def test_scale_needs_a_running_broker_and_backend_and_never_adds_flower(tmp_path) -> None:
+    workers_only = replace(OPTIONS, workers_only=True, flower=True)
+    with pytest.raises(NotRunning):
+        plan(project(tmp_path), workers_only, {"broker": service("broker", 5672)}, {}, SAVED, FRESH, node("m"), False)
+    running = {
+        "broker": service("broker", 5672),
+        "backend": service("backend", 6379),
+        "flower": service("flower", 5555),
+    }
+    assert not plan(project(tmp_path), workers_only, running, {}, SAVED, FRESH, node("m"), False).with_flower
+
+
+def test_flower_is_kept_once_it_runs_with_its_published_port(tmp_path) -> None:
+    running = {"flower": service("flower", 15555)}
+    planned = plan(project(tmp_path), OPTIONS, running, {}, SAVED, FRESH, node("m"), here=False)
+    assert planned.with_flower and planned.credentials.flower_port == 15555 and planned.credentials.flower_password
+
+
+def test_what_changes_on_a_running_worker_service() -> None:
+    running = {"CELERY_WORKER_CONCURRENCY": "2", "CELERY_WORKER_QUEUES": "a"}
+    same = worker_change("reg/w:1", running, 2, dict(running), "reg/w:1", OPTIONS)
+    assert (same.image, same.settings, same.replicas) == (None, {}, (2, 2))  # queues and count kept unless asked
+    moved = worker_change(
+        "reg/w:1", running, 2, {"CELERY_WORKER_CONCURRENCY": "4"}, "reg/w:2", replace(OPTIONS, workers=3)
+    )
+    assert moved.image == "reg/w:2" and moved.replicas == (2, 3)
+    assert moved.settings == {"CELERY_WORKER_CONCURRENCY": "4"}
+    assert moved.described == ["new image", "concurrency 4"]
+    dropped = worker_change("i", running, 1, {}, "i", replace(OPTIONS, queues=()))
+    assert dropped.described == ["concurrency as the image's default", "queues as the image's default"]
