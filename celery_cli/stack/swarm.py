@@ -21,6 +21,7 @@ from .images import build_flower_image, build_worker_image, flower_image_name, i
 from .lock import project_lock
 from .specs import ServiceSpec
 from .up import free_port, port_free
+from .worker_image import worker_image
 
 if TYPE_CHECKING:
     import docker
@@ -104,6 +105,7 @@ class SwarmStack(Stack):
             if with_flower:
                 access = self._flower_access(options, existing, access, data_node, notes)
             report = UpReport(access, notes=notes, flower=with_flower)
+            made_from = worker_image(self.project, options.app, options.worker_command)
             settings = {
                 "TCEL_ENGINE": "swarm",
                 "TCEL_BROKER_IMAGE": options.broker_image,
@@ -113,13 +115,14 @@ class SwarmStack(Stack):
                 "TCEL_REGISTRY": options.registry or "",
                 "TCEL_DATA_NODE": data_node.attrs["Description"]["Hostname"],
                 "TCEL_REGISTRY_PORT": kept.get("TCEL_REGISTRY_PORT", ""),
+                **made_from.kept(),
             }
             # before anything is made: a later command (`down` after a failed `up`) finds the stack on Swarm
             stored.save(self.project, access, settings)
-            worker_image = worker_image_name(self.project, options.python_image)
-            report.built = options.build or not image_exists(client, worker_image)
+            worker_image_tag = worker_image_name(made_from, options.python_image)
+            report.built = options.build or not image_exists(client, worker_image_tag)
             if report.built:
-                build_worker_image(client, self.project, worker_image, options.python_image, progress)
+                build_worker_image(client, made_from, worker_image_tag, options.python_image, progress)
             flower_image = flower_image_name(options.python_image) if with_flower else None
             if flower_image and not image_exists(client, flower_image):  # before anything is made, as the worker's
                 build_flower_image(client, flower_image, options.python_image, progress)
@@ -128,7 +131,7 @@ class SwarmStack(Stack):
             try:
                 network = swarm_engine.network(client, self.project)
                 registry = self._registry(options, kept, existing, network.name, report, progress)
-                image = _push(client, worker_image, registry, progress)
+                image = _push(client, worker_image_tag, registry, progress)
                 swarm_engine.label_data_node(client, self.project, data_node)
                 on_data_node = [f"node.labels.{swarm_engine.data_label(self.project)}==true"]
                 for spec in (specs.broker(self.project, options, access), specs.backend(self.project, options, access)):

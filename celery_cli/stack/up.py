@@ -27,6 +27,7 @@ from .images import (
     worker_image_name,
 )
 from .specs import ServiceSpec
+from .worker_image import WorkerImage, worker_image
 
 if TYPE_CHECKING:
     import docker
@@ -44,6 +45,7 @@ class UpPlan:
     notes: list[str]
     services: list[ServiceSpec]
     worker_image: str
+    image: WorkerImage
     worker_queues: tuple[str, ...] | None
     python_image: str
     build: bool
@@ -63,7 +65,8 @@ def plan(client: docker.DockerClient, project: Project, options: UpOptions, exis
     count = options.workers or len(workers) or 1
     if options.queues is None and workers:  # workers keep their queues unless told otherwise
         options = replace(options, queues=engine.queues_of(workers[0]))
-    worker_image = worker_image_name(project, options.python_image)
+    image = worker_image(project, options.app, options.worker_command)
+    worker_image_tag = worker_image_name(image, options.python_image)
     flower_image = flower_image_name(options.python_image) if with_flower else None
     if with_flower:
         access = access.with_flower_login()
@@ -74,18 +77,20 @@ def plan(client: docker.DockerClient, project: Project, options: UpOptions, exis
             "TCEL_BACKEND_IMAGE": options.backend_image,
             "TCEL_PYTHON_IMAGE": options.python_image,
             "TCEL_CONCURRENCY": str(options.concurrency or ""),
+            **image.kept(),
         },
         notes=notes,
         services=[
             specs.broker(project, options, access),
             specs.backend(project, options, access),
-            *(specs.worker(n, options, access, worker_image) for n in range(1, count + 1)),
+            *(specs.worker(n, options, access, worker_image_tag) for n in range(1, count + 1)),
             *([specs.flower(access, flower_image)] if flower_image else []),
         ],
-        worker_image=worker_image,
+        worker_image=worker_image_tag,
+        image=image,
         worker_queues=options.queues,
         python_image=options.python_image,
-        build=options.build or not image_exists(client, worker_image),
+        build=options.build or not image_exists(client, worker_image_tag),
         extra_workers=[c for c in workers if engine.number_of(c) > count] if options.workers is not None else [],
         flower_image=flower_image,
         build_flower=flower_image is not None and not image_exists(client, flower_image),
@@ -103,7 +108,7 @@ def prepare(
                 data.check_broker_volume(client, project, spec.image)
     check_ports_free(project, existing, plan.credentials, with_flower=plan.flower_image is not None)
     if plan.build:
-        build_worker_image(client, project, plan.worker_image, plan.python_image, progress)
+        build_worker_image(client, plan.image, plan.worker_image, plan.python_image, progress)
     if plan.build_flower and plan.flower_image:
         build_flower_image(client, plan.flower_image, plan.python_image, progress)
 
