@@ -97,6 +97,19 @@ def check(broker_url: str, name: str, queue: str, nodes: Callable[[], list[str] 
     return None
 
 
+def refuse_unknown_template_task(broker_url: str, name: str, nodes: Callable[[], list[str] | None]) -> None:
+    """For `add` and `tsum`, which send tcel's template's tasks: refuse (exit 2) when the running workers answer
+    and none knows `name` (they run a project's own app); when none answers, the task is sent to wait for them."""
+    registry = cached(broker_url)
+    if registry is None or name not in registry.tasks:
+        registry = ask(broker_url, nodes())
+    if registry.workers and name not in registry.tasks:
+        raise UsageError(
+            f"the workers' app has no task {name!r} (a task of tcel's template): send the app's own with 'tcel call'",
+            hint=_known(name, registry.tasks).replace("--no-check", "'tcel call NAME ARGS --no-check'"),
+        )
+
+
 def _known(name: str, tasks: list[str]) -> str:
     own = [task for task in tasks if not task.startswith("celery.")]
     close = difflib.get_close_matches(name, tasks, n=1)
