@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .errors import UsageError
+from .errors import TcelError, UsageError
 from .settings import user_state_dir
 
 CACHE_SECONDS = 60.0
@@ -102,7 +102,10 @@ def refuse_unknown_template_task(broker_url: str, name: str, nodes: Callable[[],
     and none knows `name` (they run a project's own app); when none answers, the task is sent to wait for them."""
     registry = cached(broker_url)
     if registry is None or name not in registry.tasks:
-        registry = ask(broker_url, nodes())
+        try:
+            registry = ask(broker_url, nodes())
+        except TcelError:  # the broker does not answer: sending says so, as it did before this check
+            return
     if registry.workers and name not in registry.tasks:
         raise UsageError(
             f"the workers' app has no task {name!r} (a task of tcel's template): send the app's own with 'tcel call'",

@@ -58,8 +58,8 @@ def _announce(out: Output, image: WorkerImage) -> None:
         out.info(f"watching {project.directory}: a change to {files} reloads the workers (Ctrl-C stops watching)")
     else:
         out.info(
-            f"watching {project.directory}: it has no Dockerfile, so the workers run tcel's own tasks until "
-            "it has one ('tcel init' writes a project to edit); Ctrl-C stops watching"
+            f"watching {project.directory}: it has no Celery app, so the workers run tcel's template until it "
+            "has one and 'tcel up' runs again ('tcel init' writes a project to edit); Ctrl-C stops watching"
         )
 
 

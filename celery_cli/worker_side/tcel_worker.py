@@ -85,6 +85,9 @@ def _where(url):
     return f"{parts.scheme}://{parts.hostname or ''}" + (f":{port}" if port else "")
 
 
+# The stack's backend as tcel set it, read before the project's code runs (which may change the environment,
+# as load_dotenv(override=True) does).
+STACK_BACKEND = os.environ.get("CELERY_RESULT_BACKEND")
 app = find_app(os.environ["TCEL_APP"])
 KEPT_BY_PROJECT = _apply(app.conf)
 
@@ -92,7 +95,7 @@ KEPT_BY_PROJECT = _apply(app.conf)
 @signals.worker_ready.connect(dispatch_uid="tcel-worker-report")
 def _report(sender=None, **_):
     """What this worker runs, into the stack's Redis for `tcel up`; a failure is logged, never raised."""
-    url = os.environ.get("CELERY_RESULT_BACKEND")
+    url = STACK_BACKEND
     if not url:
         return
     backend = app.backend

@@ -334,6 +334,30 @@ def test_a_project_dockerfile_runs_tcels_worker_command_and_one_without_celery_i
     assert project.containers() == []
 
 
+def forced_backend(directory: Path) -> None:
+    """An app whose code sets its own backend over the environment's, as load_dotenv(override=True) does."""
+    write(
+        directory,
+        {
+            "forced.py": (
+                "import os\n\nfrom celery import Celery\n\nos.environ['CELERY_RESULT_BACKEND'] = 'rpc://'\n"
+                "app = Celery('forced')\n\n\n@app.task\ndef ping():\n    return 'pong'\n"
+            ),
+        },
+    )
+
+
+def test_an_app_that_forces_its_own_backend_is_warned_about_and_wait_says_why(made) -> None:
+    project = made(forced_backend)
+    result = project.tcel("up", timeout=UP_TIMEOUT)
+    assert result.code == 0, result.stderr
+    assert "app stores its results in rpc://" in result.stderr, result.stderr
+    waited = project.tcel("call", "forced.ping", "--wait", "--timeout", "3")
+    assert waited.code != 0
+    assert "cannot be seen: the workers' app stores its results in rpc://" in waited.stderr, waited.stderr
+    down(project)
+
+
 def test_pyproject_dependencies_and_the_seed_layout(made) -> None:
     shop = made(pyproject_app)
     report = up(shop)

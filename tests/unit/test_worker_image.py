@@ -131,3 +131,13 @@ def test_two_apps_and_no_choice_are_named_with_exit_2(tmp_path: Path, isolated_c
 def test_version() -> None:
     result = CliRunner().invoke(cli, ["--version"])
     assert result.exit_code == 0 and result.output.startswith("tcel ")
+
+
+def test_a_django_database_server_gets_a_clear_note_and_sqlite_none() -> None:
+    from celery_cli.worker_report import database_note
+
+    server = ProjectApp("mysite", "x", database_engine="django.db.backends.postgresql")
+    note = database_note(server)
+    assert note is not None and "django.db.backends.postgresql" in note and "tcel runs no database service" in note
+    sqlite = ProjectApp("mysite", "x", database_engine="django.db.backends.sqlite3")
+    assert database_note(sqlite) is None
