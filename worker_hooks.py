@@ -9,6 +9,10 @@
   per task (name, args, kwargs, queue, received, started, finished; and the exact args and kwargs as JSON when
   they fit CALL_KEPT_MAX, which `tcel retry` sends again). Every task a worker receives passes here, whoever
   sent it. A failure here is logged, never raised.
+
+Every worker image carries this module as tcel_worker_hooks (tcel_worker.py loads it); the template's
+celeryconfig.py imports it as worker_hooks too. Each hook is connected under a dispatch_uid, so that the
+second import connects nothing and every hook runs once.
 """
 
 import json
@@ -40,7 +44,7 @@ class WaitForBroker(bootsteps.StartStopStep):
         _wait_for_broker(worker.app.conf.broker_url)
 
 
-@signals.celeryd_init.connect
+@signals.celeryd_init.connect(dispatch_uid="tcel-broker-wait")
 def _add_broker_wait(instance=None, **_):
     instance.app.steps["worker"].add(WaitForBroker)
 
@@ -120,7 +124,7 @@ def _kept_call(request):
     return "".join(parts)
 
 
-@signals.task_received.connect
+@signals.task_received.connect(dispatch_uid="tcel-index-received")
 def _received(sender=None, request=None, **_):
     now = time.time()
     fields = {
@@ -139,11 +143,11 @@ def _received(sender=None, request=None, **_):
     _write(sender.app, request.id, fields, score=now)
 
 
-@signals.task_prerun.connect
+@signals.task_prerun.connect(dispatch_uid="tcel-index-started")
 def _started(sender=None, task_id=None, task=None, **_):
     _write(task.app, task_id, {"started": time.time(), "worker": task.request.hostname or ""})
 
 
-@signals.task_postrun.connect
+@signals.task_postrun.connect(dispatch_uid="tcel-index-finished")
 def _finished(sender=None, task_id=None, task=None, **_):
     _write(task.app, task_id, {"finished": time.time()})

@@ -22,6 +22,9 @@ KEPT = (
     "TCEL_DATA_NODE",
     "TCEL_REGISTRY",
     "TCEL_REGISTRY_PORT",
+    # the app the workers run, as chosen or found, and a --worker-command given
+    "TCEL_APP",
+    "TCEL_WORKER_COMMAND",
 )
 
 
@@ -69,10 +72,13 @@ class Credentials:
         return {"CELERY_BROKER_URL": self.broker_url(), "CELERY_RESULT_BACKEND_URL": self.backend_url()}
 
     def inside_network(self) -> dict[str, str]:
-        """The worker's environment: the seed's variables, pointing at the services' network aliases."""
+        """The worker's environment, pointing at the services' network aliases: the two variables Celery itself
+        reads before any app's own configuration, and the seed's CELERY_RESULT_BACKEND_URL (its celeryconfig)."""
+        backend = self.backend_url("backend", BACKEND_PORT)
         return {
             "CELERY_BROKER_URL": self.broker_url("broker", BROKER_PORT),
-            "CELERY_RESULT_BACKEND_URL": self.backend_url("backend", BACKEND_PORT),
+            "CELERY_RESULT_BACKEND": backend,
+            "CELERY_RESULT_BACKEND_URL": backend,
         }
 
     def with_ports(self, bind: str, broker_port: int, backend_port: int) -> Credentials:

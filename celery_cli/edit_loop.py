@@ -15,8 +15,8 @@ from .errors import TcelError
 from .output import Progress
 
 if TYPE_CHECKING:
-    from .settings import Project
     from .stack.base import ReloadReport, Stack, UpOptions
+    from .stack.worker_image import WorkerImage
 
 # watchfiles hands over a batch once nothing more changed for this long: an editor's save (truncate and write,
 # or write beside and rename) is one batch, and a reload starts within a few hundredths of a second of it.
@@ -89,26 +89,24 @@ class FileChanges:
         return batch
 
 
-def image_files(project: Project) -> set[Path]:
-    """The files that go into the worker image now, as .dockerignore selects them from the build context."""
-    from .stack.images import context_files
-
-    context = project.build_context
-    return {context / relative for relative in context_files(context)}
+def image_files(image: WorkerImage) -> set[Path]:
+    """The files that go into the worker image now, as .dockerignore (or tcel's default) selects them."""
+    return {image.context / relative for relative in image.files()}
 
 
 class ImageChanges:
     """Changes to the files of a project's worker image: what `.dockerignore` lets in, before or after the
     change (a deleted file counts, so does a .dockerignore that lets another file in or keeps one out)."""
 
-    def __init__(self, project: Project) -> None:
-        self.project = project
-        self.files = FileChanges(project.directory)
+    def __init__(self, image: WorkerImage) -> None:
+        self.image = image
+        self.project = image.project
+        self.files = FileChanges(image.project.directory)
         self.watched: set[Path] = set()
 
     def __enter__(self) -> ImageChanges:
         self.files.__enter__()
-        self.watched = image_files(self.project)
+        self.watched = image_files(self.image)
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -119,9 +117,9 @@ class ImageChanges:
         the project directory."""
         while True:
             paths = self.files.wait()
-            now = image_files(self.project)
+            now = image_files(self.image)
             changed = sorted(self._relative(path) for path in paths & (self.watched | now))
-            ignore = self.project.build_context / ".dockerignore"
+            ignore = self.image.context / ".dockerignore"
             if now != self.watched and ignore in paths:
                 changed.append(self._relative(ignore))
             self.watched = now

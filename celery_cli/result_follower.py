@@ -32,12 +32,28 @@ def watch(store: ResultStore, task_id: str) -> Iterator[Callable[[float, Callabl
                         return store.lookup(task_id)
                 if time.monotonic() >= deadline:
                     state = follower.states.get(task_id, state)
+                    forced = forced_backend(store) if state == "PENDING" else None
+                    if forced is not None:
+                        raise WaitTimeout(
+                            f"task {task_id} cannot be seen: the workers' {forced}",
+                            hint="tcel sets CELERY_RESULT_BACKEND for the workers; an app that sets its "
+                            "backend in code after reading it, or a task's own backend, is not overridden",
+                        )
                     raise WaitTimeout(
                         f"task {task_id} is still {state} after {timeout:g}s",
                         hint=f"it goes on: see 'tcel result {task_id}' later",
                     )
 
         yield wait
+
+
+def forced_backend(store: ResultStore) -> str | None:
+    """What the workers report (tcel's worker side) when their app stores results elsewhere than here."""
+    from .worker_report import forced_backend_message, read
+
+    with store.errors():
+        forced = next((r for r in read(store.client) if r.backend_forced), None)
+    return forced_backend_message(forced) if forced is not None else None
 
 
 @contextmanager

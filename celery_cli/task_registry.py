@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .errors import UsageError
+from .errors import TcelError, UsageError
 from .settings import user_state_dir
 
 CACHE_SECONDS = 60.0
@@ -95,6 +95,22 @@ def check(broker_url: str, name: str, queue: str, nodes: Callable[[], list[str] 
             f"(tcel up --queues ..., or tcel control add-consumer {queue})"
         )
     return None
+
+
+def refuse_unknown_template_task(broker_url: str, name: str, nodes: Callable[[], list[str] | None]) -> None:
+    """For `add` and `tsum`, which send tcel's template's tasks: refuse (exit 2) when the running workers answer
+    and none knows `name` (they run a project's own app); when none answers, the task is sent to wait for them."""
+    registry = cached(broker_url)
+    if registry is None or name not in registry.tasks:
+        try:
+            registry = ask(broker_url, nodes())
+        except TcelError:  # the broker does not answer: sending says so, as it did before this check
+            return
+    if registry.workers and name not in registry.tasks:
+        raise UsageError(
+            f"the workers' app has no task {name!r} (a task of tcel's template): send the app's own with 'tcel call'",
+            hint=_known(name, registry.tasks).replace("--no-check", "'tcel call NAME ARGS --no-check'"),
+        )
 
 
 def _known(name: str, tasks: list[str]) -> str:

@@ -14,7 +14,9 @@ from .options import Json, Queues, ReadyTimeout, which_stack
 
 if TYPE_CHECKING:
     from ..credentials import Credentials
+    from ..project_app import ProjectApp
     from ..stack.base import UpOptions, UpReport
+    from ..worker_report import Findings
 
 # The services are imported inside the commands, so that `tcel --help` loads none of them.
 
@@ -89,6 +91,20 @@ def up(
             "node to pull [default: a registry service tcel runs].",
         ),
     ] = None,
+    app: Annotated[
+        str | None,
+        typer.Option(
+            help="The Celery app the workers run, as 'celery -A' takes it [env TCEL_APP; default: as last "
+            "started, else the one the directory defines, else tcel's template]."
+        ),
+    ] = None,
+    worker_command: Annotated[
+        str | None,
+        typer.Option(
+            help="The command that starts a worker in the image [default: tcel's, "
+            "'celery -A tcel_worker worker ...', which runs the app with tcel's hooks and safe settings]."
+        ),
+    ] = None,
     json: Json = False,
 ) -> None:
     """Start the stack (RabbitMQ, Redis, workers) and wait until it works.
@@ -120,6 +136,8 @@ def up(
         swarm_init=init,
         data_node=data_node,
         registry=registry,
+        app=app,
+        worker_command=worker_command,
     )
     stack = open_stack(target.project, {True: "swarm", False: "containers", None: None}[swarm])
     with out.status(f"bringing up stack {target.project.name}") as progress:
@@ -129,7 +147,7 @@ def up(
         headline = f"stack {name} is already up; nothing changed"
     else:
         headline = f"stack {name} is up" + (f", ready in {report.ready_after:.1f}s" if report.ready_after else "")
-    _show(out, target, report, headline, endpoints=True)
+    _show(out, target, report, headline, endpoints=True, options=options)
     if watch:
         from .up_watch import watch_and_reload
 
@@ -176,7 +194,10 @@ def up_options(
 ) -> UpOptions:
     """Options as given, each falling back to env, then what the project's stack was last started with (so
     `scale` or a later `up` runs it the same way), the user's config, then the default."""
+    import shlex
+
     from ..credentials import kept
+    from ..project_app import find_app
     from ..settings import bind_setting, is_set, port_setting, setting
     from ..stack.base import UpOptions
 
@@ -193,6 +214,11 @@ def up_options(
         )
 
     concurrency = rest.pop("concurrency", None) or int(started_with.get("TCEL_CONCURRENCY") or 0) or None
+    command = str(rest.pop("worker_command", None) or started_with.get("TCEL_WORKER_COMMAND") or "")
+    app_option = rest.pop("app", None)
+    rest["worker_command"] = tuple(shlex.split(command)) or None
+    directory = target.project.directory
+    rest["app"] = find_app(directory, str(app_option) if app_option else None, started_with.get("TCEL_APP"))
     rest["registry"] = rest.get("registry") or started_with.get("TCEL_REGISTRY") or None
 
     return UpOptions(
@@ -215,15 +241,33 @@ def _flower_line(access: Credentials) -> str:
     return f"{access.flower_url()} (user {access.flower_user}, password {mask(access.flower_password)})"
 
 
-def _show(out: Output, target: Target, report: UpReport, headline: str, endpoints: bool = False) -> None:
+def _show(
+    out: Output,
+    target: Target,
+    report: UpReport,
+    headline: str,
+    endpoints: bool = False,
+    options: UpOptions | None = None,
+) -> None:
     from ..credentials import mask_url, state_file
 
     secrets = state_file(target.project)
+    app = options.app if options is not None else None
+    found = _worker_findings(report, app) if app is not None else None
+    notes = [*report.notes, *(found.notes if found else [])]
+    warnings = found.warnings if found else []
     if out.json_mode:
-        out.data(report.as_dict(target.project.name, str(secrets)))
+        shown = report.as_dict(target.project.name, str(secrets))
+        if app is not None:
+            shown["app"] = {"name": app.name, "source": app.source, "template": app.template}
+        out.data({**shown, "notes": notes, "warnings": warnings})
         return
     out.success(headline)
-    for note in report.notes:
+    if app is not None:
+        out.info(f"  app      {app.name} ({app.source})")
+    for warning in warnings:
+        out.warn(f"  {warning}")
+    for note in notes:
         out.info(f"  note     {note}")
     for verb, names in (
         ("created", report.created),
@@ -239,6 +283,21 @@ def _show(out: Output, target: Target, report: UpReport, headline: str, endpoint
         if report.flower:
             out.info(f"  flower   {_flower_line(report.credentials)}")
         out.info(f"  secrets  {secrets}")
+
+
+def _worker_findings(report: UpReport, app: ProjectApp) -> Findings:
+    """What the ready workers report of themselves (nothing before they are ready), and the app's database."""
+    from importlib.metadata import version
+
+    from ..worker_report import Findings, database_note, findings, read_from
+
+    found = Findings()
+    if report.ready_after is not None:
+        found = findings(read_from(report.credentials.backend_url()), app, version("celery"))
+    note = database_note(app)
+    if note:
+        found.notes.append(note)
+    return found
 
 
 @which_stack()

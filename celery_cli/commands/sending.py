@@ -114,7 +114,8 @@ def add(
     from ..task_args import parse_numbers
     from ..task_call import TaskCall
 
-    send(target, TaskCall("tasks.add", parse_numbers([x, y])), Output(json), wait=wait, timeout=timeout, quiet=quiet)
+    task = TaskCall("tasks.add", parse_numbers([x, y]))
+    send(target, task, Output(json), template=True, wait=wait, timeout=timeout, quiet=quiet)
 
 
 @which_stack("broker", "backend")
@@ -150,7 +151,7 @@ def tsum(
             task = TaskCall("tasks.tsum", [numbers_of(head[0]) if head else []])
         else:
             task = streamed(target, chain(head, chunks), out, timeout, quiet)
-    send(target, task, out, wait=wait, timeout=timeout, quiet=quiet)
+    send(target, task, out, template=task.name == "tasks.tsum", wait=wait, timeout=timeout, quiet=quiet)
 
 
 def streamed(target: Target, chunks: Iterator[Chunk], out: Output, timeout: float, quiet: bool) -> TaskCall:
@@ -212,15 +213,29 @@ def retry(
 
 
 def send(
-    target: Target, task: TaskCall, out: Output, *, check: bool = False, wait: bool, timeout: float, quiet: bool
+    target: Target,
+    task: TaskCall,
+    out: Output,
+    *,
+    check: bool = False,
+    template: bool = False,
+    wait: bool,
+    timeout: float,
+    quiet: bool,
 ) -> None:
-    """Send one task (after checking a worker knows it, if asked); without --wait print its id, with --wait
-    show its states live, then how it ended."""
+    """Send one task (after checking a worker knows it, if asked; for `template`, one of tcel's template's tasks,
+    refused when the workers answer and run an app without it); without --wait print its id, with --wait show
+    its states live, then how it ended."""
     from ..call import failure, submit
     from ..tables import value
     from ..task_message import new_task_id
 
     where = target.endpoints(backend_required=wait)
+    if template and not check:
+        from ..task_registry import refuse_unknown_template_task
+        from ..workers import known_workers
+
+        refuse_unknown_template_task(where.broker_url, task.name, lambda: known_workers(target))
     if check:
         from ..task_registry import check as check_registered
         from ..workers import known_workers

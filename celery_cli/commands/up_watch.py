@@ -9,8 +9,8 @@ from ..output import Output
 
 if TYPE_CHECKING:
     from ..edit_loop import Reload
-    from ..settings import Project
     from ..stack.base import Stack, UpOptions
+    from ..stack.worker_image import WorkerImage
 
 
 def watch_and_reload(out: Output, stack: Stack, options: UpOptions, grace: float, ready_timeout: float) -> None:
@@ -25,12 +25,15 @@ def watch_and_reload(out: Output, stack: Stack, options: UpOptions, grace: float
         if outcome is not None:
             _show(out, outcome)
 
+    from ..stack.worker_image import worker_image
+
     project = stack.project
+    image = worker_image(project, options.app, options.worker_command)
     previous = signal.signal(signal.SIGTERM, _interrupt)  # a `kill` ends the watch as Ctrl-C does
     try:
-        with ImageChanges(project) as changes:
+        with ImageChanges(image) as changes:
             reload_and_show([])  # in case a file was saved while `up` ran
-            _announce(out, project)
+            _announce(out, image)
             while True:
                 reload_and_show(changes.next())
     except KeyboardInterrupt as interrupt:
@@ -45,16 +48,18 @@ def _interrupt(*_: object) -> None:
     raise KeyboardInterrupt
 
 
-def _announce(out: Output, project: Project) -> None:
+def _announce(out: Output, image: WorkerImage) -> None:
     from ..edit_loop import image_files
 
-    if project.build_context == project.directory:
-        files = ", ".join(sorted(str(path.relative_to(project.directory)) for path in image_files(project)))
+    project = image.project
+    if image.context == project.directory:
+        paths = sorted(str(path.relative_to(project.directory)) for path in image_files(image))
+        files = ", ".join(paths[:12]) + (f" and {len(paths) - 12} more" if len(paths) > 12 else "")
         out.info(f"watching {project.directory}: a change to {files} reloads the workers (Ctrl-C stops watching)")
     else:
         out.info(
-            f"watching {project.directory}: it has no Dockerfile, so the workers run tcel's own tasks until "
-            "it has one ('tcel init' writes a project to edit); Ctrl-C stops watching"
+            f"watching {project.directory}: it has no Celery app, so the workers run tcel's template until it "
+            "has one and 'tcel up' runs again ('tcel init' writes a project to edit); Ctrl-C stops watching"
         )
 
 

@@ -13,6 +13,7 @@ from typing import Any, Generic, TypeVar
 from .. import credentials
 from ..credentials import Credentials
 from ..output import Progress
+from ..project_app import ProjectApp
 from ..settings import Project
 from .docker_client import engine_errors
 from .lock import project_lock
@@ -42,6 +43,8 @@ class UpOptions:
     data_node: str | None = None
     registry: str | None = None
     registry_image: str = "registry:2"
+    app: ProjectApp | None = None  # the app the workers run (None: found in the project's directory)
+    worker_command: tuple[str, ...] | None = None  # --worker-command; default: tcel's
 
 
 @dataclass

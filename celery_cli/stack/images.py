@@ -10,10 +10,11 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from ..errors import ImageError
 from ..names import FLOWER_IMAGE_KIND, LABEL_IMAGE, WORKER_IMAGE_KIND
 from ..output import Progress
-from ..settings import Project
 
 if TYPE_CHECKING:
     import docker
+
+    from .worker_image import WorkerImage
 
 OFFLINE_HINT = "check the name, or on a machine without a registry run scripts/offline-images"
 FLOWER_IMAGE_FILES = Path(__file__).parent / "flower_image"
@@ -47,13 +48,15 @@ def ensure_pulled(client: docker.DockerClient, name: str, progress: Progress) ->
         raise ImageError(f"cannot pull image {name}: {exc.explanation or exc}", hint=OFFLINE_HINT) from None
 
 
-def context_files(context: Path) -> list[str]:
-    """The files of a build context that its .dockerignore lets into the build, as docker-py selects them."""
+def context_files(context: Path, patterns: list[str] | None = None) -> list[str]:
+    """The files of a build context that `patterns` (else its .dockerignore) let into the build, as docker-py
+    selects them."""
     from docker.utils.build import exclude_paths
 
-    ignore = context / ".dockerignore"
-    patterns = [p.strip() for p in ignore.read_text().splitlines()] if ignore.is_file() else []
-    patterns = [p for p in patterns if p and not p.startswith("#")]
+    if patterns is None:
+        ignore = context / ".dockerignore"
+        patterns = [p.strip() for p in ignore.read_text().splitlines()] if ignore.is_file() else []
+        patterns = [p for p in patterns if p and not p.startswith("#")]
     return sorted(r for r in exclude_paths(str(context), patterns) if (context / r).is_file())
 
 
@@ -65,11 +68,11 @@ class BuildContext:
     files: dict[str, tuple[bytes, int]]  # path inside the context -> (content, permission bits)
 
     @classmethod
-    def read(cls, context: Path) -> BuildContext:
-        """Read what the context's .dockerignore lets in; symbolic links are followed (tcel's own template
-        links to the repository's top-level worker files); a file deleted meanwhile is left out."""
+    def read(cls, context: Path, patterns: list[str] | None = None) -> BuildContext:
+        """Read what `patterns` (else the context's .dockerignore) let in; symbolic links are followed (tcel's
+        own template links to the repository's top-level worker files); a file deleted meanwhile is left out."""
         files = {}
-        for relative in context_files(context):
+        for relative in context_files(context, patterns):
             with contextlib.suppress(FileNotFoundError):
                 files[relative] = ((context / relative).read_bytes(), (context / relative).stat().st_mode & 0o777)
         return cls(files)
@@ -105,9 +108,9 @@ class BuildContext:
         return archive
 
 
-def worker_image_name(project: Project, python_image: str) -> str:
+def worker_image_name(image: WorkerImage, python_image: str) -> str:
     """The worker image the project's files make now (see BuildContext.image_name)."""
-    return BuildContext.read(project.build_context).image_name(python_image)
+    return image.name(python_image)
 
 
 def flower_image_name(python_image: str) -> str:
@@ -132,27 +135,37 @@ def build_flower_image(client: docker.DockerClient, tag: str, python_image: str,
 
 def build_worker_image(
     client: docker.DockerClient,
-    project: Project,
+    image: WorkerImage,
     tag: str,
     python_image: str,
     progress: Progress,
     files: BuildContext | None = None,
 ) -> None:
-    """Build the worker image from the project's Dockerfile (from `files` when they were read already) with the
-    engine's BuildKit, or its older builder when it has none, streaming the build's steps to `progress`."""
-    context = project.build_context
-    dockerfile = context / "Dockerfile"
-    progress(f"building {tag} from {dockerfile}")
-    _build(
-        client,
-        files or BuildContext.read(context),
-        tag,
-        python_image,
-        WORKER_IMAGE_KIND,
-        "worker image",
-        f"fix {dockerfile}, then run 'tcel up --build'",
-        progress,
-    )
+    """Build the worker image (from `files` when they were read already) with the engine's BuildKit, or its
+    older builder when it has none, streaming the build's steps to `progress`."""
+    dockerfile = image.dockerfile
+    made_from = dockerfile or f"a Dockerfile tcel writes for app {image.app.name}"
+    progress(f"building {tag} from {made_from}")
+    fix = f"fix {dockerfile}" if dockerfile else f"fix {image.app.dependencies or 'the project'}"
+    try:
+        _build(
+            client,
+            files or image.read(),
+            tag,
+            python_image,
+            WORKER_IMAGE_KIND,
+            "worker image",
+            f"{fix}, then run 'tcel up --build'",
+            progress,
+        )
+    except ImageError as error:
+        if "no Celery in this image" in error.message:
+            raise ImageError(
+                f"the image {dockerfile} makes has no Celery: tcel's worker command runs 'celery'",
+                hint="install celery in that Dockerfile, or give the command that starts the worker with "
+                "--worker-command",
+            ) from None
+        raise
 
 
 def _build(

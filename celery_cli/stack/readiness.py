@@ -101,9 +101,11 @@ def source_line(project: Project, log: list[str]) -> str | None:
     """The project file and line a worker's traceback ends in, such as 'tasks.py line 3' (or a module of a
     package directory the project's .dockerignore lets in)."""
     for line in reversed(log):
-        found = re.search(r'File "/home/user/([^"]+)", line (\d+)', line)
-        if found and (project.build_context / found.group(1)).is_file():
-            return f"{project.build_context / found.group(1)} line {found.group(2)}"
+        # the template's working directory, and the one of the Dockerfile tcel writes for an app
+        found = re.search(r'File "/(?:home/user|app)/([^"]+)", line (\d+)', line)
+        for base in (project.directory, project.build_context):
+            if found and (base / found.group(1)).is_file():
+                return f"{base / found.group(1)} line {found.group(2)}"
     return None
 
 

@@ -32,7 +32,9 @@ REDIS_CONF = "/etc/tcel-redis.conf"
 # the worker's config reads its URLs from the files CELERY_BROKER_URL_FILE and CELERY_RESULT_BACKEND_URL_FILE name.
 RABBITMQ_USER_CONF = "/etc/rabbitmq/conf.d/90-tcel-user.conf"
 SECRETS_DIR = "/run/secrets"
-URL_VARIABLES = ("CELERY_BROKER_URL", "CELERY_RESULT_BACKEND_URL")
+# (every worker image's entrypoint exports each *_FILE into its variable, for any app: tcel_worker's entrypoint.sh)
+URL_VARIABLES = ("CELERY_BROKER_URL", "CELERY_RESULT_BACKEND", "CELERY_RESULT_BACKEND_URL")
+FLOWER_URL_VARIABLES = ("CELERY_BROKER_URL", "CELERY_RESULT_BACKEND_URL")  # what flowerconfig.py reads
 # Flower's login, as flowerconfig.py reads it from the file TCEL_FLOWER_BASIC_AUTH_FILE names (not FLOWER_...:
 # Flower takes every FLOWER_* variable for one of its options and stops at one it does not know)
 FLOWER_LOGIN_VARIABLE = "TCEL_FLOWER_BASIC_AUTH"
@@ -124,7 +126,7 @@ def flower(credentials: Credentials, image: str) -> ServiceSpec:
     its environment or on its command line, where `docker inspect` shows them."""
     inside = credentials.inside_network()
     secrets = {
-        **{key: inside[key] for key in URL_VARIABLES},
+        **{key: inside[key] for key in FLOWER_URL_VARIABLES},
         FLOWER_LOGIN_VARIABLE: f"{credentials.flower_user}:{credentials.flower_password}",
     }
     return ServiceSpec(

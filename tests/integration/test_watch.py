@@ -242,10 +242,10 @@ def test_a_dependency_added_to_requirements_is_installed_in_a_layer_of_its_own(p
         assert app.send_task("tasks.camel", args=["edit_loop"]).get(timeout=30) == "EditLoop"
     finally:
         app.close()
-    # the tasks.py change rebuilt the code's layer only: every layer below it, the installed dependency's
-    # among them, is the one the requirements.txt change made
+    # the tasks.py change rebuilt the code's layer (and tcel's worker side above it) only: every layer below it,
+    # the installed dependency's among them, is the one the requirements.txt change made
     new_layers = engine.images.get(with_task).attrs["RootFS"]["Layers"]
-    assert new_layers[:-1] == old_layers[:-1] and new_layers[-1] != old_layers[-1]
+    assert new_layers[:-2] == old_layers[:-2] and new_layers[-2] != old_layers[-2]
 
 
 @pytest.mark.parametrize("grace", [1, 30])
@@ -276,8 +276,8 @@ def test_no_task_running_during_a_reload_is_lost(project, watch, grace: int) -> 
 def test_ctrl_c_during_a_build_or_a_grace_ends_at_once_and_says_where_the_workers_are(project, watch, engine) -> None:
     """Neither the build nor the old worker's grace holds Ctrl-C up: the build is dropped (the workers keep
     their image), and a worker in its warm shutdown is stopped cold (its task goes back to the queue)."""
-    from celery_cli.settings import setting
-    from celery_cli.stack.images import BuildContext
+    from celery_cli.settings import Project, setting
+    from celery_cli.stack.worker_image import worker_image
 
     env = {"TCEL_ADD_DELAY": "20"}
     dockerfile = project.directory / "Dockerfile"
@@ -286,7 +286,7 @@ def test_ctrl_c_during_a_build_or_a_grace_ends_at_once_and_says_where_the_worker
     (before,) = worker_containers(project)
     slow_step = ("sleep", "15.125")  # a command line no other test runs
     save(dockerfile, good.replace("\nCOPY . ./", f"\nRUN {' '.join(slow_step)}\nCOPY . ./"))
-    slow_image = BuildContext.read(project.directory).image_name(setting("TCEL_PYTHON_IMAGE"))
+    slow_image = worker_image(Project(project.name, project.directory), None).name(setting("TCEL_PYTHON_IMAGE"))
     deadline = time.monotonic() + RELOAD_TIMEOUT
     while not running(slow_step):  # the build's step runs on this machine's engine, so in its process table
         assert time.monotonic() < deadline, "the build never reached its slow step:\n" + "\n".join(session.lines)
@@ -347,15 +347,15 @@ def test_ctrl_c_during_a_build_or_a_grace_ends_at_once_and_says_where_the_worker
 
 
 def test_init_then_up_runs_a_task(project, tmp_path: Path) -> None:
-    from celery_cli.settings import setting
-    from celery_cli.stack.images import BuildContext
+    from celery_cli.settings import Project, setting
+    from celery_cli.stack.worker_image import worker_image
 
     fresh = tmp_path / "made-by-init"
     assert run_tcel("init", str(fresh), cwd=REPO).code == 0
     # a task only this project has: served only if `up` built the workers from the files init wrote
     add_task(StackProject(project.name, fresh, project.engine), "@app.task\ndef made_by_init():\n    return 4242\n")
     made = StackProject(project.name, fresh, project.engine, project.env)
-    own_image = BuildContext.read(fresh).image_name(setting("TCEL_PYTHON_IMAGE"))
+    own_image = worker_image(Project(project.name, fresh), None).name(setting("TCEL_PYTHON_IMAGE"))
     up = made.tcel("up")
     try:
         assert up.code == 0, up.stderr

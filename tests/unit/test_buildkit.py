@@ -84,12 +84,15 @@ class Refusing:
 def build_on(api: Refusing) -> list[str]:
     from pathlib import Path
 
+    from celery_cli.project_app import find_app
     from celery_cli.settings import TEMPLATE_DIR, Project
     from celery_cli.stack.images import build_worker_image
+    from celery_cli.stack.worker_image import WorkerImage
 
     seen: list[str] = []
     client = type("Client", (), {"api": api})()
-    build_worker_image(client, Project("p", Path(TEMPLATE_DIR)), "tcel-worker:x", "python:3.12-slim", seen.append)
+    image = WorkerImage(Project("p", Path(TEMPLATE_DIR)), find_app(Path(TEMPLATE_DIR)))
+    build_worker_image(client, image, "tcel-worker:x", "python:3.12-slim", seen.append)
     return seen
 
 

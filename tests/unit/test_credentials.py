@@ -32,6 +32,7 @@ def test_urls_point_at_loopback_from_the_host_and_at_aliases_inside() -> None:
     assert c.backend_url() == "redis://:rpw@127.0.0.1:16379/0"
     assert c.inside_network() == {
         "CELERY_BROKER_URL": "amqp://tcel:bpw@broker:5672//",
+        "CELERY_RESULT_BACKEND": "redis://:rpw@backend:6379/0",
         "CELERY_RESULT_BACKEND_URL": "redis://:rpw@backend:6379/0",
     }
 

@@ -12,6 +12,7 @@ from celery_cli.edit_loop import ImageChanges
 from celery_cli.project_files import write_project
 from celery_cli.settings import Project
 from celery_cli.stack.readiness import source_line
+from celery_cli.stack.worker_image import worker_image
 
 BUSY = 1.0  # a reload that takes a while: far longer than watchfiles' quiet period (0.02 s) between batches
 
@@ -36,7 +37,7 @@ def next_within(changes: ImageChanges, seconds: float = 10) -> list[str]:
 def test_saves_made_while_a_reload_runs_come_back_as_one_batch_naming_every_file(tmp_path: Path) -> None:
     write_project(tmp_path)
     project = Project("coalesce", tmp_path)
-    with ImageChanges(project) as changes:
+    with ImageChanges(worker_image(project, None)) as changes:
         save(tmp_path / "tasks.py", (tmp_path / "tasks.py").read_text() + "\n# first save\n")
         assert next_within(changes) == ["tasks.py"]
 
@@ -63,7 +64,7 @@ def test_saves_made_while_a_reload_runs_come_back_as_one_batch_naming_every_file
 
 def test_a_file_that_is_not_in_the_image_never_wakes_the_loop(tmp_path: Path) -> None:
     write_project(tmp_path)
-    with ImageChanges(Project("ignored", tmp_path)) as changes:
+    with ImageChanges(worker_image(Project("ignored", tmp_path), None)) as changes:
         save(tmp_path / "notes.txt", "a note\n")
         (tmp_path / "__pycache__").mkdir()
         (tmp_path / "__pycache__" / "tasks.cpython-312.pyc").write_bytes(b"\0")

@@ -16,6 +16,7 @@ from ..base import UpOptions
 from ..images import flower_image_name, image_exists, worker_image_name
 from ..ports import PortChooser
 from ..specs import ServiceSpec
+from ..worker_image import WorkerImage, worker_image
 from .docker_api import Container, binding
 
 if TYPE_CHECKING:
@@ -34,6 +35,7 @@ class UpPlan:
     notes: list[str]
     services: list[ServiceSpec]
     worker_image: str
+    image: WorkerImage  # how the worker image is made
     worker_queues: tuple[str, ...] | None
     python_image: str
     build: bool
@@ -53,7 +55,8 @@ def plan(client: docker.DockerClient, project: Project, options: UpOptions, exis
     count = options.workers or len(workers) or 1
     if options.queues is None and workers:  # workers keep their queues unless told otherwise
         options = replace(options, queues=workers[0].queues)
-    worker_image = worker_image_name(project, options.python_image)
+    image = worker_image(project, options.app, options.worker_command)
+    worker_tag = worker_image_name(image, options.python_image)
     flower_image = flower_image_name(options.python_image) if with_flower else None
     if with_flower:
         access = access.with_flower_login()
@@ -65,18 +68,20 @@ def plan(client: docker.DockerClient, project: Project, options: UpOptions, exis
             "TCEL_BACKEND_IMAGE": options.backend_image,
             "TCEL_PYTHON_IMAGE": options.python_image,
             "TCEL_CONCURRENCY": str(options.concurrency or ""),
+            **image.kept(),
         },
         notes=notes,
         services=[
             specs.broker(project, options, access),
             specs.backend(project, options, access),
-            *(specs.worker(n, options, access, worker_image) for n in range(1, count + 1)),
+            *(specs.worker(n, options, access, worker_tag) for n in range(1, count + 1)),
             *([specs.flower(access, flower_image)] if flower_image else []),
         ],
-        worker_image=worker_image,
+        worker_image=worker_tag,
+        image=image,
         worker_queues=options.queues,
         python_image=options.python_image,
-        build=options.build or not image_exists(client, worker_image),
+        build=options.build or not image_exists(client, worker_tag),
         extra_workers=[c for c in workers if c.number > count] if options.workers is not None else [],
         flower_image=flower_image,
         build_flower=flower_image is not None and not image_exists(client, flower_image),

@@ -21,6 +21,7 @@ from ..images import BuildContext, build_worker_image, image_exists
 from ..lock import project_lock
 from ..rollback import Rollback
 from ..specs import ServiceSpec
+from ..worker_image import WorkerImage, worker_image
 from . import docker_api, plan, readiness
 from .docker_api import Container
 
@@ -53,10 +54,11 @@ def replace_workers(
     """Build the image the project's files make now (if the engine lacks it), then replace every worker of
     another image with one of it; see Stack.replace_workers. Ctrl-C ends it within a second or two, without
     waiting for the build or a grace: it raises ReloadInterrupted, which says where the workers were left."""
-    files = BuildContext.read(project.build_context)
+    image = worker_image(project, options.app, options.worker_command)
+    files = image.read()
     report = ReloadReport(files.image_name(options.python_image))
     with project_lock(project), engine_errors():
-        building = _in_background(_build, client, project, report, options.python_image, files, progress)
+        building = _in_background(_build, client, image, report, options.python_image, files, progress)
         try:
             existing = {c.name: c for c in docker_api.containers(client, project)}  # meanwhile
             # the workers as `up` would make them now (count, settings), only from the image read above
@@ -188,7 +190,7 @@ def _verb(items: list[str] | list[Container], one: str, many: str) -> str:
 
 def _build(
     client: docker.DockerClient,
-    project: Project,
+    image: WorkerImage,
     report: ReloadReport,
     python_image: str,
     files: BuildContext,
@@ -197,7 +199,7 @@ def _build(
     """Build the report's image from `files` unless the engine has it already."""
     started = time.monotonic()
     if not image_exists(client, report.image):
-        build_worker_image(client, project, report.image, python_image, progress, files)
+        build_worker_image(client, image, report.image, python_image, progress, files)
         report.built = True
     report.build_seconds = time.monotonic() - started
 

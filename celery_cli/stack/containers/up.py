@@ -31,7 +31,7 @@ def prepare(client: docker.DockerClient, project: Project, plan: UpPlan, progres
                 data.check_broker_volume(client, project, spec.image)
     check_ports_free(project, plan.existing, plan.credentials, with_flower=plan.flower_image is not None)
     if plan.build:
-        build_worker_image(client, project, plan.worker_image, plan.python_image, progress)
+        build_worker_image(client, plan.image, plan.worker_image, plan.python_image, progress)
     if plan.build_flower and plan.flower_image:
         build_flower_image(client, plan.flower_image, plan.python_image, progress)
 

@@ -5,7 +5,7 @@ services publish, and what changes on a running worker service."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ...credentials import Credentials
 from ...errors import NotRunning, TcelError, UsageError
@@ -14,6 +14,9 @@ from ...settings import Project
 from ..base import UpOptions
 from ..ports import EVERY_INTERFACE, PortChooser
 from .docker_api import Node, Service
+
+if TYPE_CHECKING:
+    from ..worker_image import WorkerImage
 
 PUBLISHED_NOTE = "Swarm publishes the broker's and backend's ports on every interface of the data node {node}"
 FLOWER_PUBLISHED_NOTE = (
@@ -45,6 +48,7 @@ class SwarmPlan:
     flower_image: str | None = None
     registry_port: str = ""  # of the registry tcel runs ("" with --registry)
     built: bool = False  # `up` built an image
+    image: WorkerImage | None = None  # how the worker image is made
 
     @property
     def settings(self) -> dict[str, str]:
@@ -58,6 +62,7 @@ class SwarmPlan:
             "TCEL_REGISTRY": self.options.registry or "",
             "TCEL_DATA_NODE": self.data_node.hostname,
             "TCEL_REGISTRY_PORT": self.registry_port,
+            **(self.image.kept() if self.image else {}),
         }
 
 

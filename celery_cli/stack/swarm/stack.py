@@ -18,6 +18,7 @@ from ..docker_client import connect, engine_errors, remove_volumes
 from ..images import flower_image_name, worker_image_name
 from ..lock import project_lock
 from ..rollback import Rollback
+from ..worker_image import worker_image
 from . import docker_api, logs, plan, readiness, status, up
 from .docker_api import Service
 from .plan import SwarmPlan
@@ -69,7 +70,8 @@ class SwarmStack(PlannedStack[SwarmPlan]):
         planned = plan.plan(project, options, existing, kept, stored.load(project), stored.generate(), data_node, here)
         if made_swarm:
             planned.notes.insert(0, plan.INIT_NOTE)
-        planned.worker_image = worker_image_name(project, options.python_image)
+        planned.image = worker_image(project, options.app, options.worker_command)
+        planned.worker_image = worker_image_name(planned.image, options.python_image)
         planned.flower_image = flower_image_name(options.python_image) if planned.with_flower else None
         return planned
 

@@ -26,9 +26,10 @@ if TYPE_CHECKING:
 
 def prepare(client: docker.DockerClient, project: Project, plan: SwarmPlan, progress: Progress) -> bool:
     """Build the worker (and Flower) image when missing or asked; whether anything was built."""
+    assert plan.image is not None, "the stack's plan names the worker image"
     built = plan.options.build or not image_exists(client, plan.worker_image)
     if built:
-        build_worker_image(client, project, plan.worker_image, plan.options.python_image, progress)
+        build_worker_image(client, plan.image, plan.worker_image, plan.options.python_image, progress)
     if plan.flower_image and not image_exists(client, plan.flower_image):
         build_flower_image(client, plan.flower_image, plan.options.python_image, progress)
         built = True

@@ -1,0 +1,120 @@
+"""tcel's worker side, added to every worker image and run as the worker's app: `celery -A tcel_worker worker`.
+
+It loads the project's own app (TCEL_APP, found as `celery -A` finds it) and gives it, without a change to the
+project's files:
+- the settings that keep tasks safe (late acks, reject on worker lost, prefetch 1, heartbeats, JSON only) and
+  the ones tcel's commands rely on (STARTED states, task events, bounded retries), each only where the
+  project's configuration leaves Celery's default: where it sets a value of its own, that value stays and the
+  worker reports it;
+- tcel's worker hooks (the recent-task index `tcel results` reads, the quick start), from tcel_worker_hooks;
+- a report, once the worker is ready, of what it really runs (Celery's version, the settings kept by the
+  project, where its broker and backend are) into the stack's Redis, reached through the environment's URL
+  (CELERY_RESULT_BACKEND), not the app's configuration: `tcel up` reads it.
+
+Applied here, when `celery -A` imports this module, rather than from a module given to `--include`: the worker
+finalizes the app (binding every task's acks_late and serializer) before it imports --include modules.
+"""
+
+import json
+import logging
+import os
+import platform
+from urllib.parse import urlsplit
+
+import celery
+import tcel_worker_hooks  # noqa: F401  (connects tcel's hooks to Celery's signals)
+from celery import signals
+from celery.app.defaults import DEFAULTS
+from celery.app.utils import find_app
+
+REPORT_KEY = "tcel:workers"
+REPORT_TTL = 86400
+
+# What keeps a task from being lost when a worker dies, and from making the worker unpickle a message.
+SAFE = {
+    "task_acks_late": True,
+    "task_reject_on_worker_lost": True,
+    "worker_prefetch_multiplier": 1,
+    "broker_heartbeat": 10,
+    "task_serializer": "json",
+    "result_serializer": "json",
+    "accept_content": ["json"],
+}
+# What tcel's commands rely on: STARTED states for `result`, events for Flower, retries bounded and kept up.
+RELIED_ON = {
+    "task_track_started": True,
+    "worker_send_task_events": True,
+    "broker_connection_retry_on_startup": True,
+    "broker_channel_error_retry": True,
+    "result_backend_always_retry": True,
+    "result_backend_max_retries": 10,
+    "redis_socket_timeout": 10,
+    "redis_socket_connect_timeout": 5,
+}
+
+logger = logging.getLogger(__name__)
+
+
+def _same(one, other):
+    if isinstance(one, (list, tuple, set, frozenset)) and isinstance(other, (list, tuple, set, frozenset)):
+        return sorted(map(str, one)) == sorted(map(str, other))
+    return one == other
+
+
+def _apply(conf):
+    """Set each of tcel's settings the project leaves at Celery's default; return those it sets otherwise."""
+    kept = {}
+    changes = {}
+    for key, wanted in {**SAFE, **RELIED_ON}.items():
+        current = conf.get(key)
+        if key not in DEFAULTS or _same(current, DEFAULTS[key]):
+            changes[key] = wanted
+        elif not _same(current, wanted) and key in SAFE:
+            kept[key] = current
+    conf.update(changes)
+    return kept
+
+
+def _where(url):
+    """scheme://host:port of a URL, without its user and password."""
+    parts = urlsplit(str(url or ""))
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    return f"{parts.scheme}://{parts.hostname or ''}" + (f":{port}" if port else "")
+
+
+# The stack's backend as tcel set it, read before the project's code runs (which may change the environment,
+# as load_dotenv(override=True) does).
+STACK_BACKEND = os.environ.get("CELERY_RESULT_BACKEND")
+app = find_app(os.environ["TCEL_APP"])
+KEPT_BY_PROJECT = _apply(app.conf)
+
+
+@signals.worker_ready.connect(dispatch_uid="tcel-worker-report")
+def _report(sender=None, **_):
+    """What this worker runs, into the stack's Redis for `tcel up`; a failure is logged, never raised."""
+    url = STACK_BACKEND
+    if not url:
+        return
+    backend = app.backend
+    report = {
+        "celery": celery.__version__,
+        "python": platform.python_version(),
+        "app": os.environ["TCEL_APP"],
+        "broker": _where(app.conf.broker_url),
+        "backend": _where(getattr(backend, "url", None) or app.conf.result_backend),
+        "backend_class": type(backend).__name__,
+        "backend_from_environment": str(app.conf.result_backend) == url and "redis" in type(backend).__name__.lower(),
+        "kept_by_project": KEPT_BY_PROJECT,
+    }
+    try:
+        import redis
+
+        client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+        client.hset(REPORT_KEY, getattr(sender, "hostname", "") or platform.node(), json.dumps(report, default=str))
+        client.expire(REPORT_KEY, REPORT_TTL)
+        client.close()
+    except Exception:  # the report must never cost the worker
+        logger.warning("tcel: cannot report this worker's settings to the stack's Redis", exc_info=True)
