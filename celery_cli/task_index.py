@@ -26,7 +26,7 @@ def record_sent(
     """Put a task tcel sent into the index, so it shows as queued before any worker has it, and keep what
     `tcel retry` needs to send it again; for a streamed sum's final task, what the job was and its chunk
     tasks' ids (a list of its own, read only when that one task is looked up)."""
-    fields: dict[str, str | float] = {"name": name, "args": shown(args), "queue": queue, "sent": sent}
+    fields: dict[Any, str | float] = {"name": name, "args": shown(args), "queue": queue, "sent": sent}
     if kwargs:
         fields["kwargs"] = shown(kwargs)
     call = kept_call(args, kwargs)

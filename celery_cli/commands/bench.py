@@ -102,7 +102,7 @@ def _by_workers(
     from ..stack import open_stack
     from ..tables import scaling_table
     from ..throughput import by_workers, scaling_summary
-    from .lifecycle import up_options
+    from .up_options import up_options
 
     if target.given("broker") or target.given("backend"):
         raise UsageError("--workers scales this project's stack", hint="leave out --broker-url and --backend-url")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -11,6 +10,7 @@ from ..endpoints import Target
 from ..output import Output
 from .completion import services
 from .options import Json, Queues, ReadyTimeout, which_stack
+from .up_options import queues_option, up_options
 
 if TYPE_CHECKING:
     from ..credentials import Credentials
@@ -130,7 +130,7 @@ def up(
         workers=workers,
         concurrency=concurrency,
         build=build,
-        queues=_queues(queues),
+        queues=queues_option(queues),
         flower=flower,
         flower_port=flower_port,
         swarm_init=init,
@@ -171,68 +171,8 @@ def scale(
     out = Output(json)
     stack = open_stack(target.project)
     with out.status(f"scaling stack {target.project.name} to {workers} worker(s)") as progress:
-        report = stack.scale(workers, up_options(target, queues=_queues(queues)), ready_timeout, progress)
+        report = stack.scale(workers, up_options(target, queues=queues_option(queues)), ready_timeout, progress)
     _show(out, target, report, f"stack {target.project.name} runs {workers} worker(s), all answering")
-
-
-def _queues(option: str | None) -> tuple[str, ...] | None:
-    from ..task_args import parse_queues
-
-    return parse_queues(option) if option is not None else None
-
-
-def up_options(
-    target: Target,
-    bind: str | None = None,
-    broker_port: int | None = None,
-    backend_port: int | None = None,
-    broker_image: str | None = None,
-    backend_image: str | None = None,
-    python_image: str | None = None,
-    flower_port: int | None = None,
-    **rest: object,
-) -> UpOptions:
-    """Options as given, each falling back to env, then what the project's stack was last started with (so
-    `scale` or a later `up` runs it the same way), the user's config, then the default."""
-    import shlex
-
-    from ..credentials import kept
-    from ..project_app import find_app
-    from ..settings import bind_setting, is_set, port_setting, setting
-    from ..stack.base import UpOptions
-
-    started_with = kept(target.project)
-
-    def asked(key: str, option: int | None) -> int | None:
-        return port_setting(key, option) if is_set(key, option) else None
-
-    def image(key: str, option: str | None) -> str:
-        return (
-            setting(key, option)
-            if option is not None or key in os.environ or key not in started_with
-            else started_with[key]
-        )
-
-    concurrency = rest.pop("concurrency", None) or int(started_with.get("TCEL_CONCURRENCY") or 0) or None
-    command = str(rest.pop("worker_command", None) or started_with.get("TCEL_WORKER_COMMAND") or "")
-    app_option = rest.pop("app", None)
-    rest["worker_command"] = tuple(shlex.split(command)) or None
-    directory = target.project.directory
-    rest["app"] = find_app(directory, str(app_option) if app_option else None, started_with.get("TCEL_APP"))
-    rest["registry"] = rest.get("registry") or started_with.get("TCEL_REGISTRY") or None
-
-    return UpOptions(
-        bind=bind_setting(bind),
-        broker_port=asked("TCEL_BROKER_PORT", broker_port),
-        backend_port=asked("TCEL_BACKEND_PORT", backend_port),
-        flower_port=asked("TCEL_FLOWER_PORT", flower_port),
-        broker_image=image("TCEL_BROKER_IMAGE", broker_image),
-        backend_image=image("TCEL_BACKEND_IMAGE", backend_image),
-        python_image=image("TCEL_PYTHON_IMAGE", python_image),
-        registry_image=setting("TCEL_REGISTRY_IMAGE"),
-        concurrency=concurrency,
-        **rest,
-    )
 
 
 def _flower_line(access: Credentials) -> str:

@@ -272,6 +272,7 @@ def send(
     if submitted.warning:
         out.warn(submitted.warning)
     record = submitted.record
+    assert record is not None, "a task waited for comes back finished or as an error"
     if out.json_mode:
         out.data(record.as_dict())
     elif record.state == "SUCCESS":

@@ -65,20 +65,19 @@ def _announce(out: Output, image: WorkerImage) -> None:
 
 def _show(out: Output, outcome: Reload) -> None:
     changed = f"{', '.join(outcome.changed)} changed" if outcome.changed else "files changed during 'up'"
+    if outcome.error is not None:
+        if out.json_mode:
+            out.json_line({"changed": outcome.changed, "reloaded": False, "error": outcome.error.message})
+        else:
+            out.warn(f"{changed}, reload failed, the running workers go on serving: {outcome.error.message}")
+        return
+    r = outcome.report
+    assert r is not None, "a reload that did not fail has its report"
     if out.json_mode:
-        out.json_line(
-            {
-                "changed": outcome.changed,
-                "reloaded": outcome.error is None,
-                **({"error": outcome.error.message} if outcome.error else outcome.report.as_dict()),
-            }
-        )
-    elif outcome.error is not None:
-        out.warn(f"{changed}, reload failed, the running workers go on serving: {outcome.error.message}")
-    elif not outcome.report.replaced:
-        out.info(f"{changed}: the workers already run {outcome.report.image}, nothing to reload")
+        out.json_line({"changed": outcome.changed, "reloaded": True, **r.as_dict()})
+    elif not r.replaced:
+        out.info(f"{changed}: the workers already run {r.image}, nothing to reload")
     else:
-        r = outcome.report
         build = f"rebuilt in {r.build_seconds:.1f}s" if r.built else "image already built"
         out.success(
             f"{changed}: {build}, {len(r.replaced)} worker(s) replaced in {r.replace_seconds:.1f}s, now {r.image}"

@@ -8,13 +8,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from ..errors import ImageError
-from ..names import FLOWER_IMAGE_KIND, LABEL_IMAGE, WORKER_IMAGE_KIND
+from ..names import FLOWER_IMAGE_KIND, LABEL_IMAGE
 from ..output import Progress
 
 if TYPE_CHECKING:
     import docker
 
-    from .worker_image import WorkerImage
 
 OFFLINE_HINT = "check the name, or on a machine without a registry run scripts/offline-images"
 FLOWER_IMAGE_FILES = Path(__file__).parent / "flower_image"
@@ -108,11 +107,6 @@ class BuildContext:
         return archive
 
 
-def worker_image_name(image: WorkerImage, python_image: str) -> str:
-    """The worker image the project's files make now (see BuildContext.image_name)."""
-    return image.name(python_image)
-
-
 def flower_image_name(python_image: str) -> str:
     """The Flower image tcel's files make on this Python base (see BuildContext.flower)."""
     return BuildContext.flower().image_name(python_image, "tcel-flower")
@@ -121,7 +115,7 @@ def flower_image_name(python_image: str) -> str:
 def build_flower_image(client: docker.DockerClient, tag: str, python_image: str, progress: Progress) -> None:
     """Build the Flower image on the configured Python base, streaming the build's steps to `progress`."""
     progress(f"building {tag} (Flower)")
-    _build(
+    build(
         client,
         BuildContext.flower(),
         tag,
@@ -133,42 +127,7 @@ def build_flower_image(client: docker.DockerClient, tag: str, python_image: str,
     )
 
 
-def build_worker_image(
-    client: docker.DockerClient,
-    image: WorkerImage,
-    tag: str,
-    python_image: str,
-    progress: Progress,
-    files: BuildContext | None = None,
-) -> None:
-    """Build the worker image (from `files` when they were read already) with the engine's BuildKit, or its
-    older builder when it has none, streaming the build's steps to `progress`."""
-    dockerfile = image.dockerfile
-    made_from = dockerfile or f"a Dockerfile tcel writes for app {image.app.name}"
-    progress(f"building {tag} from {made_from}")
-    fix = f"fix {dockerfile}" if dockerfile else f"fix {image.app.dependencies or 'the project'}"
-    try:
-        _build(
-            client,
-            files or image.read(),
-            tag,
-            python_image,
-            WORKER_IMAGE_KIND,
-            "worker image",
-            f"{fix}, then run 'tcel up --build'",
-            progress,
-        )
-    except ImageError as error:
-        if "no Celery in this image" in error.message:
-            raise ImageError(
-                f"the image {dockerfile} makes has no Celery: tcel's worker command runs 'celery'",
-                hint="install celery in that Dockerfile, or give the command that starts the worker with "
-                "--worker-command",
-            ) from None
-        raise
-
-
-def _build(
+def build(
     client: docker.DockerClient,
     files: BuildContext,
     tag: str,
@@ -181,7 +140,7 @@ def _build(
     """Build `files` with the engine's BuildKit, or its older builder when it has none."""
     from . import buildkit
 
-    settings = {
+    settings: dict[str, Any] = {
         "tag": tag,
         "buildargs": {"PYTHON_IMAGE": python_image},
         "labels": {LABEL_IMAGE: kind},

@@ -16,6 +16,9 @@ from ..project_app import ProjectApp
 from ..settings import TEMPLATE_DIR, Project
 
 if TYPE_CHECKING:
+    import docker
+
+    from ..output import Progress
     from .images import BuildContext
 
 WORKER_SIDE = Path(__file__).parent.parent / "worker_side"
@@ -188,6 +191,35 @@ class WorkerImage:
     def name(self, python_image: str) -> str:
         """The image the project's files make now (see BuildContext.image_name)."""
         return self.read().image_name(python_image)
+
+    def build(
+        self,
+        client: docker.DockerClient,
+        tag: str,
+        python_image: str,
+        progress: Progress,
+        files: BuildContext | None = None,
+    ) -> None:
+        """Build the image (from `files` when they were read already) with the engine's BuildKit, or its older
+        builder when it has none, streaming the build's steps to `progress`."""
+        from ..errors import ImageError
+        from ..names import WORKER_IMAGE_KIND
+        from .images import build
+
+        made_from = self.dockerfile or f"a Dockerfile tcel writes for app {self.app.name}"
+        progress(f"building {tag} from {made_from}")
+        fix = f"fix {self.dockerfile}" if self.dockerfile else f"fix {self.app.dependencies or 'the project'}"
+        hint = f"{fix}, then run 'tcel up --build'"
+        try:
+            build(client, files or self.read(), tag, python_image, WORKER_IMAGE_KIND, "worker image", hint, progress)
+        except ImageError as error:
+            if "no Celery in this image" not in error.message:
+                raise
+            raise ImageError(
+                f"the image {self.dockerfile} makes has no Celery: tcel's worker command runs 'celery'",
+                hint="install celery in that Dockerfile, or give the command that starts the worker with "
+                "--worker-command",
+            ) from None
 
 
 def worker_image(project: Project, app: ProjectApp | None, command: tuple[str, ...] | None = None) -> WorkerImage:

@@ -86,13 +86,12 @@ def build_on(api: Refusing) -> list[str]:
 
     from celery_cli.project_app import find_app
     from celery_cli.settings import TEMPLATE_DIR, Project
-    from celery_cli.stack.images import build_worker_image
     from celery_cli.stack.worker_image import WorkerImage
 
     seen: list[str] = []
     client = type("Client", (), {"api": api})()
     image = WorkerImage(Project("p", Path(TEMPLATE_DIR)), find_app(Path(TEMPLATE_DIR)))
-    build_worker_image(client, image, "tcel-worker:x", "python:3.12-slim", seen.append)
+    image.build(client, "tcel-worker:x", "python:3.12-slim", seen.append)
     return seen
 
 

@@ -13,7 +13,7 @@ from ...names import BACKEND_PORT, BROKER_PORT, FLOWER_PORT
 from ...settings import Project
 from .. import specs
 from ..base import UpOptions
-from ..images import flower_image_name, image_exists, worker_image_name
+from ..images import flower_image_name, image_exists
 from ..ports import PortChooser
 from ..specs import ServiceSpec
 from ..worker_image import WorkerImage, worker_image
@@ -56,7 +56,7 @@ def plan(client: docker.DockerClient, project: Project, options: UpOptions, exis
     if options.queues is None and workers:  # workers keep their queues unless told otherwise
         options = replace(options, queues=workers[0].queues)
     image = worker_image(project, options.app, options.worker_command)
-    worker_tag = worker_image_name(image, options.python_image)
+    worker_tag = image.name(options.python_image)
     flower_image = flower_image_name(options.python_image) if with_flower else None
     if with_flower:
         access = access.with_flower_login()

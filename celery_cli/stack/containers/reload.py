@@ -17,7 +17,7 @@ from ...output import Progress
 from ...settings import Project
 from ..base import ReloadInterrupted, ReloadReport, UpOptions
 from ..docker_client import engine_errors
-from ..images import BuildContext, build_worker_image, image_exists
+from ..images import BuildContext, image_exists
 from ..lock import project_lock
 from ..rollback import Rollback
 from ..specs import ServiceSpec
@@ -199,7 +199,7 @@ def _build(
     """Build the report's image from `files` unless the engine has it already."""
     started = time.monotonic()
     if not image_exists(client, report.image):
-        build_worker_image(client, image, report.image, python_image, progress, files)
+        image.build(client, report.image, python_image, progress, files)
         report.built = True
     report.build_seconds = time.monotonic() - started
 

@@ -11,7 +11,7 @@ from ...credentials import Credentials
 from ...output import Progress
 from ...settings import Project
 from ..base import UpReport
-from ..images import build_flower_image, build_worker_image, ensure_pulled
+from ..images import build_flower_image, ensure_pulled
 from ..ports import port_free, port_in_use
 from ..rollback import Rollback
 from . import data, docker_api
@@ -31,7 +31,7 @@ def prepare(client: docker.DockerClient, project: Project, plan: UpPlan, progres
                 data.check_broker_volume(client, project, spec.image)
     check_ports_free(project, plan.existing, plan.credentials, with_flower=plan.flower_image is not None)
     if plan.build:
-        build_worker_image(client, plan.image, plan.worker_image, plan.python_image, progress)
+        plan.image.build(client, plan.worker_image, plan.python_image, progress)
     if plan.build_flower and plan.flower_image:
         build_flower_image(client, plan.flower_image, plan.python_image, progress)
 

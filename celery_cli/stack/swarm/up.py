@@ -13,7 +13,7 @@ from ...settings import Project
 from .. import specs
 from ..base import UpReport
 from ..docker_client import remove_networks
-from ..images import build_flower_image, build_worker_image, image_exists
+from ..images import build_flower_image, image_exists
 from ..rollback import Rollback
 from . import docker_api, registry, rollout
 from .docker_api import Service
@@ -29,7 +29,7 @@ def prepare(client: docker.DockerClient, project: Project, plan: SwarmPlan, prog
     assert plan.image is not None, "the stack's plan names the worker image"
     built = plan.options.build or not image_exists(client, plan.worker_image)
     if built:
-        build_worker_image(client, plan.image, plan.worker_image, plan.options.python_image, progress)
+        plan.image.build(client, plan.worker_image, plan.options.python_image, progress)
     if plan.flower_image and not image_exists(client, plan.flower_image):
         build_flower_image(client, plan.flower_image, plan.options.python_image, progress)
         built = True
