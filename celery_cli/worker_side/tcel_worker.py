@@ -15,17 +15,21 @@ Applied here, when `celery -A` imports this module, rather than from a module gi
 finalizes the app (binding every task's acks_late and serializer) before it imports --include modules.
 """
 
+from __future__ import annotations  # the project's image may run an older Python than tcel
+
 import json
 import logging
 import os
 import platform
+from typing import Any
 from urllib.parse import urlsplit
 
-import celery
-import tcel_worker_hooks  # noqa: F401  (connects tcel's hooks to Celery's signals)
+# Celery ships no type information; tcel_worker_hooks is beside this module in the image only.
+import celery  # type: ignore[import-untyped]
+import tcel_worker_hooks  # type: ignore[import-not-found]  # noqa: F401  (connects tcel's hooks)
 from celery import signals
-from celery.app.defaults import DEFAULTS
-from celery.app.utils import find_app
+from celery.app.defaults import DEFAULTS  # type: ignore[import-untyped]
+from celery.app.utils import find_app  # type: ignore[import-untyped]
 
 REPORT_KEY = "tcel:workers"
 REPORT_TTL = 86400
@@ -55,16 +59,16 @@ RELIED_ON = {
 logger = logging.getLogger(__name__)
 
 
-def _same(one, other):
+def _same(one: object, other: object) -> bool:
     if isinstance(one, (list, tuple, set, frozenset)) and isinstance(other, (list, tuple, set, frozenset)):
         return sorted(map(str, one)) == sorted(map(str, other))
     return one == other
 
 
-def _apply(conf):
+def _apply(conf: Any) -> dict[str, Any]:
     """Set each of tcel's settings the project leaves at Celery's default; return those it sets otherwise."""
-    kept = {}
-    changes = {}
+    kept: dict[str, Any] = {}
+    changes: dict[str, Any] = {}
     for key, wanted in {**SAFE, **RELIED_ON}.items():
         current = conf.get(key)
         if key not in DEFAULTS or _same(current, DEFAULTS[key]):
@@ -75,7 +79,7 @@ def _apply(conf):
     return kept
 
 
-def _where(url):
+def _where(url: object) -> str:
     """scheme://host:port of a URL, without its user and password."""
     parts = urlsplit(str(url or ""))
     try:
@@ -92,8 +96,8 @@ app = find_app(os.environ["TCEL_APP"])
 KEPT_BY_PROJECT = _apply(app.conf)
 
 
-@signals.worker_ready.connect(dispatch_uid="tcel-worker-report")
-def _report(sender=None, **_):
+@signals.worker_ready.connect(dispatch_uid="tcel-worker-report")  # type: ignore[untyped-decorator]
+def _report(sender: Any = None, **_: Any) -> None:
     """What this worker runs, into the stack's Redis for `tcel up`; a failure is logged, never raised."""
     url = STACK_BACKEND
     if not url:
