@@ -19,7 +19,8 @@ PROBE_TIMEOUT = 0.5
 PING_TIMEOUT = 0.1  # a worker that is not consuming yet misses a ping: ask again soon
 ALIVE_CHECK_INTERVAL = 1.0
 # A worker that logs one of these after the broker has answered for a while is not booting: it cannot stay
-# connected (wrong credentials, or a Celery whose queues or prefetch the broker denies: see the README).
+# connected (wrong credentials, or a Celery whose queues or prefetch the broker denies: see "Ready means" in
+# docs/architecture.md).
 BROKER_TROUBLE = re.compile(
     r"Cannot connect to amqp|Connection to broker lost|ACCESS_REFUSED|INTERNAL_ERROR|PRECONDITION_FAILED|NOT_ALLOWED"
 )
