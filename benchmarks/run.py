@@ -33,6 +33,9 @@ sys.path.insert(0, str(REPO))
 from celery_cli import credentials  # noqa: E402
 from celery_cli.settings import resolve_project  # noqa: E402
 
+sys.path.insert(0, str(REPO / "benchmarks"))
+from any_project import any_project, worker_side  # noqa: E402
+
 
 def run(command: list[str], env: dict[str, str] | None = None, cwd: Path = REPO, check: bool = True) -> str:
     done = subprocess.run(command, cwd=cwd, env={**os.environ, **(env or {})}, capture_output=True, text=True)
@@ -629,7 +632,7 @@ def main() -> None:
         nargs="*",
         default=None,
         help="startup lifecycle up_floor round_trip call_round_trip scaling throughput publisher workers "
-        "edit_loop stream_sum (default: all of these), overlay (only when named: Swarm, root, "
+        "edit_loop stream_sum any_project worker_side (default: all of these), overlay (only when named: Swarm, root, "
         "the engine to itself)",
     )
     parser.add_argument(
@@ -656,6 +659,8 @@ def main() -> None:
         "edit_loop": bench.edit_loop,
         "stream_sum": lambda: bench.stream_sum(args.numbers),
         "overlay": bench.overlay,
+        "any_project": lambda: any_project(bench),
+        "worker_side": lambda: worker_side(bench, args.tasks),
     }
     chosen = args.only or [name for name in steps if name not in ONLY_WHEN_NAMED]
     failed = {}

@@ -92,7 +92,7 @@ def findings(reports: list[WorkerReport], app: ProjectApp, tcel_celery: str) -> 
     for report in reports:
         kept.update(report.kept_by_project)
     for key, value in sorted(kept.items()):
-        found.notes.append(f"the project's configuration keeps {key}={value!r} (tcel would set its safe value)")
+        found.notes.append(f"the project's configuration keeps {key}={value!r} (tcel would set its own)")
     for report in reports:
         if f"//{STACK_BROKER_HOST}" not in report.broker:
             found.warnings.append(

@@ -65,16 +65,27 @@ def _same(one: object, other: object) -> bool:
     return one == other
 
 
+def _set_by_project(conf: Any, key: str) -> bool:
+    """Whether the project's configuration names `key` itself, whatever the value: in Celery(...)'s arguments,
+    conf.update, or its config object, under the new name, the old one or Django's CELERY_ namespace. A project
+    that sets a protection to Celery's own default (task_acks_late = False) has chosen it: tcel keeps it."""
+    conf.get(key)  # loads the project's configuration
+    try:
+        names = conf._to_keys(key)
+        return any(name in mapping for mapping in conf.maps[:-1] for name in names)
+    except (AttributeError, TypeError):  # a Celery whose configuration is laid out otherwise
+        return key not in DEFAULTS or not _same(conf.get(key), DEFAULTS[key])
+
+
 def _apply(conf: Any) -> dict[str, Any]:
-    """Set each of tcel's settings the project leaves at Celery's default; return those it sets otherwise."""
+    """Set each of tcel's settings the project leaves to Celery; return those it sets otherwise."""
     kept: dict[str, Any] = {}
     changes: dict[str, Any] = {}
     for key, wanted in {**SAFE, **RELIED_ON}.items():
-        current = conf.get(key)
-        if key not in DEFAULTS or _same(current, DEFAULTS[key]):
+        if not _set_by_project(conf, key):
             changes[key] = wanted
-        elif not _same(current, wanted) and key in SAFE:
-            kept[key] = current
+        elif not _same(conf.get(key), wanted):
+            kept[key] = conf.get(key)
     conf.update(changes)
     return kept
 

@@ -112,7 +112,7 @@ def test_up_tells_celery_on_each_side_the_settings_a_project_keeps_and_a_forced_
     pinned = findings([report(celery="5.5.3")], ProjectApp("proj", "x", pins_celery=True), "5.7.0")
     assert pinned.notes == ["Celery 5.5.3 in the workers (the project pins it), 5.7.0 in tcel"]
     kept = findings([report(kept_by_project={"task_acks_late": False})], app, "5.7.0")
-    assert kept.notes == ["the project's configuration keeps task_acks_late=False (tcel would set its safe value)"]
+    assert kept.notes == ["the project's configuration keeps task_acks_late=False (tcel would set its own)"]
     forced = findings([report(backend="rpc://", backend_from_environment=False)], app, "5.7.0")
     assert len(forced.warnings) == 1 and "results in rpc://" in forced.warnings[0]
     elsewhere = findings([report(broker="amqp://localhost:5672")], app, "5.7.0")
