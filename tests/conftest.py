@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -63,6 +64,10 @@ def pytest_configure(config: pytest.Config) -> None:
     """Stacks' credentials go to a throw-away state directory, for this process and every tcel it runs."""
     import tempfile
 
+    # A run started in the background by a non-interactive shell (`scripts/test &`) inherits SIGINT ignored, and
+    # so would every tcel it starts: the tests that press Ctrl-C need tcel to hear it as a user's terminal sends it.
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     os.environ["XDG_STATE_HOME"] = tempfile.mkdtemp(prefix="tcel-test-state-")
     for key in ("CELERY_BROKER_URL", "CELERY_RESULT_BACKEND_URL"):  # tests talk to their own stacks only
         os.environ.pop(key, None)
