@@ -102,7 +102,8 @@ def up(
         str | None,
         typer.Option(
             help="The command that starts a worker in the image [default: tcel's, "
-            "'celery -A tcel_worker worker ...', which runs the app with tcel's hooks and safe settings]."
+            "'celery -A tcel_worker worker ...', which runs the app with tcel's hooks and safe settings; "
+            "kept for the project until given again; '' goes back to tcel's]."
         ),
     ] = None,
     json: Json = False,

@@ -50,7 +50,8 @@ def up_options(
         )
 
     concurrency = rest.pop("concurrency", None) or int(started_with.get("TCEL_CONCURRENCY") or 0) or None
-    command = str(rest.pop("worker_command", None) or started_with.get("TCEL_WORKER_COMMAND") or "")
+    given = rest.pop("worker_command", None)  # '' given: back to tcel's own command
+    command = str(given if given is not None else started_with.get("TCEL_WORKER_COMMAND") or "")
     app_option = rest.pop("app", None)
     rest["worker_command"] = tuple(shlex.split(command)) or None
     directory = target.project.directory

@@ -159,3 +159,19 @@ def test_django_settings_and_database_come_from_manage_py_and_the_settings(tmp_p
 def test_declared_dependencies_and_a_celery_pin(tmp_path: Path, files: dict[str, str], expected: tuple) -> None:
     write(tmp_path, files)
     assert declared_dependencies(tmp_path) == expected
+
+
+def test_the_worker_command_is_kept_until_given_again_and_empty_brings_back_tcel_s(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, isolated_config: Path
+) -> None:
+    from celery_cli import credentials
+    from celery_cli.commands.up_options import up_options
+    from celery_cli.endpoints import Target
+
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    write(tmp_path, {"tasks.py": "from celery import Celery\napp = Celery('tasks')\n"})
+    target = Target(project_dir=tmp_path, project_name="commandkept")
+    credentials.save(target.project, credentials.generate(), {"TCEL_WORKER_COMMAND": "celery -A tasks worker"})
+    assert up_options(target).worker_command == ("celery", "-A", "tasks", "worker")
+    assert up_options(target, worker_command="celery -A tasks worker -c 2").worker_command[-2:] == ("-c", "2")
+    assert up_options(target, worker_command="").worker_command is None  # tcel's own
