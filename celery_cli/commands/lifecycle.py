@@ -110,9 +110,11 @@ def up(
 ) -> None:
     """Start the stack (RabbitMQ, Redis, workers) and wait until it works.
 
+    The workers run the project's Celery app, found in its files as 'celery -A' finds one (or --app), in an
+    image built from its Dockerfile, or from one tcel writes; tcel's template where the directory has no app.
     Creates only what is missing and starts only what is stopped, so running it again is safe.
     Credentials are generated on the first run and kept in ~/.local/state/tcel/<project>.env (owner-only).
-    With --watch, every change to a file of the worker image (tasks.py, requirements.txt, the Dockerfile...)
+    With --watch, every change to a file of the worker image (the app's modules, requirements, the Dockerfile...)
     rebuilds it and replaces the workers one at a time; Ctrl-C stops watching and leaves the stack up.
     With --flower, Flower runs beside them (its image built on the same Python base); a later 'tcel up'
     without --flower leaves it running, 'tcel down' removes it.

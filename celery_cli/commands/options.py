@@ -18,7 +18,7 @@ ProjectDir = Annotated[
         "--project-dir",
         envvar="TCEL_PROJECT_DIR",
         file_okay=False,
-        help="Directory with the project's Dockerfile and tasks.py (default: the current one).",
+        help="The project's directory: its Celery app, its files, its Dockerfile if any (default: the current one).",
     ),
 ]
 ProjectName = Annotated[

@@ -167,7 +167,7 @@ def streamed(target: Target, chunks: Iterator[Chunk], out: Output, timeout: floa
         raise UsageError(
             f"{error.message}: a streamed input of more than one chunk (1 MiB) is summed by {CHUNK_TASK} on the "
             "workers, and nothing was sent",
-            hint="start workers whose tasks.py has it ('tcel up'; 'tcel init' writes one), or give a smaller input",
+            hint="start workers of tcel's template, which has it ('tcel init' writes one), or give a smaller input",
         ) from None
     if warning:
         out.warn(warning)
