@@ -5,8 +5,10 @@ The project is laid out as Celery's "Next Steps" guide lays it out: a package `p
 no Dockerfile. tcel finds the app and generates the worker image; Compose gets what a user would write by hand
 for the same project: a Dockerfile (dependencies in their own layer, a non-root user, `celery -A proj worker`)
 and a compose file with cheap 2 s healthchecks (this repository's docker-compose.yml), then a ping loop so that
-both sides end when the worker answers. Each round starts with no worker image of either side built (the
-Python base image is present), so both install Celery from the package index and build from scratch.
+both sides end when the worker answers. Each round starts with no worker image of either side and an empty
+build cache (`docker builder prune`: this benchmark clears the engine's build cache), the Python base image
+present, so both install Celery from the package index and build from scratch. Only the images this benchmark
+built are removed.
 """
 
 from __future__ import annotations
@@ -83,11 +85,15 @@ def any_project(bench: Bench) -> None:
     def tcel(*args: str, check: bool = True) -> str:
         return run([TCEL, *args], env=env, cwd=tcel_dir, check=check)
 
+    existing = {image.id for image in client.images.list()}
+
     def no_worker_images() -> None:
-        """Remove both sides' worker images (tcel's worker images carry its label), so each up builds."""
+        """Remove the worker images this benchmark built, and the build cache, so that each up builds anew."""
         for image in client.images.list():
-            if any(tag.startswith(("tcel-worker:", f"{COMPOSE_IMAGE}:")) for tag in image.tags):
+            tagged = any(tag.startswith(("tcel-worker:", f"{COMPOSE_IMAGE}:")) for tag in image.tags)
+            if tagged and image.id not in existing:
                 client.images.remove(image.id, force=True)
+        client.api.prune_builds()
 
     tcel("up")  # the stack's credentials and volumes exist before the first timed round; not timed
     tcel("down")
