@@ -52,9 +52,9 @@ CMD ["celery", "-A", "proj", "worker", "--loglevel=INFO", "--without-mingle"]
 """
 
 
-def write_project(directory: Path, compose: bool) -> None:
+def write_project(directory: Path, compose: bool, run_id: str) -> None:
     (directory / "proj").mkdir(parents=True)
-    (directory / "proj" / "__init__.py").write_text("")
+    (directory / "proj" / "__init__.py").write_text(f"# {run_id}: an image of this run's own\n")
     (directory / "proj" / "celery.py").write_text(CELERY_PY)
     (directory / "proj" / "tasks.py").write_text(TASKS_PY)
     (directory / "requirements.txt").write_text(REQUIREMENTS)
@@ -75,8 +75,8 @@ def any_project(bench: Bench) -> None:
 
     client = docker.from_env()
     tcel_dir, compose_dir = bench.directory / "anyproject", bench.directory / "anyproject-compose"
-    write_project(tcel_dir, compose=False)
-    write_project(compose_dir, compose=True)
+    write_project(tcel_dir, compose=False, run_id=bench.name)
+    write_project(compose_dir, compose=True, run_id=bench.name)
     name = f"{bench.name}any"
     env = {**bench.ports, "TCEL_PROJECT_NAME": name}
     env_file = bench.directory / "any.env"
