@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -284,7 +285,9 @@ def test_ctrl_c_during_a_build_or_a_grace_ends_at_once_and_says_where_the_worker
     good = dockerfile.read_text()
     session = watch("--grace", "60", env=env)
     (before,) = worker_containers(project)
-    slow_step = ("sleep", "15.125")  # a command line no other test runs
+    # a command line no other test runs, new on each run: a layer cached by an earlier run (one interrupted
+    # before it could remove its image, say) would skip the step, and the build with it
+    slow_step = ("sleep", f"15.{uuid.uuid4().int % 10**6:06d}")
     save(dockerfile, good.replace("\nCOPY . ./", f"\nRUN {' '.join(slow_step)}\nCOPY . ./"))
     slow_image = worker_image(Project(project.name, project.directory), None).name(setting("TCEL_PYTHON_IMAGE"))
     deadline = time.monotonic() + RELOAD_TIMEOUT
