@@ -188,9 +188,14 @@ class WorkerImage:
             "TCEL_WORKER_COMMAND": shlex.join(self.command) if self.command else "",
         }
 
+    @cached_property
+    def contents(self) -> BuildContext:
+        """The build context, read once: the image is named after exactly the bytes it is built from."""
+        return self.read()
+
     def name(self, python_image: str) -> str:
-        """The image the project's files make now (see BuildContext.image_name)."""
-        return self.read().image_name(python_image)
+        """The image the project's files make (see BuildContext.image_name)."""
+        return self.contents.image_name(python_image)
 
     def build(
         self,
@@ -198,10 +203,9 @@ class WorkerImage:
         tag: str,
         python_image: str,
         progress: Progress,
-        files: BuildContext | None = None,
     ) -> None:
-        """Build the image (from `files` when they were read already) with the engine's BuildKit, or its older
-        builder when it has none, streaming the build's steps to `progress`."""
+        """Build the image from `contents` with the engine's BuildKit, or its older builder when it has none,
+        streaming the build's steps to `progress`."""
         from ..errors import ImageError
         from ..names import WORKER_IMAGE_KIND
         from .images import build
@@ -211,7 +215,7 @@ class WorkerImage:
         fix = f"fix {self.dockerfile}" if self.dockerfile else f"fix {self.app.dependencies or 'the project'}"
         hint = f"{fix}, then run 'tcel up --build'"
         try:
-            build(client, files or self.read(), tag, python_image, WORKER_IMAGE_KIND, "worker image", hint, progress)
+            build(client, self.contents, tag, python_image, WORKER_IMAGE_KIND, "worker image", hint, progress)
         except ImageError as error:
             if "no Celery in this image" not in error.message:
                 raise

@@ -17,7 +17,7 @@ from ...output import Progress
 from ...settings import Project
 from ..base import ReloadInterrupted, ReloadReport, UpOptions
 from ..docker_client import engine_errors
-from ..images import BuildContext, image_exists
+from ..images import image_exists
 from ..lock import project_lock
 from ..rollback import Rollback
 from ..specs import ServiceSpec
@@ -55,10 +55,9 @@ def replace_workers(
     another image with one of it; see Stack.replace_workers. Ctrl-C ends it within a second or two, without
     waiting for the build or a grace: it raises ReloadInterrupted, which says where the workers were left."""
     image = worker_image(project, options.app, options.worker_command)
-    files = image.read()
-    report = ReloadReport(files.image_name(options.python_image))
+    report = ReloadReport(image.name(options.python_image))
     with project_lock(project), engine_errors():
-        building = _in_background(_build, client, image, report, options.python_image, files, progress)
+        building = _in_background(_build, client, image, report, options.python_image, progress)
         try:
             existing = {c.name: c for c in docker_api.containers(client, project)}  # meanwhile
             # the workers as `up` would make them now (count, settings), only from the image read above
@@ -193,13 +192,12 @@ def _build(
     image: WorkerImage,
     report: ReloadReport,
     python_image: str,
-    files: BuildContext,
     progress: Progress,
 ) -> None:
-    """Build the report's image from `files` unless the engine has it already."""
+    """Build the report's image from what `image` read unless the engine has it already."""
     started = time.monotonic()
     if not image_exists(client, report.image):
-        image.build(client, report.image, python_image, progress, files)
+        image.build(client, report.image, python_image, progress)
         report.built = True
     report.build_seconds = time.monotonic() - started
 
