@@ -26,6 +26,8 @@ KEPT = (
     "TCEL_APP",
     "TCEL_WORKER_COMMAND",
 )
+# kept only once the workers they start have answered: a wrong --app is not remembered
+KEPT_ONCE_READY = ("TCEL_APP", "TCEL_WORKER_COMMAND")
 
 
 @dataclass(frozen=True)
@@ -121,6 +123,16 @@ def kept(project: Project) -> dict[str, str]:
     """The settings the project's stack was last brought up with (images, concurrency), as the state keeps them."""
     values = read_env_file(state_file(project))
     return {key: value for key, value in values.items() if key in KEPT and value}
+
+
+def restore(project: Project, previous: dict[str, str], keys: tuple[str, ...]) -> None:
+    """Put the state's `keys` back as `previous` (what `kept` read before) had them, leaving the rest."""
+    access = load(project)
+    if access is None:
+        return
+    settings = {key: value for key, value in kept(project).items() if key not in keys}
+    settings.update({key: previous[key] for key in keys if key in previous})
+    save(project, access, settings)
 
 
 def save(project: Project, credentials: Credentials, settings: dict[str, str] | None = None) -> None:

@@ -24,6 +24,7 @@ class WorkerReport:
     backend: str
     backend_from_environment: bool  # the app stores results where the stack's environment says
     kept_by_project: dict[str, Any] = field(default_factory=dict)
+    app: str = ""  # the app the worker runs (TCEL_APP)
 
     @classmethod
     def parse(cls, hostname: str, text: str) -> WorkerReport:
@@ -35,6 +36,7 @@ class WorkerReport:
             str(data.get("backend", "")),
             bool(data.get("backend_from_environment", True)),
             dict(data.get("kept_by_project") or {}),
+            str(data.get("app", "")),
         )
 
     @property
@@ -79,11 +81,13 @@ class Findings:
     warnings: list[str] = field(default_factory=list)
 
 
-def findings(reports: list[WorkerReport], app: ProjectApp, tcel_celery: str) -> Findings:
-    """What the reports say that the user should know: Celery's version on each side when they differ or the
-    project pins its own, each safe setting the project's configuration keeps, a broker or backend the app
-    forces elsewhere than the stack's."""
+def findings(reports: list[WorkerReport], app: ProjectApp, tcel_celery: str, answering: list[str]) -> Findings:
+    """What the reports of the `answering` workers say that the user should know: Celery's version on each
+    side when they differ or the project pins its own, each safe setting the project's configuration keeps, a
+    broker or backend the app forces elsewhere than the stack's. Reports stay in Redis after their worker is
+    gone (stopped cold, or killed), so the others are left out, as are any of another app."""
     found = Findings()
+    reports = [r for r in reports if r.hostname in answering and r.app in ("", app.name)]
     versions = sorted({r.celery for r in reports if r.celery})
     if versions and (app.pins_celery or versions != [tcel_celery]):
         pinned = " (the project pins it)" if app.pins_celery else ""

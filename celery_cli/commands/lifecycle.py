@@ -236,7 +236,7 @@ def _worker_findings(report: UpReport, app: ProjectApp) -> Findings:
 
     found = Findings()
     if report.ready_after is not None:
-        found = findings(read_from(report.credentials.backend_url()), app, version("celery"))
+        found = findings(read_from(report.credentials.backend_url()), app, version("celery"), report.workers)
     note = database_note(app)
     if note:
         found.notes.append(note)

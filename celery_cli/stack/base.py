@@ -8,7 +8,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from .. import credentials
 from ..credentials import Credentials
@@ -18,6 +18,9 @@ from ..settings import Project
 from .docker_client import engine_errors
 from .lock import project_lock
 from .rollback import Rollback
+
+if TYPE_CHECKING:
+    from .readiness import Ready
 
 P = TypeVar("P")  # an engine's plan of `up`
 
@@ -55,6 +58,7 @@ class UpReport:
     removed: list[str] = field(default_factory=list)
     built: bool = False
     ready_after: float | None = None  # seconds until every service answered, when waited for
+    workers: list[str] = field(default_factory=list)  # their Celery node names, once they answered
     notes: list[str] = field(default_factory=list)  # what the user should know, such as a port chosen
     flower: bool = False  # the stack has a Flower service
     engine: str = ""  # containers or swarm
@@ -81,6 +85,7 @@ class UpReport:
             "changes": self.changes,
             "ready": self.ready_after is not None,
             "ready_seconds": round(self.ready_after, 2) if self.ready_after is not None else None,
+            "workers": self.workers,
             "broker": {
                 "host": c.host,
                 "port": c.broker_port,
@@ -191,8 +196,8 @@ class Stack(ABC):
         """Create or start whatever is missing or stopped, replace workers of an older image, leave the rest."""
 
     @abstractmethod
-    def wait_ready(self, credentials: Credentials, timeout: float, progress: Progress) -> float:
-        """Wait until broker, backend and every worker answer; return the seconds it took."""
+    def wait_ready(self, credentials: Credentials, timeout: float, progress: Progress) -> Ready:
+        """Wait until broker, backend and every worker answer."""
 
     @abstractmethod
     def replace_workers(
@@ -219,11 +224,17 @@ class Stack(ABC):
         """`up`, then wait until everything answers (unless ready_timeout is None)."""
         from .. import task_registry
 
+        before = credentials.kept(self.project)
         report = self.up(options, progress)
         if report.changed:
             task_registry.forget(report.credentials.broker_url())  # other workers may know other tasks
         if ready_timeout is not None:
-            report.ready_after = self.wait_ready(report.credentials, ready_timeout, progress)
+            try:
+                ready = self.wait_ready(report.credentials, ready_timeout, progress)
+                report.ready_after, report.workers = ready.seconds, sorted(ready.workers)
+            except BaseException:  # an app or worker command whose workers never answered is not remembered
+                credentials.restore(self.project, before, credentials.KEPT_ONCE_READY)
+                raise
         return report
 
     def reload_workers(

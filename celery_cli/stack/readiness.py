@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from ..credentials import Credentials
 from ..errors import ServiceUnreachable, WaitTimeout
@@ -26,6 +27,14 @@ BROKER_TROUBLE = re.compile(
 )
 BROKER_GRACE = 3.0
 FLOWER_PROBE_INTERVAL = 0.25  # two HTTP requests each time: less often than the cheap probes
+
+
+@dataclass(frozen=True)
+class Ready:
+    """A stack that answers: after how many seconds, and the Celery node names of its workers."""
+
+    seconds: float
+    workers: frozenset[str]
 
 
 def wait_until_answering(

@@ -81,3 +81,21 @@ def test_a_worker_that_cannot_use_the_broker_is_named_with_its_own_error_line(
     last = result.stderr.strip().splitlines()[-1]
     assert "worker-1" in last and told in last and ("ACCESS_REFUSED" in last or "NOT_ALLOWED" in last)
     assert "wrong" not in last and "Traceback" not in result.stderr
+
+
+def test_an_app_whose_workers_never_answer_is_not_remembered(project, own_images) -> None:
+    """`up --app broken` fails; the next `up` without --app asks which app again instead of running it."""
+    from celery_cli import credentials
+    from celery_cli.settings import resolve_project
+
+    for name, extra in (("jobs", ""), ("broken", "import no_such_module  # not in the image\n")):
+        (project.directory / f"{name}.py").write_text(f"from celery import Celery\n{extra}app = Celery('{name}')\n")
+    result = project.tcel("up", "--app", "broken", "--ready-timeout", "60")
+    assert result.code == 8, result.stderr
+    assert "no_such_module" in result.stderr.strip().splitlines()[-1]
+    assert "TCEL_APP" not in credentials.kept(resolve_project(project.directory, project.name)), (
+        "the app that never answered is forgotten"
+    )
+    again = project.tcel("up", "--ready-timeout", "60")
+    assert again.code == 2, again.stderr
+    assert "broken" in again.stderr and "jobs" in again.stderr and "--app" in again.stderr

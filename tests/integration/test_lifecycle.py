@@ -151,3 +151,7 @@ def test_scale_runs_workers_the_way_up_started_them(project) -> None:
     workers = [c for c in project.containers() if c.labels["io.tcel.service"] == "worker"]
     assert {c.image.id for c in workers} == set(image.values())
     assert all("CELERY_WORKER_CONCURRENCY=2" in c.attrs["Config"]["Env"] for c in workers)
+    assert scaled["workers"] == ["celery@worker-1", "celery@worker-2"]
+    # a stopped worker's report stays in Redis (it is stopped cold, with no time to take it back): up reads
+    # only the reports of the workers that answered
+    assert project.tcel_json("scale", "1")["workers"] == ["celery@worker-1"]

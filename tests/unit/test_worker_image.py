@@ -93,6 +93,9 @@ def test_the_hooks_run_once_when_the_template_imports_them_under_a_second_name()
     assert uids.count("tcel-index-received") == 1
 
 
+ANSWERING = ["celery@worker-1"]
+
+
 def report(**changes: object) -> WorkerReport:
     values: dict = {
         "hostname": "celery@worker-1",
@@ -107,16 +110,22 @@ def report(**changes: object) -> WorkerReport:
 
 def test_up_tells_celery_on_each_side_the_settings_a_project_keeps_and_a_forced_backend() -> None:
     app = ProjectApp("proj", "found in proj/celery.py")
-    quiet = findings([report()], app, "5.7.0")
+    quiet = findings([report()], app, "5.7.0", ANSWERING)
     assert (quiet.notes, quiet.warnings) == ([], [])
-    pinned = findings([report(celery="5.5.3")], ProjectApp("proj", "x", pins_celery=True), "5.7.0")
+    pinned = findings([report(celery="5.5.3")], ProjectApp("proj", "x", pins_celery=True), "5.7.0", ANSWERING)
     assert pinned.notes == ["Celery 5.5.3 in the workers (the project pins it), 5.7.0 in tcel"]
-    kept = findings([report(kept_by_project={"task_acks_late": False})], app, "5.7.0")
+    kept = findings([report(kept_by_project={"task_acks_late": False})], app, "5.7.0", ANSWERING)
     assert kept.notes == ["the project's configuration keeps task_acks_late=False (tcel would set its own)"]
-    forced = findings([report(backend="rpc://", backend_from_environment=False)], app, "5.7.0")
+    forced = findings([report(backend="rpc://", backend_from_environment=False)], app, "5.7.0", ANSWERING)
     assert len(forced.warnings) == 1 and "results in rpc://" in forced.warnings[0]
-    elsewhere = findings([report(broker="amqp://localhost:5672")], app, "5.7.0")
+    elsewhere = findings([report(broker="amqp://localhost:5672")], app, "5.7.0", ANSWERING)
     assert "not the stack's" in elsewhere.warnings[0]
+    # a report left by a worker that is gone, or by one of another app, says nothing of the stack's workers
+    gone = findings([report(hostname="celery@worker-9", backend="rpc://")], app, "5.7.0", ANSWERING)
+    assert (gone.notes, gone.warnings) == ([], [])
+    stale = findings([report(app="other", backend="rpc://", backend_from_environment=False)], app, "5.7.0", ANSWERING)
+    assert (stale.notes, stale.warnings) == ([], [])
+    assert findings([report(app="proj", backend="rpc://")], app, "5.7.0", ANSWERING).warnings
 
 
 def test_two_apps_and_no_choice_are_named_with_exit_2(tmp_path: Path, isolated_config: Path) -> None:

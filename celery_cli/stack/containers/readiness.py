@@ -12,15 +12,15 @@ from ...output import Progress
 from ...remote_control import worker_node
 from ...settings import Project
 from ..docker_client import engine_errors
-from ..readiness import BROKER_GRACE, BROKER_TROUBLE, source_line, wait_until_answering
+from ..readiness import BROKER_GRACE, BROKER_TROUBLE, Ready, source_line, wait_until_answering
 from .docker_api import Container
 
 
 def wait_ready(
     project: Project, containers: list[Container], access: Credentials, timeout: float, progress: Progress
-) -> float:
+) -> Ready:
     """Wait until the broker takes a login, the backend a PING, every worker a ping and Flower (if the stack
-    has it) lists every worker; return seconds."""
+    has it) lists every worker."""
     workers = {worker_node(c.hostname): c for c in containers if c.service == "worker"}
 
     def check(pending_workers: set[str], broker_answered: float | None) -> None:
@@ -29,7 +29,8 @@ def wait_ready(
             check_connected([workers[node] for node in pending_workers], broker_answered)
 
     with_flower = any(c.service == "flower" for c in containers)
-    return wait_until_answering(access, set(workers), check, timeout, progress, flower=with_flower)
+    seconds = wait_until_answering(access, set(workers), check, timeout, progress, flower=with_flower)
+    return Ready(seconds, frozenset(workers))
 
 
 def check_alive(project: Project, containers: Iterable[Container]) -> None:

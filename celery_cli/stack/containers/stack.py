@@ -22,6 +22,8 @@ from .plan import UpPlan
 if TYPE_CHECKING:
     import docker
 
+    from ..readiness import Ready
+
 
 class ContainerStack(PlannedStack[UpPlan]):
     """Containers `tcel-<project>-broker`, `-backend`, `-worker-N` on the network `tcel-<project>`."""
@@ -58,7 +60,7 @@ class ContainerStack(PlannedStack[UpPlan]):
     ) -> ReloadReport:
         return reload.replace_workers(self.client, self.project, options, grace, ready_timeout, progress)
 
-    def wait_ready(self, credentials: Credentials, timeout: float, progress: Progress) -> float:
+    def wait_ready(self, credentials: Credentials, timeout: float, progress: Progress) -> Ready:
         return readiness.wait_ready(self.project, self.containers(), credentials, timeout, progress)
 
     def logs(self, service: str | None, follow: bool, tail: int | None) -> Iterator[tuple[str, str]]:

@@ -11,15 +11,15 @@ from ...errors import NotRunning
 from ...output import Progress
 from ...remote_control import worker_node
 from ..docker_client import engine_errors
-from ..readiness import wait_until_answering
+from ..readiness import Ready, wait_until_answering
 from . import docker_api
 from .docker_api import Service
 
 FAILURES_BEFORE_GIVING_UP = 3
 
 
-def wait_ready(found: dict[str, Service], credentials: Credentials, timeout: float, progress: Progress) -> float:
-    """Wait until Swarm has placed the workers, then until every service answers; return seconds."""
+def wait_ready(found: dict[str, Service], credentials: Credentials, timeout: float, progress: Progress) -> Ready:
+    """Wait until Swarm has placed the workers, then until every service answers."""
     since, started = time.time(), time.monotonic()
     nodes = worker_nodes(found.get("worker"), since + timeout, progress)
     placed = time.monotonic() - started
@@ -28,9 +28,8 @@ def wait_ready(found: dict[str, Service], credentials: Credentials, timeout: flo
         for kind, service in found.items():
             check_tasks(kind, service, since)
 
-    return placed + wait_until_answering(
-        credentials, nodes, check, timeout - placed, progress, flower="flower" in found
-    )
+    answered = wait_until_answering(credentials, nodes, check, timeout - placed, progress, flower="flower" in found)
+    return Ready(placed + answered, frozenset(nodes))
 
 
 def worker_nodes(worker: Service | None, deadline: float, progress: Progress) -> set[str]:

@@ -26,6 +26,8 @@ from .plan import SwarmPlan
 if TYPE_CHECKING:
     import docker
 
+    from ..readiness import Ready
+
 
 class SwarmStack(PlannedStack[SwarmPlan]):
     """Services `tcel-<project>-broker`, `-backend`, `-worker`, `-flower` with --flower (and `-registry`,
@@ -84,7 +86,7 @@ class SwarmStack(PlannedStack[SwarmPlan]):
     def settings(self, planned: SwarmPlan, report: UpReport) -> dict[str, str]:
         return planned.settings
 
-    def wait_ready(self, credentials: Credentials, timeout: float, progress: Progress) -> float:
+    def wait_ready(self, credentials: Credentials, timeout: float, progress: Progress) -> Ready:
         return readiness.wait_ready(self.services(), credentials, timeout, progress)
 
     def replace_workers(
