@@ -42,18 +42,10 @@ def cell(value: Any) -> str:
 def services_table(project: str, services: list[ServiceStatus]) -> Table:
     """One row per container, or per Swarm task with the node it runs on."""
     on_nodes = any(s.node for s in services)
+    nodes = ["node", "replicas"] if on_nodes else []
     return table(
         f"stack {project}",
-        [
-            "service",
-            "name",
-            *(["node", "replicas"] if on_nodes else []),
-            "state",
-            "ready",
-            "image",
-            "ports (url)",
-            "uptime",
-        ],
+        ["service", "name", *nodes, "state", "ready", "image", "ports (url)", "uptime", "restarts"],
         [
             [
                 s.service,
@@ -64,6 +56,7 @@ def services_table(project: str, services: list[ServiceStatus]) -> Table:
                 s.image,
                 s.url or ", ".join(s.ports) or None,
                 duration(s.uptime),
+                s.restarts or None,
             ]
             for s in services
         ],

@@ -74,12 +74,18 @@ def forget(broker_url: str) -> None:
     cache_file(broker_url).unlink(missing_ok=True)
 
 
-def check(broker_url: str, name: str, queue: str, nodes: Callable[[], list[str] | None]) -> str | None:
-    """Refuse (exit 2) a task name no running worker has registered; return a warning when no worker consumes
-    the queue (the task waits there until one does)."""
+def knowing(broker_url: str, name: str, queue: str, nodes: Callable[[], list[str] | None]) -> Registry:
+    """The registry as cached when it knows `name` and `queue`, else as the running workers tell it now."""
     registry = cached(broker_url)
     if registry is None or name not in registry.tasks or queue not in registry.queues:
         registry = ask(broker_url, nodes())
+    return registry
+
+
+def check(broker_url: str, name: str, queue: str, nodes: Callable[[], list[str] | None]) -> str | None:
+    """Refuse (exit 2) a task name no running worker has registered; return a warning when no worker consumes
+    the queue (the task waits there until one does)."""
+    registry = knowing(broker_url, name, queue, nodes)
     if not registry.workers:
         raise UsageError(
             f"no worker answered, so task {name!r} cannot be checked",
@@ -113,11 +119,16 @@ def refuse_unknown_template_task(broker_url: str, name: str, nodes: Callable[[],
         )
 
 
-def _known(name: str, tasks: list[str]) -> str:
+def _known(name: str, tasks: list[str], way_out: str = "(pass --no-check to send it anyway)") -> str:
+    return f"{registered(name, tasks)} {way_out}"
+
+
+def registered(name: str, tasks: list[str]) -> str:
+    """The app's own registered tasks, with the one closest to `name` first suggested."""
     own = [task for task in tasks if not task.startswith("celery.")]
     close = difflib.get_close_matches(name, tasks, n=1)
     guess = f"did you mean {close[0]}? " if close else ""
-    return f"{guess}registered: {', '.join(own) or 'none'} (pass --no-check to send it anyway)"
+    return f"{guess}registered: {', '.join(own) or 'none'}"
 
 
 def _save(broker_url: str, registry: Registry) -> None:

@@ -43,18 +43,55 @@ def task_args(task: str, size: int, n: int) -> list[Any]:
     return [n, 1] if task == "add" else [list(range(n, n + size))]
 
 
+TEMPLATE_TASKS = ("tsum", "add")
+
+
+@dataclass(frozen=True)
+class BenchTask:
+    """What `tcel bench` sends: tcel's template's tsum or add, with arguments made for each task, or any task
+    of the app by name, with the same arguments each time."""
+
+    name: str
+    args: list[Any] | None = None  # None: made for each task (a template's task)
+    size: int = 10  # numbers per tsum
+
+    @classmethod
+    def parse(cls, task: str, args: str | None, size: int) -> BenchTask:
+        from .task_args import parse_json_arg
+
+        if task in TEMPLATE_TASKS:
+            if args is not None:
+                raise UsageError(f"--args goes with a task given by name, not with --task {task}", hint=ARGS_HINT)
+            return cls(f"tasks.{task}", None, size)
+        if not task.strip() or any(c.isspace() for c in task):
+            raise UsageError(f"--task {task!r} is not a task name", hint=ARGS_HINT)
+        values = parse_json_arg(args) if args is not None else []
+        if not isinstance(values, list):
+            raise UsageError(f"--args {args!r} is not a JSON list of arguments", hint=ARGS_HINT)
+        return cls(task, values, size)
+
+    @property
+    def template(self) -> bool:
+        return self.args is None
+
+    def args_of(self, n: int) -> list[Any]:
+        return task_args(self.name.removeprefix("tasks."), self.size, n) if self.args is None else self.args
+
+
+ARGS_HINT = "for example --task tsum, or --task proj.tasks.add --args '[2, 3]'"
+
+
 def run(
     endpoints: Endpoints,
     count: int,
-    task: str,
-    size: int,
+    task: BenchTask,
     timeout: float,
     progress: Callable[[int, int], None],
     window: int = WINDOW,
 ) -> BenchResult:
     """Send `count` tasks in a window of confirms, then wait for all of them; latency is the worker's finish
     time minus the task's publish time. Sent/s counts a task once the broker confirmed it."""
-    name = f"tasks.{task}"
+    name = task.name
     if endpoints.backend_url is None:
         raise UsageError("tcel bench needs a result backend", hint="pass --backend-url or start the stack")
     store = ResultStore(endpoints.backend_url, timeout=10)
@@ -65,7 +102,7 @@ def run(
         if len(sent_at) % 500 == 0:
             progress(0, count)
 
-    calls = ((TaskCall(name, task_args(task, size, n)), new_task_id()) for n in range(count))
+    calls = ((TaskCall(name, task.args_of(n)), new_task_id()) for n in range(count))
     started = time.time()
     with Sender(endpoints, window=window) as sender:
         sender.send_many(calls, confirmed, total=count)

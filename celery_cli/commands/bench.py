@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -11,23 +10,34 @@ import typer
 from ..endpoints import Target
 from ..errors import ExitCode, UsageError
 from ..output import Output
+from .completion import task_names
 from .options import Json, which_stack
 
 if TYPE_CHECKING:
     from ..endpoints import Endpoints
-    from ..throughput import BenchResult
-
-
-class BenchTask(StrEnum):
-    tsum = "tsum"
-    add = "add"
+    from ..throughput import BenchResult, BenchTask
 
 
 @which_stack("broker", "backend")
 def bench(
     target: Target,
     count: Annotated[int, typer.Option("--count", "-n", min=1, max=1_000_000, help="How many tasks to send.")] = 1000,
-    task: Annotated[BenchTask, typer.Option(help="Which task to send.")] = BenchTask.tsum,
+    task: Annotated[
+        str,
+        typer.Option(
+            metavar="tsum|add|NAME",
+            autocompletion=task_names,
+            help="Which task to send: tcel's template's tsum or add (tcel makes their arguments), or any task "
+            "of the app by name, with --args.",
+        ),
+    ] = "tsum",
+    args: Annotated[
+        str | None,
+        typer.Option(
+            metavar="JSON",
+            help="With --task NAME: its positional arguments, a JSON list sent with every task [default: []].",
+        ),
+    ] = None,
     size: Annotated[int, typer.Option(min=1, max=100_000, help="Numbers per tsum task.")] = 10,
     timeout: Annotated[float, typer.Option(min=1, help="Stop waiting for results after this many seconds.")] = 600,
     window: Annotated[int, typer.Option(min=1, max=100_000, help="Tasks sent ahead of the broker's confirms.")] = 1000,
@@ -50,30 +60,53 @@ def bench(
     """Send N tasks, collect every result, and report sent/s, completed/s and latency percentiles.
 
     Tasks go out in a window of publisher confirms: sent/s counts a task once the broker confirmed it.
+    Any task of the app: 'tcel bench --task proj.tasks.add --args "[2, 3]"'. The workers must know the task:
+    tcel asks them first, so that a bench never measures how fast they refuse an unknown one.
     """
     from ..tables import bench_table
-    from ..throughput import run
+    from ..throughput import BenchTask, run
 
     out = Output(json)
-    if workers is not None:
+    chosen = BenchTask.parse(task, args, size)
+    counts = _counts(workers) if workers is not None else None
+    _check_known(target, chosen)
+    if counts is not None:
         _by_workers(
             out,
             target,
-            _counts(workers),
+            counts,
             rounds,
             ready_timeout,
-            lambda endpoints: run(endpoints, count, task.value, size, timeout, lambda *_: None, window),
+            lambda endpoints: run(endpoints, count, chosen, timeout, lambda *_: None, window),
         )
         return
     where = target.endpoints()
-    with out.progress(f"{count} x tasks.{task.value}") as progress:
-        result = run(where, count, task.value, size, timeout, progress, window)
+    with out.progress(f"{count} x {chosen.name}") as progress:
+        result = run(where, count, chosen, timeout, progress, window)
     if json:
         out.data(result.as_dict())
     else:
         out.render(bench_table(count, result))
     if result.failed:
         raise typer.Exit(int(ExitCode.TASK_FAILED))
+
+
+def _check_known(target: Target, task: BenchTask) -> None:
+    """Refuse a task no running worker knows (a template's task, where the workers run an app without it), or
+    a bench with no worker to run it: either would only measure a wait or a refusal."""
+    from ..task_registry import knowing, registered
+    from ..throughput import ARGS_HINT
+    from ..workers import known_workers
+
+    registry = knowing(target.endpoints().broker_url, task.name, "celery", lambda: known_workers(target))
+    if not registry.workers:
+        raise UsageError("tcel bench: no worker answered", hint="start the workers with 'tcel up'")
+    if task.name not in registry.tasks:
+        template = " (a task of tcel's template)" if task.template else ""
+        raise UsageError(
+            f"tcel bench: no running worker knows task {task.name!r}{template}",
+            hint=f"{registered(task.name, registry.tasks)}; {ARGS_HINT}",
+        )
 
 
 def _counts(option: str) -> list[int]:

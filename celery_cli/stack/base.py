@@ -164,6 +164,7 @@ class ServiceStatus:
     url: str | None = None  # where a web service (Flower) answers from the host
     node: str | None = None  # on Swarm: the host name of the node the task runs on
     replicas: tuple[int, int] | None = None  # on Swarm: the running and the desired tasks of the row's service
+    restarts: int | None = None  # plain containers: how often the engine restarted it (its restart policy)
 
     @property
     def uptime(self) -> float | None:

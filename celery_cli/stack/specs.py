@@ -26,6 +26,11 @@ WORKER_STOP_TIMEOUT = 1
 # running ones finish, for up to --grace seconds, before the cold path above.
 WORKER_WARM_STOP_SIGNAL = "SIGTERM"
 PASSED_TO_WORKERS = ("TCEL_ADD_DELAY",)
+# Every container comes back by itself when it fails and when the engine restarts (not after `docker stop`);
+# Swarm restarts a service's tasks on its own. Logs are rotated on both engines: 3 files of 10 MB a container.
+RESTART_POLICY = "unless-stopped"
+LOG_DRIVER = "json-file"
+LOG_OPTIONS = {"max-size": "10m", "max-file": "3"}
 REDIS_CONF = "/etc/tcel-redis.conf"
 # Where passwords go when they must not be in a service's environment (Docker secrets on Swarm): RabbitMQ reads
 # default_user/default_pass from any file in conf.d (the official image's and our stand-in's config directory);

@@ -42,3 +42,25 @@ def test_without_late_acks_the_same_kill_loses_tasks(healthy) -> None:
         f"in flight at the kill {in_flight}, came back {right}, ran twice {twice}, lost {lost}"
     )
     assert lost > 0 and twice == 0
+
+
+def test_a_killed_worker_comes_back_by_itself(healthy) -> None:
+    """No `tcel up`: the container's restart policy brings the worker back, and `status` counts the restart."""
+    import json
+    import os
+    import signal
+    import time
+
+    # a crash, not `docker kill` (which the engine counts as a stop by hand and never restarts): SIGKILL of the
+    # container's first process, from this machine
+    os.kill(container(healthy, "worker-1").attrs["State"]["Pid"], signal.SIGKILL)
+    deadline, row = time.monotonic() + 60, None
+    while time.monotonic() < deadline:
+        status = json.loads(healthy.tcel("status", "--json").stdout)  # exit 11 while a service is not ready
+        row = next(s for s in status["services"] if s["name"].endswith("-worker-1"))
+        if row["state"] == "running" and row["ready"] and row["restarts"]:
+            break
+        time.sleep(1)
+    print(f"\nFAULT worker SIGKILLed, not brought up by tcel: {row}")
+    assert row is not None and row["state"] == "running" and row["ready"], row
+    assert row["restarts"] >= 1

@@ -260,6 +260,14 @@ def test_a_package_app_with_localhost_and_rpc_hard_coded_runs_with_the_stacks_br
     seen_by_result_and_results(project, record)
     refused = project.tcel("add", "2", "3")
     assert refused.code == 2 and "has no task 'tasks.add'" in refused.stderr and "proj.tasks.add" in refused.stderr
+    # bench: the template's tsum is refused (it would only measure the workers refusing it), the app's own runs
+    refused = project.tcel("bench", "-n", "10")
+    assert refused.code == 2 and "tasks.tsum' (a task of tcel's template)" in refused.stderr, refused.stderr
+    assert "proj.tasks.add" in refused.stderr
+    benched = json.loads(
+        project.tcel("bench", "-n", "20", "--task", "proj.tasks.add", "--args", "[2, 3]", "--json").stdout
+    )
+    assert (benched["task"], benched["tasks"], benched["failed"]) == ("proj.tasks.add", 20, 0)
     worker = next(c for c in project.containers() if c.labels.get("io.tcel.service") == "worker")
     listing = worker.exec_run(["sh", "-c", "id -un; ls -a /app"]).output.decode()
     assert listing.startswith("user\n") and ".venv" not in listing and ".git" not in listing, listing

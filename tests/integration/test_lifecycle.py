@@ -151,6 +151,11 @@ def test_scale_runs_workers_the_way_up_started_them(project) -> None:
     workers = [c for c in project.containers() if c.labels["io.tcel.service"] == "worker"]
     assert {c.image.id for c in workers} == set(image.values())
     assert all("CELERY_WORKER_CONCURRENCY=2" in c.attrs["Config"]["Env"] for c in workers)
+    # every container comes back after a crash or an engine restart, and its logs are rotated
+    for c in project.containers():
+        host = c.attrs["HostConfig"]
+        assert host["RestartPolicy"]["Name"] == "unless-stopped", c.name
+        assert host["LogConfig"] == {"Type": "json-file", "Config": {"max-size": "10m", "max-file": "3"}}, c.name
     assert scaled["workers"] == ["celery@worker-1", "celery@worker-2"]
     # a stopped worker's report stays in Redis (it is stopped cold, with no time to take it back): up reads
     # only the reports of the workers that answered

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from typer.testing import CliRunner
 
 from celery_cli.cli import app
@@ -44,3 +45,18 @@ def test_worker_counts_must_be_a_list_of_small_distinct_numbers(tmp_path) -> Non
     for bad in ("1,x", "0,2", "2,2", ","):
         done = CliRunner().invoke(app, ["bench", "--workers", bad, "--project-dir", str(tmp_path)])
         assert done.exit_code == ExitCode.USAGE and "--workers" in done.output, (bad, done.output)
+
+
+def test_bench_sends_the_templates_tasks_or_any_task_by_name_with_its_args() -> None:
+    from celery_cli.errors import UsageError
+    from celery_cli.throughput import BenchTask
+
+    tsum = BenchTask.parse("tsum", None, 3)
+    assert (tsum.name, tsum.template, tsum.args_of(5)) == ("tasks.tsum", True, [[5, 6, 7]])
+    assert BenchTask.parse("add", None, 10).args_of(4) == [4, 1]
+    own = BenchTask.parse("proj.tasks.add", "[2, 3]", 10)
+    assert (own.name, own.template, own.args_of(0), own.args_of(9)) == ("proj.tasks.add", False, [2, 3], [2, 3])
+    assert BenchTask.parse("proj.tasks.ping", None, 10).args_of(0) == []
+    for task, args in (("tsum", "[1]"), ("proj.tasks.add", '{"x": 1}'), ("proj.tasks.add", "[1,"), (" ", None)):
+        with pytest.raises(UsageError):
+            BenchTask.parse(task, args, 10)

@@ -25,7 +25,7 @@ from ...names import (
 from ...settings import Project
 from ..docker_client import docker_time, parallel, project_filter
 from ..ports import port_in_use
-from ..specs import WORKER_WARM_STOP_SIGNAL, ServiceSpec, stop_timeout
+from ..specs import LOG_DRIVER, LOG_OPTIONS, RESTART_POLICY, WORKER_WARM_STOP_SIGNAL, ServiceSpec, stop_timeout
 
 if TYPE_CHECKING:
     import docker
@@ -92,6 +92,11 @@ class Container:
         return None if code is None else int(code)
 
     @property
+    def restarts(self) -> int:
+        """How often the engine restarted it by its restart policy since it was created."""
+        return int(self.raw.attrs.get("RestartCount") or 0)
+
+    @property
     def started_at(self) -> datetime | None:
         return docker_time(self.raw.attrs["State"].get("StartedAt", ""))
 
@@ -144,6 +149,8 @@ def containers(client: docker.DockerClient, project: Project) -> list[Container]
 
 def create(client: docker.DockerClient, project: Project, spec: ServiceSpec, network: str) -> Container:
     """Create (not start) a service's container on the network, reachable there by its key."""
+    from docker.types import LogConfig
+
     container = client.containers.create(
         name=project.container(spec.service, spec.number),
         image=spec.image,
@@ -157,6 +164,8 @@ def create(client: docker.DockerClient, project: Project, spec: ServiceSpec, net
         network=network,
         networking_config={network: client.api.create_endpoint_config(aliases=[spec.key])},
         init=True,  # PID 1 forwards SIGTERM, so every service stops at once
+        restart_policy={"Name": RESTART_POLICY},
+        log_config=LogConfig(type=LOG_DRIVER, config=LOG_OPTIONS),
         detach=True,
     )
     for path, content in spec.files.items():

@@ -22,9 +22,10 @@ def wait_ready(
     """Wait until the broker takes a login, the backend a PING, every worker a ping and Flower (if the stack
     has it) lists every worker."""
     workers = {worker_node(c.hostname): c for c in containers if c.service == "worker"}
+    restarts: dict[str, int] = {}
 
     def check(pending_workers: set[str], broker_answered: float | None) -> None:
-        check_alive(project, containers)
+        check_alive(project, containers, restarts)
         if broker_answered and time.time() - broker_answered > BROKER_GRACE:
             check_connected([workers[node] for node in pending_workers], broker_answered)
 
@@ -33,12 +34,16 @@ def wait_ready(
     return Ready(seconds, frozenset(workers))
 
 
-def check_alive(project: Project, containers: Iterable[Container]) -> None:
-    """Fail at once, with the container's last log line, when a service exits while we wait."""
+def check_alive(project: Project, containers: Iterable[Container], restarts: dict[str, int]) -> None:
+    """Fail at once, with the container's last log line, when a service exits while we wait: it stays
+    stopped, or its restart policy restarted it since it was first seen running (`restarts`, filled here: one
+    that was coming back when the wait began, as after a kill, is not counted against it)."""
     with engine_errors():
         for c in containers:
             c.reload()
-            if c.status in ("exited", "dead"):
+            if c.status == "running":
+                restarts.setdefault(c.name, c.restarts)
+            if c.status in ("exited", "dead") or c.restarts > restarts.get(c.name, c.restarts):
                 tail = c.log_text(tail=40).strip().splitlines()
                 code = c.exit_code
                 where = source_line(project, tail)

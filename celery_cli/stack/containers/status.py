@@ -18,6 +18,7 @@ def rows(containers: list[Container]) -> list[ServiceStatus]:
             image=c.image,
             ports=c.ports,
             started_at=c.started_at,
+            restarts=c.restarts,
         )
         for c in containers
     ]

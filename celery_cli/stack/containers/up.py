@@ -83,7 +83,7 @@ def _create_and_start(
                 existing[name] = docker_api.create(client, project, spec, network)
                 undo.add(partial(docker_api.remove, existing[name]))
                 report.created.append(name)
-            if existing[name].status != "running":
+            if existing[name].status not in ("running", "restarting"):  # restarting: the engine starts it
                 to_start.append(existing[name])
                 if spec.service == "broker":
                     broker_start = background.submit(docker_api.start_all, [existing[name]])

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from ...names import LABEL_SERVICE
 from ...settings import Project
-from ..specs import ServiceSpec, secrets_in_files
+from ..specs import LOG_DRIVER, LOG_OPTIONS, ServiceSpec, secrets_in_files
 from .docker_api import Service, environment_of
 
 if TYPE_CHECKING:
@@ -69,6 +69,8 @@ def create_service(
         constraints=constraints,
         preferences=[types.PlacementPreference("spread", "node.id")],
         init=True,
+        log_driver=LOG_DRIVER,
+        log_driver_options=LOG_OPTIONS,
         healthcheck=_healthcheck(spec.health) if spec.health else None,
     )
     return Service(created)
