@@ -1,6 +1,8 @@
 """`tcel up --swarm --flower` on the lab: Flower as a Swarm service beside the others, on the data node, behind
 its login, listing every worker as soon as `up` returns, its secrets Docker secrets; `up` without --flower
-leaves it alone and `down` removes it."""
+leaves it alone and `down` removes it. The project is not tcel's template but a package app laid out as
+Celery's "Next Steps" guide lays it out (broker and backend hard-coded to localhost and rpc://, no Dockerfile):
+its workers on Swarm use the stack's broker and backend, and Flower sees its tasks."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import pytest
 from celery_cli.names import LABEL_PROJECT, LABEL_SERVICE
 from celery_cli.settings import setting
 from tests.conftest import StackProject, free_port, make_project
+from tests.integration.test_any_project import package_app
 from tests.integration.test_flower import flower_task, get, login
 from tests.swarm.conftest import Lab, swarm_lab
 
@@ -27,9 +30,11 @@ def flower_swarm(lab: Lab, tmp_path_factory) -> Iterator[StackProject]:
     assert loaded.returncode == 0, loaded.stderr
     with make_project(lab.engine, tmp_path_factory.mktemp("swarm-flower")) as project:
         project.env["TCEL_FLOWER_PORT"] = str(free_port())
+        package_app(project.directory)
         try:
             up = project.tcel("up", "--swarm", "--flower", "--workers", str(WORKERS))
             assert up.code == 0, up.stderr
+            assert "app      proj (found in proj/celery.py)" in up.stderr, up.stderr
             project.up_stderr = up.stderr
             yield project
         finally:
@@ -74,8 +79,10 @@ def test_flower_answers_behind_its_login_and_lists_every_worker_once_up_returns(
     status, body = get(flower_swarm, "/api/workers?status=1", (user, password))
     assert status == 200
     assert json.loads(body) == {f"celery@worker-{n}": True for n in range(1, WORKERS + 1)}
-    done = flower_swarm.tcel_json("add", "2", "3", "--wait")
+    done = flower_swarm.tcel_json("call", "proj.tasks.add", "2", "3", "--wait")
+    assert done["result"] == 5
     info = flower_task(flower_swarm, done["id"])
+    assert info.get("name") == "proj.tasks.add", info
     assert info.get("state") == "SUCCESS" and info["worker"] == flower_swarm.tcel_json("result", done["id"])["worker"]
 
 
