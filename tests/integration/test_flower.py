@@ -230,6 +230,15 @@ def test_a_browser_is_refused_then_logs_in_sees_every_worker_and_finds_a_task(
     assert screenshot.stat().st_size > 10_000
     print(f"FLOWER screenshots: {ARTIFACTS}/flower-dashboard.png, {screenshot}")
 
+    # a worker removed by `scale` leaves the dashboard (no ghost listed offline), then comes back
+    assert flower_stack.tcel("scale", "1").code == 0
+    browser.get(f"http://127.0.0.1:{port}/")
+    WebDriverWait(browser, 60, ignored_exceptions=(StaleElementReferenceException,)).until(
+        lambda page: (shown := {w for w in workers for row in rows(page) if w in row}) and len(shown) == 1
+    )
+    assert not any("Offline" in row for row in rows(browser)), rows(browser)
+    assert flower_stack.tcel("scale", "2").code == 0
+
 
 def test_up_without_flower_leaves_it_running(flower_stack: StackProject) -> None:
     before = flower_stack.engine.containers.get(f"tcel-{flower_stack.name}-flower")

@@ -37,3 +37,8 @@ if _login:
     basic_auth = [_login]
 
 monitor.Metrics.get = web.authenticated(monitor.Metrics.get)
+
+# A worker that is gone (replaced by a reload, removed by `tcel scale`, or a Swarm task rescheduled) is dropped
+# from the dashboard and the metrics 10 s after its last heartbeat, instead of staying listed as offline for
+# as long as Flower runs ("ghost workers").
+purge_offline_workers = 10
