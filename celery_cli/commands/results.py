@@ -15,7 +15,9 @@ from .options import Json, which_stack
 @which_stack("backend")
 def result(
     target: Target,
-    task_id: Annotated[str, typer.Argument(metavar="ID", help="The task id that add or tsum printed.")],
+    task_id: Annotated[
+        str, typer.Argument(metavar="ID", help="The task id that add or tsum printed, or a unique start of it.")
+    ],
     json: Json = False,
 ) -> None:
     """Show one task: state, result or error, args, worker, times.
@@ -24,9 +26,11 @@ def result(
     """
     from .. import tables
     from ..result_store import ResultStore
+    from ..task_ids import resolve
 
     out = Output(json)
-    record = ResultStore(target.url("backend")).lookup(task_id.strip())
+    store = ResultStore(target.url("backend"))
+    record = store.lookup(resolve(store, task_id))
     if json:
         out.data(record.as_dict())
     else:

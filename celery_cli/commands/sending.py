@@ -194,7 +194,12 @@ def streamed(target: Target, chunks: Iterator[Chunk], out: Output, timeout: floa
 @which_stack("broker", "backend")
 def retry(
     target: Target,
-    task_id: Annotated[str, typer.Argument(metavar="ID", help="A finished task: failed, revoked or succeeded.")],
+    task_id: Annotated[
+        str,
+        typer.Argument(
+            metavar="ID", help="A finished task (failed, revoked or succeeded), or a unique start of its id."
+        ),
+    ],
     no_check: NoCheck = False,
     wait: Wait = False,
     timeout: TaskTimeout = 60,
@@ -207,8 +212,10 @@ def retry(
     """
     from ..call import retry_call
     from ..result_store import ResultStore
+    from ..task_ids import resolve
 
-    task = retry_call(ResultStore(target.url("backend")), task_id.strip())
+    store = ResultStore(target.url("backend"))
+    task = retry_call(store, resolve(store, task_id))
     send(target, task, Output(json), check=not no_check, wait=wait, timeout=timeout, quiet=quiet)
 
 
