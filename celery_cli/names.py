@@ -21,6 +21,9 @@ INDEX_KEY = "tcel:tasks"
 INFO_KEY = "tcel:task:"
 # The ids of a streamed sum's chunk tasks, a list under its final task's id (only tcel reads and writes it).
 JOB_KEY = "tcel:job:"
+# A workflow's tasks (chain, group, chord), a sorted set under its root's id (else its group's), kept by the
+# workers' hooks and by tcel when it sends one: `result --tree` reads the whole workflow from any of its ids.
+FLOW_KEY = "tcel:flow:"
 INDEX_TTL = 86400  # Celery's default result_expires
 # The index keeps a task's exact args and kwargs (for `tcel retry`) when their JSON is at most this long.
 CALL_KEPT_MAX = 65536

@@ -93,7 +93,7 @@ class ResultStore:
 
     def lookup(self, task_id: str) -> TaskRecord:
         """One task, and for a streamed sum's final task the ids of its chunk tasks."""
-        record = self._records([task_id])[0]
+        record = self.records([task_id])[0]
         if record is None:
             raise NotFound(
                 f"no task {task_id} in the backend at {mask_url(self.backend_url)}",
@@ -114,12 +114,13 @@ class ResultStore:
                 ids = [str(task_id) for task_id in self.client.zrevrange(INDEX_KEY, start, start + page - 1)]
                 if not ids:
                     break
-                records = [r for r in self._records(ids) if r is not None]
+                records = [r for r in self.records(ids) if r is not None]
                 found += [r for r in records if state is None or state.upper() in (r.state, r.shown_state)]
                 start += page
         return found[:limit]
 
-    def _records(self, ids: list[str]) -> list[TaskRecord | None]:
+    def records(self, ids: list[str]) -> list[TaskRecord | None]:
+        """What is known of each task among `ids` (None for one nobody knows), in one round trip."""
         with self.errors():
             pipe = self.client.pipeline(transaction=False)
             for task_id in ids:

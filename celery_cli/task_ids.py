@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from .credentials import mask_url
 from .errors import NotFound, UsageError
-from .names import INDEX_KEY
+from .names import FLOW_KEY, INDEX_KEY
 from .names import RESULT_KEY as META_KEY
 from .result_store import ResultStore
 
@@ -31,8 +31,9 @@ def resolve(store: ResultStore, text: str) -> str:
         pipe = store.client.pipeline(transaction=False)
         pipe.exists(META_KEY + task_id)
         pipe.zscore(INDEX_KEY, task_id)
-        whole, indexed = pipe.execute()
-        if whole or indexed is not None:
+        pipe.exists(FLOW_KEY + task_id)  # a workflow's id: a group's, as `tcel group` prints it
+        whole, indexed, workflow = pipe.execute()
+        if whole or indexed is not None or workflow:
             return task_id
         ids = [str(i) for i in store.client.zrange(INDEX_KEY, 0, -1)]  # at most the index's 10,000 newest
     matches = sorted(i for i in ids if i.startswith(task_id))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -11,6 +11,9 @@ from ..errors import ExitCode
 from ..output import Output
 from .options import Json, which_stack
 
+if TYPE_CHECKING:
+    from ..result_store import ResultStore
+
 
 @which_stack("backend")
 def result(
@@ -18,11 +21,20 @@ def result(
     task_id: Annotated[
         str, typer.Argument(metavar="ID", help="The task id that add or tsum printed, or a unique start of it.")
     ],
+    tree: Annotated[
+        bool,
+        typer.Option(
+            "--tree", help="Show the whole workflow (chain, group, chord) the task belongs to, whoever sent it."
+        ),
+    ] = False,
     json: Json = False,
 ) -> None:
     """Show one task: state, result or error, args, worker, times.
 
-    Exits 10 for an id the backend does not know, 9 for a failed task.
+    ID may be a unique start of an id (tcel result 2bd3ec02). With --tree: the workflow's root, each step,
+    group members and a chord's body, each with its state and runtime; a big group as counts (12/1000 done)
+    with its failures listed. Exits 10 for an id the backend does not know, 9 for a failed task (with --tree:
+    any failed task of the workflow).
     """
     from .. import tables
     from ..result_store import ResultStore
@@ -30,6 +42,9 @@ def result(
 
     out = Output(json)
     store = ResultStore(target.url("backend"))
+    if tree:
+        _tree(store, resolve(store, task_id), out)
+        return
     record = store.lookup(resolve(store, task_id))
     if json:
         out.data(record.as_dict())
@@ -38,6 +53,21 @@ def result(
         if record.traceback:
             out.info(record.traceback.rstrip())
     if record.failed:
+        raise typer.Exit(int(ExitCode.TASK_FAILED))
+
+
+def _tree(store: ResultStore, task_id: str, out: Output) -> None:
+    from ..tree_view import draw
+    from ..workflow_tree import read
+
+    workflow = read(store, task_id)
+    if not workflow.members:
+        store.lookup(task_id)  # exit 10, as without --tree
+    if out.json_mode:
+        out.data(workflow.as_dict())
+    else:
+        out.render(draw(workflow))
+    if any(member.record.failed for member in workflow.members.values()):
         raise typer.Exit(int(ExitCode.TASK_FAILED))
 
 

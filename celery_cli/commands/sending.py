@@ -65,6 +65,14 @@ def call(
     priority: Annotated[
         int | None, typer.Option(min=0, max=9, help="Message priority 0-9 (queues declared with x-max-priority).")
     ] = None,
+    then: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--then",
+            metavar="STEP",
+            help="Chain a step after it, given its result: --then 'tasks.mul(4)' (repeatable; see 'tcel chain').",
+        ),
+    ] = None,
     no_check: NoCheck = False,
     wait: Wait = False,
     timeout: TaskTimeout = 60,
@@ -83,6 +91,9 @@ def call(
 
     if not name.strip() or name.startswith("-"):
         raise UsageError(f"invalid task name {name!r}", hint="give the registered name, such as tasks.add")
+    if then:
+        _chained(target, name, args or [], kwargs, raw_strings, then, queue, no_check, wait, timeout, quiet, json)
+        return
     task = TaskCall(
         name,
         parse_json_args(args or [], raw_strings, sys.stdin),
@@ -94,6 +105,30 @@ def call(
         priority=priority,
     )
     send(target, task, Output(json), check=not no_check, wait=wait, timeout=timeout, quiet=quiet)
+
+
+def _chained(
+    target: Target,
+    name: str,
+    args: list[str],
+    kwargs: str | None,
+    raw_strings: bool,
+    then: list[str],
+    queue: str,
+    no_check: bool,
+    wait: bool,
+    timeout: float,
+    quiet: bool,
+    json: bool,
+) -> None:
+    """`call ... --then STEP`: the task and the steps after it, sent as a chain."""
+    from ..task_args import parse_json_args, parse_kwargs
+    from ..workflow import Chain, Step, parse_step
+    from .workflows import run
+
+    first = Step(name, parse_json_args(args, raw_strings, sys.stdin), parse_kwargs(kwargs), name)
+    node = Chain([first, *(parse_step(step, f"--then {index + 1}") for index, step in enumerate(then))])
+    run(target, node, Output(json), queue=queue, check=not no_check, wait=wait, timeout=timeout, quiet=quiet)
 
 
 @which_stack("broker", "backend")
