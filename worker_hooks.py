@@ -9,6 +9,9 @@
   per task (name, args, kwargs, queue, received, started, finished; and the exact args and kwargs as JSON when
   they fit CALL_KEPT_MAX, which `tcel retry` sends again). Every task a worker receives passes here, whoever
   sent it. A failure here is logged, never raised.
+- Every failure as one small entry (id, name, exception, message, worker) in a sorted set by time, trimmed to
+  MAX_FAILURES and `result_expires`: `tcel results --group-by exception` and `tcel retry --state FAILURE` read
+  that one key.
 - For a task of a workflow (chain, group, chord, whoever sent it): its root, parent and group in its hash, its
   id in a sorted set per workflow (FLOW_KEY + the root's id, else the group's), and the steps it carries that
   are not sent yet (the rest of a chain, a chord's body), so that `tcel result --tree` and `tcel revoke --tree`
@@ -31,6 +34,8 @@ from celery import bootsteps, signals
 INDEX_KEY = "tcel:tasks"
 INFO_KEY = "tcel:task:"
 FLOW_KEY = "tcel:flow:"
+FAILED_KEY = "tcel:failed"
+MAX_FAILURES = 100_000
 MAX_TASKS = 10_000
 SHOWN_LIMIT = 200  # as celery_cli/task_args.py shows arguments
 CALL_KEPT_MAX = 65536
@@ -158,8 +163,9 @@ def _write_flow(pipe, task_id, fields, embed, score, ttl):
         group = body["options"].get("group_id") or fields.get("group") or ""
         _pending(pipe, body_id, {"name": body["task"], "chord_of": group, "flow": flow}, ttl)
         members[body_id] = score
-    pipe.zadd(FLOW_KEY + flow, members, nx=True)
-    pipe.expire(FLOW_KEY + flow, ttl)
+    for key in {flow, fields.get("group") or flow}:  # a plain client's group members each are their own root
+        pipe.zadd(FLOW_KEY + key, members, nx=True)
+        pipe.expire(FLOW_KEY + key, ttl)
 
 
 def _pending(pipe, task_id, fields, ttl):
@@ -209,3 +215,37 @@ def _started(sender=None, task_id=None, task=None, **_):
 @signals.task_postrun.connect(dispatch_uid="tcel-index-finished")
 def _finished(sender=None, task_id=None, task=None, **_):
     _write(task.app, task_id, {"finished": time.time()})
+
+
+@signals.task_retry.connect(dispatch_uid="tcel-index-retry")
+def _retried(sender=None, request=None, reason=None, **_):
+    """How many times a task has been retried and when its next try runs, which Celery's result does not keep."""
+    when = getattr(reason, "when", None)
+    fields = {"retries": (getattr(request, "retries", 0) or 0) + 1}
+    if isinstance(when, (int, float)):
+        fields["next_try"] = time.time() + when
+    elif hasattr(when, "timestamp"):
+        fields["next_try"] = when.timestamp()
+    _write(sender.app, request.id, fields)
+
+
+@signals.task_failure.connect(dispatch_uid="tcel-index-failure")
+def _failed(sender=None, task_id=None, exception=None, **_):
+    now = time.time()
+    entry = {
+        "id": task_id,
+        "name": getattr(sender, "name", None),
+        "exc": type(exception).__name__,
+        "msg": str(exception)[:SHOWN_LIMIT],
+        "worker": getattr(getattr(sender, "request", None), "hostname", None) or "",
+    }
+    try:
+        ttl = _ttl(sender.app)
+        pipe = sender.app.backend.client.pipeline(transaction=False)
+        pipe.zadd(FAILED_KEY, {json.dumps(entry, sort_keys=True): now})
+        pipe.zremrangebyscore(FAILED_KEY, "-inf", now - ttl)
+        pipe.zremrangebyrank(FAILED_KEY, 0, -MAX_FAILURES - 1)
+        pipe.expire(FAILED_KEY, ttl)
+        pipe.execute()
+    except Exception:  # the index must never cost a task
+        logger.warning("tcel: cannot record the failure of %s", task_id, exc_info=True)

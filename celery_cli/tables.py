@@ -84,7 +84,7 @@ def tasks_table(title: str, records: list[TaskRecord]) -> Table:
                 r.id,
                 r.name,
                 short(r.args),
-                r.shown_state,
+                r.state_text,
                 value(r.result) if r.state == "SUCCESS" else r.error,
                 seconds(r.runtime),
                 r.worker,
@@ -96,7 +96,7 @@ def tasks_table(title: str, records: list[TaskRecord]) -> Table:
 
 def task_detail(record: TaskRecord) -> Table:
     """One task, field by field, as `tcel result` shows it."""
-    state = record.state + (f" ({record.shown_state.lower()}, not started)" if record.queued else "")
+    state = f"{record.state} ({record.shown_state.lower()}, not started)" if record.queued else record.state_text
     rows = [
         ("state", state),
         ("result", value(record.result) if record.state == "SUCCESS" else None),

@@ -1,13 +1,14 @@
-"""How `tcel result --tree` draws a workflow: each task with its state and runtime, groups as counts with their
-failures listed when they are big, a chord's body under its header."""
+"""How `tcel result --tree` draws a workflow (each task with its state and runtime, groups as counts with their
+failures listed when they are big, a chord's body under its header), and `results --group-by exception`."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from .tables import cell, seconds, short, value
+from .tables import cell, seconds, short, table, value
 
 if TYPE_CHECKING:
+    from rich.table import Table
     from rich.tree import Tree as Drawn
 
     from .workflow_tree import GroupView, Member, Tree
@@ -29,8 +30,8 @@ def draw(tree: Tree) -> Drawn:
 
 def task_line(member: Member, asked: str) -> str:
     r = member.record
-    state = r.shown_state
-    colour = {"SUCCESS": "green", "FAILURE": "red", "REVOKED": "red", "STARTED": "cyan"}.get(state, "yellow")
+    state = r.state_text
+    colour = {"SUCCESS": "green", "FAILURE": "red", "REVOKED": "red", "STARTED": "cyan"}.get(r.shown_state, "yellow")
     parts = [f"{cell(r.name or '?')} {cell(r.id)}", f"[{colour}]{cell(state)}[/{colour}]"]
     if r.state == "SUCCESS":
         parts.append(f"→ {cell(short(value(r.result)))}")
@@ -77,3 +78,23 @@ def _draw_group(tree: Tree, group: GroupView, under: Drawn, seen: set[str]) -> N
         seen.add(group.body)
         for child in tree.below(group.body):
             _draw(tree, child, body, seen)
+
+
+def failure_groups(rows: list[dict[str, Any]]) -> Table:
+    """Failures grouped by exception and message: count, tasks, first and last seen, example ids."""
+    return table(
+        f"failures by exception ({sum(r['count'] for r in rows):,} in {len(rows)} groups)",
+        ["count", "exception", "message", "tasks", "first seen", "last seen", "examples"],
+        [
+            [
+                f"{r['count']:,}",
+                r["exception"],
+                short(r["message"], 60),
+                ", ".join(r["tasks"]),
+                r["first_seen"].replace("T", " ")[:19],
+                r["last_seen"].replace("T", " ")[:19],
+                ", ".join(example[:8] for example in r["examples"]),
+            ]
+            for r in rows
+        ],
+    )

@@ -32,6 +32,7 @@ class Member:
     group: str | None = None
     chord_of: str | None = None  # the group this task is the chord body of
     children: list[str] = field(default_factory=list)
+    keys: list[str] = field(default_factory=list)  # the workflow keys it names: its flow, root, group, chord
 
     def as_dict(self) -> dict[str, Any]:
         return {**self.record.as_dict(), "parent": self.parent, "group": self.group, "chord_of": self.chord_of}
@@ -101,23 +102,37 @@ class Tree:
 
 
 def read(store: ResultStore, task_id: str) -> Tree:
-    """The workflow `task_id` belongs to (a tree of one task when it belongs to none)."""
-    with store.errors():
-        pipe = store.client.pipeline(transaction=False)
-        pipe.hget(INFO_KEY + task_id, "flow")
-        pipe.get(META_KEY + task_id)
-        flow, meta_json = pipe.execute()
-        meta = json.loads(meta_json) if meta_json else {}
-        key = flow or meta.get("group_id") or task_id
-        ids = [str(i) for i in store.client.zrange(FLOW_KEY + key, 0, -1)]
-    wanted = list(dict.fromkeys([task_id, *ids]))
+    """The workflow `task_id` (a task's id, or a workflow's as `tcel group` prints it) belongs to: a tree of one
+    task when it belongs to none.
+
+    Celery gives a workflow's tasks different roots depending on who sent them (a plain client's chord members
+    are each their own root, its body has the last member as root), so every key a task names (its workflow,
+    root, group, chord) is read, and those of the tasks found, until nothing new turns up."""
     members: dict[str, Member] = {}
+    keys_read: set[str] = set()
+    wanted, keys = [task_id], {task_id}
     for _ in range(ROUNDS):
-        members |= _fetch(store, [i for i in wanted if i not in members])
-        wanted = [i for i in _linked(members) if i not in members]
+        found = _fetch(store, [i for i in wanted if i not in members])
+        members |= found
+        keys = (keys | {key for member in found.values() for key in member.keys}) - keys_read
+        keys_read |= keys
+        listed = _listed(store, sorted(keys))
+        wanted = [i for i in dict.fromkeys(listed + _linked(found)) if i not in members]
+        keys = set()
         if not wanted:
             break
     return Tree(task_id, members, _groups(store, members))
+
+
+def _listed(store: ResultStore, keys: list[str]) -> list[str]:
+    """The ids filed under each workflow key, in one round trip."""
+    if not keys:
+        return []
+    with store.errors():
+        pipe = store.client.pipeline(transaction=False)
+        for key in keys:
+            pipe.zrange(FLOW_KEY + key, 0, -1)
+        return [str(i) for ids in pipe.execute() for i in ids]
 
 
 def _fetch(store: ResultStore, ids: list[str]) -> dict[str, Member]:
@@ -140,6 +155,9 @@ def _fetch(store: ResultStore, ids: list[str]) -> dict[str, Member]:
             group=info.get("group") or meta.get("group_id"),
             chord_of=info.get("chord_of") or None,
             children=_child_ids(meta.get("children") or []),
+            keys=[
+                k for k in {info.get(f) for f in ("flow", "root", "group", "chord_of")} | {meta.get("group_id")} if k
+            ],
         )
     for member in found.values():  # a chord body carries a group id of its own: it is no member
         if member.chord_of:

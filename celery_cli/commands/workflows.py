@@ -130,6 +130,29 @@ def workflow(
     run(target, node, Output(json), queue=queue, check=not no_check, wait=wait, timeout=timeout, quiet=quiet)
 
 
+def chained(
+    target: Target,
+    name: str,
+    args: list[str],
+    kwargs: str | None,
+    raw_strings: bool,
+    then: list[str],
+    queue: str,
+    no_check: bool,
+    wait: bool,
+    timeout: float,
+    quiet: bool,
+    json: bool,
+) -> None:
+    """`call ... --then STEP`: the task and the steps after it, sent as a chain."""
+    from ..task_args import parse_json_args, parse_kwargs
+    from ..workflow import Chain, Step, parse_step
+
+    first = Step(name, parse_json_args(args, raw_strings, sys.stdin), parse_kwargs(kwargs), name)
+    node = Chain([first, *(parse_step(step, f"--then {index + 1}") for index, step in enumerate(then))])
+    run(target, node, Output(json), queue=queue, check=not no_check, wait=wait, timeout=timeout, quiet=quiet)
+
+
 def run(
     target: Target, node: Node, out: Output, *, queue: str, check: bool, wait: bool, timeout: float, quiet: bool
 ) -> None:
