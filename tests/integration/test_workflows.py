@@ -4,6 +4,7 @@ progress seen by `--wait --json`, failures grouped and retried in bulk, and shor
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import time
@@ -32,6 +33,11 @@ def sleepy(x, seconds=2):
     return x
 
 
+@app.task
+def flaky(message):
+    raise RuntimeError(message)
+
+
 @app.task(bind=True)
 def report(self, total):
     for done in range(1, total + 1):
@@ -44,7 +50,7 @@ SETTLE = 60  # seconds a poll waits for the stack to reach a state; never a meas
 
 @pytest.fixture(scope="module")
 def flows(engine, tmp_path_factory) -> Iterator[StackProject]:
-    """A stack running the seed's tasks plus mul, boom, sleepy and report."""
+    """A stack running the seed's tasks plus mul, boom, flaky, sleepy and report."""
     directory = tmp_path_factory.mktemp("flows")
     for name in ("tasks.py", "celeryconfig.py", "worker_hooks.py", "Dockerfile", ".dockerignore", "constraints.txt"):
         shutil.copy(REPO / name, directory / name)
@@ -61,10 +67,8 @@ def flows(engine, tmp_path_factory) -> Iterator[StackProject]:
             }
             project.remove_everything()
             for image in images:
-                try:
+                with contextlib.suppress(Exception):  # another stack may use it
                     project.engine.images.remove(image)
-                except Exception:
-                    pass
 
 
 def waited(project: StackProject, *args: str, code: int = 0, input: str | None = None) -> dict:
@@ -206,3 +210,37 @@ def test_a_bad_step_is_refused_before_anything_is_sent(flows, tmp_path: Path) ->
     unknown = flows.tcel("group", "tasks.mul(1, 2)", "tasks.nope(1)")
     assert unknown.code == 2 and "tasks.nope" in unknown.stderr, unknown.stderr
     assert flows.tcel_json("results", "-n", "1")["tasks"] == before
+
+
+def test_progress_reported_by_a_task_is_one_json_line_per_change(flows) -> None:
+    result = flows.tcel("call", "tasks.report", "4", "--wait", "--timeout", "60", "--json")
+    assert result.code == 0, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    progress = lines[:-1]
+    assert all(line["state"] == "PROGRESS" for line in progress), lines
+    currents = [line["meta"]["current"] for line in progress]
+    assert len(set(currents)) >= 3 and currents == sorted(set(currents)), currents
+    assert (lines[-1]["state"], lines[-1]["result"]) == ("SUCCESS", 4)
+
+
+def test_failures_grouped_by_exception_and_retried_in_bulk_with_filters(flows) -> None:
+    waited(flows, "group", *['tasks.boom("disk full")'] * 100, code=9)
+    waited(flows, "group", *['tasks.flaky("try later")'] * 10, code=9)
+    grouped = flows.tcel_json("results", "--state", "FAILURE", "--group-by", "exception", "--since", "10m")
+    rows = {(g["exception"], g["message"]): g for g in grouped["groups"]}
+    assert rows[("ValueError", "disk full")]["count"] >= 100
+    assert rows[("RuntimeError", "try later")]["count"] == 10
+    assert rows[("RuntimeError", "try later")]["tasks"] == ["tasks.flaky"]
+    chosen = ["--state", "FAILURE", "--name", "tasks.boom", "--exception", "ValueError", "--since", "10m"]
+    dry = flows.tcel_json("retry", *chosen, "--dry-run")
+    assert len(dry["would_retry"]) >= 100 and dry["retried"] == []
+    assert {row["task"] for row in dry["would_retry"]} == {"tasks.boom"}
+    refused = flows.tcel("retry", *chosen)
+    assert refused.code == 2 and "--yes" in refused.stderr, refused.stderr
+    done = flows.tcel_json("retry", *chosen, "--yes")
+    assert sorted(r["retry_of"] for r in done["retried"]) == sorted(r["retry_of"] for r in dry["would_retry"])
+    new = done["retried"][0]["id"]
+    record = json.loads(flows.tcel("result", new, "--json").stdout)
+    assert record["retry_of"] == done["retried"][0]["retry_of"] and record["name"] == "tasks.boom"
+    flaky = flows.tcel_json("results", "--name", "tasks.flaky", "-n", "100")["tasks"]
+    assert len(flaky) == 10 and all(t["retry_of"] is None for t in flaky)
