@@ -9,7 +9,7 @@
   per task (name, args, kwargs, queue, received, started, finished; and the exact args and kwargs as JSON when
   they fit CALL_KEPT_MAX, which `tcel retry` sends again). Every task a worker receives passes here, whoever
   sent it. A failure here is logged, never raised.
-- Every failure as one small entry (id, name, exception, message, worker) in a sorted set by time, trimmed to
+- Every failure as one small entry (time, id, name, exception, message, worker) in a sorted set by time, trimmed to
   MAX_FAILURES and `result_expires`: `tcel results --group-by exception` and `tcel retry --state FAILURE` read
   that one key.
 - For a task of a workflow (chain, group, chord, whoever sent it): its root, parent and group in its hash, its
@@ -233,6 +233,7 @@ def _retried(sender=None, request=None, reason=None, **_):
 def _failed(sender=None, task_id=None, exception=None, **_):
     now = time.time()
     entry = {
+        "at": round(now, 3),
         "id": task_id,
         "name": getattr(sender, "name", None),
         "exc": type(exception).__name__,

@@ -48,7 +48,7 @@ class Filters:
         )
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Failure:
     id: str
     name: str | None
@@ -56,28 +56,31 @@ class Failure:
     message: str
     worker: str | None
     at: float
-    entry: str = field(repr=False)  # the index's member, to remove it once retried
+    entry: str = field(repr=False, default="")  # the index's member, to remove it once retried
 
 
 def failures(store: ResultStore, filters: Filters) -> list[Failure]:
-    """Failures the index keeps that pass `filters`, newest first."""
+    """Failures the index keeps that pass `filters`, newest first. Each entry carries its time, so the index is
+    read without its scores (which cost redis-py a float per entry: about three times the read)."""
     with store.errors():
-        entries: list[tuple[str, float]] = store.client.zrevrangebyscore(  # type: ignore[assignment]
-            FAILED_KEY, "+inf", filters.since if filters.since is not None else "-inf", withscores=True
+        entries: list[str] = store.client.zrevrangebyscore(  # type: ignore[assignment]
+            FAILED_KEY, "+inf", filters.since if filters.since is not None else "-inf"
         )
+    decode = json.JSONDecoder().decode
     found = []
-    for entry, at in entries:
-        data = json.loads(str(entry))
+    everything = filters == Filters()
+    for entry in entries:
+        data = decode(entry)
         failure = Failure(
             data.get("id") or "",
             data.get("name"),
             data.get("exc") or "Exception",
             data.get("msg") or "",
             data.get("worker"),
-            float(at),
-            str(entry),
+            float(data.get("at") or 0),
+            entry,
         )
-        if filters.admits(failure.name, failure.worker, failure.at, failure.exception):
+        if everything or filters.admits(failure.name, failure.worker, failure.at, failure.exception):
             found.append(failure)
     return found
 

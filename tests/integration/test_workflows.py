@@ -164,11 +164,13 @@ def test_a_plain_celery_clients_chord_is_seen_in_the_tree(flows) -> None:
             signature("tasks.tsum", app=app)
         )
         assert body.get(timeout=SETTLE) == 100
+        body_id = body.id
+        del body  # before the app closes: a result's __del__ talks to its backend
     finally:
         app.close()
-    found = tree_until(flows, body.id, lambda t: len(t["tasks"]) == 6)
+    found = tree_until(flows, body_id, lambda t: len(t["tasks"]) == 6)
     (view,) = found["groups"]
-    assert (view["total"], view["done"], view["chord_body"]) == (5, 5, body.id)
+    assert (view["total"], view["done"], view["chord_body"]) == (5, 5, body_id)
     assert sorted(t["result"] for t in by_name(found)["tasks.mul"]) == [0, 10, 20, 30, 40]
 
 
