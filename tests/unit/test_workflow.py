@@ -103,3 +103,47 @@ def test_an_empty_id_is_refused_before_any_backend_is_asked() -> None:
 def test_group_by_needs_the_failure_state() -> None:
     result = run_tcel("results", "--group-by", "exception", "--backend-url", "redis://127.0.0.1:9/0")
     assert result.code == 2 and "--state FAILURE" in result.stderr, result.stderr
+
+
+class Recorded:
+    """A pipeline that keeps the commands the hooks would send to Redis."""
+
+    def __init__(self) -> None:
+        self.commands: list[tuple] = []
+
+    def __getattr__(self, name: str):
+        return lambda *args, **kwargs: self.commands.append((name, *args))
+
+
+def test_the_worker_hooks_file_a_chain_step_with_the_steps_it_carries() -> None:
+    from types import SimpleNamespace
+
+    from tests.unit.test_names import worker_hooks
+
+    hooks = worker_hooks()
+    rest = [{"task": "tasks.c", "options": {"task_id": "c"}}, {"task": "tasks.b", "options": {"task_id": "b"}}]
+    request = SimpleNamespace(id="a", root_id="a", parent_id=None, group=None, _payload=((), {}, {"chain": rest}))
+    fields, embed = hooks._flow_fields(request)
+    assert fields == {"root": "a", "flow": "a"}
+    pipe = Recorded()
+    hooks._write_flow(pipe, "a", fields, embed, 1.0, 60)
+    assert ("hsetnx", "tcel:task:b", "parent", "a") in pipe.commands
+    assert ("hsetnx", "tcel:task:c", "parent", "b") in pipe.commands
+    assert ("zadd", "tcel:flow:a", {"a": 1.0, "b": 1.0, "c": 1.0}) in pipe.commands
+    alone = SimpleNamespace(id="x", root_id="x", parent_id=None, group=None, _payload=((), {}, {}))
+    assert hooks._flow_fields(alone)[0] == {}
+
+
+def test_the_worker_hooks_file_a_plain_clients_chord_member_under_its_group_with_the_body() -> None:
+    from types import SimpleNamespace
+
+    from tests.unit.test_names import worker_hooks
+
+    hooks = worker_hooks()
+    body = {"task": "tasks.tsum", "options": {"task_id": "body", "group_id": "g"}}
+    request = SimpleNamespace(id="m1", root_id="m1", parent_id=None, group="g", _payload=((), {}, {"chord": body}))
+    fields, embed = hooks._flow_fields(request)
+    pipe = Recorded()
+    hooks._write_flow(pipe, "m1", fields, embed, 1.0, 60)
+    assert ("hsetnx", "tcel:task:body", "chord_of", "g") in pipe.commands
+    assert ("zadd", "tcel:flow:g", {"m1": 1.0, "body": 1.0}) in pipe.commands
