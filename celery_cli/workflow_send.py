@@ -24,6 +24,10 @@ if TYPE_CHECKING:
 def send(endpoints: Endpoints, node: Node, queue: str) -> str:
     """Send the workflow; index it when a backend is known; return its key (the root id every task carries)."""
     root = first_id(node)
+    if endpoints.backend_url is not None:
+        store = ResultStore(endpoints.backend_url)
+        with store.errors():
+            store.client.ping()  # a backend that does not answer is refused before anything is sent
     app = _client_app(endpoints)
     try:
         with _broker_errors(endpoints.broker_url):
@@ -32,7 +36,13 @@ def send(endpoints: Endpoints, node: Node, queue: str) -> str:
         app.close()
     _take_group_ids(node, _group_ids(sent))
     if endpoints.backend_url is not None:
-        index(ResultStore(endpoints.backend_url), node, root, queue, time.time())
+        try:
+            index(ResultStore(endpoints.backend_url), node, root, queue, time.time())
+        except ServiceUnreachable as error:
+            raise ServiceUnreachable(
+                f"workflow {root} was sent, but filing it in the backend failed: {error.message}",
+                hint=f"it goes on; once the backend answers, 'tcel result {root} --tree' shows what the workers saw",
+            ) from None
     return root
 
 
@@ -154,10 +164,26 @@ def _canvas(app: Celery, node: Node, root: str, queue: str) -> Any:
 
 
 def _client_app(endpoints: Endpoints) -> Celery:
-    """A Celery client app on the stack's broker and backend: JSON only, publishes confirmed, retries bounded."""
-    from celery import Celery
+    """A Celery client app on the stack's broker and backend: JSON only, publishes confirmed, retries bounded.
 
-    app = Celery("tcel", broker=endpoints.broker_url, backend=endpoints.backend_url, set_as_current=False)
+    Its Redis backend subscribes to nothing: Celery's client subscribes to the channel of every task it sends
+    (and of every group member), to resolve results this process never asks for; tcel follows the tasks it
+    waits for itself (result_follower.py). The backend's chord support (apply_chord) is Celery's own."""
+    from celery import Celery
+    from celery.backends.redis import RedisBackend
+
+    class QuietRedisBackend(RedisBackend):  # type: ignore[misc]
+        def on_task_call(self, producer: Any, task_id: str) -> None:
+            pass
+
+        def add_pending_result(self, result: Any, weak: bool = False, start_drainer: bool = True) -> Any:
+            return result
+
+    class ClientApp(Celery):  # type: ignore[misc]
+        def _get_backend(self) -> RedisBackend:
+            return QuietRedisBackend(app=self, url=self.conf.result_backend)
+
+    app = ClientApp("tcel", broker=endpoints.broker_url, backend=endpoints.backend_url, set_as_current=False)
     app.conf.update(
         task_serializer="json",
         result_serializer="json",
