@@ -78,7 +78,7 @@ class TaskRecord:
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
-        for key in ("sent", "received", "started", "finished"):
+        for key in ("sent", "received", "started", "finished", "next_try"):
             data[key] = iso_time(data[key])
         data["runtime_seconds"] = round(self.runtime, 4) if self.runtime is not None else None
         data["queued"] = self.queued

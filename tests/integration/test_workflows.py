@@ -33,6 +33,11 @@ def sleepy(x, seconds=2):
     return x
 
 
+@app.task(bind=True, max_retries=3)
+def again(self):
+    raise self.retry(countdown=60)
+
+
 @app.task
 def flaky(message):
     raise RuntimeError(message)
@@ -50,7 +55,7 @@ SETTLE = 60  # seconds a poll waits for the stack to reach a state; never a meas
 
 @pytest.fixture(scope="module")
 def flows(engine, tmp_path_factory) -> Iterator[StackProject]:
-    """A stack running the seed's tasks plus mul, boom, flaky, sleepy and report."""
+    """A stack running the seed's tasks plus mul, boom, again, flaky, sleepy and report."""
     directory = tmp_path_factory.mktemp("flows")
     for name in ("tasks.py", "celeryconfig.py", "worker_hooks.py", "Dockerfile", ".dockerignore", "constraints.txt"):
         shutil.copy(REPO / name, directory / name)
@@ -246,3 +251,17 @@ def test_failures_grouped_by_exception_and_retried_in_bulk_with_filters(flows) -
     assert record["retry_of"] == done["retried"][0]["retry_of"] and record["name"] == "tasks.boom"
     flaky = flows.tcel_json("results", "--name", "tasks.flaky", "-n", "100")["tasks"]
     assert len(flaky) == 10 and all(t["retry_of"] is None for t in flaky)
+
+
+def test_a_retrying_task_shows_its_retry_count_and_next_try(flows) -> None:
+    task_id = flows.tcel("call", "tasks.again", "--quiet").stdout.strip()
+    deadline = time.monotonic() + SETTLE
+    record = {}
+    while record.get("retries") is None and time.monotonic() < deadline:
+        time.sleep(0.5)
+        record = json.loads(flows.tcel("result", task_id, "--json").stdout)
+    assert (record["state"], record["retries"]) == ("RETRY", 1), record
+    assert record["next_try"] is not None
+    shown = flows.tcel("result", task_id[:10])
+    assert "RETRY #1, next try at" in shown.stdout, shown.stdout
+    flows.tcel("revoke", task_id)
