@@ -147,3 +147,17 @@ def test_the_worker_hooks_file_a_plain_clients_chord_member_under_its_group_with
     hooks._write_flow(pipe, "m1", fields, embed, 1.0, 60)
     assert ("hsetnx", "tcel:task:body", "chord_of", "g") in pipe.commands
     assert ("zadd", "tcel:flow:g", {"m1": 1.0, "body": 1.0}) in pipe.commands
+
+
+def test_a_narrow_table_keeps_14_characters_of_an_id_which_result_takes_back() -> None:
+    from rich.console import Console
+
+    from celery_cli.tables import tasks_table
+    from celery_cli.task_record import TaskRecord
+
+    task_id = "73949a9d-b2da-4c1e-9f0a-0123456789ab"
+    records = [TaskRecord(task_id, "SUCCESS", name="tasks.add", args="[2, 3]", result=5, worker="celery@worker-1")]
+    console = Console(width=60, record=True, color_system=None)
+    console.print(tasks_table("recent tasks", records))
+    shown = next(word for word in console.export_text().split() if word.startswith("7394"))
+    assert shown == "73949a9d-b2da-…" and cleaned(shown) == task_id[:14]
