@@ -93,6 +93,8 @@ def call(
     if not name.strip() or name.startswith("-"):
         raise UsageError(f"invalid task name {name!r}", hint="give the registered name, such as tasks.add")
     if then:
+        if countdown is not None or eta is not None or expires is not None or priority is not None:
+            raise UsageError("--countdown, --eta, --expires and --priority apply to one task, not to --then")
         from .workflows import chained
 
         chained(target, name, args or [], kwargs, raw_strings, then, queue, no_check, wait, timeout, quiet, json)

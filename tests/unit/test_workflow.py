@@ -161,3 +161,19 @@ def test_a_narrow_table_keeps_14_characters_of_an_id_which_result_takes_back() -
     console.print(tasks_table("recent tasks", records))
     shown = next(word for word in console.export_text().split() if word.startswith("7394"))
     assert shown == "73949a9d-b2da-…" and cleaned(shown) == task_id[:14]
+
+
+def test_then_refuses_options_that_apply_to_one_task() -> None:
+    result = run_tcel(
+        "call", "tasks.add", "1", "2", "--then", "tasks.mul(3)", "--countdown", "5",
+        "--broker-url", "amqp://u:p@127.0.0.1:9//", "--backend-url", "redis://127.0.0.1:9/0",
+    )  # fmt: skip
+    assert result.code == 2 and "--then" in result.stderr, result.stderr
+
+
+def test_a_bad_step_of_a_chain_is_refused_before_any_broker_is_asked() -> None:
+    result = run_tcel(
+        "chain", "tasks.add(1, 2)", "tasks.mul(3, oops)",
+        "--broker-url", "amqp://u:p@127.0.0.1:9//", "--backend-url", "redis://127.0.0.1:9/0",
+    )  # fmt: skip
+    assert result.code == 2 and "step 2" in result.stderr, result.stderr
