@@ -231,6 +231,7 @@ def _retried(sender=None, request=None, reason=None, **_):
 
 @signals.task_failure.connect(dispatch_uid="tcel-index-failure")
 def _failed(sender=None, task_id=None, exception=None, **_):
+    """One entry in the failure index; its time is in the entry too, so readers need not fetch the scores."""
     now = time.time()
     entry = {
         "at": round(now, 3),
