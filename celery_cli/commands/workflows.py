@@ -208,7 +208,8 @@ def _wait(backend_url: str | None, node: Node, root: str, out: Output, timeout: 
     if ended.failed:
         first = ended.failed[0]
         raise TaskFailed(
-            f"workflow {root}: task {first.id} ({first.name}) {first.state.lower()}: {first.error or first.state}",
+            f"workflow {root}: task {first.id} ({first.name}) "
+            + (f"failed: {first.error}" if first.state == "FAILURE" else f"ended {first.state}"),
             hint=f"see 'tcel result {root} --tree'",
         )
 
