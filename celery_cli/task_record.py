@@ -102,7 +102,7 @@ def record(task_id: str, meta_json: str | None, info: dict[str, str]) -> TaskRec
     result = meta.get("result")
     error = None
     if state in ("FAILURE", "REVOKED") and isinstance(result, dict):
-        error = f"{result.get('exc_type', 'Error')}: {_exc_message(result.get('exc_message'))}"
+        error = f"{result.get('exc_type', 'Error')}: {exc_message(result.get('exc_message'))}"
         result = None
     elif state == "STARTED":
         result = None
@@ -143,7 +143,7 @@ def state_text(state: str, meta: Any) -> str:
     return f"{state} {shown(meta, 60)}"
 
 
-def _exc_message(message: Any) -> str:
+def exc_message(message: Any) -> str:
     if isinstance(message, (list, tuple)):
         return ", ".join(str(part) for part in message)
     return str(message)

@@ -279,7 +279,8 @@ def send(
 
 class StatesSeen:
     """What `--wait` shows of a task's states: the state in the spinner, a custom state's progress as a bar
-    (current/total) or its meta; with --json, one JSON line per change of a custom state or its meta."""
+    (current/total) or its meta, a retry's reason ("Retry in 60s"); with --json, one JSON line per change of a
+    custom state or its meta."""
 
     def __init__(self, out: Output, task_id: str, show: Callable[[str], None]) -> None:
         self.out, self.task_id, self.show = out, task_id, show
@@ -289,11 +290,12 @@ class StatesSeen:
     def seen(self, meta: dict[str, Any]) -> None:
         from json import dumps
 
-        from ..task_record import BUILTIN_STATES, state_text
+        from ..task_record import BUILTIN_STATES, exc_message, state_text
 
-        state = meta.get("status", "PENDING")
-        custom = meta.get("result") if state not in BUILTIN_STATES else None
-        self.show(state_text(state, custom))
+        state, result = meta.get("status", "PENDING"), meta.get("result")
+        custom = result if state not in BUILTIN_STATES else None
+        reason = result.get("exc_message") if state == "RETRY" and isinstance(result, dict) else None
+        self.show(f"RETRY: {exc_message(reason)}" if reason else state_text(state, custom))
         change = (state, dumps(custom, sort_keys=True, default=str))
         if self.out.json_mode and state not in BUILTIN_STATES and change != self.last:
             self.out.json_line({"id": self.task_id, "state": state, "meta": custom})
