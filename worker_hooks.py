@@ -9,6 +9,13 @@
   per task (name, args, kwargs, queue, received, started, finished; and the exact args and kwargs as JSON when
   they fit CALL_KEPT_MAX, which `tcel retry` sends again). Every task a worker receives passes here, whoever
   sent it. A failure here is logged, never raised.
+- Every failure as one small entry (time, id, name, exception, message, worker) in a sorted set by time, trimmed to
+  MAX_FAILURES and `result_expires`: `tcel results --group-by exception` and `tcel retry --state FAILURE` read
+  that one key.
+- For a task of a workflow (chain, group, chord, whoever sent it): its root, parent and group in its hash, its
+  id in a sorted set per workflow (FLOW_KEY + the root's id, else the group's), and the steps it carries that
+  are not sent yet (the rest of a chain, a chord's body), so that `tcel result --tree` and `tcel revoke --tree`
+  see the whole workflow from any of its ids without scanning Redis.
 
 Every worker image carries this module as tcel_worker_hooks (tcel_worker.py loads it); the template's
 celeryconfig.py imports it as worker_hooks too. Each hook is connected under a dispatch_uid, so that the
@@ -26,6 +33,9 @@ from celery import bootsteps, signals
 
 INDEX_KEY = "tcel:tasks"
 INFO_KEY = "tcel:task:"
+FLOW_KEY = "tcel:flow:"
+FAILED_KEY = "tcel:failed"
+MAX_FAILURES = 100_000
 MAX_TASKS = 10_000
 SHOWN_LIMIT = 200  # as celery_cli/task_args.py shows arguments
 CALL_KEPT_MAX = 65536
@@ -95,7 +105,7 @@ def _ttl(app):
     return int(seconds or 86400)
 
 
-def _write(app, task_id, fields, score=None):
+def _write(app, task_id, fields, score=None, flow=None):
     try:
         client = app.backend.client
         ttl = _ttl(app)
@@ -108,9 +118,61 @@ def _write(app, task_id, fields, score=None):
             pipe.expire(INDEX_KEY, ttl)
         pipe.hset(INFO_KEY + task_id, mapping=fields)
         pipe.expire(INFO_KEY + task_id, ttl)
+        if flow is not None:
+            _write_flow(pipe, task_id, fields, flow, score or now, ttl)
         pipe.execute()
     except Exception:  # the index must never cost a task
         logger.warning("tcel: cannot update the task index for %s", task_id, exc_info=True)
+
+
+def _flow_fields(request):
+    """The task's place in a workflow (root, parent, group, and the workflow's key), or {} for a lone task."""
+    embed = _embed(request)
+    root, parent, group = request.root_id, request.parent_id, request.group
+    alone = not parent and not group and root in (None, request.id)
+    if alone and not embed.get("chain") and not embed.get("chord"):
+        return {}, embed
+    fields = {key: value for key, value in (("root", root), ("parent", parent), ("group", group)) if value}
+    fields["flow"] = root or group or request.id
+    return fields, embed
+
+
+def _embed(request):
+    """The callbacks, chain and chord a protocol-2 message carries in its body."""
+    try:
+        return request._payload[2] or {}
+    except (AttributeError, IndexError, TypeError):
+        return {}
+
+
+def _write_flow(pipe, task_id, fields, embed, score, ttl):
+    """Put the task, and the steps it carries that are not sent yet, into its workflow's sorted set."""
+    flow = fields["flow"]
+    members = {task_id: score}
+    previous = task_id
+    for step in reversed(embed.get("chain") or []):  # Celery keeps a chain's rest last step first
+        step_id = (step.get("options") or {}).get("task_id")
+        if not step_id or not step.get("task") or step.get("subtask_type"):
+            break  # a group or chord in a chain gets its ids when it is sent
+        _pending(pipe, step_id, {"name": step["task"], "parent": previous, "flow": flow}, ttl)
+        members[step_id] = score
+        previous = step_id
+    body = embed.get("chord")
+    body_id = ((body or {}).get("options") or {}).get("task_id")
+    if body_id and body.get("task") and not body.get("subtask_type"):
+        group = body["options"].get("group_id") or fields.get("group") or ""
+        _pending(pipe, body_id, {"name": body["task"], "chord_of": group, "flow": flow}, ttl)
+        members[body_id] = score
+    for key in {flow, fields.get("group") or flow}:  # a plain client's group members each are their own root
+        pipe.zadd(FLOW_KEY + key, members, nx=True)
+        pipe.expire(FLOW_KEY + key, ttl)
+
+
+def _pending(pipe, task_id, fields, ttl):
+    """What is known of a step before it is sent: field by field, never over what its own hooks wrote."""
+    for key, value in fields.items():
+        pipe.hsetnx(INFO_KEY + task_id, key, value)
+    pipe.expire(INFO_KEY + task_id, ttl)
 
 
 def _kept_call(request):
@@ -140,7 +202,9 @@ def _received(sender=None, request=None, **_):
         call = None
     if call is not None:
         fields["call"] = call
-    _write(sender.app, request.id, fields, score=now)
+    flow, embed = _flow_fields(request)
+    fields.update(flow)
+    _write(sender.app, request.id, fields, score=now, flow=embed if flow else None)
 
 
 @signals.task_prerun.connect(dispatch_uid="tcel-index-started")
@@ -151,3 +215,39 @@ def _started(sender=None, task_id=None, task=None, **_):
 @signals.task_postrun.connect(dispatch_uid="tcel-index-finished")
 def _finished(sender=None, task_id=None, task=None, **_):
     _write(task.app, task_id, {"finished": time.time()})
+
+
+@signals.task_retry.connect(dispatch_uid="tcel-index-retry")
+def _retried(sender=None, request=None, reason=None, **_):
+    """How many times a task has been retried and when its next try runs, which Celery's result does not keep."""
+    when = getattr(reason, "when", None)
+    fields = {"retries": (getattr(request, "retries", 0) or 0) + 1}
+    if isinstance(when, (int, float)):
+        fields["next_try"] = time.time() + when
+    elif hasattr(when, "timestamp"):
+        fields["next_try"] = when.timestamp()
+    _write(sender.app, request.id, fields)
+
+
+@signals.task_failure.connect(dispatch_uid="tcel-index-failure")
+def _failed(sender=None, task_id=None, exception=None, **_):
+    """One entry in the failure index; its time is in the entry too, so readers need not fetch the scores."""
+    now = time.time()
+    entry = {
+        "at": round(now, 3),
+        "id": task_id,
+        "name": getattr(sender, "name", None),
+        "exc": type(exception).__name__,
+        "msg": str(exception)[:SHOWN_LIMIT],
+        "worker": getattr(getattr(sender, "request", None), "hostname", None) or "",
+    }
+    try:
+        ttl = _ttl(sender.app)
+        pipe = sender.app.backend.client.pipeline(transaction=False)
+        pipe.zadd(FAILED_KEY, {json.dumps(entry, sort_keys=True): now})
+        pipe.zremrangebyscore(FAILED_KEY, "-inf", now - ttl)
+        pipe.zremrangebyrank(FAILED_KEY, 0, -MAX_FAILURES - 1)
+        pipe.expire(FAILED_KEY, ttl)
+        pipe.execute()
+    except Exception:  # the index must never cost a task
+        logger.warning("tcel: cannot record the failure of %s", task_id, exc_info=True)

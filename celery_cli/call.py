@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from . import task_index
 from .endpoints import Endpoints
@@ -34,7 +35,7 @@ def submit(
     call: TaskCall,
     task_id: str,
     wait: float | None = None,
-    on_state: Callable[[str], None] = lambda state: None,
+    on_state: Callable[[dict[str, Any]], None] = lambda meta: None,
 ) -> Submitted:
     """Send the task; with `wait` (seconds), follow its states and return it finished.
 

@@ -21,6 +21,13 @@ INDEX_KEY = "tcel:tasks"
 INFO_KEY = "tcel:task:"
 # The ids of a streamed sum's chunk tasks, a list under its final task's id (only tcel reads and writes it).
 JOB_KEY = "tcel:job:"
+# A workflow's tasks (chain, group, chord), a sorted set under its root's id (else its group's), kept by the
+# workers' hooks and by tcel when it sends one: `result --tree` reads the whole workflow from any of its ids.
+FLOW_KEY = "tcel:flow:"
+# Failed tasks, newest last: a sorted set by time whose members are small JSON entries (id, name, exception,
+# message, worker) kept by the workers' hooks, so that grouping failures reads one key, never every result.
+FAILED_KEY = "tcel:failed"
+MAX_FAILURES = 100_000
 INDEX_TTL = 86400  # Celery's default result_expires
 # The index keeps a task's exact args and kwargs (for `tcel retry`) when their JSON is at most this long.
 CALL_KEPT_MAX = 65536

@@ -17,12 +17,15 @@ from .task_record import READY_STATES, TaskRecord
 
 
 @contextmanager
-def watch(store: ResultStore, task_id: str) -> Iterator[Callable[[float, Callable[[str], None]], TaskRecord]]:
+def watch(
+    store: ResultStore, task_id: str
+) -> Iterator[Callable[[float, Callable[[dict[str, Any]], None]], TaskRecord]]:
     """Subscribe to the task's result channel (before it is sent); yield a function that waits for it."""
     with following(store) as follower:
         follower.follow(task_id)
 
-        def wait(timeout: float, on_state: Callable[[str], None]) -> TaskRecord:
+        def wait(timeout: float, on_state: Callable[[dict[str, Any]], None]) -> TaskRecord:
+            """Wait until the task ends; `on_state` hears every state stored for it (its meta, as Celery keeps it)."""
             deadline = time.monotonic() + timeout
             state = "PENDING"
             while True:
@@ -94,9 +97,10 @@ class Follower:
             except self._dropping() as exc:
                 self._drop(exc)
 
-    def next(self, deadline: float, on_state: Callable[[str, str], None]) -> dict[str, dict[str, Any]]:
+    def next(self, deadline: float, on_state: Callable[[str, dict[str, Any]], None]) -> dict[str, dict[str, Any]]:
         """Wait until a followed task is finished, or until `deadline` (time.monotonic()); return the stored
-        results of those finished ({} at the deadline). `on_state(task id, state)` hears every state seen."""
+        results of those finished ({} at the deadline). `on_state(task id, meta)` hears every state seen (the
+        stored meta: status, and the result or a custom state's meta)."""
         import redis
 
         while True:
@@ -125,7 +129,7 @@ class Follower:
                 if task_id not in self.states:
                     continue
                 state = self.states[task_id] = meta.get("status", "PENDING")
-                on_state(task_id, state)
+                on_state(task_id, meta)
                 if state in READY_STATES:
                     ready[task_id] = meta
                     self._unfollow(task_id)

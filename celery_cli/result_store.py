@@ -9,7 +9,7 @@ import.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -93,7 +93,7 @@ class ResultStore:
 
     def lookup(self, task_id: str) -> TaskRecord:
         """One task, and for a streamed sum's final task the ids of its chunk tasks."""
-        record = self._records([task_id])[0]
+        record = self.records([task_id])[0]
         if record is None:
             raise NotFound(
                 f"no task {task_id} in the backend at {mask_url(self.backend_url)}",
@@ -104,22 +104,35 @@ class ResultStore:
                 record.job["chunk_ids"] = self.client.lrange(JOB_KEY + task_id, 0, -1)
         return record
 
-    def recent(self, limit: int = 20, state: str | None = None) -> list[TaskRecord]:
-        """The newest tasks first; with a state, the newest `limit` in that state (reads at most the index)."""
+    def recent(
+        self,
+        limit: int = 20,
+        state: str | None = None,
+        admits: Callable[[TaskRecord], bool] | None = None,
+        since: float | None = None,
+    ) -> list[TaskRecord]:
+        """The newest tasks first; with a state (or `admits`), the newest `limit` that pass; with `since`, only
+        tasks indexed since then (reads at most the index)."""
         found: list[TaskRecord] = []
-        page = limit if state is None else max(limit, 200)
+        page = limit if state is None and admits is None else max(limit, 200)
         start = 0
+        lowest = since if since is not None else "-inf"
         with self.errors():
             while len(found) < limit:
-                ids = [str(task_id) for task_id in self.client.zrevrange(INDEX_KEY, start, start + page - 1)]
+                ids = [str(i) for i in self.client.zrevrangebyscore(INDEX_KEY, "+inf", lowest, start=start, num=page)]
                 if not ids:
                     break
-                records = [r for r in self._records(ids) if r is not None]
-                found += [r for r in records if state is None or state.upper() in (r.state, r.shown_state)]
+                records = [r for r in self.records(ids) if r is not None]
+                found += [
+                    r
+                    for r in records
+                    if (state is None or state.upper() in (r.state, r.shown_state)) and (admits is None or admits(r))
+                ]
                 start += page
         return found[:limit]
 
-    def _records(self, ids: list[str]) -> list[TaskRecord | None]:
+    def records(self, ids: list[str]) -> list[TaskRecord | None]:
+        """What is known of each task among `ids` (None for one nobody knows), in one round trip."""
         with self.errors():
             pipe = self.client.pipeline(transaction=False)
             for task_id in ids:

@@ -3,6 +3,7 @@ renderables that the output layer prints."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -22,8 +23,8 @@ def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> 
     from rich.table import Table
 
     drawn = Table(title=title, title_justify="left", header_style="bold")
-    for column in columns:
-        drawn.add_column(column)
+    for column in columns:  # a task id cut short keeps 14 characters, a start of it every id command takes
+        drawn.add_column(column, min_width=15 if column == "id" else None)
     for row in rows:
         drawn.add_row(*(cell(value) for value in row))
     return drawn
@@ -77,7 +78,7 @@ def tasks_table(title: str, records: list[TaskRecord]) -> Table:
                 r.id,
                 r.name,
                 short(r.args),
-                r.shown_state,
+                r.state_text,
                 value(r.result) if r.state == "SUCCESS" else r.error,
                 seconds(r.runtime),
                 r.worker,
@@ -89,7 +90,7 @@ def tasks_table(title: str, records: list[TaskRecord]) -> Table:
 
 def task_detail(record: TaskRecord) -> Table:
     """One task, field by field, as `tcel result` shows it."""
-    state = record.state + (f" ({record.shown_state.lower()}, not started)" if record.queued else "")
+    state = f"{record.state} ({record.shown_state.lower()}, not started)" if record.queued else record.state_text
     rows = [
         ("state", state),
         ("result", value(record.result) if record.state == "SUCCESS" else None),
@@ -219,8 +220,6 @@ def overview(view: Overview, rate: float | None = None) -> list[RenderableType]:
 
 
 def value(result: Any) -> str:
-    import json
-
     return result if isinstance(result, str) else json.dumps(result)
 
 

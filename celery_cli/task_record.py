@@ -11,6 +11,9 @@ from typing import Any
 from .task_args import shown
 
 READY_STATES = frozenset({"SUCCESS", "FAILURE", "REVOKED"})
+# Celery's own states; any other is a task's custom state (update_state(state="PROGRESS", meta={...})).
+BUILTIN_STATES = READY_STATES | {"PENDING", "RECEIVED", "STARTED", "RETRY", "REJECTED", "IGNORED"}
+BAR_WIDTH = 20
 
 
 @dataclass
@@ -33,6 +36,9 @@ class TaskRecord:
     queue: str | None = None
     retry_of: str | None = None  # the task this one sent again (`tcel retry`)
     job: dict[str, Any] | None = None  # a streamed sum's final task: numbers, chunks, and (looked up) chunk ids
+    meta: Any = None  # what a task in a custom state reported with it (update_state's meta)
+    retries: int | None = None  # a task retried: how many times so far (the workers' hooks count them)
+    next_try: float | None = None  # ... and when the next try runs
 
     @property
     def runtime(self) -> float | None:
@@ -52,6 +58,15 @@ class TaskRecord:
         return self.state
 
     @property
+    def state_text(self) -> str:
+        """The state as a person reads it: a custom state with its progress, a retry with its count."""
+        if self.state == "RETRY" and self.retries is not None:
+            moment = iso_time(self.next_try, " ") or ""
+            when = f", next try at {moment[11:19]}" if moment else ""
+            return f"RETRY #{self.retries}{when}"
+        return state_text(self.shown_state, self.meta)
+
+    @property
     def failed(self) -> bool:
         """Ended without a result: what `tcel result` exits 9 for."""
         return self.state in ("FAILURE", "REVOKED")
@@ -63,7 +78,7 @@ class TaskRecord:
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
-        for key in ("sent", "received", "started", "finished"):
+        for key in ("sent", "received", "started", "finished", "next_try"):
             data[key] = iso_time(data[key])
         data["runtime_seconds"] = round(self.runtime, 4) if self.runtime is not None else None
         data["queued"] = self.queued
@@ -87,10 +102,13 @@ def record(task_id: str, meta_json: str | None, info: dict[str, str]) -> TaskRec
     result = meta.get("result")
     error = None
     if state in ("FAILURE", "REVOKED") and isinstance(result, dict):
-        error = f"{result.get('exc_type', 'Error')}: {_exc_message(result.get('exc_message'))}"
+        error = f"{result.get('exc_type', 'Error')}: {exc_message(result.get('exc_message'))}"
         result = None
     elif state == "STARTED":
         result = None
+    meta_shown = None
+    if state not in BUILTIN_STATES:
+        meta_shown, result = result, None
     return TaskRecord(
         id=task_id,
         state=state,
@@ -108,10 +126,24 @@ def record(task_id: str, meta_json: str | None, info: dict[str, str]) -> TaskRec
         queue=info.get("queue") or meta.get("queue"),
         retry_of=info.get("retry_of"),
         job=json.loads(info["job"]) if info.get("job") else None,
+        meta=meta_shown,
+        retries=int(info["retries"]) if info.get("retries") else None,
+        next_try=_float(info.get("next_try")),
     )
 
 
-def _exc_message(message: Any) -> str:
+def state_text(state: str, meta: Any) -> str:
+    """A custom state and its meta: a bar with current/total when the meta has them, else the meta as JSON."""
+    if not isinstance(meta, dict) or not meta:
+        return state
+    current, total = meta.get("current"), meta.get("total")
+    if isinstance(current, int | float) and isinstance(total, int | float) and total > 0:
+        filled = int(BAR_WIDTH * min(max(current / total, 0), 1))
+        return f"{state} {'█' * filled}{'░' * (BAR_WIDTH - filled)} {current:g}/{total:g}"
+    return f"{state} {shown(meta, 60)}"
+
+
+def exc_message(message: Any) -> str:
     if isinstance(message, (list, tuple)):
         return ", ".join(str(part) for part in message)
     return str(message)

@@ -20,23 +20,45 @@ if TYPE_CHECKING:
     from ..remote_control import Answers
 
 
-@which_stack("broker")
+@which_stack("broker", "backend")
 def revoke(
     target: Target,
-    task_id: Annotated[str, typer.Argument(metavar="ID", help="The task to revoke.")],
+    task_id: Annotated[str, typer.Argument(metavar="ID", help="The task to revoke, or a unique start of its id.")],
     terminate: Annotated[bool, typer.Option("--terminate", help="Also kill it if it is running now.")] = False,
+    tree: Annotated[
+        bool, typer.Option("--tree", help="Revoke every task of its workflow that has not finished.")
+    ] = False,
     json: Json = False,
 ) -> None:
-    """Revoke a task: a queued one will never run; with --terminate a running one is killed."""
+    """Revoke a task: a queued one will never run; with --terminate a running one is killed.
+
+    With --tree, every unfinished task of the workflow it belongs to (chain steps not sent yet, group members,
+    a chord's body), in one message: tcel revoke ID --tree.
+    """
     from ..remote_control import Control
+    from ..task_ids import resolve_at
 
     out = Output(json)
+    backend = target.endpoints(backend_required=tree).backend_url
+    task_id = resolve_at(backend, task_id)
+    ids = [task_id]
+    if tree:
+        from ..result_store import ResultStore
+        from ..workflow_tree import read
+
+        ids = read(ResultStore(str(backend)), task_id).unfinished()
+        if not ids:
+            out.success(f"nothing to revoke: every task of the workflow of {task_id} has finished")
+            if json:
+                out.data({"id": task_id, "revoked": False, "ids": [], "workers": [], "terminate": terminate})
+            return
     with Control(target.url("broker")) as control:
-        workers = control.revoke(task_id.strip(), terminate=terminate)
+        workers = control.revoke(ids if tree else task_id, terminate=terminate)
     if json:
-        out.data({"id": task_id, "revoked": bool(workers), "workers": workers, "terminate": terminate})
+        out.data({"id": task_id, "revoked": bool(workers), "ids": ids, "workers": workers, "terminate": terminate})
     elif workers:
-        out.success(f"revoked {task_id} on {', '.join(sorted(workers))}")
+        what = f"{len(ids)} unfinished tasks of the workflow of {task_id}" if tree else task_id
+        out.success(f"revoked {what} on {', '.join(sorted(workers))}")
     else:
         out.warn(f"no worker answered: workers keep revocations in memory, so one started later may run {task_id}")
     if not workers:

@@ -76,16 +76,19 @@ def _method_command(method: str, summary: str) -> Callable[..., None]:
     return which_stack("broker")(command)
 
 
-@which_stack("broker")
+@which_stack("broker", "backend")
 def task(
     target: Target,
-    task_ids: Annotated[list[str], typer.Argument(metavar="ID...", help="Task ids to look for.")],
+    task_ids: Annotated[list[str], typer.Argument(metavar="ID...", help="Task ids, or unique starts of them.")],
     worker: Worker = None,
     timeout: AnswerTimeout = 1.0,
     json: Json = False,
 ) -> None:
     """Which worker holds these tasks now, and in what state (active, reserved, scheduled)."""
-    ask(target, "query_task", worker, timeout, json, *(task_id.strip() for task_id in task_ids))
+    from ..task_ids import resolve_at
+
+    backend = target.endpoints(backend_required=False).backend_url
+    ask(target, "query_task", worker, timeout, json, *(resolve_at(backend, task_id) for task_id in task_ids))
 
 
 for _method, _summary in METHODS.items():

@@ -4,7 +4,8 @@
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, Annotated
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -65,6 +66,14 @@ def call(
     priority: Annotated[
         int | None, typer.Option(min=0, max=9, help="Message priority 0-9 (queues declared with x-max-priority).")
     ] = None,
+    then: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--then",
+            metavar="STEP",
+            help="Chain a step after it, given its result: --then 'tasks.mul(4)' (repeatable; see 'tcel chain').",
+        ),
+    ] = None,
     no_check: NoCheck = False,
     wait: Wait = False,
     timeout: TaskTimeout = 60,
@@ -83,6 +92,13 @@ def call(
 
     if not name.strip() or name.startswith("-"):
         raise UsageError(f"invalid task name {name!r}", hint="give the registered name, such as tasks.add")
+    if then:
+        if countdown is not None or eta is not None or expires is not None or priority is not None:
+            raise UsageError("--countdown, --eta, --expires and --priority apply to one task, not to --then")
+        from .workflows import chained
+
+        chained(target, name, args or [], kwargs, raw_strings, then, queue, no_check, wait, timeout, quiet, json)
+        return
     task = TaskCall(
         name,
         parse_json_args(args or [], raw_strings, sys.stdin),
@@ -191,27 +207,6 @@ def streamed(target: Target, chunks: Iterator[Chunk], out: Output, timeout: floa
     return task
 
 
-@which_stack("broker", "backend")
-def retry(
-    target: Target,
-    task_id: Annotated[str, typer.Argument(metavar="ID", help="A finished task: failed, revoked or succeeded.")],
-    no_check: NoCheck = False,
-    wait: Wait = False,
-    timeout: TaskTimeout = 60,
-    quiet: Quiet = False,
-    json: Json = False,
-) -> None:
-    """Send a finished task again, with its name, args, kwargs and queue; print the new id.
-
-    'tcel result NEW' shows which task it retried. Exits 10 when the backend no longer knows the task.
-    """
-    from ..call import retry_call
-    from ..result_store import ResultStore
-
-    task = retry_call(ResultStore(target.url("backend")), task_id.strip())
-    send(target, task, Output(json), check=not no_check, wait=wait, timeout=timeout, quiet=quiet)
-
-
 def send(
     target: Target,
     task: TaskCall,
@@ -259,13 +254,8 @@ def send(
         return
     try:
         with out.status(f"{task.name} {task_id[:8]}: QUEUED") as progress:
-            submitted = submit(
-                where,
-                task,
-                task_id,
-                wait=timeout,
-                on_state=lambda state: progress(f"{task.name} {task_id[:8]}: {state}"),
-            )
+            states = StatesSeen(out, task_id, lambda text: progress(f"{task.name} {task_id[:8]}: {text}"))
+            submitted = submit(where, task, task_id, wait=timeout, on_state=states.seen)
     except KeyboardInterrupt:
         out.info(f"stopped waiting; task {task_id} goes on: tcel result {task_id}")
         raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
@@ -274,7 +264,7 @@ def send(
     record = submitted.record
     assert record is not None, "a task waited for comes back finished or as an error"
     if out.json_mode:
-        out.data(record.as_dict())
+        (out.json_line if states.lines else out.data)(record.as_dict())
     elif record.state == "SUCCESS":
         out.line(value(record.result))
         if not quiet:
@@ -287,8 +277,33 @@ def send(
         raise error
 
 
+class StatesSeen:
+    """What `--wait` shows of a task's states: the state in the spinner, a custom state's progress as a bar
+    (current/total) or its meta, a retry's reason ("Retry in 60s"); with --json, one JSON line per change of a
+    custom state or its meta."""
+
+    def __init__(self, out: Output, task_id: str, show: Callable[[str], None]) -> None:
+        self.out, self.task_id, self.show = out, task_id, show
+        self.lines = 0
+        self.last: tuple[str, str] | None = None
+
+    def seen(self, meta: dict[str, Any]) -> None:
+        from json import dumps
+
+        from ..task_record import BUILTIN_STATES, exc_message, state_text
+
+        state, result = meta.get("status", "PENDING"), meta.get("result")
+        custom = result if state not in BUILTIN_STATES else None
+        reason = result.get("exc_message") if state == "RETRY" and isinstance(result, dict) else None
+        self.show(f"RETRY: {exc_message(reason)}" if reason else state_text(state, custom))
+        change = (state, dumps(custom, sort_keys=True, default=str))
+        if self.out.json_mode and state not in BUILTIN_STATES and change != self.last:
+            self.out.json_line({"id": self.task_id, "state": state, "meta": custom})
+            self.lines += 1
+        self.last = change
+
+
 def register(app: typer.Typer) -> None:
     app.command(context_settings=NUMBERS_CONTEXT)(call)
     app.command(context_settings=NUMBERS_CONTEXT)(add)
     app.command(context_settings=NUMBERS_CONTEXT)(tsum)
-    app.command()(retry)

@@ -26,6 +26,8 @@ def test_the_workers_index_keys_match_the_clients() -> None:
     worker = constants(REPO / "worker_hooks.py")
     assert worker["INDEX_KEY"] == names.INDEX_KEY
     assert worker["INFO_KEY"] == names.INFO_KEY
+    assert worker["FLOW_KEY"] == names.FLOW_KEY
+    assert (worker["FAILED_KEY"], worker["MAX_FAILURES"]) == (names.FAILED_KEY, names.MAX_FAILURES)
 
 
 def test_the_workers_bound_on_kept_arguments_matches_the_clients() -> None:

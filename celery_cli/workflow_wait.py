@@ -1,0 +1,87 @@
+"""Waiting for a workflow to end: every task followed through the backend's channels, members done / total
+as they finish, and how it ended (the final task's result, a group's results, or the first failure)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import WaitTimeout
+from .result_follower import following
+from .result_store import ResultStore
+from .task_record import TaskRecord
+from .workflow import Node, kind, last_ids, steps
+
+
+@dataclass
+class Ended:
+    """How a waited-for workflow ended."""
+
+    root: str
+    kind: str
+    done: int
+    total: int
+    finals: list[TaskRecord] = field(default_factory=list)  # the last step, a chord's body, a group's members
+    failed: list[TaskRecord] = field(default_factory=list)
+
+    @property
+    def state(self) -> str:
+        return "FAILURE" if self.failed else "SUCCESS"
+
+    @property
+    def result(self) -> Any:
+        if self.kind == "group":
+            return [final.result for final in self.finals]
+        return self.finals[0].result if self.finals else None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.root,
+            "kind": self.kind,
+            "state": self.state,
+            "result": None if self.failed else self.result,
+            "done": self.done,
+            "total": self.total,
+            "failed": [failure.as_dict() for failure in self.failed],
+            "final_ids": [final.id for final in self.finals],
+        }
+
+
+def wait(store: ResultStore, node: Node, root: str, timeout: float, on_progress: Callable[[int, int], None]) -> Ended:
+    """Follow every task until the workflow's end: its final tasks are done, or (but for a plain group, whose
+    members all run) a task failed, after which Celery runs nothing that depended on it."""
+    ids = [step.id for step in steps(node)]
+    finals = last_ids(node)
+    shape = kind(node)
+    done: dict[str, dict[str, Any]] = {}
+    deadline = time.monotonic() + timeout
+    with following(store) as follower:
+        for task_id in ids:
+            follower.follow(task_id)
+        on_progress(0, len(ids))
+        while True:
+            done |= follower.next(deadline, lambda _, __: None)
+            on_progress(len(done), len(ids))
+            failed = [task_id for task_id in ids if done.get(task_id, {}).get("status") in ("FAILURE", "REVOKED")]
+            if all(task_id in done for task_id in finals) or (failed and shape != "group"):
+                break
+            if time.monotonic() >= deadline:
+                raise WaitTimeout(
+                    f"workflow {root} is not finished after {timeout:g}s ({len(done)}/{len(ids)} tasks done)",
+                    hint=f"it goes on: see 'tcel result {root} --tree' later",
+                )
+    records = _records(store, [*finals, *failed])
+    return Ended(
+        root,
+        shape,
+        len(done),
+        len(ids),
+        [records[task_id] for task_id in finals if task_id in records],
+        [records[task_id] for task_id in failed if task_id in records],
+    )
+
+
+def _records(store: ResultStore, ids: list[str]) -> dict[str, TaskRecord]:
+    return {shown.id: shown for shown in store.records(ids) if shown is not None}
