@@ -21,6 +21,8 @@ INDEX_KEY = "tcel:tasks"
 INFO_KEY = "tcel:task:"
 # The ids of a streamed sum's chunk tasks, a list under its final task's id (only tcel reads and writes it).
 JOB_KEY = "tcel:job:"
+# The header naming the beat entry that sent a task (django-celery-beat's, which tcel's beat and `beat run` use)
+PERIODIC_HEADER = "periodic_task_name"
 INDEX_TTL = 86400  # Celery's default result_expires
 # The index keeps a task's exact args and kwargs (for `tcel retry`) when their JSON is at most this long.
 CALL_KEPT_MAX = 65536
@@ -36,7 +38,7 @@ FLOWER_IMAGE_KIND = "flower"  # ... and on Flower images
 LABEL_BROKER_IMAGE = "io.tcel.broker-image"  # on the broker's volume: what wrote its data
 LABEL_BROKER_VERSION = "io.tcel.rabbitmq-version"
 
-SERVICES = ("broker", "backend", "worker", "flower")
+SERVICES = ("broker", "backend", "worker", "beat", "flower")
 BROKER_PORT = 5672  # inside the stack's network
 BACKEND_PORT = 6379
 FLOWER_PORT = 5555

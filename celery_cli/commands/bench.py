@@ -51,7 +51,7 @@ def bench(
 
     Tasks go out in a window of publisher confirms: sent/s counts a task once the broker confirmed it.
     """
-    from ..tables import bench_table
+    from ..bench_tables import bench_table
     from ..throughput import run
 
     out = Output(json)
@@ -99,8 +99,8 @@ def _by_workers(
 ) -> None:
     """Scale the project's stack to each count in turn (alternating the order each round), bench it, put the
     workers back as they were, and show medians per count; any failed run fails the command."""
+    from ..bench_tables import scaling_table
     from ..stack import open_stack
-    from ..tables import scaling_table
     from ..throughput import by_workers, scaling_summary
     from .up_options import up_options
 

@@ -26,6 +26,8 @@ WORKER_STOP_TIMEOUT = 1
 # running ones finish, for up to --grace seconds, before the cold path above.
 WORKER_WARM_STOP_SIGNAL = "SIGTERM"
 PASSED_TO_WORKERS = ("TCEL_ADD_DELAY",)
+# The beat: the workers' app (tcel_worker) under RedBeat's scheduler with tcel's additions (worker_side/tcel_beat.py)
+BEAT_COMMAND = ("celery", "-A", "tcel_worker", "beat", "-S", "tcel_beat:Scheduler", "--loglevel=INFO")
 REDIS_CONF = "/etc/tcel-redis.conf"
 # Where passwords go when they must not be in a service's environment (Docker secrets on Swarm): RabbitMQ reads
 # default_user/default_pass from any file in conf.d (the official image's and our stand-in's config directory);
@@ -116,6 +118,14 @@ def worker(number: int, options: UpOptions, credentials: Credentials, image: str
         stop_signal="SIGQUIT",
         stop_timeout=WORKER_STOP_TIMEOUT,
         queues=options.queues,
+    )
+
+
+def beat(credentials: Credentials, image: str) -> ServiceSpec:
+    """The stack's one beat (RedBeat, tcel_beat.py), from the workers' image and with their app. Its URLs are
+    files named by CELERY_*_FILE on either engine, as Flower's are: no password in its environment."""
+    return secrets_in_files(
+        ServiceSpec("beat", None, image, environment=credentials.inside_network(), command=list(BEAT_COMMAND))
     )
 
 

@@ -25,6 +25,7 @@ COMMANDS = [
     "bench",
     "inspect",
     "control",
+    "beat",
 ]
 
 

@@ -41,6 +41,7 @@ class UpPlan:
     build: bool
     extra_workers: list[Container]  # numbered above an asked worker count
     flower_image: str | None = None  # when the stack has Flower
+    beat: bool = False  # the stack has a beat (from the worker image)
     build_flower: bool = False
 
 
@@ -58,6 +59,7 @@ def plan(client: docker.DockerClient, project: Project, options: UpOptions, exis
     image = worker_image(project, options.app, options.worker_command)
     worker_tag = image.name(options.python_image)
     flower_image = flower_image_name(options.python_image) if with_flower else None
+    with_beat = not options.workers_only and (options.beat or project.container("beat") in existing)
     if with_flower:
         access = access.with_flower_login()
     return UpPlan(
@@ -75,6 +77,7 @@ def plan(client: docker.DockerClient, project: Project, options: UpOptions, exis
             specs.broker(project, options, access),
             specs.backend(project, options, access),
             *(specs.worker(n, options, access, worker_tag) for n in range(1, count + 1)),
+            *([specs.beat(access, worker_tag)] if with_beat else []),
             *([specs.flower(access, flower_image)] if flower_image else []),
         ],
         worker_image=worker_tag,
@@ -85,6 +88,7 @@ def plan(client: docker.DockerClient, project: Project, options: UpOptions, exis
         extra_workers=[c for c in workers if c.number > count] if options.workers is not None else [],
         flower_image=flower_image,
         build_flower=flower_image is not None and not image_exists(client, flower_image),
+        beat=with_beat,
     )
 
 

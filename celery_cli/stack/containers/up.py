@@ -41,9 +41,15 @@ def apply(client: docker.DockerClient, project: Project, plan: UpPlan, undo: Rol
     drop extra workers."""
     existing = plan.existing
     report = UpReport(
-        plan.credentials, built=plan.build or plan.build_flower, notes=plan.notes, flower=plan.flower_image is not None
+        plan.credentials,
+        built=plan.build or plan.build_flower,
+        notes=plan.notes,
+        flower=plan.flower_image is not None,
+        beat=plan.beat,
     )
     report.removed += _remove_stale(client, existing, "worker", plan.worker_image, plan.worker_queues)
+    if plan.beat:  # stopped (and its lock released) before a new one is made
+        report.removed += _remove_stale(client, existing, "beat", plan.worker_image)
     if plan.flower_image is not None:
         report.removed += _remove_stale(client, existing, "flower", plan.flower_image)
     network, made = docker_api.network(client, project)
