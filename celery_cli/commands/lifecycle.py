@@ -60,13 +60,13 @@ def up(
         int | None, typer.Option(min=1, max=65535, help="Host port for Flower [env TCEL_FLOWER_PORT; 5555].")
     ] = None,
     beat: Annotated[
-        bool,
+        bool | None,
         typer.Option(
-            "--beat",
+            "--beat/--no-beat",
             help="Also run one beat (RedBeat: its schedule and lock in the stack's Redis) sending the app's "
-            "periodic tasks (see 'tcel beat').",
+            "periodic tasks (see 'tcel beat'); --no-beat removes it [default: as last started].",
         ),
-    ] = False,
+    ] = None,
     watch: Annotated[
         bool, typer.Option("--watch", help="Then stay in the foreground: a change to the worker's files reloads them.")
     ] = False,
@@ -125,8 +125,9 @@ def up(
     With --watch, every change to a file of the worker image (the app's modules, requirements, the Dockerfile...)
     rebuilds it and replaces the workers one at a time; Ctrl-C stops watching and leaves the stack up.
     With --flower, Flower runs beside them (its image built on the same Python base); a later 'tcel up'
-    without --flower leaves it running, 'tcel down' removes it. --beat is kept the same way: one beat, from the
-    workers' image, replaced with them; its schedule's state lives in Redis (kept unless 'down --volumes').
+    without --flower leaves it running, 'tcel down' removes it. With --beat, one beat runs from the workers'
+    image, replaced with them, and later 'tcel up's keep it (until --no-beat); its schedule's state lives in
+    Redis, kept unless 'down --volumes'.
     """
     from ..stack import open_stack
 

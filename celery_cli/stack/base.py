@@ -37,7 +37,7 @@ class UpOptions:
     workers_only: bool = False  # `tcel scale`: never create or start the broker or backend
     flower: bool = False  # add Flower; without it, a Flower that exists is kept as it is
     flower_port: int | None = None  # as broker_port
-    beat: bool = False  # add the beat; without it, a beat that exists is kept (on the workers' image)
+    beat: bool = False  # the stack has one beat (on the workers' image); kept for the project as TCEL_BEAT
     # Swarm only: make the engine a single-node swarm manager if it is in no swarm; the node the broker and
     # backend run on (default: the manager); the registry the worker image goes to (default: one tcel runs)
     swarm_init: bool = False

@@ -62,8 +62,8 @@ def apply(client: docker.DockerClient, project: Project, plan: UpPlan, undo: Rol
             undo.add(volume.remove)
     _create_and_start(client, project, plan, str(network.name), report, undo, progress)
     undo.keep()  # the stack runs: dropping extra workers below takes nothing back
-    docker_api.stop_and_remove(plan.extra_workers)
-    report.removed += [c.name for c in plan.extra_workers]
+    docker_api.stop_and_remove(plan.extra_workers + plan.extra_beat)
+    report.removed += [c.name for c in plan.extra_workers + plan.extra_beat]
     return report
 
 
