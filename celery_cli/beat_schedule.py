@@ -115,8 +115,9 @@ def read(store: ResultStore) -> BeatState:
 
 
 def entry(definition: str, meta: str | None, score: float) -> BeatEntry:
-    """One entry from RedBeat's JSON. The next run is the last one plus the interval for an interval
-    schedule (RedBeat's score keeps whole seconds), else RedBeat's score; None when nothing is due again."""
+    """One entry from RedBeat's JSON. The next run is RedBeat's score, which it truncates to whole seconds from
+    a time computed a little early: so the last run plus the interval for an interval schedule, the nearest
+    minute for a crontab (whose runs fall on whole minutes); None when nothing is due again."""
     data = json.loads(definition)
     state = json.loads(meta) if meta else {}
     last_run = moment(state.get("last_run_at"))
@@ -124,6 +125,9 @@ def entry(definition: str, meta: str | None, score: float) -> BeatEntry:
     next_run: float | None = score if score >= 0 else None
     if schedule.get("__type__") == "interval" and last_run is not None and next_run is not None:
         next_run = max(last_run + float(schedule.get("every") or 0), next_run)
+    elif schedule.get("__type__") == "crontab" and next_run is not None:
+        next_run = round(next_run / 60) * 60.0
+    runs = int(state.get("total_run_count") or 0)
     return BeatEntry(
         name=str(data.get("name")),
         task=str(data.get("task")),
@@ -132,9 +136,9 @@ def entry(definition: str, meta: str | None, score: float) -> BeatEntry:
         options=dict(data.get("options") or {}),
         schedule=schedule,
         enabled=bool(data.get("enabled", True)),
-        last_run=last_run,
+        last_run=last_run if runs else None,  # RedBeat stores a new entry with the time it first saw it
         next_run=next_run,
-        total_runs=int(state.get("total_run_count") or 0),
+        total_runs=runs,
     )
 
 
