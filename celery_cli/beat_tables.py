@@ -1,10 +1,10 @@
-"""How the beat's schedule is drawn (`tcel beat`) and the beat's line in `tcel status`, in tables.py's style."""
+"""How the beat's schedule is drawn (`tcel beat`), in tables.py's style (the beat's line: tables.beat_line)."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .tables import duration, short, table, when
+from .tables import short, table, when
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -41,15 +41,3 @@ def _arguments(entry: BeatEntry) -> str | None:
     parts = [shown(entry.args)[1:-1]] if entry.args else []
     parts += [f"{key}={shown(value)}" for key, value in entry.kwargs.items()]
     return ", ".join(parts) or None
-
-
-def beat_line(state: BeatState, now: float) -> str:
-    """`running on beat, last tick 0.4s ago; next: every-second at 12:00:01` (or why it is not)."""
-    from .beat_schedule import tick_age
-
-    age = tick_age(state, now)
-    running = f"running on {state.host or 'the beat'}" if state.locked else "not running (no beat holds the lock)"
-    if age is not None:
-        running += f", last tick {age:.1f}s ago" if age < 60 else f", last tick {duration(age)} ago"
-    due = state.next_due
-    return running + (f"; next: {due.name} at {when(due.next_run)}" if due else "; nothing due")

@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from rich.console import RenderableType
     from rich.table import Table
 
+    from .beat_schedule import BeatState
     from .overview import Overview
     from .stack.base import ServiceStatus
     from .task_record import TaskRecord
@@ -179,7 +180,21 @@ def overview(view: Overview, rate: float | None = None) -> list[RenderableType]:
         )
     if not failed("tasks"):
         parts.append(tasks_table(f"last {len(view.tasks)} tasks", view.tasks))
+    if not failed("beat") and view.beat is not None:
+        parts.append(Text(f"beat: {beat_line(view.beat, view.taken_at)} ({len(view.beat.entries)} entries)"))
     return parts
+
+
+def beat_line(state: BeatState, now: float) -> str:
+    """`running on beat, last tick 0.4s ago; next: every-second at 12:00:01` (or why it is not)."""
+    from .beat_schedule import tick_age
+
+    age = tick_age(state, now)
+    running = f"running on {state.host or 'the beat'}" if state.locked else "not running (no beat holds the lock)"
+    if age is not None:
+        running += f", last tick {age:.1f}s ago" if age < 60 else f", last tick {duration(age)} ago"
+    due = state.next_due
+    return running + (f"; next: {due.name} at {when(due.next_run)}" if due else "; nothing due")
 
 
 def value(result: Any) -> str:

@@ -37,10 +37,11 @@ def schedule(ctx: typer.Context, target: Target, json: Json = False) -> None:
     if ctx.invoked_subcommand is not None:
         return
     from .. import beat_schedule
-    from ..beat_tables import beat_line, schedule_table
+    from ..beat_tables import schedule_table
     from ..errors import NotRunning
     from ..project_app import uses_database_scheduler
     from ..result_store import ResultStore
+    from ..tables import beat_line
 
     out = Output(json)
     state = beat_schedule.read(ResultStore(target.url("backend")))

@@ -16,6 +16,7 @@ import os
 import time
 from collections.abc import Iterator
 from datetime import datetime
+from itertools import pairwise
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -117,7 +118,7 @@ def beat_container(project: StackProject):
 
 
 def gaps(times: list[float]) -> list[float]:
-    return [later - earlier for earlier, later in zip(times, times[1:], strict=False)]
+    return [later - earlier for earlier, later in pairwise(times)]
 
 
 def test_the_table_names_every_entry_and_its_schedule(beat_stack: StackProject) -> None:
@@ -138,6 +139,20 @@ def test_the_table_names_every_entry_and_its_schedule(beat_stack: StackProject) 
     assert table.code == 0, table.stderr
     for text in (SECOND, "five-minutes", "hourly", "every 1 s", "crontab */5 * * * *", "running on beat"):
         assert text in table.stdout + table.stderr
+
+
+def test_status_and_logs_show_the_beat(beat_stack: StackProject) -> None:
+    wait_for(lambda: runs(beat_stack) >= 2, "the beat sends")
+    status = beat_stack.tcel("status", "--json")
+    view = json.loads(status.stdout)
+    (service,) = [s for s in view["services"] if s["service"] == "beat"]
+    assert service["state"] == "running" and service["ready"] is True, view
+    assert view["beat"]["running"] is True and view["beat"]["next_due"]["name"] == SECOND
+    assert time.time() - view["beat"]["last_tick"] < 30
+    shown = beat_stack.tcel("status")
+    assert "beat: running on beat, last tick" in shown.stdout + shown.stderr
+    logs = beat_stack.tcel("logs", "beat", "--tail", "20")
+    assert logs.code == 0 and "Sending due task every-second" in logs.stdout
 
 
 def test_the_second_entry_is_sent_on_time(beat_stack: StackProject) -> None:
