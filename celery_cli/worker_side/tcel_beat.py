@@ -10,6 +10,7 @@ On top of RedBeat, this scheduler
   (`periodic_task_name`), which tcel's worker hooks record for `tcel results` and `tcel result`;
 - pauses again, when it starts, the entries `tcel beat pause` paused (RedBeat rewrites every entry of
   `beat_schedule` as enabled when it starts);
+- stores Celery's solar schedules too (RedBeat 2.4's JSON has no solar);
 - records each tick (time, host, time zone) in the hash `tcel:beat`, once it holds the lock: `tcel status`
   shows it.
 
@@ -31,7 +32,12 @@ try:
 except ImportError:  # the project's image does not install it: tcel's copy
     sys.path.append("/opt/tcel/lib")
 
-from redbeat import RedBeatScheduler  # type: ignore[import-not-found]
+from celery.schedules import solar  # type: ignore[import-untyped]
+from redbeat import (  # type: ignore[import-not-found]
+    RedBeatScheduler,  # type: ignore[import-not-found]
+    decoder,
+    schedulers,
+)
 from redbeat.schedulers import get_redis  # type: ignore[import-not-found]
 
 PERIODIC_HEADER = "periodic_task_name"
@@ -39,6 +45,27 @@ STATE_KEY = "tcel:beat"
 PAUSED_KEY = "tcel:beat:paused"
 
 logger = logging.getLogger(__name__)
+
+
+class _Encoder(decoder.RedBeatJSONEncoder):  # type: ignore[misc]
+    """RedBeat's JSON, and Celery's solar schedule, which RedBeat 2.4 cannot store (the beat would stop)."""
+
+    def default(self, obj: Any) -> Any:
+        if isinstance(obj, solar):
+            return {"__type__": "solar", "event": obj.event, "lat": obj.lat, "lon": obj.lon}
+        return super().default(obj)
+
+
+class _Decoder(decoder.RedBeatJSONDecoder):  # type: ignore[misc]
+    def dict_to_object(self, d: dict[str, Any]) -> Any:
+        if d.get("__type__") == "solar":
+            return solar(d["event"], d["lat"], d["lon"])
+        return super().dict_to_object(d)
+
+
+# RedBeat reads its JSON classes from its module's names when it stores and loads an entry
+schedulers.RedBeatJSONEncoder = _Encoder
+schedulers.RedBeatJSONDecoder = _Decoder
 
 
 class Scheduler(RedBeatScheduler):  # type: ignore[misc]

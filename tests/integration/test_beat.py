@@ -32,13 +32,14 @@ UP_TIMEOUT = 300  # the first `up` builds the project's image (pip installs Cele
 ZONE = "Europe/Paris"
 APP = f"""\
 from celery import Celery
-from celery.schedules import crontab
+from celery.schedules import crontab, solar
 
 app = Celery("periodic")
 app.conf.timezone = "{ZONE}"
 app.conf.beat_schedule = {{
     "every-second": {{"task": "periodic.tick", "schedule": 1.0, "args": (1,)}},
     "five-minutes": {{"task": "periodic.tick", "schedule": crontab(minute="*/5"), "args": (5,)}},
+    "sunset": {{"task": "periodic.tick", "schedule": solar("sunset", 48.86, 2.35), "kwargs": {{"n": 0}}}},
 }}
 
 
@@ -58,7 +59,7 @@ SECOND = "every-second"
 def beat_stack(engine, tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackProject]:
     directory: Path = tmp_path_factory.mktemp("beat") / "periodic"
     directory.mkdir()
-    write(directory, {"periodic.py": APP})
+    write(directory, {"periodic.py": APP, "requirements.txt": "ephem\n"})  # ephem: Celery's solar schedules
     with make_project(engine, directory) as project:
         images: set[str] = set()
         try:
@@ -126,7 +127,9 @@ def test_the_table_names_every_entry_and_its_schedule(beat_stack: StackProject) 
     state = schedule(beat_stack)
     assert state["running"] is True and state["timezone"] == ZONE
     shown = {e["name"]: e for e in state["entries"]}
-    assert set(shown) == {SECOND, "five-minutes", "hourly"}
+    assert set(shown) == {SECOND, "five-minutes", "hourly", "sunset"}
+    assert shown["sunset"]["schedule"] == "solar sunset at 48.86, 2.35" and shown["sunset"]["kwargs"] == {"n": 0}
+    assert 0 < shown["sunset"]["next_run"] - time.time() <= 86400 + 3600
     assert shown[SECOND]["schedule"] == "every 1 s" and shown[SECOND]["args"] == [1]
     assert shown["five-minutes"]["schedule"] == f"crontab */5 * * * * ({ZONE})"
     assert shown["hourly"]["schedule"] == "every 1 h" and shown["hourly"]["task"] == "periodic.tick"
