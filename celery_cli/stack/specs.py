@@ -163,7 +163,7 @@ def secrets_in_files(spec: ServiceSpec) -> ServiceSpec:
         user, password = environment.pop("RABBITMQ_DEFAULT_USER"), environment.pop("RABBITMQ_DEFAULT_PASS")
         files[RABBITMQ_USER_CONF] = f"default_user = {user}\ndefault_pass = {password}\n".encode()
     for key in URL_VARIABLES:
-        if key in environment:
+        if environment.get(key):  # "" once moved: a spec already in files stays as it is
             path = secret_path(key)
             files[path] = environment.pop(key).encode()
             environment[f"{key}_FILE"] = path
