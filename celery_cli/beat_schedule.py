@@ -124,7 +124,7 @@ def entry(definition: str, meta: str | None, score: float) -> BeatEntry:
     schedule = data.get("schedule") or {}
     next_run: float | None = score if score >= 0 else None
     if schedule.get("__type__") == "interval" and last_run is not None and next_run is not None:
-        next_run = max(last_run + float(schedule.get("every") or 0), next_run)
+        next_run = last_run + float(schedule.get("every") or 0)  # in the past while the beat is down
     elif schedule.get("__type__") == "crontab" and next_run is not None:
         next_run = round(next_run / 60) * 60.0
     runs = int(state.get("total_run_count") or 0)
