@@ -7,8 +7,9 @@
 - A bounded index of recent tasks in the result backend, which `tcel results` reads instead of scanning Redis:
   a sorted set of task ids by time, trimmed to the newest MAX_TASKS and to `result_expires`, and a small hash
   per task (name, args, kwargs, queue, received, started, finished; and the exact args and kwargs as JSON when
-  they fit CALL_KEPT_MAX, which `tcel retry` sends again). Every task a worker receives passes here, whoever
-  sent it. A failure here is logged, never raised.
+  they fit CALL_KEPT_MAX, which `tcel retry` sends again; the beat entry that sent it, from the header
+  PERIODIC_HEADER). Every task a worker receives passes here, whoever sent it. A failure here is logged, never
+  raised.
 - Every failure as one small entry (time, id, name, exception, message, worker) in a sorted set by time, trimmed to
   MAX_FAILURES and `result_expires`: `tcel results --group-by exception` and `tcel retry --state FAILURE` read
   that one key.
@@ -39,6 +40,8 @@ MAX_FAILURES = 100_000
 MAX_TASKS = 10_000
 SHOWN_LIMIT = 200  # as celery_cli/task_args.py shows arguments
 CALL_KEPT_MAX = 65536
+# The beat entry that sent a task, as django-celery-beat and tcel's beat (tcel_beat.py) name it on the message
+PERIODIC_HEADER = "periodic_task_name"
 
 BROKER_WAIT_SECONDS = 120
 
@@ -202,6 +205,9 @@ def _received(sender=None, request=None, **_):
         call = None
     if call is not None:
         fields["call"] = call
+    periodic = (getattr(request, "request_dict", None) or {}).get(PERIODIC_HEADER)
+    if periodic:
+        fields["periodic"] = str(periodic)
     flow, embed = _flow_fields(request)
     fields.update(flow)
     _write(sender.app, request.id, fields, score=now, flow=embed if flow else None)

@@ -95,7 +95,16 @@ def _index(store: ResultStore, task_id: str, call: TaskCall, sent: float) -> str
     """Record the task as sent, so it shows as queued before a worker has it; a failure is only a warning."""
     try:
         task_index.record_sent(
-            store, task_id, call.name, call.args, call.kwargs, call.queue, sent, retry_of=call.retry_of, job=call.job
+            store,
+            task_id,
+            call.name,
+            call.args,
+            call.kwargs,
+            call.queue,
+            sent,
+            retry_of=call.retry_of,
+            periodic=call.periodic,
+            job=call.job,
         )
     except ServiceUnreachable as error:
         return f"task {task_id} was sent, but {error.message}"

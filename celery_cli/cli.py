@@ -8,7 +8,21 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from .commands import bench, control, env, flower, init, inspect, lifecycle, results, retry, sending, status, workflows
+from .commands import (
+    beat,
+    bench,
+    control,
+    env,
+    flower,
+    init,
+    inspect,
+    lifecycle,
+    results,
+    retry,
+    sending,
+    status,
+    workflows,
+)
 from .errors import ExitCode, TcelError
 from .output import Output
 
@@ -55,7 +69,21 @@ def _options(
     """Run a Celery stack (RabbitMQ, Redis, workers) in Docker and see what it is doing."""
 
 
-for commands in (init, lifecycle, env, status, flower, sending, retry, workflows, results, inspect, control, bench):
+for commands in (
+    init,
+    lifecycle,
+    env,
+    status,
+    flower,
+    sending,
+    retry,
+    workflows,
+    results,
+    inspect,
+    control,
+    beat,
+    bench,
+):
     commands.register(app)
 
 

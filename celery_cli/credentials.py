@@ -22,6 +22,8 @@ KEPT = (
     "TCEL_DATA_NODE",
     "TCEL_REGISTRY",
     "TCEL_REGISTRY_PORT",
+    # whether the stack runs a beat (`up --beat`, until `up --no-beat`)
+    "TCEL_BEAT",
     # the app the workers run, as chosen or found, and a --worker-command given
     "TCEL_APP",
     "TCEL_WORKER_COMMAND",

@@ -28,6 +28,8 @@ FLOW_KEY = "tcel:flow:"
 # message, worker) kept by the workers' hooks, so that grouping failures reads one key, never every result.
 FAILED_KEY = "tcel:failed"
 MAX_FAILURES = 100_000
+# The header naming the beat entry that sent a task (django-celery-beat's, which tcel's beat and `beat run` use)
+PERIODIC_HEADER = "periodic_task_name"
 INDEX_TTL = 86400  # Celery's default result_expires
 # The index keeps a task's exact args and kwargs (for `tcel retry`) when their JSON is at most this long.
 CALL_KEPT_MAX = 65536
@@ -43,7 +45,7 @@ FLOWER_IMAGE_KIND = "flower"  # ... and on Flower images
 LABEL_BROKER_IMAGE = "io.tcel.broker-image"  # on the broker's volume: what wrote its data
 LABEL_BROKER_VERSION = "io.tcel.rabbitmq-version"
 
-SERVICES = ("broker", "backend", "worker", "flower")
+SERVICES = ("broker", "backend", "worker", "beat", "flower")
 BROKER_PORT = 5672  # inside the stack's network
 BACKEND_PORT = 6379
 FLOWER_PORT = 5555

@@ -18,10 +18,12 @@ from .stack.base import ServiceStatus, Stack
 from .task_record import BackendInfo, TaskRecord
 
 if TYPE_CHECKING:
+    from .beat_schedule import BeatState
     from .credentials import Credentials
 
 PART_TIMEOUT = 0.5
 RECENT_TASKS = 10
+BEAT_STALE = 30  # seconds without a tick after which the beat is not ready (it ticks at least every 5 s)
 
 
 @dataclass
@@ -47,6 +49,7 @@ class Overview:
     queues: list[QueueInfo] = field(default_factory=list)
     backend: BackendInfo | None = None
     tasks: list[TaskRecord] = field(default_factory=list)
+    beat: BeatState | None = None  # the beat's schedule and heartbeat, when the stack runs a beat
     failures: dict[str, TcelError] = field(default_factory=dict)
     taken_at: float = field(default_factory=time.time)
 
@@ -88,6 +91,7 @@ class Overview:
             "queues": [asdict(q) for q in self.queues],
             "backend": asdict(self.backend) if self.backend else None,
             "tasks": [t.as_dict() for t in self.tasks],
+            "beat": self.beat.as_dict() if self.beat else None,
             "errors": self.errors,
         }
 
@@ -112,6 +116,7 @@ def gather(stack: Stack) -> Overview:
                 "backend": store.info,
                 "tasks": lambda: store.recent(RECENT_TASKS),
                 "workers": lambda: _workers(access.broker_url(), _worker_nodes(services)),
+                "beat": lambda: _beat(store, services),
             }
         futures = {name: pool.submit(read) for name, read in parts.items()}
         flower = pool.submit(_flower, access, services) if access is not None else None
@@ -145,6 +150,13 @@ def _flower(access: Credentials, services: Any) -> None:
         probe_flower(access, [], PART_TIMEOUT)
 
 
+def _beat(store: ResultStore, services: Any) -> BeatState | None:
+    """The beat's schedule and last tick, when the stack has a beat."""
+    from .beat_schedule import read
+
+    return read(store) if any(s.service == "beat" for s in services.result()) else None
+
+
 def _readiness(overview: Overview, access: Credentials | None) -> None:
     """Ready, from the parts just read: the broker took a login (queues), the backend an authenticated
     command (backend), a worker answered (workers). No second round of probes."""
@@ -164,6 +176,9 @@ def _readiness(overview: Overview, access: Credentials | None) -> None:
             s.ready = "backend" not in overview.failures
         elif s.service == "worker":
             s.ready = worker_node(s.hostname) in answering
+        elif s.service == "beat":
+            beat = overview.beat
+            s.ready = beat is not None and beat.locked and time.time() - (beat.last_tick or 0) < BEAT_STALE
 
 
 def _collect(future: Any, name: str, overview: Overview, default: Any) -> Any:

@@ -236,3 +236,15 @@ def _parsed(path: Path) -> ast.Module | None:
         return ast.parse(path.read_bytes(), filename=str(path))
     except (OSError, SyntaxError, ValueError):
         return None
+
+
+def uses_database_scheduler(directory: Path) -> bool:
+    """Whether the project's modules (top level and one package down, read, not imported) name
+    django-celery-beat, whose DatabaseScheduler keeps entries in Django's database, out of RedBeat's sight."""
+    for path in (*directory.glob("*.py"), *directory.glob("*/*.py")):
+        try:
+            if "django_celery_beat" in path.read_text(errors="replace"):
+                return True
+        except OSError:
+            continue
+    return False

@@ -1,5 +1,5 @@
-"""How tcel draws things: tables for containers, workers, queues, backend, tasks and benchmarks, as Rich
-renderables that the output layer prints."""
+"""How tcel draws things: tables for containers, workers, queues, backend and tasks, as Rich renderables that the
+output layer prints (benchmarks: bench_tables.py; the beat's schedule: beat_tables.py)."""
 
 from __future__ import annotations
 
@@ -13,10 +13,10 @@ if TYPE_CHECKING:
     from rich.console import RenderableType
     from rich.table import Table
 
+    from .beat_schedule import BeatState
     from .overview import Overview
     from .stack.base import ServiceStatus
     from .task_record import TaskRecord
-    from .throughput import BenchResult
 
 
 def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> Table:
@@ -76,7 +76,7 @@ def tasks_table(title: str, records: list[TaskRecord]) -> Table:
         [
             [
                 r.id,
-                r.name,
+                f"{r.name} (beat: {r.periodic})" if r.periodic else r.name,
                 short(r.args),
                 r.state_text,
                 value(r.result) if r.state == "SUCCESS" else r.error,
@@ -100,6 +100,7 @@ def task_detail(record: TaskRecord) -> Table:
         ("kwargs", record.kwargs),
         ("queue", record.queue),
         ("retry of", record.retry_of),
+        ("beat entry", record.periodic),
         ("worker", record.worker),
         ("sent", when(record.sent)),
         ("received", when(record.received)),
@@ -125,49 +126,6 @@ def job_rows(job: dict[str, Any] | None) -> list[tuple[str, str]]:
         ),
         ("chunks", f"{job.get('chunks', 0):,} x {job.get('chunk_task', 'tasks.tsum_chunk')}: {shown_ids or '-'}"),
     ]
-
-
-def bench_table(count: int, result: BenchResult) -> Table:
-    latencies = (result.latency_p50, result.latency_p95, result.latency_p99)
-    return table(
-        f"bench: {count} x {result.task}",
-        ["sent/s", "completed/s", "p50", "p95", "p99", "failed", "total"],
-        [
-            [
-                f"{result.sent_per_second:.0f}",
-                f"{result.completed_per_second:.0f}",
-                *(f"{latency * 1000:.1f} ms" for latency in latencies),
-                result.failed,
-                f"{result.total_seconds:.2f}s",
-            ]
-        ],
-    )
-
-
-def scaling_table(summary: list[dict[str, Any]]) -> Table:
-    """`tcel bench --workers`: medians per worker count over the runs that succeeded."""
-
-    def shown(value: float | None, unit: str) -> str:
-        if value is None:
-            return "-"
-        return f"{value * 1000:.0f} ms" if unit == "ms" else f"{value:.0f}"
-
-    return table(
-        "bench by worker count (medians of the runs that succeeded)",
-        ["workers", "runs", "failed", "completed/s", "sent/s", "p50", "p95"],
-        [
-            [
-                row["workers"],
-                row["runs"],
-                row["failed_runs"],
-                shown(row["completed_per_second"], "/s"),
-                shown(row["sent_per_second"], "/s"),
-                shown(row["latency_p50"], "ms"),
-                shown(row["latency_p95"], "ms"),
-            ]
-            for row in summary
-        ],
-    )
 
 
 def overview(view: Overview, rate: float | None = None) -> list[RenderableType]:
@@ -216,7 +174,21 @@ def overview(view: Overview, rate: float | None = None) -> list[RenderableType]:
         )
     if not failed("tasks"):
         parts.append(tasks_table(f"last {len(view.tasks)} tasks", view.tasks))
+    if not failed("beat") and view.beat is not None:
+        parts.append(Text(f"beat: {beat_line(view.beat, view.taken_at)} ({len(view.beat.entries)} entries)"))
     return parts
+
+
+def beat_line(state: BeatState, now: float) -> str:
+    """`running on beat, last tick 0.4s ago; next: every-second at 12:00:01` (or why it is not)."""
+    from .beat_schedule import tick_age
+
+    age = tick_age(state, now)
+    running = f"running on {state.host or 'the beat'}" if state.locked else "not running (no beat holds the lock)"
+    if age is not None:
+        running += f", last tick {age:.1f}s ago" if age < 60 else f", last tick {duration(age)} ago"
+    due = state.next_due
+    return running + (f"; next: {due.name} at {when(due.next_run)}" if due else "; nothing due")
 
 
 def value(result: Any) -> str:

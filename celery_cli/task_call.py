@@ -23,6 +23,7 @@ class TaskCall:
     expires: float | datetime | None = None  # seconds from sending, or a moment
     priority: int | None = None
     retry_of: str | None = None  # the task this one sends again
+    periodic: str | None = None  # the beat entry it is sent for (`tcel beat run`)
     job: dict[str, Any] | None = None  # what a streamed sum's final task sums up, kept in the index with it
 
     def __post_init__(self) -> None:

@@ -21,6 +21,7 @@ def record_sent(
     queue: str,
     sent: float,
     retry_of: str | None = None,
+    periodic: str | None = None,
     job: dict[str, Any] | None = None,
 ) -> None:
     """Put a task tcel sent into the index, so it shows as queued before any worker has it, and keep what
@@ -34,6 +35,8 @@ def record_sent(
         fields["call"] = call
     if retry_of:
         fields["retry_of"] = retry_of
+    if periodic:
+        fields["periodic"] = periodic
     chunk_ids = []
     if job is not None:
         chunk_ids = job.get("chunk_ids", [])

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from .errors import UsageError
-from .names import MAX_MESSAGE_SIZE
+from .names import MAX_MESSAGE_SIZE, PERIODIC_HEADER
 
 if TYPE_CHECKING:
     import amqp
@@ -57,7 +57,9 @@ def headers(call: TaskCall, task_id: str, sent: float, origin: str, small: bool 
 
     eta = later(call.countdown) if call.countdown else call.eta
     expires = later(call.expires) if isinstance(call.expires, (int, float)) else call.expires
+    periodic = {PERIODIC_HEADER: call.periodic} if call.periodic else {}
     return {
+        **periodic,
         "lang": "py",
         "task": call.name,
         "id": task_id,

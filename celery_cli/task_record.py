@@ -35,6 +35,7 @@ class TaskRecord:
     kwargs: str | None = None
     queue: str | None = None
     retry_of: str | None = None  # the task this one sent again (`tcel retry`)
+    periodic: str | None = None  # the beat entry that sent it (the beat, or `tcel beat run`)
     job: dict[str, Any] | None = None  # a streamed sum's final task: numbers, chunks, and (looked up) chunk ids
     meta: Any = None  # what a task in a custom state reported with it (update_state's meta)
     retries: int | None = None  # a task retried: how many times so far (the workers' hooks count them)
@@ -125,6 +126,7 @@ def record(task_id: str, meta_json: str | None, info: dict[str, str]) -> TaskRec
         kwargs=info.get("kwargs") or (shown(meta["kwargs"]) if meta.get("kwargs") else None),
         queue=info.get("queue") or meta.get("queue"),
         retry_of=info.get("retry_of"),
+        periodic=info.get("periodic"),
         job=json.loads(info["job"]) if info.get("job") else None,
         meta=meta_shown,
         retries=int(info["retries"]) if info.get("retries") else None,

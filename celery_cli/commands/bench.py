@@ -63,7 +63,7 @@ def bench(
     Any task of the app: 'tcel bench --task proj.tasks.add --args "[2, 3]"'. The workers must know the task:
     tcel asks them first, so that a bench never measures how fast they refuse an unknown one.
     """
-    from ..tables import bench_table
+    from ..bench_tables import bench_table
     from ..throughput import BenchTask, run
 
     out = Output(json)
@@ -132,8 +132,8 @@ def _by_workers(
 ) -> None:
     """Scale the project's stack to each count in turn (alternating the order each round), bench it, put the
     workers back as they were, and show medians per count; any failed run fails the command."""
+    from ..bench_tables import scaling_table
     from ..stack import open_stack
-    from ..tables import scaling_table
     from ..throughput import by_workers, scaling_summary
     from .up_options import up_options
 

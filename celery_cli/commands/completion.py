@@ -23,7 +23,11 @@ def task_names(ctx: typer.Context, incomplete: str) -> list[str]:
 
 
 def services(ctx: typer.Context, incomplete: str) -> list[str]:
-    return [name for name in ["broker", "backend", "worker", "flower", *_workers(ctx)] if name.startswith(incomplete)]
+    return [
+        name
+        for name in ["broker", "backend", "worker", "beat", "flower", *_workers(ctx)]
+        if name.startswith(incomplete)
+    ]
 
 
 def workers(ctx: typer.Context, incomplete: str) -> list[str]:

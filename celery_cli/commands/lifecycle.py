@@ -59,6 +59,14 @@ def up(
     flower_port: Annotated[
         int | None, typer.Option(min=1, max=65535, help="Host port for Flower [env TCEL_FLOWER_PORT; 5555].")
     ] = None,
+    beat: Annotated[
+        bool | None,
+        typer.Option(
+            "--beat/--no-beat",
+            help="Also run one beat (RedBeat: its schedule and lock in the stack's Redis) sending the app's "
+            "periodic tasks (see 'tcel beat'); --no-beat removes it [default: as last started].",
+        ),
+    ] = None,
     watch: Annotated[
         bool, typer.Option("--watch", help="Then stay in the foreground: a change to the worker's files reloads them.")
     ] = False,
@@ -117,7 +125,9 @@ def up(
     With --watch, every change to a file of the worker image (the app's modules, requirements, the Dockerfile...)
     rebuilds it and replaces the workers one at a time; Ctrl-C stops watching and leaves the stack up.
     With --flower, Flower runs beside them (its image built on the same Python base); a later 'tcel up'
-    without --flower leaves it running, 'tcel down' removes it.
+    without --flower leaves it running, 'tcel down' removes it. With --beat, one beat runs from the workers'
+    image, replaced with them, and later 'tcel up's keep it (until --no-beat); its schedule's state lives in
+    Redis, kept unless 'down --volumes'.
     """
     from ..stack import open_stack
 
@@ -136,6 +146,7 @@ def up(
         queues=queues_option(queues),
         flower=flower,
         flower_port=flower_port,
+        beat=beat,
         swarm_init=init,
         data_node=data_node,
         registry=registry,
@@ -225,6 +236,8 @@ def _show(
         out.info(f"  backend  {mask_url(report.credentials.backend_url())}")
         if report.flower:
             out.info(f"  flower   {_flower_line(report.credentials)}")
+        if report.beat:
+            out.info("  beat     running (its schedule: tcel beat)")
         out.info(f"  secrets  {secrets}")
 
 
@@ -274,7 +287,8 @@ def logs(
     service: Annotated[
         str | None,
         typer.Argument(
-            help="broker, backend, worker (all workers), worker-N or flower; default: all.", autocompletion=services
+            help="broker, backend, worker (all workers), worker-N, beat or flower; default: all.",
+            autocompletion=services,
         ),
     ] = None,
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new lines until Ctrl-C.")] = False,

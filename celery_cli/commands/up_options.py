@@ -57,6 +57,8 @@ def up_options(
     directory = target.project.directory
     rest["app"] = find_app(directory, str(app_option) if app_option else None, started_with.get("TCEL_APP"))
     rest["registry"] = rest.get("registry") or started_with.get("TCEL_REGISTRY") or None
+    beat = rest.pop("beat", None)
+    rest["beat"] = beat if beat is not None else started_with.get("TCEL_BEAT") == "1"
 
     return UpOptions(
         bind=bind_setting(bind),

@@ -79,6 +79,8 @@ def _show(out: Output, outcome: Reload) -> None:
         out.info(f"{changed}: the workers already run {r.image}, nothing to reload")
     else:
         build = f"rebuilt in {r.build_seconds:.1f}s" if r.built else "image already built"
+        workers = [name for name in r.replaced if not name.endswith("-beat")]
+        beat = " and the beat" if len(workers) < len(r.replaced) else ""
         out.success(
-            f"{changed}: {build}, {len(r.replaced)} worker(s) replaced in {r.replace_seconds:.1f}s, now {r.image}"
+            f"{changed}: {build}, {len(workers)} worker(s){beat} replaced in {r.replace_seconds:.1f}s, now {r.image}"
         )

@@ -40,6 +40,7 @@ class UpOptions:
     workers_only: bool = False  # `tcel scale`: never create or start the broker or backend
     flower: bool = False  # add Flower; without it, a Flower that exists is kept as it is
     flower_port: int | None = None  # as broker_port
+    beat: bool = False  # the stack has one beat (on the workers' image); kept for the project as TCEL_BEAT
     # Swarm only: make the engine a single-node swarm manager if it is in no swarm; the node the broker and
     # backend run on (default: the manager); the registry the worker image goes to (default: one tcel runs)
     swarm_init: bool = False
@@ -61,6 +62,7 @@ class UpReport:
     workers: list[str] = field(default_factory=list)  # their Celery node names, once they answered
     notes: list[str] = field(default_factory=list)  # what the user should know, such as a port chosen
     flower: bool = False  # the stack has a Flower service
+    beat: bool = False  # the stack has a beat
     engine: str = ""  # containers or swarm
     # what changed in a running service besides its image, as `name: what` (on Swarm: replica counts, settings)
     changes: list[str] = field(default_factory=list)
@@ -94,6 +96,7 @@ class UpReport:
             },
             "backend": {"host": c.host, "port": c.backend_port, "password": mask(c.backend_password)},
             "flower": flower_dict(c) if self.flower else None,
+            "beat": self.beat,
             "credentials_file": credentials_file,
             "notes": self.notes,
         }

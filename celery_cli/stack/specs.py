@@ -31,6 +31,8 @@ PASSED_TO_WORKERS = ("TCEL_ADD_DELAY",)
 RESTART_POLICY = "unless-stopped"
 LOG_DRIVER = "json-file"
 LOG_OPTIONS = {"max-size": "10m", "max-file": "3"}
+# The beat: the workers' app (tcel_worker) under RedBeat's scheduler with tcel's additions (worker_side/tcel_beat.py)
+BEAT_COMMAND = ("celery", "-A", "tcel_worker", "beat", "-S", "tcel_beat:Scheduler", "--loglevel=INFO")
 REDIS_CONF = "/etc/tcel-redis.conf"
 # Where passwords go when they must not be in a service's environment (Docker secrets on Swarm): RabbitMQ reads
 # default_user/default_pass from any file in conf.d (the official image's and our stand-in's config directory);
@@ -124,6 +126,14 @@ def worker(number: int, options: UpOptions, credentials: Credentials, image: str
     )
 
 
+def beat(credentials: Credentials, image: str) -> ServiceSpec:
+    """The stack's one beat (RedBeat, tcel_beat.py), from the workers' image and with their app. Its URLs are
+    files named by CELERY_*_FILE on either engine, as Flower's are: no password in its environment."""
+    return secrets_in_files(
+        ServiceSpec("beat", None, image, environment=credentials.inside_network(), command=list(BEAT_COMMAND))
+    )
+
+
 def flower(credentials: Credentials, image: str) -> ServiceSpec:
     """Flower, watching the stack's workers through the broker's events, behind a basic-auth login. Its
     secrets (the broker's and backend's URLs, the login) are files under /run/secrets on either engine (put
@@ -158,7 +168,7 @@ def secrets_in_files(spec: ServiceSpec) -> ServiceSpec:
         user, password = environment.pop("RABBITMQ_DEFAULT_USER"), environment.pop("RABBITMQ_DEFAULT_PASS")
         files[RABBITMQ_USER_CONF] = f"default_user = {user}\ndefault_pass = {password}\n".encode()
     for key in URL_VARIABLES:
-        if key in environment:
+        if environment.get(key):  # "" once moved: a spec already in files stays as it is
             path = secret_path(key)
             files[path] = environment.pop(key).encode()
             environment[f"{key}_FILE"] = path

@@ -27,6 +27,10 @@ CONSTRAINTS = TEMPLATE_DIR / "constraints.txt"
 DEPENDENCIES_DIR = ".tcel/deps"
 WORKER_SIDE_DIR = ".tcel/worker"
 WORKER_SIDE_PATH = "/opt/tcel"
+# The beat's scheduler (celery-redbeat) and what it needs beside Celery, copied from tcel's own environment
+# (pinned by constraints.txt) into the worker side's lib/, which tcel_beat.py uses when the project's image has
+# no RedBeat of its own: pure Python, so any image takes them, whatever its user, pip or package index.
+BEAT_PACKAGES = ("redbeat", "tenacity")
 # `celery -A tcel_worker` loads the project's app (TCEL_APP) with tcel's settings and hooks (tcel_worker.py).
 # Without mingle: a lone worker would wait a second at start for neighbours that are not there.
 WORKER_COMMAND = ("celery", "-A", "tcel_worker", "worker", "--loglevel=INFO", "--without-mingle")
@@ -136,9 +140,12 @@ class WorkerImage:
         for name, source, mode in (
             ("tcel_worker.py", WORKER_SIDE / "tcel_worker.py", 0o644),
             ("tcel_worker_hooks.py", TEMPLATE_DIR / "worker_hooks.py", 0o644),
+            ("tcel_beat.py", WORKER_SIDE / "tcel_beat.py", 0o644),
             ("entrypoint.sh", WORKER_SIDE / "entrypoint.sh", 0o755),
         ):
             files[f"{WORKER_SIDE_DIR}/{name}"] = (source.read_bytes(), mode)
+        for path, content in beat_packages():
+            files[f"{WORKER_SIDE_DIR}/lib/{path}"] = (content, 0o644)
         dockerfile, mode = files["Dockerfile"]
         files["Dockerfile"] = (dockerfile.rstrip(b"\n") + b"\n\n" + self._worker_layer().encode(), mode)
         return BuildContext(files)
@@ -224,6 +231,26 @@ class WorkerImage:
                 hint="install celery in that Dockerfile, or give the command that starts the worker with "
                 "--worker-command",
             ) from None
+
+
+def beat_packages() -> list[tuple[str, bytes]]:
+    """The Python files of BEAT_PACKAGES as installed beside tcel (found, not imported), by path in lib/."""
+    from importlib.util import find_spec
+
+    files = []
+    for package in BEAT_PACKAGES:
+        spec = find_spec(package)
+        if spec is None or not spec.submodule_search_locations:
+            from ..errors import TcelError
+
+            raise TcelError(f"{package} is not installed beside tcel", hint="reinstall tcel (pip install tcel)")
+        root = Path(next(iter(spec.submodule_search_locations)))
+        files += [
+            (f"{package}/{path.relative_to(root)}", path.read_bytes())
+            for path in sorted(root.rglob("*"))
+            if path.is_file() and path.suffix in (".py", ".typed") and "__pycache__" not in path.parts
+        ]
+    return files
 
 
 def worker_image(project: Project, app: ProjectApp | None, command: tuple[str, ...] | None = None) -> WorkerImage:

@@ -9,7 +9,10 @@ project's files:
 - tcel's worker hooks (the recent-task index `tcel results` reads, the quick start), from tcel_worker_hooks;
 - a report, once the worker is ready, of what it really runs (Celery's version, the settings kept by the
   project, where its broker and backend are) into the stack's Redis, reached through the environment's URL
-  (CELERY_RESULT_BACKEND), not the app's configuration: `tcel up` reads it.
+  (CELERY_RESULT_BACKEND), not the app's configuration: `tcel up` reads it;
+- for `tcel up --beat` (tcel_beat.py, RedBeat's scheduler): RedBeat's Redis is the stack's backend, and the beat
+  loops at least every BEAT_MAX_INTERVAL seconds, holding its lock for BEAT_LOCK_TIMEOUT: a beat killed
+  without releasing it is replaced that long after, never sooner.
 
 Applied here, when `celery -A` imports this module, rather than from a module given to `--include`: the worker
 finalizes the app (binding every task's acks_late and serializer) before it imports --include modules.
@@ -55,6 +58,11 @@ RELIED_ON = {
     "redis_socket_timeout": 10,
     "redis_socket_connect_timeout": 5,
 }
+
+# The beat's loop and lock (RedBeat's lock lasts 5 loops by default: 25 minutes with Celery's 5-minute loop, the
+# time a killed beat's successor would wait). The lock is renewed on every loop, so it outlives 4 slow loops.
+BEAT_MAX_INTERVAL = 5
+BEAT_LOCK_TIMEOUT = 20
 
 logger = logging.getLogger(__name__)
 
@@ -105,6 +113,12 @@ def _where(url: object) -> str:
 STACK_BACKEND = os.environ.get("CELERY_RESULT_BACKEND")
 app = find_app(os.environ["TCEL_APP"])
 KEPT_BY_PROJECT = _apply(app.conf)
+if STACK_BACKEND and not app.conf.get("redbeat_redis_url"):
+    app.conf.redbeat_redis_url = STACK_BACKEND
+if not _set_by_project(app.conf, "beat_max_loop_interval"):
+    app.conf.beat_max_loop_interval = BEAT_MAX_INTERVAL
+if not app.conf.get("redbeat_lock_timeout"):
+    app.conf.redbeat_lock_timeout = BEAT_LOCK_TIMEOUT
 
 
 @signals.worker_ready.connect(dispatch_uid="tcel-worker-report")  # type: ignore[untyped-decorator]

@@ -29,6 +29,7 @@ COMMANDS = [
     "bench",
     "inspect",
     "control",
+    "beat",
 ]
 
 

@@ -3,7 +3,7 @@ every container the stack should have, the ports it publishes, the images it nee
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from ... import credentials as stored
@@ -41,6 +41,8 @@ class UpPlan:
     build: bool
     extra_workers: list[Container]  # numbered above an asked worker count
     flower_image: str | None = None  # when the stack has Flower
+    beat: bool = False  # the stack has a beat (from the worker image)
+    extra_beat: list[Container] = field(default_factory=list)  # a beat that `up --no-beat` removes
     build_flower: bool = False
 
 
@@ -58,6 +60,8 @@ def plan(client: docker.DockerClient, project: Project, options: UpOptions, exis
     image = worker_image(project, options.app, options.worker_command)
     worker_tag = image.name(options.python_image)
     flower_image = flower_image_name(options.python_image) if with_flower else None
+    beat = existing.get(project.container("beat"))
+    with_beat = options.beat if not options.workers_only else beat is not None
     if with_flower:
         access = access.with_flower_login()
     return UpPlan(
@@ -68,6 +72,7 @@ def plan(client: docker.DockerClient, project: Project, options: UpOptions, exis
             "TCEL_BACKEND_IMAGE": options.backend_image,
             "TCEL_PYTHON_IMAGE": options.python_image,
             "TCEL_CONCURRENCY": str(options.concurrency or ""),
+            "TCEL_BEAT": "1" if with_beat else "",
             **image.kept(),
         },
         notes=notes,
@@ -75,6 +80,7 @@ def plan(client: docker.DockerClient, project: Project, options: UpOptions, exis
             specs.broker(project, options, access),
             specs.backend(project, options, access),
             *(specs.worker(n, options, access, worker_tag) for n in range(1, count + 1)),
+            *([specs.beat(access, worker_tag)] if with_beat else []),
             *([specs.flower(access, flower_image)] if flower_image else []),
         ],
         worker_image=worker_tag,
@@ -85,6 +91,8 @@ def plan(client: docker.DockerClient, project: Project, options: UpOptions, exis
         extra_workers=[c for c in workers if c.number > count] if options.workers is not None else [],
         flower_image=flower_image,
         build_flower=flower_image is not None and not image_exists(client, flower_image),
+        beat=with_beat,
+        extra_beat=[beat] if beat is not None and not with_beat else [],
     )
 
 

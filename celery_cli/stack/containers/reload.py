@@ -70,8 +70,9 @@ def replace_workers(
         started = time.monotonic()
         image_id = docker_api.image_id(client, report.image)
         olds = {spec.key: existing.get(project.container(spec.service, spec.number)) for spec in planned.services}
+        state_images = {old.image_id for old in olds.values() if old is not None and old.service == "beat"}
         stale = [spec for spec in planned.services if spec.service == "worker" and not _runs(olds[spec.key], image_id)]
-        state = _Replacing(image_id, stale, olds)
+        state = _Replacing(image_id, stale, olds, old_images=state_images)
         try:
             _replace_one_by_one(client, project, state, planned.credentials, report, grace, ready_timeout, progress)
         except KeyboardInterrupt:
@@ -79,6 +80,7 @@ def replace_workers(
             raise ReloadInterrupted(
                 _cut_short(report.image, behind, state.moved, state.stopping, grace, progress)
             ) from None
+        _replace_beat(client, project, olds.get("beat"), planned.services, report)
         docker_api.remove_unused_images(client, state.old_images - {image_id})
         report.replace_seconds = time.monotonic() - started
     return report
@@ -120,6 +122,25 @@ def _replace_one_by_one(
             raise
     for _, stopped in state.stopping:
         stopped.result()
+
+
+def _replace_beat(
+    client: docker.DockerClient,
+    project: Project,
+    old: Container | None,
+    services: list[ServiceSpec],
+    report: ReloadReport,
+) -> None:
+    """Move the beat onto the new image once the workers run it (the schedule's code may have changed): the old
+    one stops first and releases RedBeat's lock, so the two never both send."""
+    spec = next((s for s in services if s.service == "beat"), None)
+    if spec is None or (old is not None and old.status == "running" and old.image == report.image):
+        return
+    if old is not None:
+        docker_api.stop_and_remove([old])
+    new = docker_api.create(client, project, replace(spec, image=report.image), project.network)
+    docker_api.start_all([new])
+    report.replaced.append(new.name)
 
 
 def _runs(container: Container | None, image_id: str) -> bool:

@@ -41,9 +41,15 @@ def apply(client: docker.DockerClient, project: Project, plan: UpPlan, undo: Rol
     drop extra workers."""
     existing = plan.existing
     report = UpReport(
-        plan.credentials, built=plan.build or plan.build_flower, notes=plan.notes, flower=plan.flower_image is not None
+        plan.credentials,
+        built=plan.build or plan.build_flower,
+        notes=plan.notes,
+        flower=plan.flower_image is not None,
+        beat=plan.beat,
     )
     report.removed += _remove_stale(client, existing, "worker", plan.worker_image, plan.worker_queues)
+    if plan.beat:  # stopped (and its lock released) before a new one is made
+        report.removed += _remove_stale(client, existing, "beat", plan.worker_image)
     if plan.flower_image is not None:
         report.removed += _remove_stale(client, existing, "flower", plan.flower_image)
     network, made = docker_api.network(client, project)
@@ -56,8 +62,8 @@ def apply(client: docker.DockerClient, project: Project, plan: UpPlan, undo: Rol
             undo.add(volume.remove)
     _create_and_start(client, project, plan, str(network.name), report, undo, progress)
     undo.keep()  # the stack runs: dropping extra workers below takes nothing back
-    docker_api.stop_and_remove(plan.extra_workers)
-    report.removed += [c.name for c in plan.extra_workers]
+    docker_api.stop_and_remove(plan.extra_workers + plan.extra_beat)
+    report.removed += [c.name for c in plan.extra_workers + plan.extra_beat]
     return report
 
 

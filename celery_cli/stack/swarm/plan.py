@@ -43,6 +43,7 @@ class SwarmPlan:
     data_node: Node
     with_flower: bool
     kept: dict[str, str]  # the settings the project's state kept from the last `up`
+    with_beat: bool = False
     notes: list[str] = field(default_factory=list)
     worker_image: str = ""  # the local image; the name every node pulls comes from the registry
     flower_image: str | None = None
@@ -62,6 +63,7 @@ class SwarmPlan:
             "TCEL_REGISTRY": self.options.registry or "",
             "TCEL_DATA_NODE": self.data_node.hostname,
             "TCEL_REGISTRY_PORT": self.registry_port,
+            "TCEL_BEAT": "1" if self.with_beat else "",
             **(self.image.kept() if self.image else {}),
         }
 
@@ -101,6 +103,7 @@ def plan(
         data_node,
         with_flower,
         kept,
+        options.beat if not options.workers_only else "beat" in existing,
         ports.notes,
         registry_port=kept.get("TCEL_REGISTRY_PORT", ""),
     )

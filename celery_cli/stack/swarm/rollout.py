@@ -1,6 +1,7 @@
 """Rolling the stack's images out on Swarm: the worker service created, or brought to the image, settings
 (concurrency, queues) and replica count asked for (a new image or setting is a rolling update, one replica at a
-time); the Flower service likewise."""
+time); the Flower service likewise; the beat service (one replica, stop-first: the old beat releases RedBeat's
+lock before the new one starts)."""
 
 from __future__ import annotations
 
@@ -59,6 +60,34 @@ def workers(
         if worker.name not in report.started:
             (report.started if now > was else report.removed).append(worker.name)
         report.changes.append(f"{worker.name}: {was} -> {now} replicas")
+
+
+def beat(
+    client: docker.DockerClient,
+    project: Project,
+    wanted: bool,
+    existing: dict[str, Service],
+    access: Credentials,
+    image: str,
+    network: str,
+    report: UpReport,
+) -> None:
+    """Create the beat service on the data node from the workers' image, bring it to a new one (Swarm's default
+    update stops the old task first), or remove it (`up --no-beat`)."""
+    running = existing.get("beat")
+    if not wanted:
+        if running is not None:
+            docker_api.remove_services(client, project, [running])
+            report.removed.append(running.name)
+            del existing["beat"]
+        return
+    if running is None:
+        on_data_node = [f"node.labels.{docker_api.data_label(project)}==true"]
+        existing["beat"] = create_service(client, project, specs.beat(access, image), network, 1, on_data_node)
+        report.created.append(existing["beat"].name)
+    elif running.image != image.split("@")[0]:
+        update(running, image=image)
+        report.started.append(running.name)
 
 
 def flower(

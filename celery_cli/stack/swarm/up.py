@@ -41,7 +41,7 @@ def apply(
 ) -> UpReport:
     """Make and change the services; what a failure leaves is taken back by `undo` (see forget_on_failure)."""
     options, existing, access = plan.options, plan.existing, plan.credentials
-    report = UpReport(access, built=plan.built, notes=plan.notes, flower=plan.with_flower)
+    report = UpReport(access, built=plan.built, notes=plan.notes, flower=plan.with_flower, beat=plan.with_beat)
     forget_on_failure(client, project, plan, undo, progress)
     network = str(docker_api.network(client, project).name)
     address = options.registry or registry.registry(
@@ -56,6 +56,7 @@ def apply(
             existing[spec.service] = create_service(client, project, spec, network, 1, on_data_node)
             report.created.append(existing[spec.service].name)
     rollout.workers(client, project, options, existing, access, image, network, report, progress)
+    rollout.beat(client, project, plan.with_beat, existing, access, image, network, report)
     plan.registry_port = "" if options.registry else address.rpartition(":")[2]
     if {project.container("broker"), project.container("backend")} & set(report.created):
         report.notes.append(published_note(plan.data_node.hostname, plan.registry_port or None))
