@@ -73,7 +73,8 @@ def control(target: Target, command: str, worker: str | None, timeout: float, **
 
 
 def shutdown(target: Target, worker: str) -> Answers:
-    """Shut one worker down; it counts as acknowledged once it no longer answers a ping."""
+    """Shut one worker down; it counts as acknowledged once it no longer answers a ping. A worker of this
+    directory's stack then stays down until `tcel up`, although its container would restart by itself."""
     from . import task_registry
 
     nodes = addressed(target, worker) or []
@@ -81,6 +82,10 @@ def shutdown(target: Target, worker: str) -> Answers:
     with Control(url) as control:
         stopped = control.shutdown(nodes)
     task_registry.forget(url)
+    if stopped and not target.given("broker"):
+        from .stack import open_stack
+
+        open_stack(target.project).keep_stopped([node.partition("@")[2] for node in stopped])
     return Answers({node: {"ok": "stopped"} if node in stopped else {"error": "still answers pings"} for node in nodes})
 
 

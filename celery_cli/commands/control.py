@@ -222,7 +222,8 @@ def shutdown(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
     json: Json = False,
 ) -> None:
-    """Shut a worker down (asks first; --yes skips the question); 'tcel up' starts it again."""
+    """Shut a worker down (asks first; --yes skips the question); 'tcel up' starts it again. On Swarm its
+    service starts a new one at once: 'tcel scale' runs fewer."""
     from .. import workers as stack_workers
 
     out = Output(json)

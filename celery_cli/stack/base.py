@@ -5,7 +5,7 @@ rollback, save). containers/ fills it in with plain containers, swarm/ with Swar
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -219,6 +219,11 @@ class Stack(ABC):
     @abstractmethod
     def logs(self, service: str | None, follow: bool, tail: int | None) -> Iterator[tuple[str, str]]:
         """(source, line) pairs, interleaved by time; as they come with `follow`."""
+
+    @abstractmethod
+    def keep_stopped(self, hostnames: Collection[str]) -> None:
+        """Workers that shut down on request (`tcel control shutdown`) stay down until the next `up`, although
+        their engine restarts what stops. Swarm keeps a service's replica count, so it starts new ones there."""
 
     def endpoints(self) -> Credentials | None:
         """How to reach the broker and backend from the host, once `up` has run."""

@@ -3,6 +3,7 @@ that reads docker-py's raw `attrs`."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import re
 import tarfile
@@ -208,6 +209,18 @@ def stop_and_remove(items: list[Container]) -> None:
             pass
 
     parallel(stop_and_remove_one, items)
+
+
+def stop(items: list[Container]) -> None:
+    """`docker stop`: the engine marks them stopped by hand, so their restart policy leaves them down (even one
+    that had stopped by itself and was about to be restarted)."""
+    import docker
+
+    def stop_one(container: Container) -> None:
+        with contextlib.suppress(docker.errors.NotFound):
+            container.raw.stop(timeout=stop_timeout(container.service))
+
+    parallel(stop_one, items)
 
 
 def remove(container: Container) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from functools import cached_property
 from typing import TYPE_CHECKING
 
@@ -62,6 +62,10 @@ class ContainerStack(PlannedStack[UpPlan]):
 
     def wait_ready(self, credentials: Credentials, timeout: float, progress: Progress) -> Ready:
         return readiness.wait_ready(self.project, self.containers(), credentials, timeout, progress)
+
+    def keep_stopped(self, hostnames: Collection[str]) -> None:
+        with engine_errors():
+            docker_api.stop([c for c in self.containers() if c.service == "worker" and c.hostname in hostnames])
 
     def logs(self, service: str | None, follow: bool, tail: int | None) -> Iterator[tuple[str, str]]:
         chosen = [c for c in self.containers() if logs.matches(c, service)]

@@ -4,7 +4,7 @@ replicated worker service spread over the nodes, passwords as secrets, the worke
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from functools import cached_property
 from typing import TYPE_CHECKING
 
@@ -100,6 +100,10 @@ class SwarmStack(PlannedStack[SwarmPlan]):
         return ReloadReport(
             image, built=report.built, replaced=report.started, replace_seconds=time.monotonic() - started
         )
+
+    def keep_stopped(self, hostnames: Collection[str]) -> None:
+        """Nothing to do, nor possible: a service keeps its replica count, so Swarm replaces a worker that shut
+        down with a new task at once ('tcel scale' runs fewer)."""
 
     def logs(self, service: str | None, follow: bool, tail: int | None) -> Iterator[tuple[str, str]]:
         """`worker` means every worker, `worker-2` the worker in slot 2, `broker` the broker..."""
