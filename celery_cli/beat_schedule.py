@@ -192,6 +192,14 @@ def set_enabled(store: ResultStore, name: str, enabled: bool) -> bool:
     return changed
 
 
+def ticking(store: ResultStore, since: float) -> bool:
+    """Whether a beat ticks: its last tick is at most its longest sleep (beat_max_loop_interval) and a second
+    older than `since`, or newer. A beat that crashes, or waits for another's lock, does not tick."""
+    with store.errors():
+        tick, longest = store.client.hmget(STATE_KEY, ["tick", "max_interval"])
+    return tick is not None and float(tick) >= since - float(longest or 0) - 1.0
+
+
 def tick_age(state: BeatState, now: float | None = None) -> float | None:
     """Seconds since the beat's last tick."""
     return None if state.last_tick is None else max(0.0, (now or time.time()) - state.last_tick)

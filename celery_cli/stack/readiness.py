@@ -27,6 +27,7 @@ BROKER_TROUBLE = re.compile(
 )
 BROKER_GRACE = 3.0
 FLOWER_PROBE_INTERVAL = 0.25  # two HTTP requests each time: less often than the cheap probes
+BEAT_PROBE_INTERVAL = 0.25
 
 
 @dataclass(frozen=True)
@@ -44,14 +45,17 @@ def wait_until_answering(
     timeout: float,
     progress: Progress,
     flower: bool = False,
+    beat: bool = False,
 ) -> float:
-    """Wait until the broker takes a login, the backend a PING, every worker node a ping and, with `flower`,
-    Flower lists every worker; return seconds. `check(pending workers, when the broker first answered)` runs
-    every second and raises when the engine says a service failed (whichever engine runs them)."""
+    """Wait until the broker takes a login, the backend a PING, every worker node a ping, with `flower` until
+    Flower lists every worker and with `beat` until the beat ticks (beat_schedule.ticking); return seconds.
+    `check(pending workers, when the broker first answered)` runs every second and raises when the engine says
+    a service failed (whichever engine runs them)."""
     started = time.monotonic()
     deadline = started + timeout
-    pending = {"broker", "backend", *workers, *(["flower"] if flower else [])}
-    flower_probed, flower_missing = 0.0, ""
+    pending = {"broker", "backend", *workers, *(["flower"] if flower else []), *(["beat"] if beat else [])}
+    flower_probed, flower_missing, beat_probed = 0.0, "", 0.0
+    began = time.time()
     last_check = 0.0
     broker_answered: float | None = None  # epoch seconds
     with Control(access.broker_url()) as control:
@@ -66,6 +70,10 @@ def wait_until_answering(
                 flower_missing = _flower_missing(access, sorted(workers))
                 if not flower_missing:
                     pending.discard("flower")
+            if "beat" in pending and "backend" not in pending and time.monotonic() - beat_probed > BEAT_PROBE_INTERVAL:
+                beat_probed = time.monotonic()
+                if _beat_ticking(access, began):
+                    pending.discard("beat")
             if not pending:
                 return time.monotonic() - started
             if time.monotonic() - last_check > ALIVE_CHECK_INTERVAL:
@@ -94,6 +102,17 @@ def _services_answering(access: Credentials, pending: set[str]) -> set[str]:
             except ServiceUnreachable:
                 pass
     return answering
+
+
+def _beat_ticking(access: Credentials, since: float) -> bool:
+    from ..beat_schedule import ticking
+    from ..errors import TcelError
+    from ..result_store import ResultStore
+
+    try:
+        return ticking(ResultStore(access.backend_url(), PROBE_TIMEOUT), since)
+    except TcelError:
+        return False
 
 
 def _flower_missing(access: Credentials, workers: list[str]) -> str:

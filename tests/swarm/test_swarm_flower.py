@@ -31,8 +31,12 @@ def flower_swarm(lab: Lab, tmp_path_factory) -> Iterator[StackProject]:
     with make_project(lab.engine, tmp_path_factory.mktemp("swarm-flower")) as project:
         project.env["TCEL_FLOWER_PORT"] = str(free_port())
         package_app(project.directory)
+        with (project.directory / "proj" / "celery.py").open("a") as config:  # one periodic entry, for the beat
+            config.write(
+                "app.conf.beat_schedule = {'tick': {'task': 'proj.tasks.add', 'schedule': 1.0, 'args': (1, 1)}}\n"
+            )
         try:
-            up = project.tcel("up", "--swarm", "--flower", "--workers", str(WORKERS))
+            up = project.tcel("up", "--swarm", "--flower", "--beat", "--workers", str(WORKERS))
             assert up.code == 0, up.stderr
             assert "app      proj (found in proj/celery.py)" in up.stderr, up.stderr
             project.up_stderr = up.stderr
@@ -84,6 +88,32 @@ def test_flower_answers_behind_its_login_and_lists_every_worker_once_up_returns(
     info = flower_task(flower_swarm, done["id"])
     assert info.get("name") == "proj.tasks.add", info
     assert info.get("state") == "SUCCESS" and info["worker"] == flower_swarm.tcel_json("result", done["id"])["worker"]
+
+
+def test_the_beat_runs_as_one_service_on_the_data_node_and_sends_its_entry(
+    lab: Lab, flower_swarm: StackProject
+) -> None:
+    import time
+
+    beat = services(lab, flower_swarm)["beat"]
+    assert beat.attrs["Spec"]["Mode"] == {"Replicated": {"Replicas": 1}}
+    container = beat.attrs["Spec"]["TaskTemplate"]["ContainerSpec"]
+    access = flower_swarm.connection
+    for secret in (access.broker_password, access.backend_password):
+        assert secret not in json.dumps(container)
+    deadline, tick = time.monotonic() + 30, {}
+    while time.monotonic() < deadline:
+        tick = {e["name"]: e for e in flower_swarm.tcel_json("beat")["entries"]}.get("tick", {})
+        if tick.get("total_runs", 0) >= 2:
+            break
+        time.sleep(1)
+    assert tick.get("total_runs", 0) >= 2 and tick["task"] == "proj.tasks.add", tick
+    view = flower_swarm.tcel_json("status")
+    (shown,) = [s for s in view["services"] if s["service"] == "beat"]
+    assert shown["state"] == "running" and shown["node"] == lab.engine.info()["Name"], shown
+    assert view["beat"]["running"] is True
+    sent = flower_swarm.tcel_json("results", "-n", "50")["tasks"]
+    assert any(t.get("periodic") == "tick" and t["state"] == "SUCCESS" for t in sent), sent
 
 
 def test_flowers_secrets_are_docker_secrets_not_environment_or_command(lab: Lab, flower_swarm: StackProject) -> None:

@@ -19,8 +19,8 @@ from .docker_api import Container
 def wait_ready(
     project: Project, containers: list[Container], access: Credentials, timeout: float, progress: Progress
 ) -> Ready:
-    """Wait until the broker takes a login, the backend a PING, every worker a ping and Flower (if the stack
-    has it) lists every worker."""
+    """Wait until the broker takes a login, the backend a PING, every worker a ping, Flower (if the stack has
+    it) lists every worker and the beat (if it has one) ticks."""
     workers = {worker_node(c.hostname): c for c in containers if c.service == "worker"}
     restarts: dict[str, int] = {}
 
@@ -29,8 +29,10 @@ def wait_ready(
         if broker_answered and time.time() - broker_answered > BROKER_GRACE:
             check_connected([workers[node] for node in pending_workers], broker_answered)
 
-    with_flower = any(c.service == "flower" for c in containers)
-    seconds = wait_until_answering(access, set(workers), check, timeout, progress, flower=with_flower)
+    services = {c.service for c in containers}
+    seconds = wait_until_answering(
+        access, set(workers), check, timeout, progress, flower="flower" in services, beat="beat" in services
+    )
     return Ready(seconds, frozenset(workers))
 
 

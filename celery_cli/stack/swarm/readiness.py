@@ -28,7 +28,9 @@ def wait_ready(found: dict[str, Service], credentials: Credentials, timeout: flo
         for kind, service in found.items():
             check_tasks(kind, service, since)
 
-    answered = wait_until_answering(credentials, nodes, check, timeout - placed, progress, flower="flower" in found)
+    answered = wait_until_answering(
+        credentials, nodes, check, timeout - placed, progress, flower="flower" in found, beat="beat" in found
+    )
     return Ready(placed + answered, frozenset(nodes))
 
 

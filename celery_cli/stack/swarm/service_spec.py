@@ -53,7 +53,7 @@ def create_service(
     labels = spec.labels(project)
     created = client.services.create(
         spec.image,
-        spec.command,
+        args=spec.command,  # the image's entrypoint runs it, as on plain containers (`command` would replace it)
         name=project.container(spec.service),
         hostname=WORKER_HOSTNAME if spec.service == "worker" else (spec.hostname or spec.key),
         labels=labels,

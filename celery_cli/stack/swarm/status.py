@@ -3,18 +3,26 @@ service's replica counts."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from ...names import SERVICES
 from ..base import ServiceStatus
 from ..ports import EVERY_INTERFACE
 from .docker_api import Service, Task
 
+_EPOCH = datetime.fromtimestamp(0, UTC)
+
 
 def rows(found: dict[str, Service], nodes: dict[str, str]) -> list[ServiceStatus]:
-    """Every task Swarm wants running of every service, services in the stack's order, tasks by slot."""
+    """Every task Swarm wants running of every service, services in the stack's order, tasks by slot; a
+    service that has none gets a row of its last task."""
     shown: list[ServiceStatus] = []
     for kind, service in sorted(found.items(), key=lambda item: _order(item[0])):
         tasks = service.tasks(running=True)
         counts = replica_counts(service, tasks)
+        if not tasks and service.replicated and service.replicas:
+            # between restarts of a failing task Swarm wants none running: show its last one (failed...)
+            tasks = sorted(service.tasks(), key=lambda t: t.timestamp or _EPOCH)[-1:]
         shown.extend(
             task_status(kind, service, task, nodes, counts) for task in sorted(tasks, key=lambda t: t.slot or 0)
         )
