@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import WaitTimeout
-from .result_follower import following
+from .result_follower import Follower, following
 from .result_store import ResultStore
 from .task_record import TaskRecord
 from .workflow import Node, kind, last_ids, steps
@@ -66,6 +66,10 @@ def wait(store: ResultStore, node: Node, root: str, timeout: float, on_progress:
             on_progress(len(done), len(ids))
             failed = [task_id for task_id in ids if done.get(task_id, {}).get("status") in ("FAILURE", "REVOKED")]
             if all(task_id in done for task_id in finals) or (failed and shape != "group"):
+                # Celery sends a chain's next step before it stores the step's own result: the last step
+                # can end before the one before it is stored; give those a moment rather than count them undone
+                if not failed:
+                    done |= _stored_soon(follower, [i for i in ids if i not in done], on_progress, len(ids))
                 break
             if time.monotonic() >= deadline:
                 raise WaitTimeout(
@@ -81,6 +85,22 @@ def wait(store: ResultStore, node: Node, root: str, timeout: float, on_progress:
         [records[task_id] for task_id in finals if task_id in records],
         [records[task_id] for task_id in failed if task_id in records],
     )
+
+
+STORED_GRACE = 2.0
+
+
+def _stored_soon(
+    follower: Follower, missing: list[str], on_progress: Callable[[int, int], None], total: int
+) -> dict[str, dict[str, Any]]:
+    """The results of the `missing` tasks of a workflow that succeeded, as they are stored within
+    STORED_GRACE seconds."""
+    found: dict[str, dict[str, Any]] = {}
+    deadline = time.monotonic() + STORED_GRACE
+    while any(i not in found for i in missing) and time.monotonic() < deadline:
+        found |= follower.next(deadline, lambda _, __: None)
+        on_progress(total - len(missing) + len(found), total)
+    return found
 
 
 def _records(store: ResultStore, ids: list[str]) -> dict[str, TaskRecord]:
