@@ -175,21 +175,22 @@ def set_enabled(store: ResultStore, name: str, enabled: bool) -> bool:
     whether it changed. A resumed entry whose run fell due while paused runs at the beat's next tick."""
     find(store, name)
     key = ENTRY_PREFIX + name
+
+    def change(pipe: Any) -> bool:
+        data = json.loads(pipe.hget(key, "definition") or "{}")
+        changed = bool(data.get("enabled", True)) != enabled
+        data["enabled"] = enabled
+        pipe.multi()
+        pipe.hset(key, "definition", json.dumps(data))
+        if enabled:
+            pipe.srem(PAUSED_KEY, name)
+        else:
+            pipe.sadd(PAUSED_KEY, name)
+        return changed
+
+    # redis-py runs it again when the entry changed meanwhile (a starting beat rewrites every definition)
     with store.errors():
-        client = store.client
-        with client.pipeline(transaction=True) as pipe:
-            pipe.watch(key)
-            data = json.loads(pipe.hget(key, "definition") or "{}")
-            changed = bool(data.get("enabled", True)) != enabled
-            data["enabled"] = enabled
-            pipe.multi()
-            pipe.hset(key, "definition", json.dumps(data))
-            if enabled:
-                pipe.srem(PAUSED_KEY, name)
-            else:
-                pipe.sadd(PAUSED_KEY, name)
-            pipe.execute()
-    return changed
+        return bool(store.client.transaction(change, key, value_from_callable=True))  # type: ignore[arg-type]
 
 
 def ticking(store: ResultStore, since: float) -> bool:

@@ -169,5 +169,17 @@ def last_ids(node: Node) -> list[str]:
     return [task_id for member in node.members for task_id in last_ids(member)]
 
 
+def result_ids(node: Node) -> Any:
+    """The ids whose results make the workflow's result, shaped as Celery's `.get()` returns it: a task's id,
+    or a list per group, nested as the groups are (the last step of a chain, the body of a chord)."""
+    if isinstance(node, Step):
+        return node.id
+    if isinstance(node, Chain):
+        return result_ids(node.steps[-1])
+    if node.then is not None:
+        return result_ids(node.then)
+    return [result_ids(member) for member in node.members]
+
+
 def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")

@@ -12,7 +12,7 @@ from .errors import WaitTimeout
 from .result_follower import Follower, following
 from .result_store import ResultStore
 from .task_record import TaskRecord
-from .workflow import Node, kind, last_ids, steps
+from .workflow import Node, kind, last_ids, result_ids, steps
 
 
 @dataclass
@@ -25,6 +25,7 @@ class Ended:
     total: int
     finals: list[TaskRecord] = field(default_factory=list)  # the last step, a chord's body, a group's members
     failed: list[TaskRecord] = field(default_factory=list)
+    shape: Any = None  # the finals' ids shaped as the result (workflow.result_ids)
 
     @property
     def state(self) -> str:
@@ -32,9 +33,12 @@ class Ended:
 
     @property
     def result(self) -> Any:
-        if self.kind == "group":
-            return [final.result for final in self.finals]
-        return self.finals[0].result if self.finals else None
+        results = {final.id: final.result for final in self.finals}
+
+        def filled(ids: Any) -> Any:
+            return [filled(i) for i in ids] if isinstance(ids, list) else results.get(ids)
+
+        return filled(self.shape)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -84,6 +88,7 @@ def wait(store: ResultStore, node: Node, root: str, timeout: float, on_progress:
         len(ids),
         [records[task_id] for task_id in finals if task_id in records],
         [records[task_id] for task_id in failed if task_id in records],
+        result_ids(node),
     )
 
 

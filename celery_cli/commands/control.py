@@ -46,7 +46,9 @@ def revoke(
         from ..result_store import ResultStore
         from ..workflow_tree import read
 
-        ids = read(ResultStore(str(backend)), task_id).unfinished()
+        found = read(ResultStore(str(backend)), task_id)
+        # a task no worker has received yet (queued behind others) is known to no record: revoke it anyway
+        ids = found.unfinished() if task_id in found.members else [task_id]
         if not ids:
             out.success(f"nothing to revoke: every task of the workflow of {task_id} has finished")
             if json:

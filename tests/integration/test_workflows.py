@@ -265,3 +265,11 @@ def test_a_retrying_task_shows_its_retry_count_and_next_try(flows) -> None:
     shown = flows.tcel("result", task_id[:10])
     assert "RETRY #1, next try at" in shown.stdout, shown.stdout
     flows.tcel("revoke", task_id)
+
+
+def test_revoke_tree_of_a_task_no_record_knows_yet_revokes_it_anyway(flows) -> None:
+    import uuid
+
+    queued = str(uuid.uuid4())  # as a plain client's task queued behind others: no worker has received it
+    revoked = flows.tcel_json("revoke", queued, "--tree")
+    assert revoked["revoked"] is True and revoked["ids"] == [queued], revoked

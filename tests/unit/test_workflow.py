@@ -177,3 +177,19 @@ def test_a_bad_step_of_a_chain_is_refused_before_any_broker_is_asked() -> None:
         "--broker-url", "amqp://u:p@127.0.0.1:9//", "--backend-url", "redis://127.0.0.1:9/0",
     )  # fmt: skip
     assert result.code == 2 and "step 2" in result.stderr, result.stderr
+
+
+def test_a_waited_workflow_ending_in_a_group_gives_a_list_nested_as_celery_gives_it() -> None:
+    from celery_cli.task_record import TaskRecord
+    from celery_cli.workflow import result_ids
+    from celery_cli.workflow_wait import Ended
+
+    def ended(document: dict) -> Ended:
+        node = parse_document(document)
+        finals = [TaskRecord(i, "SUCCESS", result=n) for n, i in enumerate(last_ids(node), start=4)]
+        return Ended("root", kind(node), len(finals), len(finals), finals, shape=result_ids(node))
+
+    assert ended({"chain": ["tasks.add(1, 1)", {"group": ["tasks.mul(2)", "tasks.mul(3)"]}]}).result == [4, 5]
+    assert ended({"group": ["tasks.a", {"group": ["tasks.b", "tasks.c"]}]}).result == [4, [5, 6]]
+    assert ended({"chain": ["tasks.a", "tasks.b"]}).result == 4
+    assert ended({"chord": ["tasks.a", "tasks.b"], "then": "tasks.tsum"}).result == 4
