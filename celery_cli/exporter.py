@@ -224,8 +224,8 @@ def secret(variable: str) -> str:
         return found.read().strip()
 
 
-def serve(port: int = METRICS_PORT) -> None:
-    """Serve /metrics on every interface of the container, behind the login, until stopped."""
+def serve(port: int = METRICS_PORT, host: str = "") -> None:
+    """Serve /metrics on `host` (every interface of the container by default), behind the login, until stopped."""
     from socketserver import ThreadingMixIn
     from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
@@ -241,7 +241,7 @@ def serve(port: int = METRICS_PORT) -> None:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(Collector(StackReader(secret("CELERY_BROKER_URL"), secret("CELERY_RESULT_BACKEND_URL"))))
     app = guarded(make_wsgi_app(registry), secret(LOGIN_VARIABLE))
-    server = make_server("", port, app, Server, QuietHandler)
+    server = make_server(host, port, app, Server, QuietHandler)
     # as PID 1 of its container, a process gets no default action for SIGTERM: `docker stop` would wait 10 s
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     print(f"tcel exporter serving on port {port}", flush=True)
@@ -249,4 +249,4 @@ def serve(port: int = METRICS_PORT) -> None:
 
 
 if __name__ == "__main__":
-    serve(int(os.environ.get("TCEL_METRICS_LISTEN_PORT", METRICS_PORT)))
+    serve(int(os.environ.get("TCEL_METRICS_LISTEN_PORT", METRICS_PORT)), os.environ.get("TCEL_METRICS_LISTEN_HOST", ""))

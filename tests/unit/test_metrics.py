@@ -187,3 +187,37 @@ def test_the_swarm_plan_keeps_a_running_exporter_and_its_published_port(tmp_path
     assert not plan(project(tmp_path), OPTIONS, {}, {}, SAVED, FRESH, node("m"), False).with_metrics
     asked = dataclasses.replace(OPTIONS, metrics=True, metrics_port=29808)
     assert plan(project(tmp_path), asked, {}, {}, SAVED, FRESH, node("m"), False).credentials.metrics_port == 29808
+
+
+def test_the_exporter_process_serves_behind_its_login_and_stops_on_sigterm(tmp_path: Path) -> None:
+    import os
+    import signal
+    import urllib.error
+    import urllib.request
+
+    from tests.conftest import free_port
+
+    secrets = {
+        "CELERY_BROKER_URL": "amqp://tcel:secret@127.0.0.1:1//",
+        "CELERY_RESULT_BACKEND_URL": "redis://:secret@127.0.0.1:1/0",
+        "TCEL_METRICS_BASIC_AUTH": LOGIN,
+    }
+    env = {**os.environ, "TCEL_METRICS_LISTEN_HOST": "127.0.0.1", "TCEL_METRICS_LISTEN_PORT": str(port := free_port())}
+    for variable, value in secrets.items():
+        (tmp_path / variable).write_text(value)
+        env[f"{variable}_FILE"] = str(tmp_path / variable)
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/metrics")
+    request.add_header("Authorization", "Basic " + base64.b64encode(LOGIN.encode()).decode())
+    with subprocess.Popen([sys.executable, "-m", "celery_cli.exporter"], env=env, stdout=subprocess.PIPE) as served:
+        try:
+            assert served.stdout is not None and b"serving" in served.stdout.readline()
+            with urllib.request.urlopen(request, timeout=10) as answer:
+                assert b'tcel_exporter_source_up{source="broker"} 0.0' in answer.read()
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10)
+            assert refused.value.code == 401
+            for value in secrets.values():
+                assert value not in " ".join(served.args)
+        finally:
+            served.send_signal(signal.SIGTERM)
+            assert served.wait(timeout=5) == 0
