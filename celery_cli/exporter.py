@@ -90,10 +90,11 @@ class StackReader:
             held.update(numbers["held"])
         for queue in reading.queues:
             queue.unacked = held.get(queue.name, 0)
-        now = time.time()
-        self.seen.update(dict.fromkeys(reading.workers, now))
-        self.seen = {name: when for name, when in self.seen.items() if now - when < WORKER_FORGET}
-        reading.silent = sorted(set(self.seen) - set(reading.workers))
+        if reading.up["workers"]:  # when the broadcast itself failed, nobody is known to be down
+            now = time.time()
+            self.seen.update(dict.fromkeys(reading.workers, now))
+            self.seen = {name: when for name, when in self.seen.items() if now - when < WORKER_FORGET}
+            reading.silent = sorted(set(self.seen) - set(reading.workers))
         reading.seconds = time.monotonic() - started
         return reading
 

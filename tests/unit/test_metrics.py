@@ -78,11 +78,12 @@ def test_a_stack_that_cannot_be_read_is_a_scrape_saying_so_not_an_error() -> Non
     assert 'tcel_exporter_source_up{source="broker"} 0.0' in rendered(reading)
 
 
-def test_a_worker_that_stops_answering_is_reported_down_then_forgotten() -> None:
+def test_a_worker_that_stops_answering_is_reported_down_then_forgotten(monkeypatch) -> None:
     reader = exporter.StackReader("amqp://x@127.0.0.1:1//", "redis://127.0.0.1:1/0")
     reader.seen = {"celery@worker-1": 0.0, "celery@worker-2": time.time()}
-    reading = reader.read()
-    assert reading.silent == ["celery@worker-2"]  # worker-1 was seen too long ago
+    assert reader.read().silent == []  # the broadcast failed: nobody is known to be down
+    monkeypatch.setattr(reader, "_workers", lambda: ({}, set()))  # a broadcast nobody answered
+    assert reader.read().silent == ["celery@worker-2"]  # worker-1 was seen too long ago
     assert list(reader.seen) == ["celery@worker-2"]
 
 
