@@ -141,6 +141,20 @@ def _query_until(port: int, promql: str, wanted: float, server: subprocess.Popen
     return value
 
 
+def test_a_taken_metrics_port_is_refused_before_anything_is_made(engine, tmp_path: Path) -> None:
+    import socket
+
+    with make_project(engine, tmp_path) as project, socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = project.tcel("up", "--metrics", "--metrics-port", str(port))
+        assert result.code == 5, result.stderr
+        assert f"port {port} on 127.0.0.1 for the metrics is already in use" in result.stderr
+        assert "--metrics-port" in result.stderr
+        assert project.containers() == []
+
+
 def test_down_removes_the_exporter(metrics_stack: StackProject) -> None:
     assert metrics_stack.tcel("down").code == 0
     assert not [c for c in metrics_stack.containers() if c.labels.get("io.tcel.service") == "metrics"]
