@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from .names import BACKEND_PORT, BROKER_PORT, FLOWER_PORT
+from .names import BACKEND_PORT, BROKER_PORT, FLOWER_PORT, METRICS_PORT
 from .settings import Project, read_env_file
 
 BROKER_USER = "tcel"
@@ -34,7 +34,7 @@ KEPT_ONCE_READY = ("TCEL_APP", "TCEL_WORKER_COMMAND")
 
 @dataclass(frozen=True)
 class Credentials:
-    """How to reach one stack's broker, backend and Flower, from the host or from inside its network."""
+    """How to reach one stack's broker, backend, Flower and exporter, from the host or from inside its network."""
 
     broker_user: str
     broker_password: str
@@ -45,6 +45,9 @@ class Credentials:
     flower_user: str = ""  # Flower's basic-auth login, made the first time `up --flower` runs
     flower_password: str = ""
     flower_port: int = FLOWER_PORT
+    metrics_user: str = ""  # the exporter's basic-auth login, made the first time `up --metrics` runs
+    metrics_password: str = ""
+    metrics_port: int = METRICS_PORT
 
     @property
     def host(self) -> str:
@@ -63,13 +66,23 @@ class Credentials:
         """Flower's address from the host (no login in it: browsers and clients send it apart)."""
         return f"http://{_netloc(self.host)}:{self.flower_port}/"
 
+    def metrics_url(self) -> str:
+        """Where Prometheus scrapes the exporter from the host (no login in it)."""
+        return f"http://{_netloc(self.host)}:{self.metrics_port}/metrics"
+
     def with_flower_login(self) -> Credentials:
         """These credentials with a Flower login, generated unless they have one."""
-        import secrets
-
         if self.flower_password:
             return self
-        return replace(self, flower_user=f"tcel-{secrets.token_hex(3)}", flower_password=secrets.token_urlsafe(24))
+        user, password = _login()
+        return replace(self, flower_user=user, flower_password=password)
+
+    def with_metrics_login(self) -> Credentials:
+        """These credentials with the exporter's login, generated unless they have one."""
+        if self.metrics_password:
+            return self
+        user, password = _login()
+        return replace(self, metrics_user=user, metrics_password=password)
 
     def on_host(self) -> dict[str, str]:
         """The seed's variables for a client on the host (what `tcel env` prints): secrets in full."""
@@ -87,6 +100,13 @@ class Credentials:
 
     def with_ports(self, bind: str, broker_port: int, backend_port: int) -> Credentials:
         return replace(self, bind=bind, broker_port=broker_port, backend_port=backend_port)
+
+
+def _login() -> tuple[str, str]:
+    """A generated basic-auth user and password."""
+    import secrets
+
+    return f"tcel-{secrets.token_hex(3)}", secrets.token_urlsafe(24)
 
 
 def _netloc(host: str) -> str:
@@ -111,6 +131,9 @@ def load(project: Project) -> Credentials | None:
         flower_user=values.get("TCEL_FLOWER_USER", ""),
         flower_password=values.get("TCEL_FLOWER_PASSWORD", ""),
         flower_port=int(values.get("TCEL_FLOWER_PORT", FLOWER_PORT)),
+        metrics_user=values.get("TCEL_METRICS_USER", ""),
+        metrics_password=values.get("TCEL_METRICS_PASSWORD", ""),
+        metrics_port=int(values.get("TCEL_METRICS_PORT", METRICS_PORT)),
     )
 
 
@@ -155,6 +178,15 @@ def save(project: Project, credentials: Credentials, settings: dict[str, str] | 
                 "TCEL_FLOWER_PORT": credentials.flower_port,
             }
             if credentials.flower_password
+            else {}
+        ),
+        **(
+            {
+                "TCEL_METRICS_USER": credentials.metrics_user,
+                "TCEL_METRICS_PASSWORD": credentials.metrics_password,
+                "TCEL_METRICS_PORT": credentials.metrics_port,
+            }
+            if credentials.metrics_password
             else {}
         ),
         **{key: value for key, value in (settings or {}).items() if key in KEPT},

@@ -42,10 +42,12 @@ LABEL_IMAGE = "io.tcel.image"
 LABEL_QUEUES = "io.tcel.queues"  # on workers: the queues they were started to consume ("" for Celery's default)
 WORKER_IMAGE_KIND = "worker"  # the value of LABEL_IMAGE on worker images
 FLOWER_IMAGE_KIND = "flower"  # ... and on Flower images
+METRICS_IMAGE_KIND = "metrics"  # ... and on the exporter's images
 LABEL_BROKER_IMAGE = "io.tcel.broker-image"  # on the broker's volume: what wrote its data
 LABEL_BROKER_VERSION = "io.tcel.rabbitmq-version"
 
-SERVICES = ("broker", "backend", "worker", "beat", "flower")
+SERVICES = ("broker", "backend", "worker", "beat", "flower", "metrics")
 BROKER_PORT = 5672  # inside the stack's network
 BACKEND_PORT = 6379
 FLOWER_PORT = 5555
+METRICS_PORT = 9808  # the exporter's port, inside the stack and (by default) on the host

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from .credentials import Credentials
 
 PART_TIMEOUT = 0.5
+METRICS_TIMEOUT = 2.0  # a scrape of the exporter reads the stack itself: about half a second
 RECENT_TASKS = 10
 BEAT_STALE = 30  # seconds without a tick after which the beat is not ready (it ticks at least every 5 s)
 
@@ -102,7 +103,7 @@ def gather(stack: Stack) -> Overview:
 
     overview = Overview(stack.project.name, stack.engine)
     access = stack.endpoints()
-    with ThreadPoolExecutor(max_workers=6) as pool:
+    with ThreadPoolExecutor(max_workers=8) as pool:
         services = pool.submit(stack.status)
         parts: dict[str, Callable[[], Any]] = {}
         if access is None:
@@ -120,11 +121,14 @@ def gather(stack: Stack) -> Overview:
             }
         futures = {name: pool.submit(read) for name, read in parts.items()}
         flower = pool.submit(_flower, access, services) if access is not None else None
+        exporter = pool.submit(_metrics, access, services) if access is not None else None
         overview.services = _collect(services, "services", overview, [])
         for name, future in futures.items():
             setattr(overview, name, _collect(future, name, overview, getattr(overview, name)))
         if flower is not None:
             _collect(flower, "flower", overview, None)
+        if exporter is not None:
+            _collect(exporter, "metrics", overview, None)
     _readiness(overview, access)
     if "workers" not in overview.failures:
         # with late acks every message a worker holds, running or reserved, is unacknowledged
@@ -150,6 +154,14 @@ def _flower(access: Credentials, services: Any) -> None:
         probe_flower(access, [], PART_TIMEOUT)
 
 
+def _metrics(access: Credentials, services: Any) -> None:
+    """The exporter (when the stack runs one) answers a scrape with its login."""
+    from .probes import probe_metrics
+
+    if any(s.service == "metrics" and s.state == "running" for s in services.result()):
+        probe_metrics(access, METRICS_TIMEOUT)
+
+
 def _beat(store: ResultStore, services: Any) -> BeatState | None:
     """The beat's schedule and last tick, when the stack has a beat."""
     from .beat_schedule import read
@@ -166,10 +178,12 @@ def _readiness(overview: Overview, access: Credentials | None) -> None:
     for s in overview.services:
         if s.service == "flower" and access is not None:
             s.url = access.flower_url()
+        if s.service == "metrics" and access is not None:
+            s.url = access.metrics_url()
         if s.state != "running":
             continue
-        if s.service == "flower":
-            s.ready = "flower" not in overview.failures
+        if s.service in ("flower", "metrics"):
+            s.ready = s.service not in overview.failures
         elif s.service == "broker":
             s.ready = "queues" not in overview.failures
         elif s.service == "backend":

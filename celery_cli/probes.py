@@ -87,16 +87,27 @@ class FlowerRefusedLogin(ServiceUnreachable):
     """Flower answers but refuses the login the state file keeps."""
 
 
+class MetricsRefusedLogin(ServiceUnreachable):
+    """The exporter answers but refuses the login the state file keeps."""
+
+
 def flower_get(credentials: Credentials, path: str, timeout: float = 1.0, login: bool = True) -> tuple[int, bytes]:
     """GET a path of the stack's Flower from the host (with its basic-auth login unless told not to):
     (status, body); a connection that fails raises OSError."""
+    user_password = (credentials.flower_user, credentials.flower_password) if login else None
+    return http_get(credentials.flower_url().rstrip("/") + path, user_password, timeout)
+
+
+def http_get(url: str, login: tuple[str, str] | None, timeout: float) -> tuple[int, bytes]:
+    """GET `url` with a basic-auth login (user, password), if given: (status, body); a connection that fails
+    raises OSError."""
     import base64
     import urllib.error
     import urllib.request
 
-    request = urllib.request.Request(credentials.flower_url().rstrip("/") + path)
+    request = urllib.request.Request(url)
     if login:
-        token = base64.b64encode(f"{credentials.flower_user}:{credentials.flower_password}".encode()).decode()
+        token = base64.b64encode(f"{login[0]}:{login[1]}".encode()).decode()
         request.add_header("Authorization", f"Basic {token}")
     try:
         with urllib.request.urlopen(request, timeout=timeout) as answer:
@@ -129,3 +140,23 @@ def probe_flower(credentials: Credentials, workers: list[str], timeout: float = 
     missing = sorted(set(workers) - alive)
     if missing:
         raise unreachable("Flower", where, f"it does not list {', '.join(missing)} yet")
+
+
+def probe_metrics(credentials: Credentials, timeout: float = 3.0) -> bytes:
+    """The exporter answers a scrape with its login and reads the broker in it; its text, or raise saying why
+    not."""
+    where = credentials.metrics_url()
+    try:
+        status, body = http_get(where, (credentials.metrics_user, credentials.metrics_password), timeout)
+    except OSError as exc:
+        raise unreachable("exporter", where, exc) from None
+    if status == 401:
+        raise MetricsRefusedLogin(
+            f"the exporter at {where} refuses user {credentials.metrics_user!r}",
+            hint="it was made with another login: run 'tcel down', then 'tcel up --metrics'",
+        )
+    if status != 200:
+        raise unreachable("exporter", where, f"it answered {status}")
+    if b'tcel_exporter_source_up{source="broker"} 1.0' not in body:
+        raise unreachable("exporter", where, "it cannot read the broker yet")
+    return body

@@ -21,6 +21,7 @@ DEFAULTS = {
     "TCEL_BROKER_PORT": "5672",
     "TCEL_BACKEND_PORT": "6379",
     "TCEL_FLOWER_PORT": "5555",
+    "TCEL_METRICS_PORT": "9808",
     "TCEL_ENGINE": "containers",  # or "swarm"
     "TCEL_REGISTRY_IMAGE": "registry:2",  # the registry `tcel up --swarm` runs when no --registry is given
 }

@@ -130,6 +130,20 @@ ensure_chromium() {
     || die "apt-get install chromium chromium-driver failed"
 }
 
+# Debian's prometheus package (the server and promtool): tests/unit/test_alerts.py checks docs/alerts.yml with
+# `promtool test rules`, and tests/integration/test_metrics.py has a real Prometheus scrape the exporter. On
+# Debian, as root, without them: apt-get install it from the machine's own mirror. Only scripts/test needs it.
+ensure_prometheus() {
+  command -v prometheus >/dev/null && command -v promtool >/dev/null && return
+  if [ "$(id -u)" != 0 ] || [ ! -f /etc/debian_version ]; then
+    say "prometheus and promtool are missing: the alert rules' and the exporter's tests need them"
+    return
+  fi
+  say "installing Debian's prometheus (promtool and a server for the metrics tests)"
+  apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q prometheus >/dev/null \
+    || die "apt-get install prometheus failed"
+}
+
 setup_all() {
   ensure_venv
   ensure_docker

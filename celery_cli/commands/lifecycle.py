@@ -13,7 +13,6 @@ from .options import Json, Queues, ReadyTimeout, which_stack
 from .up_options import queues_option, up_options
 
 if TYPE_CHECKING:
-    from ..credentials import Credentials
     from ..project_app import ProjectApp
     from ..stack.base import UpOptions, UpReport
     from ..worker_report import Findings
@@ -58,6 +57,13 @@ def up(
     ] = False,
     flower_port: Annotated[
         int | None, typer.Option(min=1, max=65535, help="Host port for Flower [env TCEL_FLOWER_PORT; 5555].")
+    ] = None,
+    metrics: Annotated[
+        bool,
+        typer.Option("--metrics", help="Also run a Prometheus exporter behind a generated login (see 'tcel metrics')."),
+    ] = False,
+    metrics_port: Annotated[
+        int | None, typer.Option(min=1, max=65535, help="Host port for the exporter [env TCEL_METRICS_PORT; 9808].")
     ] = None,
     beat: Annotated[
         bool | None,
@@ -125,7 +131,8 @@ def up(
     With --watch, every change to a file of the worker image (the app's modules, requirements, the Dockerfile...)
     rebuilds it and replaces the workers one at a time; Ctrl-C stops watching and leaves the stack up.
     With --flower, Flower runs beside them (its image built on the same Python base); a later 'tcel up'
-    without --flower leaves it running, 'tcel down' removes it. With --beat, one beat runs from the workers'
+    without --flower leaves it running, 'tcel down' removes it; --metrics likewise runs tcel's Prometheus
+    exporter (queues, workers, recent tasks). With --beat, one beat runs from the workers'
     image, replaced with them, and later 'tcel up's keep it (until --no-beat); its schedule's state lives in
     Redis, kept unless 'down --volumes'.
     """
@@ -146,6 +153,8 @@ def up(
         queues=queues_option(queues),
         flower=flower,
         flower_port=flower_port,
+        metrics=metrics,
+        metrics_port=metrics_port,
         beat=beat,
         swarm_init=init,
         data_node=data_node,
@@ -189,10 +198,10 @@ def scale(
     _show(out, target, report, f"stack {target.project.name} runs {workers} worker(s), all answering")
 
 
-def _flower_line(access: Credentials) -> str:
+def _login_line(url: str, user: str, password: str) -> str:
     from ..credentials import mask
 
-    return f"{access.flower_url()} (user {access.flower_user}, password {mask(access.flower_password)})"
+    return f"{url} (user {user}, password {mask(password)})"
 
 
 def _show(
@@ -234,8 +243,11 @@ def _show(
     if endpoints:
         out.info(f"  broker   {mask_url(report.credentials.broker_url())}")
         out.info(f"  backend  {mask_url(report.credentials.backend_url())}")
+        access = report.credentials
         if report.flower:
-            out.info(f"  flower   {_flower_line(report.credentials)}")
+            out.info(f"  flower   {_login_line(access.flower_url(), access.flower_user, access.flower_password)}")
+        if report.metrics:
+            out.info(f"  metrics  {_login_line(access.metrics_url(), access.metrics_user, access.metrics_password)}")
         if report.beat:
             out.info("  beat     running (its schedule: tcel beat)")
         out.info(f"  secrets  {secrets}")
@@ -287,7 +299,7 @@ def logs(
     service: Annotated[
         str | None,
         typer.Argument(
-            help="broker, backend, worker (all workers), worker-N, beat or flower; default: all.",
+            help="broker, backend, worker (all workers), worker-N, beat, flower or metrics; default: all.",
             autocompletion=services,
         ),
     ] = None,

@@ -26,6 +26,7 @@ def up_options(
     backend_image: str | None = None,
     python_image: str | None = None,
     flower_port: int | None = None,
+    metrics_port: int | None = None,
     **rest: Any,  # the rest of UpOptions' fields, as given
 ) -> UpOptions:
     """Options as given, each falling back to env, then what the project's stack was last started with (so
@@ -65,6 +66,7 @@ def up_options(
         broker_port=asked("TCEL_BROKER_PORT", broker_port),
         backend_port=asked("TCEL_BACKEND_PORT", backend_port),
         flower_port=asked("TCEL_FLOWER_PORT", flower_port),
+        metrics_port=asked("TCEL_METRICS_PORT", metrics_port),
         broker_image=image("TCEL_BROKER_IMAGE", broker_image),
         backend_image=image("TCEL_BACKEND_IMAGE", backend_image),
         python_image=image("TCEL_PYTHON_IMAGE", python_image),

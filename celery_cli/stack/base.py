@@ -40,6 +40,8 @@ class UpOptions:
     workers_only: bool = False  # `tcel scale`: never create or start the broker or backend
     flower: bool = False  # add Flower; without it, a Flower that exists is kept as it is
     flower_port: int | None = None  # as broker_port
+    metrics: bool = False  # add the Prometheus exporter; without it, one that exists is kept as it is
+    metrics_port: int | None = None  # as broker_port
     beat: bool = False  # the stack has one beat (on the workers' image); kept for the project as TCEL_BEAT
     # Swarm only: make the engine a single-node swarm manager if it is in no swarm; the node the broker and
     # backend run on (default: the manager); the registry the worker image goes to (default: one tcel runs)
@@ -62,6 +64,7 @@ class UpReport:
     workers: list[str] = field(default_factory=list)  # their Celery node names, once they answered
     notes: list[str] = field(default_factory=list)  # what the user should know, such as a port chosen
     flower: bool = False  # the stack has a Flower service
+    metrics: bool = False  # the stack has the exporter
     beat: bool = False  # the stack has a beat
     engine: str = ""  # containers or swarm
     # what changed in a running service besides its image, as `name: what` (on Swarm: replica counts, settings)
@@ -96,6 +99,7 @@ class UpReport:
             },
             "backend": {"host": c.host, "port": c.backend_port, "password": mask(c.backend_password)},
             "flower": flower_dict(c) if self.flower else None,
+            "metrics": metrics_dict(c) if self.metrics else None,
             "beat": self.beat,
             "credentials_file": credentials_file,
             "notes": self.notes,
@@ -110,6 +114,17 @@ def flower_dict(access: Credentials, show_password: bool = False) -> dict[str, A
         "url": access.flower_url(),
         "user": access.flower_user,
         "password": access.flower_password if show_password else mask(access.flower_password),
+    }
+
+
+def metrics_dict(access: Credentials, show_password: bool = False) -> dict[str, Any]:
+    """Where the exporter answers and its login, for --json; the password masked unless asked for."""
+    from ..credentials import mask
+
+    return {
+        "url": access.metrics_url(),
+        "user": access.metrics_user,
+        "password": access.metrics_password if show_password else mask(access.metrics_password),
     }
 
 

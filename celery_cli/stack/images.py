@@ -1,14 +1,16 @@
-"""Getting the images a stack runs: pulling the broker's and backend's, building the worker's and Flower's."""
+"""Getting the images a stack runs: pulling the broker's and backend's, building the worker's, Flower's and the
+exporter's."""
 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from ..errors import ImageError
-from ..names import FLOWER_IMAGE_KIND, LABEL_IMAGE
+from ..names import FLOWER_IMAGE_KIND, LABEL_IMAGE, METRICS_IMAGE_KIND
 from ..output import Progress
 
 if TYPE_CHECKING:
@@ -17,7 +19,25 @@ if TYPE_CHECKING:
 
 OFFLINE_HINT = "check the name, or on a machine without a registry run scripts/offline-images"
 FLOWER_IMAGE_FILES = Path(__file__).parent / "flower_image"
-CONSTRAINTS = Path(__file__).parent.parent / "template" / "constraints.txt"
+METRICS_IMAGE_FILES = Path(__file__).parent / "metrics_image"
+PACKAGE = Path(__file__).parent.parent
+CONSTRAINTS = PACKAGE / "template" / "constraints.txt"
+# The tcel modules the exporter imports (celery_cli/exporter.py and what it reuses: the queue reader, remote
+# control, the result store); tests/unit/test_metrics.py checks that they import without the rest of tcel.
+EXPORTER_MODULES = (
+    "__init__",
+    "credentials",
+    "errors",
+    "exporter",
+    "names",
+    "probes",
+    "queues",
+    "remote_control",
+    "result_store",
+    "settings",
+    "task_args",
+    "task_record",
+)
 
 
 def image_exists(client: docker.DockerClient, name: str) -> bool:
@@ -83,6 +103,13 @@ class BuildContext:
         files["constraints.txt"] = CONSTRAINTS
         return cls({name: (path.read_bytes(), 0o644) for name, path in files.items()})
 
+    @classmethod
+    def metrics(cls) -> BuildContext:
+        """The exporter image's context: its Dockerfile, tcel's constraints.txt and the modules it runs."""
+        files = {"Dockerfile": METRICS_IMAGE_FILES / "Dockerfile", "constraints.txt": CONSTRAINTS}
+        files.update({f"celery_cli/{module}.py": PACKAGE / f"{module}.py" for module in EXPORTER_MODULES})
+        return cls({name: (path.read_bytes(), 0o644) for name, path in files.items()})
+
     def image_name(self, python_image: str, repository: str = "tcel-worker") -> str:
         """Name the image after what goes into it, so a changed tasks.py, Dockerfile or constraints.txt means a
         new image and projects with the same files share one."""
@@ -107,24 +134,37 @@ class BuildContext:
         return archive
 
 
-def flower_image_name(python_image: str) -> str:
-    """The Flower image tcel's files make on this Python base (see BuildContext.flower)."""
-    return BuildContext.flower().image_name(python_image, "tcel-flower")
+@dataclass(frozen=True)
+class ServiceImage:
+    """An image tcel builds from its own files for a service of the stack (Flower, the exporter)."""
+
+    context: Callable[[], BuildContext]
+    repository: str
+    kind: str  # LABEL_IMAGE's value
+    what: str
+    option: str  # the `up` option that adds the service
 
 
-def build_flower_image(client: docker.DockerClient, tag: str, python_image: str, progress: Progress) -> None:
-    """Build the Flower image on the configured Python base, streaming the build's steps to `progress`."""
-    progress(f"building {tag} (Flower)")
-    build(
-        client,
-        BuildContext.flower(),
-        tag,
-        python_image,
-        FLOWER_IMAGE_KIND,
-        "Flower image",
-        "check that the Python base image can install packages from PyPI, then run 'tcel up --flower' again",
-        progress,
-    )
+SERVICE_IMAGES = {
+    "flower": ServiceImage(BuildContext.flower, "tcel-flower", FLOWER_IMAGE_KIND, "Flower image", "--flower"),
+    "metrics": ServiceImage(BuildContext.metrics, "tcel-metrics", METRICS_IMAGE_KIND, "exporter image", "--metrics"),
+}
+
+
+def service_image_name(service: str, python_image: str) -> str:
+    """The image tcel's files make for `service` (flower, metrics) on this Python base."""
+    made = SERVICE_IMAGES[service]
+    return made.context().image_name(python_image, made.repository)
+
+
+def build_service_image(
+    client: docker.DockerClient, service: str, tag: str, python_image: str, progress: Progress
+) -> None:
+    """Build Flower's or the exporter's image on the configured Python base, streaming its steps to `progress`."""
+    made = SERVICE_IMAGES[service]
+    progress(f"building {tag} ({made.what})")
+    hint = f"check that the Python base image can install packages from PyPI, then run 'tcel up {made.option}' again"
+    build(client, made.context(), tag, python_image, made.kind, made.what, hint, progress)
 
 
 def build(

@@ -1,6 +1,6 @@
 """Waiting until a stack works, on either engine: the broker takes a login, the backend a PING, every worker a
-Celery ping, Flower (when the stack has it) lists every worker. Each engine's readiness.py adds its own check
-that fails at once when a service exits meanwhile."""
+Celery ping, Flower (when the stack has it) lists every worker, the exporter (likewise) answers a scrape. Each
+engine's readiness.py adds its own check that fails at once when a service exits meanwhile."""
 
 from __future__ import annotations
 
@@ -12,7 +12,15 @@ from dataclasses import dataclass
 from ..credentials import Credentials
 from ..errors import ServiceUnreachable, WaitTimeout
 from ..output import Progress
-from ..probes import BrokerRefusedLogin, FlowerRefusedLogin, probe_backend, probe_broker, probe_flower
+from ..probes import (
+    BrokerRefusedLogin,
+    FlowerRefusedLogin,
+    MetricsRefusedLogin,
+    probe_backend,
+    probe_broker,
+    probe_flower,
+    probe_metrics,
+)
 from ..remote_control import Control
 from ..settings import Project
 
@@ -28,6 +36,7 @@ BROKER_TROUBLE = re.compile(
 BROKER_GRACE = 3.0
 FLOWER_PROBE_INTERVAL = 0.25  # two HTTP requests each time: less often than the cheap probes
 BEAT_PROBE_INTERVAL = 0.25
+METRICS_PROBE_TIMEOUT = 3.0  # a scrape reads the stack: about half a second
 
 
 @dataclass(frozen=True)
@@ -46,14 +55,15 @@ def wait_until_answering(
     progress: Progress,
     flower: bool = False,
     beat: bool = False,
+    metrics: bool = False,
 ) -> float:
     """Wait until the broker takes a login, the backend a PING, every worker node a ping, with `flower` until
-    Flower lists every worker and with `beat` until the beat ticks (beat_schedule.ticking); return seconds.
-    `check(pending workers, when the broker first answered)` runs every second and raises when the engine says
-    a service failed (whichever engine runs them)."""
+    Flower lists every worker, with `beat` until the beat ticks (beat_schedule.ticking) and with `metrics` until
+    the exporter answers a scrape; return seconds. `check(pending workers, when the broker first answered)` runs
+    every second and raises when the engine says a service failed (whichever engine runs them)."""
     started = time.monotonic()
     deadline = started + timeout
-    pending = {"broker", "backend", *workers, *(["flower"] if flower else []), *(["beat"] if beat else [])}
+    pending = {"broker", "backend", *workers, *_extras(flower=flower, beat=beat, metrics=metrics)}
     flower_probed, flower_missing, beat_probed = 0.0, "", 0.0
     began = time.time()
     last_check = 0.0
@@ -89,8 +99,13 @@ def wait_until_answering(
             time.sleep(0.05)
 
 
+def _extras(**wanted: bool) -> list[str]:
+    return [service for service, asked in wanted.items() if asked]
+
+
 def _services_answering(access: Credentials, pending: set[str]) -> set[str]:
-    """The broker and backend among `pending` that answer now; a refused login is raised at once."""
+    """The broker and backend among `pending` that answer now, and the exporter once they do; a refused login is
+    raised at once."""
     answering = set()
     for service, probe in (("broker", probe_broker), ("backend", probe_backend)):
         if service in pending:
@@ -101,6 +116,8 @@ def _services_answering(access: Credentials, pending: set[str]) -> set[str]:
                 raise
             except ServiceUnreachable:
                 pass
+    if "metrics" in pending and not (pending - answering) & {"broker", "backend"} and _metrics_answer(access):
+        answering.add("metrics")
     return answering
 
 
@@ -113,6 +130,17 @@ def _beat_ticking(access: Credentials, since: float) -> bool:
         return ticking(ResultStore(access.backend_url(), PROBE_TIMEOUT), since)
     except TcelError:
         return False
+
+
+def _metrics_answer(access: Credentials) -> bool:
+    """Whether the exporter answers a scrape now; a refused login is raised at once."""
+    try:
+        probe_metrics(access, METRICS_PROBE_TIMEOUT)
+    except MetricsRefusedLogin:
+        raise
+    except ServiceUnreachable:
+        return False
+    return True
 
 
 def _flower_missing(access: Credentials, workers: list[str]) -> str:

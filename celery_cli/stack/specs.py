@@ -14,6 +14,7 @@ from ..names import (
     LABEL_QUEUES,
     LABEL_SERVICE,
     MAX_MESSAGE_SIZE,
+    METRICS_PORT,
 )
 from ..settings import Project
 from .base import UpOptions
@@ -41,10 +42,11 @@ RABBITMQ_USER_CONF = "/etc/rabbitmq/conf.d/90-tcel-user.conf"
 SECRETS_DIR = "/run/secrets"
 # (every worker image's entrypoint exports each *_FILE into its variable, for any app: tcel_worker's entrypoint.sh)
 URL_VARIABLES = ("CELERY_BROKER_URL", "CELERY_RESULT_BACKEND", "CELERY_RESULT_BACKEND_URL")
-FLOWER_URL_VARIABLES = ("CELERY_BROKER_URL", "CELERY_RESULT_BACKEND_URL")  # what flowerconfig.py reads
+FLOWER_URL_VARIABLES = ("CELERY_BROKER_URL", "CELERY_RESULT_BACKEND_URL")  # what flowerconfig.py and the exporter read
 # Flower's login, as flowerconfig.py reads it from the file TCEL_FLOWER_BASIC_AUTH_FILE names (not FLOWER_...:
 # Flower takes every FLOWER_* variable for one of its options and stops at one it does not know)
 FLOWER_LOGIN_VARIABLE = "TCEL_FLOWER_BASIC_AUTH"
+METRICS_LOGIN_VARIABLE = "TCEL_METRICS_BASIC_AUTH"  # what the exporter (celery_cli/exporter.py) reads
 
 
 @dataclass(frozen=True)
@@ -135,22 +137,39 @@ def beat(credentials: Credentials, image: str) -> ServiceSpec:
 
 
 def flower(credentials: Credentials, image: str) -> ServiceSpec:
-    """Flower, watching the stack's workers through the broker's events, behind a basic-auth login. Its
-    secrets (the broker's and backend's URLs, the login) are files under /run/secrets on either engine (put
-    in before start on containers, Docker secrets on Swarm), which flowerconfig.py reads: nothing secret in
-    its environment or on its command line, where `docker inspect` shows them."""
+    """Flower, watching the stack's workers through the broker's events, behind a basic-auth login."""
+    login = f"{credentials.flower_user}:{credentials.flower_password}"
+    return behind_login(
+        "flower", image, credentials, (FLOWER_LOGIN_VARIABLE, login), {FLOWER_PORT: credentials.flower_port}
+    )
+
+
+def metrics(credentials: Credentials, image: str) -> ServiceSpec:
+    """tcel's Prometheus exporter (celery_cli/exporter.py), reading the queues, workers and recent tasks on
+    each scrape, behind a basic-auth login."""
+    login = f"{credentials.metrics_user}:{credentials.metrics_password}"
+    return behind_login(
+        "metrics", image, credentials, (METRICS_LOGIN_VARIABLE, login), {METRICS_PORT: credentials.metrics_port}
+    )
+
+
+def behind_login(
+    service: str, image: str, credentials: Credentials, login: tuple[str, str], ports: dict[int, int]
+) -> ServiceSpec:
+    """A web service of the stack (Flower, the exporter) published on the stack's address behind a login. Its
+    secrets (the broker's and backend's URLs, the login "user:password" under the variable `login` names) are
+    files under /run/secrets on either engine (put in before start on containers, Docker secrets on Swarm), which
+    it reads from the files the *_FILE variables name: nothing secret in its environment or on its command line,
+    where `docker inspect` shows them."""
     inside = credentials.inside_network()
-    secrets = {
-        **{key: inside[key] for key in FLOWER_URL_VARIABLES},
-        FLOWER_LOGIN_VARIABLE: f"{credentials.flower_user}:{credentials.flower_password}",
-    }
+    secrets = {**{key: inside[key] for key in FLOWER_URL_VARIABLES}, login[0]: login[1]}
     return ServiceSpec(
-        "flower",
+        service,
         None,
         image,
         environment={f"{key}_FILE": secret_path(key) for key in secrets},
         files={secret_path(key): value.encode() for key, value in secrets.items()},
-        ports={FLOWER_PORT: (credentials.bind, credentials.flower_port)},
+        ports={inner: (credentials.bind, outer) for inner, outer in ports.items()},
     )
 
 

@@ -14,6 +14,7 @@ COMMANDS = [
     "status",
     "watch",
     "flower",
+    "metrics",
     "call",
     "add",
     "tsum",

@@ -20,6 +20,7 @@ from ...names import (
     LABEL_PROJECT,
     LABEL_QUEUES,
     LABEL_SERVICE,
+    METRICS_IMAGE_KIND,
     SERVICES,
     WORKER_IMAGE_KIND,
 )
@@ -277,12 +278,16 @@ def image_id(client: docker.DockerClient, image: str) -> str:
 
 
 def remove_unused_images(client: docker.DockerClient, image_ids: set[str]) -> None:
-    """Old worker and Flower images go once no container uses them; the engine refuses while one does."""
+    """Old worker, Flower and exporter images go once no container uses them; the engine refuses while one does."""
     import docker
 
     for image_id in image_ids:
         try:
-            if client.images.get(image_id).labels.get(LABEL_IMAGE) in (WORKER_IMAGE_KIND, FLOWER_IMAGE_KIND):
+            if client.images.get(image_id).labels.get(LABEL_IMAGE) in (
+                WORKER_IMAGE_KIND,
+                FLOWER_IMAGE_KIND,
+                METRICS_IMAGE_KIND,
+            ):
                 client.images.remove(image_id)
         except docker.errors.APIError:
             pass  # still used by a container, or already gone

@@ -9,11 +9,11 @@ from typing import TYPE_CHECKING
 from ... import credentials as stored
 from ...credentials import Credentials
 from ...errors import NotRunning
-from ...names import BACKEND_PORT, BROKER_PORT, FLOWER_PORT
+from ...names import BACKEND_PORT, BROKER_PORT, FLOWER_PORT, METRICS_PORT
 from ...settings import Project
 from .. import specs
 from ..base import UpOptions
-from ..images import flower_image_name, image_exists
+from ..images import image_exists, service_image_name
 from ..ports import PortChooser
 from ..specs import ServiceSpec
 from ..worker_image import WorkerImage, worker_image
@@ -44,13 +44,15 @@ class UpPlan:
     beat: bool = False  # the stack has a beat (from the worker image)
     extra_beat: list[Container] = field(default_factory=list)  # a beat that `up --no-beat` removes
     build_flower: bool = False
+    metrics_image: str | None = None  # when the stack has the exporter
+    build_metrics: bool = False
 
 
 def plan(client: docker.DockerClient, project: Project, options: UpOptions, existing: Existing) -> UpPlan:
     """Decide from the options and what exists; nothing is changed yet."""
     saved = stored.load(project)
-    with_flower = not options.workers_only and (options.flower or project.container("flower") in existing)
-    access, notes = addresses(project, options, existing, saved or stored.generate(), saved is not None, with_flower)
+    web = [s for s in ("flower", "metrics") if _wanted(project, options, existing, s)]
+    access, notes = addresses(project, options, existing, saved or stored.generate(), saved is not None, web)
     if options.workers_only:
         _require_running(project, existing, ("broker", "backend"))
     workers = [c for c in existing.values() if c.service == "worker"]
@@ -59,11 +61,10 @@ def plan(client: docker.DockerClient, project: Project, options: UpOptions, exis
         options = replace(options, queues=workers[0].queues)
     image = worker_image(project, options.app, options.worker_command)
     worker_tag = image.name(options.python_image)
-    flower_image = flower_image_name(options.python_image) if with_flower else None
+    flower_image = service_image_name("flower", options.python_image) if "flower" in web else None
+    metrics_image = service_image_name("metrics", options.python_image) if "metrics" in web else None
     beat = existing.get(project.container("beat"))
     with_beat = options.beat if not options.workers_only else beat is not None
-    if with_flower:
-        access = access.with_flower_login()
     return UpPlan(
         existing=existing,
         credentials=access,
@@ -82,6 +83,7 @@ def plan(client: docker.DockerClient, project: Project, options: UpOptions, exis
             *(specs.worker(n, options, access, worker_tag) for n in range(1, count + 1)),
             *([specs.beat(access, worker_tag)] if with_beat else []),
             *([specs.flower(access, flower_image)] if flower_image else []),
+            *([specs.metrics(access, metrics_image)] if metrics_image else []),
         ],
         worker_image=worker_tag,
         image=image,
@@ -91,20 +93,22 @@ def plan(client: docker.DockerClient, project: Project, options: UpOptions, exis
         extra_workers=[c for c in workers if c.number > count] if options.workers is not None else [],
         flower_image=flower_image,
         build_flower=flower_image is not None and not image_exists(client, flower_image),
+        metrics_image=metrics_image,
+        build_metrics=metrics_image is not None and not image_exists(client, metrics_image),
         beat=with_beat,
         extra_beat=[beat] if beat is not None and not with_beat else [],
     )
 
 
 def addresses(
-    project: Project, options: UpOptions, existing: Existing, access: Credentials, saved: bool, with_flower: bool
+    project: Project, options: UpOptions, existing: Existing, access: Credentials, saved: bool, web: list[str]
 ) -> tuple[Credentials, list[str]]:
-    """Where the broker, backend (and Flower) are published: a stack that exists keeps its address and ports;
-    a port the user asked for is used (a taken one is refused later); otherwise the project's kept port or
-    the default, and a free port when that one is taken, so a second project starts beside the first."""
+    """Where the broker, backend and `web` services (flower, metrics) are published: a stack that exists keeps
+    its address and ports; a port the user asked for is used (a taken one is refused later); otherwise the
+    project's kept port or the default, and a free port when that one is taken, so a second project starts
+    beside the first. The web services get their logins (kept, else generated)."""
     broker_ip, broker_bound = binding(existing.get(project.container("broker")), BROKER_PORT)
     _, backend_bound = binding(existing.get(project.container("backend")), BACKEND_PORT)
-    _, flower_bound = binding(existing.get(project.container("flower")), FLOWER_PORT)
     ports = PortChooser(project.name, broker_ip or options.bind)
     kept = (access.broker_port, access.backend_port) if saved else (BROKER_PORT, BACKEND_PORT)
     access = access.with_ports(
@@ -112,10 +116,20 @@ def addresses(
         ports.choose("broker", broker_bound, options.broker_port, kept[0]),
         ports.choose("backend", backend_bound, options.backend_port, kept[1]),
     )
-    if with_flower:
-        kept_flower = access.flower_port if saved else FLOWER_PORT
-        access = replace(access, flower_port=ports.choose("flower", flower_bound, options.flower_port, kept_flower))
+    if "flower" in web:
+        _, bound = binding(existing.get(project.container("flower")), FLOWER_PORT)
+        port = ports.choose("flower", bound, options.flower_port, access.flower_port if saved else FLOWER_PORT)
+        access = replace(access.with_flower_login(), flower_port=port)
+    if "metrics" in web:
+        _, bound = binding(existing.get(project.container("metrics")), METRICS_PORT)
+        port = ports.choose("metrics", bound, options.metrics_port, access.metrics_port if saved else METRICS_PORT)
+        access = replace(access.with_metrics_login(), metrics_port=port)
     return access, ports.notes
+
+
+def _wanted(project: Project, options: UpOptions, existing: Existing, service: str) -> bool:
+    """A web service (flower, metrics) is asked for, or runs already; never for `tcel scale`."""
+    return not options.workers_only and (getattr(options, service) or project.container(service) in existing)
 
 
 def _require_running(project: Project, existing: Existing, services: tuple[str, ...]) -> None:

@@ -31,7 +31,14 @@ def wait_ready(
 
     services = {c.service for c in containers}
     seconds = wait_until_answering(
-        access, set(workers), check, timeout, progress, flower="flower" in services, beat="beat" in services
+        access,
+        set(workers),
+        check,
+        timeout,
+        progress,
+        flower="flower" in services,
+        beat="beat" in services,
+        metrics="metrics" in services,
     )
     return Ready(seconds, frozenset(workers))
 

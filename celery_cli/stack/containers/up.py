@@ -11,7 +11,7 @@ from ...credentials import Credentials
 from ...output import Progress
 from ...settings import Project
 from ..base import UpReport
-from ..images import build_flower_image, ensure_pulled
+from ..images import build_service_image, ensure_pulled
 from ..ports import port_free, port_in_use
 from ..rollback import Rollback
 from . import data, docker_api
@@ -23,17 +23,21 @@ if TYPE_CHECKING:
 
 
 def prepare(client: docker.DockerClient, project: Project, plan: UpPlan, progress: Progress) -> None:
-    """Pull missing images, refuse taken ports, build the worker and Flower images: all before anything is made."""
+    """Pull missing images, refuse taken ports, build the worker, Flower and exporter images: all before anything
+    is made."""
     for spec in plan.services:
         if spec.service in ("broker", "backend") and project.container(spec.service) not in plan.existing:
             ensure_pulled(client, spec.image, progress)
             if spec.service == "broker":
                 data.check_broker_volume(client, project, spec.image)
-    check_ports_free(project, plan.existing, plan.credentials, with_flower=plan.flower_image is not None)
+    web = [spec.service for spec in plan.services if spec.service in ("flower", "metrics")]
+    check_ports_free(project, plan.existing, plan.credentials, web)
     if plan.build:
         plan.image.build(client, plan.worker_image, plan.python_image, progress)
     if plan.build_flower and plan.flower_image:
-        build_flower_image(client, plan.flower_image, plan.python_image, progress)
+        build_service_image(client, "flower", plan.flower_image, plan.python_image, progress)
+    if plan.build_metrics and plan.metrics_image:
+        build_service_image(client, "metrics", plan.metrics_image, plan.python_image, progress)
 
 
 def apply(client: docker.DockerClient, project: Project, plan: UpPlan, undo: Rollback, progress: Progress) -> UpReport:
@@ -42,9 +46,10 @@ def apply(client: docker.DockerClient, project: Project, plan: UpPlan, undo: Rol
     existing = plan.existing
     report = UpReport(
         plan.credentials,
-        built=plan.build or plan.build_flower,
+        built=plan.build or plan.build_flower or plan.build_metrics,
         notes=plan.notes,
         flower=plan.flower_image is not None,
+        metrics=plan.metrics_image is not None,
         beat=plan.beat,
     )
     report.removed += _remove_stale(client, existing, "worker", plan.worker_image, plan.worker_queues)
@@ -52,6 +57,8 @@ def apply(client: docker.DockerClient, project: Project, plan: UpPlan, undo: Rol
         report.removed += _remove_stale(client, existing, "beat", plan.worker_image)
     if plan.flower_image is not None:
         report.removed += _remove_stale(client, existing, "flower", plan.flower_image)
+    if plan.metrics_image is not None:
+        report.removed += _remove_stale(client, existing, "metrics", plan.metrics_image)
     network, made = docker_api.network(client, project)
     if made:
         undo.add(network.remove)
@@ -107,7 +114,7 @@ def _remove_stale(
     image: str,
     queues: tuple[str, ...] | None = None,
 ) -> list[str]:
-    """Workers (or Flower) made from another image (tasks.py or the Dockerfile changed, new pins in
+    """Workers (or Flower, or the exporter) made from another image (tasks.py or the Dockerfile changed, new pins in
     constraints.txt, --build), or workers consuming other queues than asked, are replaced."""
     image_id = docker_api.image_id(client, image)
     stale = [
@@ -122,10 +129,12 @@ def _remove_stale(
     return [c.name for c in stale]
 
 
-def check_ports_free(project: Project, existing: Existing, access: Credentials, with_flower: bool = False) -> None:
-    """Name the taken port before anything is made, rather than leave half a stack behind."""
+def check_ports_free(project: Project, existing: Existing, access: Credentials, web: list[str] | None = None) -> None:
+    """Name the taken port before anything is made, rather than leave half a stack behind; `web`: the web
+    services the stack runs (flower, metrics)."""
     published = [("broker", access.broker_port), ("backend", access.backend_port)]
-    for service, port in published + ([("flower", access.flower_port)] if with_flower else []):
+    web_ports = {"flower": access.flower_port, "metrics": access.metrics_port}
+    for service, port in published + [(service, web_ports[service]) for service in web or []]:
         container = existing.get(project.container(service))
         if container is not None and container.status == "running":
             continue

@@ -22,6 +22,10 @@ PUBLISHED_NOTE = "Swarm publishes the broker's and backend's ports on every inte
 FLOWER_PUBLISHED_NOTE = (
     "Swarm publishes Flower's port {port} on every interface of the data node {node} too, behind its generated login"
 )
+METRICS_PUBLISHED_NOTE = (
+    "Swarm publishes the exporter's port {port} on every interface of the data node {node} too, behind its "
+    "generated login"
+)
 REGISTRY_PUBLISHED_NOTE = ", and the registry's port {port} on every interface of every node"
 INIT_NOTE = (
     "this engine is now a single-node swarm manager on 127.0.0.1 (for other machines to join, 'docker swarm "
@@ -47,6 +51,8 @@ class SwarmPlan:
     notes: list[str] = field(default_factory=list)
     worker_image: str = ""  # the local image; the name every node pulls comes from the registry
     flower_image: str | None = None
+    with_metrics: bool = False
+    metrics_image: str | None = None
     registry_port: str = ""  # of the registry tcel runs ("" with --registry)
     built: bool = False  # `up` built an image
     image: WorkerImage | None = None  # how the worker image is made
@@ -96,6 +102,9 @@ def plan(
     with_flower = not options.workers_only and (options.flower or "flower" in existing)
     if with_flower:
         access = flower_access(ports, options, existing, access)
+    with_metrics = not options.workers_only and (options.metrics or "metrics" in existing)
+    if with_metrics:
+        access = metrics_access(ports, options, existing, access)
     return SwarmPlan(
         options,
         existing,
@@ -105,6 +114,7 @@ def plan(
         kept,
         options.beat if not options.workers_only else "beat" in existing,
         ports.notes,
+        with_metrics=with_metrics,
         registry_port=kept.get("TCEL_REGISTRY_PORT", ""),
     )
 
@@ -118,6 +128,15 @@ def flower_access(
     running = (existing["flower"].published_port or access.flower_port) if "flower" in existing else None
     port = ports.choose("flower", running, options.flower_port, access.flower_port, refuse_taken=True)
     return replace(access.with_flower_login(), flower_port=port)
+
+
+def metrics_access(
+    ports: PortChooser, options: UpOptions, existing: dict[str, Service], access: Credentials
+) -> Credentials:
+    """The credentials with the exporter's login (kept, or new) and port, chosen as Flower's."""
+    running = (existing["metrics"].published_port or access.metrics_port) if "metrics" in existing else None
+    port = ports.choose("metrics", running, options.metrics_port, access.metrics_port, refuse_taken=True)
+    return replace(access.with_metrics_login(), metrics_port=port)
 
 
 def _running_port(existing: dict[str, Service], kind: str, saved: Credentials | None) -> int | None:

@@ -29,7 +29,14 @@ def wait_ready(found: dict[str, Service], credentials: Credentials, timeout: flo
             check_tasks(kind, service, since)
 
     answered = wait_until_answering(
-        credentials, nodes, check, timeout - placed, progress, flower="flower" in found, beat="beat" in found
+        credentials,
+        nodes,
+        check,
+        timeout - placed,
+        progress,
+        flower="flower" in found,
+        beat="beat" in found,
+        metrics="metrics" in found,
     )
     return Ready(placed + answered, frozenset(nodes))
 

@@ -1,6 +1,6 @@
-"""Carrying the worker (and Flower) image to every node: --registry, else a registry service tcel runs on this
-manager with a pull-through mirror on every other node, so that every node pulls it as 127.0.0.1:PORT (an
-address every engine trusts without TLS); tagging and pushing the images there."""
+"""Carrying the worker (and Flower's, the exporter's) image to every node: --registry, else a registry service tcel
+runs on this manager with a pull-through mirror on every other node, so that every node pulls it as
+127.0.0.1:PORT (an address every engine trusts without TLS); tagging and pushing the images there."""
 
 from __future__ import annotations
 
@@ -104,9 +104,13 @@ def push(client: docker.DockerClient, image: str, registry: str, progress: Progr
 
 
 def untag_pushed(client: docker.DockerClient, registry: str) -> None:
-    """Drop this engine's tags of worker and Flower images pushed to a registry that is going away (the images
-    stay while another tag or a container uses them)."""
-    pushed = [*client.images.list(name=f"{registry}/tcel-worker"), *client.images.list(name=f"{registry}/tcel-flower")]
+    """Drop this engine's tags of worker, Flower and exporter images pushed to a registry that is going away (the
+    images stay while another tag or a container uses them)."""
+    pushed = [
+        image
+        for repository in ("tcel-worker", "tcel-flower", "tcel-metrics")
+        for image in client.images.list(name=f"{registry}/{repository}")
+    ]
     for image in pushed:
         for tag in image.tags:
             if tag.startswith(f"{registry}/"):

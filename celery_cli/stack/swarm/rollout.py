@@ -1,10 +1,11 @@
 """Rolling the stack's images out on Swarm: the worker service created, or brought to the image, settings
 (concurrency, queues) and replica count asked for (a new image or setting is a rolling update, one replica at a
-time); the Flower service likewise; the beat service (one replica, stop-first: the old beat releases RedBeat's
-lock before the new one starts)."""
+time); the Flower and exporter services likewise; the beat service (one replica, stop-first: the old beat
+releases RedBeat's lock before the new one starts)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ...credentials import Credentials
@@ -13,9 +14,10 @@ from ...output import Progress
 from ...settings import Project
 from .. import specs
 from ..base import UpOptions, UpReport
+from ..images import SERVICE_IMAGES
 from . import docker_api
 from .docker_api import Service
-from .plan import FLOWER_PUBLISHED_NOTE, worker_change
+from .plan import FLOWER_PUBLISHED_NOTE, METRICS_PUBLISHED_NOTE, worker_change
 from .registry import push
 from .service_spec import create_service, update
 
@@ -90,30 +92,44 @@ def beat(
         report.started.append(running.name)
 
 
-def flower(
+@dataclass(frozen=True)
+class Placement:
+    """Where a service of the stack goes: the registry its image is pushed to, the network, the data node."""
+
+    registry: str
+    network: str
+    data_node: docker_api.Node
+
+
+WEB_SPECS = {"flower": (specs.flower, FLOWER_PUBLISHED_NOTE), "metrics": (specs.metrics, METRICS_PUBLISHED_NOTE)}
+
+
+def web_service(
     client: docker.DockerClient,
     project: Project,
+    service: str,
     local: str,
     existing: dict[str, Service],
     access: Credentials,
-    registry: str,
-    network: str,
-    data_node: docker_api.Node,
+    where: Placement,
     report: UpReport,
     progress: Progress,
 ) -> None:
-    """Create the Flower service on the data node (its port published there, as the broker's) from the image
-    `local` (built by `up` before anything was made), pushed as the worker's; or bring a running one to it."""
-    running = existing.get("flower")
-    if running is not None and running.image == f"{registry}/{local}":
+    """Create Flower's or the exporter's service on the data node (its port published there, as the broker's)
+    from the image `local` (built by `up` before anything was made), pushed as the worker's; or bring a running
+    one to it."""
+    running = existing.get(service)
+    if running is not None and running.image == f"{where.registry}/{local}":
         return  # runs what tcel's files make now: nothing to push (a reload of the workers pays no push)
-    image = push(client, local, registry, progress, what="Flower image")
+    make_spec, note = WEB_SPECS[service]
+    image = push(client, local, where.registry, progress, what=SERVICE_IMAGES[service].what)
     if running is None:
-        progress(f"creating service {project.container('flower')}")
+        progress(f"creating service {project.container(service)}")
         on_data_node = [f"node.labels.{docker_api.data_label(project)}==true"]
-        existing["flower"] = create_service(client, project, specs.flower(access, image), network, 1, on_data_node)
-        report.created.append(existing["flower"].name)
-        report.notes.append(FLOWER_PUBLISHED_NOTE.format(port=access.flower_port, node=data_node.hostname))
+        existing[service] = create_service(client, project, make_spec(access, image), where.network, 1, on_data_node)
+        report.created.append(existing[service].name)
+        port = access.flower_port if service == "flower" else access.metrics_port
+        report.notes.append(note.format(port=port, node=where.data_node.hostname))
     elif running.image != image.split("@")[0]:
         progress(f"updating service {running.name} to {image}")
         update(running, image=image)

@@ -15,7 +15,7 @@ from ..base import DownReport, PlannedStack, ReloadReport, ServiceStatus, UpOpti
 from ..choice import refuse_other_engine
 from ..containers.docker_api import containers
 from ..docker_client import connect, engine_errors, remove_volumes
-from ..images import flower_image_name
+from ..images import service_image_name
 from ..lock import project_lock
 from ..rollback import Rollback
 from ..worker_image import worker_image
@@ -74,7 +74,9 @@ class SwarmStack(PlannedStack[SwarmPlan]):
             planned.notes.insert(0, plan.INIT_NOTE)
         planned.image = worker_image(project, options.app, options.worker_command)
         planned.worker_image = planned.image.name(options.python_image)
-        planned.flower_image = flower_image_name(options.python_image) if planned.with_flower else None
+        python = options.python_image
+        planned.flower_image = service_image_name("flower", python) if planned.with_flower else None
+        planned.metrics_image = service_image_name("metrics", python) if planned.with_metrics else None
         return planned
 
     def prepare(self, planned: SwarmPlan, progress: Progress) -> None:

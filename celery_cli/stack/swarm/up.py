@@ -1,6 +1,6 @@
 """Preparing and applying `tcel up --swarm`: build the images before anything is made; then the network, the
 registry (unless --registry), the pushed worker image, the broker and backend on the data node, the worker
-service and Flower, each undone by one rollback if a later step fails."""
+service, Flower and the exporter, each undone by one rollback if a later step fails."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from ...settings import Project
 from .. import specs
 from ..base import UpReport
 from ..docker_client import remove_networks
-from ..images import build_flower_image, image_exists
+from ..images import build_service_image, image_exists
 from ..rollback import Rollback
 from . import docker_api, registry, rollout
 from .docker_api import Service
@@ -25,14 +25,15 @@ if TYPE_CHECKING:
 
 
 def prepare(client: docker.DockerClient, project: Project, plan: SwarmPlan, progress: Progress) -> bool:
-    """Build the worker (and Flower) image when missing or asked; whether anything was built."""
+    """Build the worker (and Flower's, the exporter's) image when missing or asked; whether anything was built."""
     assert plan.image is not None, "the stack's plan names the worker image"
     built = plan.options.build or not image_exists(client, plan.worker_image)
     if built:
         plan.image.build(client, plan.worker_image, plan.options.python_image, progress)
-    if plan.flower_image and not image_exists(client, plan.flower_image):
-        build_flower_image(client, plan.flower_image, plan.options.python_image, progress)
-        built = True
+    for service, image in (("flower", plan.flower_image), ("metrics", plan.metrics_image)):
+        if image and not image_exists(client, image):
+            build_service_image(client, service, image, plan.options.python_image, progress)
+            built = True
     return built
 
 
@@ -41,7 +42,14 @@ def apply(
 ) -> UpReport:
     """Make and change the services; what a failure leaves is taken back by `undo` (see forget_on_failure)."""
     options, existing, access = plan.options, plan.existing, plan.credentials
-    report = UpReport(access, built=plan.built, notes=plan.notes, flower=plan.with_flower, beat=plan.with_beat)
+    report = UpReport(
+        access,
+        built=plan.built,
+        notes=plan.notes,
+        flower=plan.with_flower,
+        beat=plan.with_beat,
+        metrics=plan.with_metrics,
+    )
     forget_on_failure(client, project, plan, undo, progress)
     network = str(docker_api.network(client, project).name)
     address = options.registry or registry.registry(
@@ -60,10 +68,11 @@ def apply(
     plan.registry_port = "" if options.registry else address.rpartition(":")[2]
     if {project.container("broker"), project.container("backend")} & set(report.created):
         report.notes.append(published_note(plan.data_node.hostname, plan.registry_port or None))
-    if plan.flower_image:  # after the broker's note, which Flower's ("...too") follows
-        rollout.flower(
-            client, project, plan.flower_image, existing, access, address, network, plan.data_node, report, progress
-        )
+    # after the broker's note, which Flower's and the exporter's ("...too") follow
+    for service, local in (("flower", plan.flower_image), ("metrics", plan.metrics_image)):
+        if local:
+            where = rollout.Placement(address, network, plan.data_node)
+            rollout.web_service(client, project, service, local, existing, access, where, report, progress)
     return report
 
 
