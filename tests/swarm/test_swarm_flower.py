@@ -30,13 +30,14 @@ def flower_swarm(lab: Lab, tmp_path_factory) -> Iterator[StackProject]:
     assert loaded.returncode == 0, loaded.stderr
     with make_project(lab.engine, tmp_path_factory.mktemp("swarm-flower")) as project:
         project.env["TCEL_FLOWER_PORT"] = str(free_port())
+        project.env["TCEL_METRICS_PORT"] = str(free_port())
         package_app(project.directory)
         with (project.directory / "proj" / "celery.py").open("a") as config:  # one periodic entry, for the beat
             config.write(
                 "app.conf.beat_schedule = {'tick': {'task': 'proj.tasks.add', 'schedule': 1.0, 'args': (1, 1)}}\n"
             )
         try:
-            up = project.tcel("up", "--swarm", "--flower", "--beat", "--workers", str(WORKERS))
+            up = project.tcel("up", "--swarm", "--flower", "--beat", "--metrics", "--workers", str(WORKERS))
             assert up.code == 0, up.stderr
             assert "app      proj (found in proj/celery.py)" in up.stderr, up.stderr
             project.up_stderr = up.stderr
@@ -114,6 +115,28 @@ def test_the_beat_runs_as_one_service_on_the_data_node_and_sends_its_entry(
     assert view["beat"]["running"] is True
     sent = flower_swarm.tcel_json("results", "-n", "50")["tasks"]
     assert any(t.get("periodic") == "tick" and t["state"] == "SUCCESS" for t in sent), sent
+
+
+def test_the_exporter_runs_on_the_data_node_behind_its_login_and_sees_every_worker_and_queue(
+    lab: Lab, flower_swarm: StackProject
+) -> None:
+    from tests.integration.test_metrics import scrape
+
+    exporter = services(lab, flower_swarm)["metrics"]
+    access = flower_swarm.connection
+    spec = json.dumps(exporter.attrs["Spec"])
+    for secret in (access.metrics_password, access.broker_password, access.backend_password):
+        assert secret not in spec
+    (task,) = [t for t in exporter.tasks() if t["DesiredState"] == "running"]
+    assert task["NodeID"] == lab.engine.info()["Swarm"]["NodeID"]
+    assert scrape(flower_swarm, None)[0] == 401
+    sent = flower_swarm.tcel("call", "proj.tasks.add", "1", "2", "--queue", "idle", "--quiet")
+    assert sent.code == 0, sent.stderr
+    status, text = scrape(flower_swarm, (access.metrics_user, access.metrics_password))
+    assert status == 200
+    assert 'tcel_queue_messages_ready{queue="idle"} 1.0' in text, text
+    for slot in range(1, WORKERS + 1):
+        assert f'tcel_worker_up{{worker="celery@worker-{slot}"}} 1.0' in text, text
 
 
 def test_flowers_secrets_are_docker_secrets_not_environment_or_command(lab: Lab, flower_swarm: StackProject) -> None:
