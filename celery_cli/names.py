@@ -69,6 +69,7 @@ LABEL_SERVICE = "io.tcel.service"
 LABEL_NUMBER = "io.tcel.number"
 LABEL_IMAGE = "io.tcel.image"
 LABEL_QUEUES = "io.tcel.queues"  # on workers: the queues they were started to consume ("" for Celery's default)
+LABEL_CHILD_LIMITS = "io.tcel.child-limits"  # on workers: "TASKS,KIB", their pool processes' limits (0: none)
 WORKER_IMAGE_KIND = "worker"  # the value of LABEL_IMAGE on worker images
 FLOWER_IMAGE_KIND = "flower"  # ... and on Flower images
 LABEL_BROKER_IMAGE = "io.tcel.broker-image"  # on the broker's volume: what wrote its data

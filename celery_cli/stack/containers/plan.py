@@ -37,6 +37,7 @@ class UpPlan:
     worker_image: str
     image: WorkerImage  # how the worker image is made
     worker_queues: tuple[str, ...] | None
+    child_limits: str  # the workers' pool limits (specs.child_limits)
     python_image: str
     build: bool
     extra_workers: list[Container]  # numbered above an asked worker count
@@ -72,6 +73,7 @@ def plan(client: docker.DockerClient, project: Project, options: UpOptions, exis
             "TCEL_BACKEND_IMAGE": options.backend_image,
             "TCEL_PYTHON_IMAGE": options.python_image,
             "TCEL_CONCURRENCY": str(options.concurrency or ""),
+            **specs.kept_limits(options),
             "TCEL_BEAT": "1" if with_beat else "",
             **image.kept(),
         },
@@ -86,6 +88,7 @@ def plan(client: docker.DockerClient, project: Project, options: UpOptions, exis
         worker_image=worker_tag,
         image=image,
         worker_queues=options.queues,
+        child_limits=specs.child_limits(options),
         python_image=options.python_image,
         build=options.build or not image_exists(client, worker_tag),
         extra_workers=[c for c in workers if c.number > count] if options.workers is not None else [],
