@@ -9,7 +9,10 @@
   per task (name, args, kwargs, queue, received, started, finished; and the exact args and kwargs as JSON when
   they fit CALL_KEPT_MAX, which `tcel retry` sends again; the beat entry that sent it, from the header
   PERIODIC_HEADER). Every task a worker receives passes here, whoever sent it. A failure here is logged, never
-  raised.
+  raised. The trim deletes the hashes (and a streamed sum's chunk list) of the tasks it drops, and a hash is
+  written only while its task is in the index, so the index's keys stay bounded however many tasks pass:
+  INDEX_SCRIPT does both in one call (the client sends tasks through the same script). The environment's
+  TCEL_INDEX_MAX_TASKS sets a smaller or larger index than MAX_TASKS.
 - Every failure as one small entry (time, id, name, exception, message, worker) in a sorted set by time, trimmed to
   MAX_FAILURES and `result_expires`: `tcel results --group-by exception` and `tcel retry --state FAILURE` read
   that one key.
@@ -23,8 +26,10 @@ celeryconfig.py imports it as worker_hooks too. Each hook is connected under a d
 second import connects nothing and every hook runs once.
 """
 
+import hashlib
 import json
 import logging
+import os
 import socket
 import time
 from datetime import timedelta
@@ -38,6 +43,35 @@ FLOW_KEY = "tcel:flow:"
 FAILED_KEY = "tcel:failed"
 MAX_FAILURES = 100_000
 MAX_TASKS = 10_000
+INDEX_SIZE = int(os.environ.get("TCEL_INDEX_MAX_TASKS") or MAX_TASKS)
+JOB_KEY = "tcel:job:"
+# The index's one write, in Redis: add the task (ARGV[2] its score, '' to update only a task indexed), trim what
+# is older than ARGV[3] or past the newest ARGV[4] tasks (at most 100 a call, so that no call blocks Redis
+# for long), deleting each dropped task's hash and chunk list, then write the fields ARGV[8..] to the task's hash
+# if it is (still) indexed. KEYS: the index, the task's hash; ARGV[1] the id, ARGV[5] the ttl, ARGV[6..7] the
+# hash and chunk-list prefixes. Standalone Redis only (it names keys it computes), as Celery's Redis backend is.
+INDEX_SCRIPT = """
+local index, info, id = KEYS[1], KEYS[2], ARGV[1]
+if ARGV[2] ~= '' then
+  redis.call('ZADD', index, 'NX', ARGV[2], id)
+  local batch = 100
+  local function drop(ids)
+    for _, old in ipairs(ids) do
+      redis.call('ZREM', index, old)
+      redis.call('DEL', ARGV[6] .. old, ARGV[7] .. old)
+    end
+  end
+  drop(redis.call('ZRANGEBYSCORE', index, '-inf', '(' .. ARGV[3], 'LIMIT', 0, batch))
+  local over = redis.call('ZCARD', index) - tonumber(ARGV[4])
+  if over > 0 then drop(redis.call('ZRANGE', index, 0, math.min(over, batch) - 1)) end
+  redis.call('EXPIRE', index, ARGV[5])
+end
+if not redis.call('ZSCORE', index, id) then return 0 end
+if #ARGV > 7 then redis.call('HSET', info, unpack(ARGV, 8)) end
+redis.call('EXPIRE', info, ARGV[5])
+return 1
+"""
+INDEX_SHA = hashlib.sha1(INDEX_SCRIPT.encode()).hexdigest()
 SHOWN_LIMIT = 200  # as celery_cli/task_args.py shows arguments
 CALL_KEPT_MAX = 65536
 # The beat entry that sent a task, as django-celery-beat and tcel's beat (tcel_beat.py) name it on the message
@@ -113,19 +147,50 @@ def _write(app, task_id, fields, score=None, flow=None):
         client = app.backend.client
         ttl = _ttl(app)
         now = time.time()
-        pipe = client.pipeline(transaction=False)
-        if score is not None:
-            pipe.zadd(INDEX_KEY, {task_id: score}, nx=True)
-            pipe.zremrangebyscore(INDEX_KEY, "-inf", now - ttl)
-            pipe.zremrangebyrank(INDEX_KEY, 0, -MAX_TASKS - 1)
-            pipe.expire(INDEX_KEY, ttl)
-        pipe.hset(INFO_KEY + task_id, mapping=fields)
-        pipe.expire(INFO_KEY + task_id, ttl)
-        if flow is not None:
-            _write_flow(pipe, task_id, fields, flow, score or now, ttl)
-        pipe.execute()
+
+        def fill(pipe):
+            _index(pipe, task_id, fields, score, now - ttl, INDEX_SIZE, ttl)
+            if flow is not None:
+                _write_flow(pipe, task_id, fields, flow, score or now, ttl)
+
+        _run(client, fill)
     except Exception:  # the index must never cost a task
         logger.warning("tcel: cannot update the task index for %s", task_id, exc_info=True)
+
+
+def _index(pipe, task_id, fields, score, oldest, size, ttl):
+    """INDEX_SCRIPT for one task: with a score, add it and trim; then its fields, if it is indexed."""
+    values = [item for pair in fields.items() for item in pair]
+    pipe.evalsha(
+        INDEX_SHA,
+        2,
+        INDEX_KEY,
+        INFO_KEY + task_id,
+        task_id,
+        "" if score is None else score,
+        oldest,
+        size,
+        ttl,
+        INFO_KEY,
+        JOB_KEY,
+        *values,
+    )
+
+
+def _run(client, fill):
+    """Send the commands `fill` puts in a pipeline, in one round trip; on a Redis that has not seen INDEX_SCRIPT
+    yet (a new or restarted backend), load it and send them again (every command here may run twice)."""
+    from redis.exceptions import NoScriptError
+
+    try:
+        pipe = client.pipeline(transaction=False)
+        fill(pipe)
+        return pipe.execute()
+    except NoScriptError:
+        client.script_load(INDEX_SCRIPT)
+        pipe = client.pipeline(transaction=False)
+        fill(pipe)
+        return pipe.execute()
 
 
 def _flow_fields(request):

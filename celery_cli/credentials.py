@@ -16,6 +16,8 @@ KEPT = (
     "TCEL_BACKEND_IMAGE",
     "TCEL_PYTHON_IMAGE",
     "TCEL_CONCURRENCY",
+    "TCEL_MAX_TASKS_PER_CHILD",
+    "TCEL_MAX_MEMORY_PER_CHILD",
     # which engine runs the stack, and on Swarm where its data lives and which registry carries its image (not
     # the registry's image: it holds no data, and a registry tcel makes runs the one configured then)
     "TCEL_ENGINE",

@@ -12,7 +12,7 @@ from .credentials import state_file
 from .errors import ExitCode, NotRunning, TcelError
 from .names import QUEUE
 from .queues import QueueInfo, queues
-from .remote_control import Control, pool_size, worker_node
+from .remote_control import Control, max_tasks_per_child, peak_rss_kib, pool_size, worker_node
 from .result_store import ResultStore
 from .stack.base import ServiceStatus, Stack
 from .task_record import BackendInfo, TaskRecord
@@ -35,6 +35,8 @@ class WorkerInfo:
     active: int | None = None
     reserved: int | None = None
     processed: int | None = None
+    peak_rss_kib: int | None = None  # the worker's main process at its largest (Celery's rusage maxrss, KiB)
+    max_tasks_per_child: int | None = None  # a pool process is replaced after this many tasks (None: never)
     registered: list[str] = field(default_factory=list)
     held: dict[str, int] = field(default_factory=dict)  # tasks running or reserved, by the queue they came from
 
@@ -237,6 +239,8 @@ def _workers(broker_url: str, nodes: tuple[list[str], list[str]] | None) -> list
             active=len(active.get(name) or []),
             reserved=len(reserved.get(name) or []),
             processed=sum((stats[name].get("total") or {}).values()),
+            peak_rss_kib=peak_rss_kib(stats[name]),
+            max_tasks_per_child=max_tasks_per_child(stats[name]),
             registered=sorted(t.split(" ")[0] for t in registered.get(name) or [] if not t.startswith("celery.")),
             held=dict(
                 Counter(

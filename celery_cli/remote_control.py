@@ -45,6 +45,20 @@ def pool_size(stats: dict[str, Any]) -> int | None:
     return len(processes) if isinstance(processes, list) else pool.get("max-concurrency")
 
 
+def peak_rss_kib(stats: dict[str, Any]) -> int | None:
+    """The most memory the worker's main process has held (Celery's rusage maxrss: KiB on Linux); the pool's
+    processes are not counted."""
+    rusage = stats.get("rusage")
+    maxrss = rusage.get("maxrss") if isinstance(rusage, dict) else None
+    return maxrss if isinstance(maxrss, int) else None
+
+
+def max_tasks_per_child(stats: dict[str, Any]) -> int | None:
+    """After how many tasks a pool process is replaced, as the pool reports it (None: never, or no such pool)."""
+    value = (stats.get("pool") or {}).get("max-tasks-per-child")
+    return value if isinstance(value, int) else None
+
+
 def worker_node(hostname: str) -> str:
     """The Celery node name of the worker running in the container with that host name."""
     return f"celery@{hostname}"

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from .credentials import mask_url
 from .errors import NotFound, ServiceUnreachable, UsageError, start_or_check, unreachable
-from .names import INDEX_KEY, INFO_KEY, JOB_KEY
+from .names import FAILED_KEY, INDEX_KEY, INFO_KEY, JOB_KEY
 from .names import RESULT_KEY as META_KEY
 from .task_record import READY_STATES, BackendInfo, TaskRecord, record
 
@@ -62,19 +62,21 @@ class ResultStore:
             raise unreachable("backend", mask_url(self.backend_url), exc, hint=start_or_check("backend")) from None
 
     def info(self) -> BackendInfo:
-        """Redis version and memory, all keys, and the tasks in tcel's index: one round trip."""
+        """Redis version and memory, all keys, and the tasks and failures in tcel's indexes: one round trip."""
         with self.errors():
             pipe = self.client.pipeline(transaction=False)
             pipe.info("server")
             pipe.info("memory")
             pipe.dbsize()
             pipe.zcard(INDEX_KEY)
-            server, memory, keys, indexed = pipe.execute()
+            pipe.zcard(FAILED_KEY)
+            server, memory, keys, indexed, failures = pipe.execute()
         return BackendInfo(
             version=server.get("redis_version", "?"),
             memory_used=memory.get("used_memory_human", "?"),
             keys=keys,
             indexed_tasks=indexed,
+            indexed_failures=failures,
         )
 
     def finished(self, ids: list[str], batch: int = 500) -> dict[str, dict[str, Any]]:

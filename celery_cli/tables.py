@@ -7,7 +7,7 @@ import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from .remote_control import pool_size
+from .remote_control import max_tasks_per_child, peak_rss_kib, pool_size
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
@@ -17,6 +17,10 @@ if TYPE_CHECKING:
     from .overview import Overview
     from .stack.base import ServiceStatus
     from .task_record import TaskRecord
+
+
+STATS_COLUMNS = ("worker", "pid", "uptime", "pool now", "max concurrency", "prefetch", "processed")
+STATS_COLUMNS_MORE = ("max tasks/child", "peak memory")
 
 
 def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> Table:
@@ -148,9 +152,18 @@ def overview(view: Overview, rate: float | None = None) -> list[RenderableType]:
         parts.append(
             table(
                 title,
-                ["worker", "answering", "pool", "active", "reserved", "processed", "registered tasks"],
+                ["worker", "answering", "pool", "active", "reserved", "processed", "peak memory", "registered tasks"],
                 [
-                    [w.name, w.answering, w.pool, w.active, w.reserved, w.processed, ", ".join(w.registered) or None]
+                    [
+                        w.name,
+                        w.answering,
+                        w.pool,
+                        w.active,
+                        w.reserved,
+                        w.processed,
+                        kib(w.peak_rss_kib),
+                        ", ".join(w.registered) or None,
+                    ]
                     for w in view.workers
                 ],
             )
@@ -168,8 +181,8 @@ def overview(view: Overview, rate: float | None = None) -> list[RenderableType]:
         parts.append(
             table(
                 "backend",
-                ["redis", "memory used", "keys", "tasks indexed"],
-                [[b.version, b.memory_used, b.keys, b.indexed_tasks]],
+                ["redis", "memory used", "keys", "tasks indexed", "failures indexed"],
+                [[b.version, b.memory_used, b.keys, b.indexed_tasks, b.indexed_failures]],
             )
         )
     if not failed("tasks"):
@@ -242,7 +255,7 @@ def inspection(method: str, replies: dict[str, Any]) -> Table:
     if method == "stats":
         return table(
             "worker stats",
-            ["worker", "pid", "uptime", "pool now", "max concurrency", "prefetch", "processed"],
+            [*STATS_COLUMNS, *STATS_COLUMNS_MORE],
             [_worker_stats(node, stats) for node, stats in sorted(replies.items())],
         )
     if method == "conf":
@@ -292,7 +305,18 @@ def _worker_stats(node: str, stats: dict[str, Any]) -> list[Any]:
         pool.get("max-concurrency"),
         stats.get("prefetch_count"),
         sum((stats.get("total") or {}).values()),
+        max_tasks_per_child(stats),
+        kib(peak_rss_kib(stats)),
     ]
+
+
+def kib(amount: int | None) -> str | None:
+    """An amount of KiB as people read it: 812 KiB, 41.5 MiB, 1.2 GiB."""
+    if amount is None:
+        return None
+    if amount < 1024:
+        return f"{amount} KiB"
+    return f"{amount / 1024:.1f} MiB" if amount < 1024**2 else f"{amount / 1024**2:.1f} GiB"
 
 
 def control_report(command: str, acknowledged: dict[str, str], refused: dict[str, str], silent: list[str]) -> Table:

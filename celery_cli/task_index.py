@@ -3,13 +3,21 @@ before any worker has it, and keeps the exact call `tcel retry` sends again."""
 
 from __future__ import annotations
 
+import hashlib
 import json
-from typing import Any
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
-from .names import CALL_KEPT_MAX, INDEX_KEY, INDEX_TTL, INFO_KEY, JOB_KEY
+from .names import CALL_KEPT_MAX, INDEX_KEY, INDEX_SCRIPT, INDEX_TTL, INFO_KEY, JOB_KEY, MAX_TASKS
 from .names import RESULT_KEY as META_KEY
 from .result_store import ResultStore
 from .task_args import shown
+
+if TYPE_CHECKING:
+    import redis
+
+INDEX_SHA = hashlib.sha1(INDEX_SCRIPT.encode()).hexdigest()
 
 
 def record_sent(
@@ -41,16 +49,40 @@ def record_sent(
     if job is not None:
         chunk_ids = job.get("chunk_ids", [])
         fields["job"] = json.dumps({key: value for key, value in job.items() if key != "chunk_ids"})
-    with store.errors():
-        pipe = store.client.pipeline(transaction=False)
-        pipe.zadd(INDEX_KEY, {task_id: sent}, nx=True)
-        pipe.hset(INFO_KEY + task_id, mapping=fields)
-        pipe.expire(INFO_KEY + task_id, INDEX_TTL)
+
+    def fill(pipe: redis.client.Pipeline) -> None:
+        index(pipe, task_id, fields, sent)
         for start in range(0, len(chunk_ids), 1000):
             pipe.rpush(JOB_KEY + task_id, *chunk_ids[start : start + 1000])
         if chunk_ids:
             pipe.expire(JOB_KEY + task_id, INDEX_TTL)
-        pipe.execute()
+
+    with store.errors():
+        run(store.client, fill)
+
+
+def index(pipe: redis.client.Pipeline, task_id: str, fields: dict[Any, str | float], score: float) -> None:
+    """Add a task to the index (trimmed as the workers trim it: names.INDEX_SCRIPT) and write its fields."""
+    values = [item for pair in fields.items() for item in pair]
+    oldest = time.time() - INDEX_TTL
+    args = [task_id, score, oldest, MAX_TASKS, INDEX_TTL, INFO_KEY, JOB_KEY, *values]
+    pipe.evalsha(INDEX_SHA, 2, INDEX_KEY, INFO_KEY + task_id, *args)
+
+
+def run(client: redis.Redis, fill: Callable[[redis.client.Pipeline], None]) -> list[Any]:
+    """The commands `fill` puts in a pipeline, in one round trip; on a Redis that has not seen INDEX_SCRIPT yet,
+    load it and send them again (as the workers' hooks do)."""
+    from redis.exceptions import NoScriptError
+
+    try:
+        pipe = client.pipeline(transaction=False)
+        fill(pipe)
+        return pipe.execute()
+    except NoScriptError:
+        client.script_load(INDEX_SCRIPT)
+        pipe = client.pipeline(transaction=False)
+        fill(pipe)
+        return pipe.execute()
 
 
 def stored_call(store: ResultStore, task_id: str) -> tuple[list[Any], dict[str, Any], str | None] | None:

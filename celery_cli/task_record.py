@@ -92,7 +92,8 @@ class BackendInfo:
     version: str
     memory_used: str
     keys: int
-    indexed_tasks: int
+    indexed_tasks: int  # tcel's index of recent tasks (names.INDEX_KEY), bounded by the workers' hooks
+    indexed_failures: int = 0  # the failure index (names.FAILED_KEY)
 
 
 def record(task_id: str, meta_json: str | None, info: dict[str, str]) -> TaskRecord | None:

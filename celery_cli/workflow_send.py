@@ -11,13 +11,15 @@ from typing import TYPE_CHECKING, Any
 from .credentials import mask_url
 from .endpoints import Endpoints
 from .errors import ServiceUnreachable, start_or_check, unreachable
-from .names import FLOW_KEY, INDEX_KEY, INDEX_TTL, INFO_KEY
+from .names import FLOW_KEY, INDEX_TTL
 from .result_store import ResultStore
 from .task_args import shown
-from .task_index import kept_call
+from .task_index import index as index_task
+from .task_index import kept_call, run
 from .workflow import Chain, Group, Node, Step, first_id, steps
 
 if TYPE_CHECKING:
+    import redis
     from celery import Celery
 
 
@@ -91,8 +93,8 @@ def index(store: ResultStore, node: Node, root: str, queue: str, sent: float) ->
     """File every task under the workflow's key, with its place in it; the ones published now as sent."""
     published = set(sent_now(node))
     places = links(node)
-    with store.errors():
-        pipe = store.client.pipeline(transaction=False)
+
+    def fill(pipe: redis.client.Pipeline) -> None:
         for step in steps(node):
             fields: dict[Any, str | float] = {"name": step.name, "args": shown(step.args), "queue": queue, "flow": root}
             fields |= places.get(step.id, {})
@@ -105,12 +107,12 @@ def index(store: ResultStore, node: Node, root: str, queue: str, sent: float) ->
                 fields["call"] = call
             if step.id in published:
                 fields["sent"] = sent
-            pipe.zadd(INDEX_KEY, {step.id: sent}, nx=True)
-            pipe.hset(INFO_KEY + step.id, mapping=fields)
-            pipe.expire(INFO_KEY + step.id, INDEX_TTL)
+            index_task(pipe, step.id, fields, sent)
         pipe.zadd(FLOW_KEY + root, dict.fromkeys((step.id for step in steps(node)), sent), nx=True)
         pipe.expire(FLOW_KEY + root, INDEX_TTL)
-        pipe.execute()
+
+    with store.errors():
+        run(store.client, fill)
 
 
 def _group_ids(result: Any) -> dict[str, str]:

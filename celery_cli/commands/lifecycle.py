@@ -9,7 +9,7 @@ import typer
 from ..endpoints import Target
 from ..output import Output
 from .completion import services
-from .options import Json, Queues, ReadyTimeout, which_stack
+from .options import Json, MaxMemoryPerChild, MaxTasksPerChild, Queues, ReadyTimeout, which_stack
 from .up_options import queues_option, up_options
 
 if TYPE_CHECKING:
@@ -30,6 +30,8 @@ def up(
         int | None, typer.Option(min=1, max=256, help="Processes per worker (default: the image's, 10).")
     ] = None,
     queues: Queues = None,
+    max_tasks_per_child: MaxTasksPerChild = None,
+    max_memory_per_child: MaxMemoryPerChild = None,
     build: Annotated[bool, typer.Option("--build", help="Rebuild the worker image and replace older workers.")] = False,
     wait: Annotated[bool, typer.Option("--wait/--no-wait", help="Wait until every service answers.")] = True,
     ready_timeout: ReadyTimeout = 120,
@@ -151,6 +153,8 @@ def up(
         concurrency=concurrency,
         build=build,
         queues=queues_option(queues),
+        max_tasks_per_child=max_tasks_per_child,
+        max_memory_per_child=max_memory_per_child,
         flower=flower,
         flower_port=flower_port,
         metrics=metrics,
@@ -182,19 +186,27 @@ def scale(
     target: Target,
     workers: Annotated[int, typer.Argument(min=1, max=32, help="How many worker containers to run.")],
     queues: Queues = None,
+    max_tasks_per_child: MaxTasksPerChild = None,
+    max_memory_per_child: MaxMemoryPerChild = None,
     ready_timeout: ReadyTimeout = 120,
     json: Json = False,
 ) -> None:
     """Add or remove worker containers; the broker and backend are left alone.
 
-    With --queues, every worker is (re)started to consume those queues.
+    With --queues, --max-tasks-per-child or --max-memory-per-child, every worker is (re)started with them.
     """
     from ..stack import open_stack
 
     out = Output(json)
     stack = open_stack(target.project)
     with out.status(f"scaling stack {target.project.name} to {workers} worker(s)") as progress:
-        report = stack.scale(workers, up_options(target, queues=queues_option(queues)), ready_timeout, progress)
+        options = up_options(
+            target,
+            queues=queues_option(queues),
+            max_tasks_per_child=max_tasks_per_child,
+            max_memory_per_child=max_memory_per_child,
+        )
+        report = stack.scale(workers, options, ready_timeout, progress)
     _show(out, target, report, f"stack {target.project.name} runs {workers} worker(s), all answering")
 
 

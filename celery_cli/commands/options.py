@@ -48,6 +48,24 @@ Queues = Annotated[
         metavar="Q1,Q2", help="Queues the workers consume (default: as running, else Celery's default 'celery')."
     ),
 ]
+# The workers' pool limits (up, scale): Celery's worker options, passed as CELERY_WORKER_MAX_*_PER_CHILD
+MaxTasksPerChild = Annotated[
+    int | None,
+    typer.Option(
+        min=0,
+        metavar="N",
+        help="Replace a worker's pool process after N tasks (Celery's option; 0: never) [default: as last started].",
+    ),
+]
+MaxMemoryPerChild = Annotated[
+    int | None,
+    typer.Option(
+        min=0,
+        metavar="KIB",
+        help="Replace a worker's pool process once it holds more than KIB kilobytes of memory, after its task "
+        "(Celery's option; 0: no limit) [default: as last started].",
+    ),
+]
 # Waiting for the stack (up, scale); --timeout is the spelling of earlier versions.
 ReadyTimeout = Annotated[
     float, typer.Option("--ready-timeout", "--timeout", min=1, help="Seconds to wait until every service answers.")

@@ -58,6 +58,10 @@ def up_options(
     directory = target.project.directory
     rest["app"] = find_app(directory, str(app_option) if app_option else None, started_with.get("TCEL_APP"))
     rest["registry"] = rest.get("registry") or started_with.get("TCEL_REGISTRY") or None
+    for limit in ("max_tasks_per_child", "max_memory_per_child"):  # 0 given: no limit from now on
+        given_limit = rest.get(limit)
+        kept_limit = started_with.get(f"TCEL_{limit.upper()}") or ""
+        rest[limit] = (given_limit if given_limit is not None else int(kept_limit or 0)) or None
     beat = rest.pop("beat", None)
     rest["beat"] = beat if beat is not None else started_with.get("TCEL_BEAT") == "1"
 

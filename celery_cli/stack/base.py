@@ -36,6 +36,10 @@ class UpOptions:
     workers: int | None = None
     concurrency: int | None = None
     queues: tuple[str, ...] | None = None  # what workers consume (default: as running, else Celery's default queue)
+    # a pool process is replaced after this many tasks, or once it holds this many KiB (Celery's options; None: no
+    # limit); kept for the project as TCEL_MAX_TASKS_PER_CHILD and TCEL_MAX_MEMORY_PER_CHILD
+    max_tasks_per_child: int | None = None
+    max_memory_per_child: int | None = None
     build: bool = False
     workers_only: bool = False  # `tcel scale`: never create or start the broker or backend
     flower: bool = False  # add Flower; without it, a Flower that exists is kept as it is

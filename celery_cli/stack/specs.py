@@ -10,6 +10,7 @@ from ..names import (
     BACKEND_PORT,
     BROKER_PORT,
     FLOWER_PORT,
+    LABEL_CHILD_LIMITS,
     LABEL_NUMBER,
     LABEL_QUEUES,
     LABEL_SERVICE,
@@ -26,7 +27,7 @@ WORKER_STOP_TIMEOUT = 1
 # A reload (`up --watch`) stops a replaced worker warm first: on SIGTERM Celery takes no new task and lets its
 # running ones finish, for up to --grace seconds, before the cold path above.
 WORKER_WARM_STOP_SIGNAL = "SIGTERM"
-PASSED_TO_WORKERS = ("TCEL_ADD_DELAY",)
+PASSED_TO_WORKERS = ("TCEL_ADD_DELAY", "TCEL_INDEX_MAX_TASKS")
 # Every container comes back by itself when it fails and when the engine restarts (not after `docker stop`);
 # Swarm restarts a service's tasks on its own. Logs are rotated on both engines: 3 files of 10 MB a container.
 RESTART_POLICY = "unless-stopped"
@@ -65,6 +66,7 @@ class ServiceSpec:
     stop_signal: str | None = None
     stop_timeout: int = STOP_TIMEOUT
     queues: tuple[str, ...] | None = None  # a worker's queues; None: the image's default
+    child_limits: str = "0,0"  # a worker's pool limits, as child_limits() writes them
     health: tuple[str, ...] | None = None  # a command that exits 0 once the service serves (Swarm: its task runs then)
 
     @property
@@ -76,6 +78,7 @@ class ServiceSpec:
         labels = {**project.labels, LABEL_SERVICE: self.service, LABEL_NUMBER: str(self.number or 0)}
         if self.service == "worker":
             labels[LABEL_QUEUES] = ",".join(self.queues or ())
+            labels[LABEL_CHILD_LIMITS] = self.child_limits
         return labels
 
 
@@ -115,6 +118,10 @@ def worker(number: int, options: UpOptions, credentials: Credentials, image: str
     if options.queues:
         # the worker's -Q: Celery's command line reads CELERY_WORKER_<OPTION>, so any project's CMD honours it
         environment["CELERY_WORKER_QUEUES"] = ",".join(options.queues)
+    if options.max_tasks_per_child:
+        environment["CELERY_WORKER_MAX_TASKS_PER_CHILD"] = str(options.max_tasks_per_child)
+    if options.max_memory_per_child:
+        environment["CELERY_WORKER_MAX_MEMORY_PER_CHILD"] = str(options.max_memory_per_child)
     environment.update({k: os.environ[k] for k in PASSED_TO_WORKERS if k in os.environ})
     return ServiceSpec(
         "worker",
@@ -125,7 +132,21 @@ def worker(number: int, options: UpOptions, credentials: Credentials, image: str
         stop_signal="SIGQUIT",
         stop_timeout=WORKER_STOP_TIMEOUT,
         queues=options.queues,
+        child_limits=child_limits(options),
     )
+
+
+def kept_limits(options: UpOptions) -> dict[str, str]:
+    """The workers' pool limits as the project's state keeps them ("": none)."""
+    return {
+        "TCEL_MAX_TASKS_PER_CHILD": str(options.max_tasks_per_child or ""),
+        "TCEL_MAX_MEMORY_PER_CHILD": str(options.max_memory_per_child or ""),
+    }
+
+
+def child_limits(options: UpOptions) -> str:
+    """The worker's pool limits as its label keeps them: "TASKS,KIB", 0 for none."""
+    return f"{options.max_tasks_per_child or 0},{options.max_memory_per_child or 0}"
 
 
 def beat(credentials: Credentials, image: str) -> ServiceSpec:

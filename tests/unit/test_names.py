@@ -30,6 +30,12 @@ def test_the_workers_index_keys_match_the_clients() -> None:
     assert (worker["FAILED_KEY"], worker["MAX_FAILURES"]) == (names.FAILED_KEY, names.MAX_FAILURES)
 
 
+def test_the_workers_index_script_and_size_match_the_clients() -> None:
+    worker = constants(REPO / "worker_hooks.py")
+    assert worker["INDEX_SCRIPT"] == names.INDEX_SCRIPT
+    assert (worker["MAX_TASKS"], worker["JOB_KEY"]) == (names.MAX_TASKS, names.JOB_KEY)
+
+
 def test_the_workers_bound_on_kept_arguments_matches_the_clients() -> None:
     assert constants(REPO / "worker_hooks.py")["CALL_KEPT_MAX"] == names.CALL_KEPT_MAX
 

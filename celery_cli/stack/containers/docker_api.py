@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from ...errors import TcelError
 from ...names import (
     FLOWER_IMAGE_KIND,
+    LABEL_CHILD_LIMITS,
     LABEL_IMAGE,
     LABEL_NUMBER,
     LABEL_PROJECT,
@@ -74,6 +75,11 @@ class Container:
         """The queues a worker was started to consume; None for the image's default."""
         listed = self.labels.get(LABEL_QUEUES)
         return tuple(listed.split(",")) if listed else None
+
+    @property
+    def child_limits(self) -> str:
+        """A worker's pool limits as specs.child_limits writes them ("0,0": none, also for a worker made before)."""
+        return self.labels.get(LABEL_CHILD_LIMITS) or "0,0"
 
     @property
     def hostname(self) -> str:

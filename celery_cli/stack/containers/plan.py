@@ -37,6 +37,7 @@ class UpPlan:
     worker_image: str
     image: WorkerImage  # how the worker image is made
     worker_queues: tuple[str, ...] | None
+    child_limits: str  # the workers' pool limits (specs.child_limits)
     python_image: str
     build: bool
     extra_workers: list[Container]  # numbered above an asked worker count
@@ -68,14 +69,7 @@ def plan(client: docker.DockerClient, project: Project, options: UpOptions, exis
     return UpPlan(
         existing=existing,
         credentials=access,
-        settings={
-            "TCEL_BROKER_IMAGE": options.broker_image,
-            "TCEL_BACKEND_IMAGE": options.backend_image,
-            "TCEL_PYTHON_IMAGE": options.python_image,
-            "TCEL_CONCURRENCY": str(options.concurrency or ""),
-            "TCEL_BEAT": "1" if with_beat else "",
-            **image.kept(),
-        },
+        settings=_kept_settings(options, with_beat, image),
         notes=notes,
         services=[
             specs.broker(project, options, access),
@@ -88,6 +82,7 @@ def plan(client: docker.DockerClient, project: Project, options: UpOptions, exis
         worker_image=worker_tag,
         image=image,
         worker_queues=options.queues,
+        child_limits=specs.child_limits(options),
         python_image=options.python_image,
         build=options.build or not image_exists(client, worker_tag),
         extra_workers=[c for c in workers if c.number > count] if options.workers is not None else [],
@@ -98,6 +93,19 @@ def plan(client: docker.DockerClient, project: Project, options: UpOptions, exis
         beat=with_beat,
         extra_beat=[beat] if beat is not None and not with_beat else [],
     )
+
+
+def _kept_settings(options: UpOptions, with_beat: bool, image: WorkerImage) -> dict[str, str]:
+    """What the state file keeps of this `up` for the next one."""
+    return {
+        "TCEL_BROKER_IMAGE": options.broker_image,
+        "TCEL_BACKEND_IMAGE": options.backend_image,
+        "TCEL_PYTHON_IMAGE": options.python_image,
+        "TCEL_CONCURRENCY": str(options.concurrency or ""),
+        **specs.kept_limits(options),
+        "TCEL_BEAT": "1" if with_beat else "",
+        **image.kept(),
+    }
 
 
 def addresses(

@@ -52,7 +52,8 @@ def apply(client: docker.DockerClient, project: Project, plan: UpPlan, undo: Rol
         metrics=plan.metrics_image is not None,
         beat=plan.beat,
     )
-    report.removed += _remove_stale(client, existing, "worker", plan.worker_image, plan.worker_queues)
+    worker_settings = (plan.worker_queues, plan.child_limits)
+    report.removed += _remove_stale(client, existing, "worker", plan.worker_image, worker_settings)
     if plan.beat:  # stopped (and its lock released) before a new one is made
         report.removed += _remove_stale(client, existing, "beat", plan.worker_image)
     if plan.flower_image is not None:
@@ -112,15 +113,17 @@ def _remove_stale(
     existing: Existing,
     service: str,
     image: str,
-    queues: tuple[str, ...] | None = None,
+    settings: tuple[tuple[str, ...] | None, str] = (None, "0,0"),
 ) -> list[str]:
     """Workers (or Flower, or the exporter) made from another image (tasks.py or the Dockerfile changed, new pins in
-    constraints.txt, --build), or workers consuming other queues than asked, are replaced."""
+    constraints.txt, --build), or workers consuming other queues or with other pool limits than asked (`settings`),
+    are replaced."""
     image_id = docker_api.image_id(client, image)
     stale = [
         c
         for c in existing.values()
-        if c.service == service and (c.image_id != image_id or (service == "worker" and c.queues != queues))
+        if c.service == service
+        and (c.image_id != image_id or (service == "worker" and (c.queues, c.child_limits) != settings))
     ]
     docker_api.stop_and_remove(stale)
     for c in stale:

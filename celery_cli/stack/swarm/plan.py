@@ -11,6 +11,7 @@ from ...credentials import Credentials
 from ...errors import NotRunning, TcelError, UsageError
 from ...names import BACKEND_PORT, BROKER_PORT
 from ...settings import Project
+from .. import specs
 from ..base import UpOptions
 from ..ports import EVERY_INTERFACE, PortChooser
 from .docker_api import Node, Service
@@ -33,8 +34,13 @@ INIT_NOTE = (
     "networks of the plain-container stacks on this engine: 'tcel down' and 'tcel up' them afterwards"
 )
 # what `up` compares and changes on a running worker service (a rolling update), besides its image
-WORKER_SETTINGS = ("CELERY_WORKER_CONCURRENCY", "CELERY_WORKER_QUEUES")
-SETTING_NAMES = {"CELERY_WORKER_CONCURRENCY": "concurrency", "CELERY_WORKER_QUEUES": "queues"}
+SETTING_NAMES = {
+    "CELERY_WORKER_CONCURRENCY": "concurrency",
+    "CELERY_WORKER_QUEUES": "queues",
+    "CELERY_WORKER_MAX_TASKS_PER_CHILD": "max tasks per child",
+    "CELERY_WORKER_MAX_MEMORY_PER_CHILD": "max memory per child (KiB)",
+}
+WORKER_SETTINGS = tuple(SETTING_NAMES)
 
 
 @dataclass
@@ -66,6 +72,7 @@ class SwarmPlan:
             "TCEL_BACKEND_IMAGE": self.options.backend_image,
             "TCEL_PYTHON_IMAGE": self.options.python_image,
             "TCEL_CONCURRENCY": str(self.options.concurrency or ""),
+            **specs.kept_limits(self.options),
             "TCEL_REGISTRY": self.options.registry or "",
             "TCEL_DATA_NODE": self.data_node.hostname,
             "TCEL_REGISTRY_PORT": self.registry_port,
