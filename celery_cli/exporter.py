@@ -3,9 +3,12 @@ scrape and served behind a basic-auth login. It runs in its own image (stack/met
 modules it imports) as `python -m celery_cli.exporter`; its secrets are files under /run/secrets that the
 environment names (CELERY_BROKER_URL_FILE, CELERY_RESULT_BACKEND_URL_FILE, TCEL_METRICS_BASIC_AUTH_FILE).
 
-A scrape costs one broadcast of Celery's `stats` (bounded by INSPECT_TIMEOUT), three inspects addressed to the
-workers that answered, one passive queue declare per queue, and one Redis round trip for the newest RECENT
-tasks of tcel's index: about half a second, whatever the number of stored results.
+A reading of the stack costs one broadcast of Celery's `stats` (bounded by INSPECT_TIMEOUT), three inspects
+addressed to the workers that answered, one passive queue declare per queue, and one Redis round trip for the
+newest RECENT tasks of tcel's index: about half a second, whatever the number of stored results. A thread reads
+the stack every READ_INTERVAL seconds and a scrape serves the newest reading (its age is exported): a scrape is
+answered in milliseconds and never waits on the workers' replies, and the stack is read at the same rate however
+many Prometheus servers scrape it.
 """
 
 from __future__ import annotations
@@ -15,7 +18,9 @@ import hmac
 import os
 import signal
 import sys
+import threading
 import time
+import traceback
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -40,6 +45,8 @@ RECENT = 1000  # the newest tasks of the index counted by name and state
 WORKER_FORGET = 3600.0  # a worker that stopped answering is reported down for this long, then dropped
 RUNTIME_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0)
 LOGIN_VARIABLE = "TCEL_METRICS_BASIC_AUTH"
+READ_INTERVAL = 2.0  # seconds between two readings of the stack (TCEL_METRICS_READ_INTERVAL)
+FIRST_READING_WAIT = 10.0  # a scrape before the first reading waits this long for it
 
 
 @dataclass
@@ -51,7 +58,8 @@ class Reading:
     silent: list[str] = field(default_factory=list)  # seen before, not answering now
     tasks: list[TaskRecord] = field(default_factory=list)
     up: dict[str, bool] = field(default_factory=dict)  # broker, workers, backend
-    seconds: float = 0.0
+    seconds: float = 0.0  # how long the reading took
+    at: float = 0.0  # when it ended (time.time())
 
 
 def broker_access(broker_url: str) -> Credentials:
@@ -96,6 +104,7 @@ class StackReader:
             self.seen = {name: when for name, when in self.seen.items() if now - when < WORKER_FORGET}
             reading.silent = sorted(set(self.seen) - set(reading.workers))
         reading.seconds = time.monotonic() - started
+        reading.at = time.time()
         return reading
 
     def _workers(self) -> tuple[dict[str, dict[str, Any]], set[str]]:
@@ -138,7 +147,7 @@ def families(reading: Reading) -> Iterator[Metric]:
 
     q, w = reading.queues, reading.workers
     gauges: list[tuple[str, str, str, list[tuple[str, float]]]] = [
-        ("tcel_exporter_source_up", "1 when the exporter read the source this scrape", "source",
+        ("tcel_exporter_source_up", "1 when the exporter read the source in its newest reading", "source",
          [(source, float(ok)) for source, ok in sorted(reading.up.items())]),
         ("tcel_queue_messages_ready", "Messages waiting in the queue", "queue", [(x.name, x.ready) for x in q]),
         ("tcel_queue_messages_unacknowledged", "Messages the workers hold, running or reserved", "queue",
@@ -156,7 +165,12 @@ def families(reading: Reading) -> Iterator[Metric]:
             family.add_metric([value_of], value)
         yield family
     yield GaugeMetricFamily(
-        "tcel_exporter_scrape_seconds", "How long this scrape read the stack", value=reading.seconds
+        "tcel_exporter_read_seconds", "How long the newest reading of the stack took", value=reading.seconds
+    )
+    yield GaugeMetricFamily(
+        "tcel_exporter_reading_age_seconds",
+        "Seconds since the newest reading of the stack ended",
+        value=max(0.0, time.time() - reading.at) if reading.at else 0.0,
     )
     processed = CounterMetricFamily(
         "tcel_worker_processed", "Tasks the worker received since it started", labels=["worker"]
@@ -194,13 +208,34 @@ def task_families(tasks: list[TaskRecord]) -> Iterator[Metric]:
 
 
 class Collector:
-    """prometheus-client's custom collector: reads the stack when Prometheus scrapes."""
+    """prometheus-client's custom collector: reads the stack in a thread of its own every `interval` seconds;
+    a scrape renders the newest reading."""
 
-    def __init__(self, reader: StackReader) -> None:
+    def __init__(self, reader: StackReader, interval: float = READ_INTERVAL) -> None:
         self.reader = reader
+        self.interval = interval
+        self.newest: Reading | None = None
+        self.first = threading.Event()
+
+    def start(self) -> Collector:
+        threading.Thread(target=self._read_forever, name="reader", daemon=True).start()
+        return self
+
+    def _read_forever(self) -> None:
+        while True:
+            try:
+                self.newest = self.reader.read()  # one reference replaced whole: no lock needed
+                self.first.set()
+            except Exception:  # a bug in one reading: said in the log, and the next one tried
+                traceback.print_exc()
+            time.sleep(self.interval)
 
     def collect(self) -> Iterator[Metric]:
-        return families(self.reader.read())
+        self.first.wait(FIRST_READING_WAIT)
+        newest = self.newest
+        if newest is None:  # not read yet: every source unknown rather than a scrape that hangs
+            newest = Reading(up={"broker": False, "workers": False, "backend": False})
+        return families(newest)
 
 
 def guarded(app: WSGIApplication, login: str) -> WSGIApplication:
@@ -240,7 +275,9 @@ def serve(port: int = METRICS_PORT, host: str = "") -> None:
             """Scrapes are not logged: one line every few seconds says nothing."""
 
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(Collector(StackReader(secret("CELERY_BROKER_URL"), secret("CELERY_RESULT_BACKEND_URL"))))
+    reader = StackReader(secret("CELERY_BROKER_URL"), secret("CELERY_RESULT_BACKEND_URL"))
+    interval = float(os.environ.get("TCEL_METRICS_READ_INTERVAL", READ_INTERVAL))
+    registry.register(Collector(reader, interval).start())
     app = guarded(make_wsgi_app(registry), secret(LOGIN_VARIABLE))
     server = make_server(host, port, app, Server, QuietHandler)
     # as PID 1 of its container, a process gets no default action for SIGTERM: `docker stop` would wait 10 s

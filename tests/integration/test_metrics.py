@@ -66,16 +66,24 @@ def test_up_with_metrics_runs_the_exporter_behind_its_login_and_status_shows_it(
 
 def test_a_scrape_shows_queues_workers_and_tasks(metrics_stack: StackProject) -> None:
     access = metrics_stack.connection
-    status, text = scrape(metrics_stack, (access.metrics_user, access.metrics_password))
-    assert status == 200
-    assert f'tcel_queue_messages_ready{{queue="{IDLE_QUEUE}"}} {float(SENT_TO_IDLE)}' in text
-    assert f'tcel_queue_consumers{{queue="{IDLE_QUEUE}"}} 0.0' in text
-    assert 'tcel_queue_consumers{queue="celery"} 1.0' in text
-    assert 'tcel_worker_up{worker="celery@worker-1"} 1.0' in text
-    assert 'tcel_worker_pool_processes{worker="celery@worker-1"}' in text
-    assert f'tcel_recent_tasks{{name="tasks.add",state="QUEUED"}} {float(SENT_TO_IDLE)}' in text
-    for source in ("broker", "workers", "backend"):
-        assert f'tcel_exporter_source_up{{source="{source}"}} 1.0' in text
+    wanted = [
+        f'tcel_queue_messages_ready{{queue="{IDLE_QUEUE}"}} {float(SENT_TO_IDLE)}',
+        f'tcel_queue_consumers{{queue="{IDLE_QUEUE}"}} 0.0',
+        'tcel_queue_consumers{queue="celery"} 1.0',
+        'tcel_worker_up{worker="celery@worker-1"} 1.0',
+        'tcel_worker_pool_processes{worker="celery@worker-1"}',
+        f'tcel_recent_tasks{{name="tasks.add",state="QUEUED"}} {float(SENT_TO_IDLE)}',
+        *(f'tcel_exporter_source_up{{source="{source}"}} 1.0' for source in ("broker", "workers", "backend")),
+    ]
+    deadline = time.monotonic() + 15  # the exporter reads the stack every 2 s; a scrape shows the newest reading
+    while True:
+        status, text = scrape(metrics_stack, (access.metrics_user, access.metrics_password))
+        missing = [line for line in wanted if line not in text]
+        if status != 200 or not missing or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert status == 200 and missing == [], text
+    assert "tcel_exporter_reading_age_seconds" in text
 
 
 def test_tcel_metrics_prints_the_url_a_masked_login_and_a_scrape_configuration(metrics_stack: StackProject) -> None:

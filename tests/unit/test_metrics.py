@@ -87,6 +87,36 @@ def test_a_worker_that_stops_answering_is_reported_down_then_forgotten(monkeypat
     assert list(reader.seen) == ["celery@worker-2"]
 
 
+def test_scrapes_serve_the_newest_reading_and_never_read_the_stack_themselves() -> None:
+    class Counting:
+        reads = 0
+
+        def read(self) -> exporter.Reading:
+            self.reads += 1
+            return exporter.Reading(queues=[QueueInfo("celery", self.reads, 1)], up={"broker": True}, at=time.time())
+
+    reader = Counting()
+    collector = exporter.Collector(reader, interval=3600).start()  # type: ignore[arg-type]
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(collector)
+    scrapes = [generate_latest(registry).decode() for _ in range(20)]
+    assert reader.reads == 1  # twenty scrapes, one reading
+    assert all('tcel_queue_messages_ready{queue="celery"} 1.0' in text for text in scrapes)
+    assert "tcel_exporter_reading_age_seconds" in scrapes[-1]
+
+
+def test_a_scrape_before_any_reading_says_every_source_is_unknown(monkeypatch) -> None:
+    class Never:
+        def read(self) -> exporter.Reading:
+            raise RuntimeError("a bug in a reading")
+
+    monkeypatch.setattr(exporter, "FIRST_READING_WAIT", 0.1)
+    text = "".join(m.name + str(m.samples) for m in exporter.Collector(Never(), interval=3600).start().collect())  # type: ignore[arg-type]
+    assert "tcel_exporter_source_up" in text and "value=0.0" in text and "value=1.0" not in text
+
+
 def call(app, authorization: str | None) -> tuple[str, bytes]:
     status: list[str] = []
     environ = {
