@@ -114,10 +114,24 @@ def by_exception(found: list[Failure]) -> list[dict[str, Any]]:
     return rows
 
 
-def forget(store: ResultStore, retried: list[Failure]) -> None:
-    """Take failures that were sent again out of the index, so that a second bulk retry does not send them twice."""
-    if not retried:
+def claim(store: ResultStore, chosen: list[Failure]) -> list[Failure]:
+    """Take the failures out of the index before they are sent again, and keep those this call took: of two bulk
+    retries at once, each failure is sent by one (ZREM answers 1 to one of them only)."""
+    taken: list[Failure] = []
+    with store.errors():
+        for start in range(0, len(chosen), 1000):
+            batch = chosen[start : start + 1000]
+            pipe = store.client.pipeline(transaction=False)
+            for failure in batch:
+                pipe.zrem(FAILED_KEY, failure.entry)
+            taken += [failure for failure, removed in zip(batch, pipe.execute(), strict=True) if removed]
+    return taken
+
+
+def give_back(store: ResultStore, unsent: list[Failure]) -> None:
+    """Put claimed failures that were not sent again back into the index, where they were."""
+    if not unsent:
         return
     with store.errors():
-        for start in range(0, len(retried), 1000):
-            store.client.zrem(FAILED_KEY, *(f.entry for f in retried[start : start + 1000]))
+        for start in range(0, len(unsent), 1000):
+            store.client.zadd(FAILED_KEY, {f.entry: f.at for f in unsent[start : start + 1000]})

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from .credentials import mask_url
 from .endpoints import Endpoints
 from .errors import ServiceUnreachable, start_or_check, unreachable
-from .names import FLOW_KEY, INDEX_TTL
+from .names import FLOW_KEY, INDEX_TTL, INFO_KEY
 from .result_store import ResultStore
 from .task_args import shown
 from .task_index import index as index_task
@@ -96,18 +96,25 @@ def index(store: ResultStore, node: Node, root: str, queue: str, sent: float) ->
 
     def fill(pipe: redis.client.Pipeline) -> None:
         for step in steps(node):
-            fields: dict[Any, str | float] = {"name": step.name, "args": shown(step.args), "queue": queue, "flow": root}
+            fields: dict[Any, str | float] = {"name": step.name, "queue": queue, "flow": root}
             fields |= places.get(step.id, {})
             if step.id != root:
                 fields["root"] = root
+            given: dict[str, str] = {"args": shown(step.args)}
             if step.kwargs:
-                fields["kwargs"] = shown(step.kwargs)
+                given["kwargs"] = shown(step.kwargs)
             call = kept_call(step.args, step.kwargs)
             if call is not None:
-                fields["call"] = call
+                given["call"] = call
             if step.id in published:
-                fields["sent"] = sent
+                index_task(pipe, step.id, fields | given | {"sent": sent}, sent)
+                continue
+            # A later step may already have run (its worker's hook stored the arguments it got, the step before's
+            # result first): what the signature gave only fills what is not there, so `retry` sends the exact call.
             index_task(pipe, step.id, fields, sent)
+            for key, value in given.items():
+                pipe.hsetnx(INFO_KEY + step.id, key, value)
+            pipe.expire(INFO_KEY + step.id, INDEX_TTL)
         pipe.zadd(FLOW_KEY + root, dict.fromkeys((step.id for step in steps(node)), sent), nx=True)
         pipe.expire(FLOW_KEY + root, INDEX_TTL)
 

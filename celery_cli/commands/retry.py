@@ -103,7 +103,8 @@ def _bulk(
         raise typer.Exit(int(ExitCode.FAILURE))
     if check:
         _check(target, sorted({call.name for _, call in calls}), calls[0][1].queue, out)
-    sent = _send(target, store, calls, out)
+    sent, taken = _send(target, store, calls, out)
+    skipped += [{"id": f.id, "reason": "another retry took it first"} for f, _ in calls if f.id not in taken]
     if out.json_mode:
         out.data({"dry_run": False, "retried": sent, "skipped": skipped})
     else:
@@ -146,13 +147,17 @@ def _check(target: Target, names: list[str], queue: str, out: Output) -> None:
 
 def _send(
     target: Target, store: ResultStore, calls: list[tuple[Failure, TaskCall]], out: Output
-) -> list[dict[str, object]]:
-    """Send every call through one confirmed channel; index each as the broker confirms it."""
-    from ..failures import forget
+) -> tuple[list[dict[str, object]], set[str]]:
+    """Claim the failures, then send each claimed call through one confirmed channel, indexing each as the broker
+    confirms it; what was claimed and not confirmed goes back into the failure index. Returns the rows sent and
+    the ids of the failures claimed."""
+    from ..failures import claim, give_back
     from ..publisher import Sender
     from ..task_index import record_sent
     from ..task_message import new_task_id
 
+    taken = {failure.id for failure in claim(store, [failure for failure, _ in calls])}
+    calls = [(failure, call) for failure, call in calls if failure.id in taken]
     jobs = [(call, new_task_id()) for _, call in calls]
     of = {task_id: failure for (failure, _), (_, task_id) in zip(calls, jobs, strict=True)}
     by_id = {task_id: call for call, task_id in jobs}
@@ -168,8 +173,9 @@ def _send(
         try:
             sender.send_many(jobs, confirmed)
         finally:
-            forget(store, [of[str(row["id"])] for row in sent])
-    return sent
+            done = {str(row["id"]) for row in sent}
+            give_back(store, [failure for task_id, failure in of.items() if task_id not in done])
+    return sent, taken
 
 
 def register(app: typer.Typer) -> None:

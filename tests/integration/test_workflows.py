@@ -43,6 +43,11 @@ def flaky(message):
     raise RuntimeError(message)
 
 
+@app.task
+def twice(message):
+    raise KeyError(message)
+
+
 @app.task(bind=True)
 def report(self, total):
     for done in range(1, total + 1):
@@ -55,7 +60,7 @@ SETTLE = 60  # seconds a poll waits for the stack to reach a state; never a meas
 
 @pytest.fixture(scope="module")
 def flows(engine, tmp_path_factory) -> Iterator[StackProject]:
-    """A stack running the seed's tasks plus mul, boom, again, flaky, sleepy and report."""
+    """A stack running the seed's tasks plus mul, boom, again, flaky, twice, sleepy and report."""
     directory = tmp_path_factory.mktemp("flows")
     for name in ("tasks.py", "celeryconfig.py", "worker_hooks.py", "Dockerfile", ".dockerignore", "constraints.txt"):
         shutil.copy(REPO / name, directory / name)
@@ -273,3 +278,35 @@ def test_revoke_tree_of_a_task_no_record_knows_yet_revokes_it_anyway(flows) -> N
     queued = str(uuid.uuid4())  # as a plain client's task queued behind others: no worker has received it
     revoked = flows.tcel_json("revoke", queued, "--tree")
     assert revoked["revoked"] is True and revoked["ids"] == [queued], revoked
+
+
+def test_a_workflow_filed_after_its_later_step_ran_keeps_the_arguments_that_step_ran_with(flows) -> None:
+    """The client files a workflow after publishing it; a fast chain's next step may have run by then, its hook
+    storing the exact call (the step before's result first). Filing must not overwrite it with the signature's
+    partial arguments, or `retry` sends the wrong call."""
+    from celery_cli.result_store import ResultStore
+    from celery_cli.workflow import Chain, Step
+    from celery_cli.workflow_send import index
+
+    ended = waited(flows, "call", "tasks.mul", "2", "3", "--then", "tasks.mul(7)")
+    first, last = ended["id"], ended["final_ids"][0]
+    store = ResultStore(flows.connection.backend_url())
+
+    def call(task_id: str) -> list:
+        return json.loads(store.client.hget(f"tcel:task:{task_id}", "call"))["args"]
+
+    assert call(last) == [6, 7]  # what the worker got
+    late = Chain([Step("tasks.mul", [2, 3], id=first), Step("tasks.mul", [7], id=last)])
+    index(store, late, first, "celery", time.time())  # the client filing once the chain has run
+    assert (call(first), call(last)) == ([2, 3], [6, 7])
+
+
+def test_two_bulk_retries_at_once_send_each_failure_once(flows) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    waited(flows, "group", *['tasks.twice("once")'] * 50, code=9)
+    chosen = ["retry", "--state", "FAILURE", "--name", "tasks.twice", "--yes"]
+    with ThreadPoolExecutor(2) as pool:
+        runs = list(pool.map(lambda _: flows.tcel_json(*chosen), range(2)))
+    retried = [row["retry_of"] for run in runs for row in run["retried"]]
+    assert len(retried) == len(set(retried)) >= 50, [len(run["retried"]) for run in runs]
