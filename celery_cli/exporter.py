@@ -205,6 +205,42 @@ def task_families(tasks: list[TaskRecord]) -> Iterator[Metric]:
         buckets = [(str(bound), float(sum(v <= bound for v in values))) for bound in RUNTIME_BUCKETS]
         histogram.add_metric([name], [*buckets, ("+Inf", float(len(values)))], sum(values))
     yield histogram
+    yield from wait_families(tasks)
+
+
+def wait_families(tasks: list[TaskRecord], now: float | None = None) -> Iterator[Metric]:
+    """How long tasks waited in their queue (sent until started), as a histogram by queue over the newest RECENT
+    tasks that started, and the age of the oldest task still queued among them, by queue."""
+    from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
+
+    now = time.time() if now is None else now
+    waits: dict[str, list[float]] = {}
+    oldest: dict[str, float] = {}
+    for t in tasks:
+        if t.sent is None:
+            continue
+        queue = t.queue or QUEUE
+        if t.started is not None:
+            waits.setdefault(queue, []).append(max(0.0, t.started - t.sent))
+        elif t.queued:
+            oldest[queue] = max(oldest.get(queue, 0.0), now - t.sent)
+    histogram = HistogramMetricFamily(
+        "tcel_recent_task_queue_wait_seconds",
+        f"Time from sent to started of the tasks that started among the newest {RECENT}",
+        labels=["queue"],
+    )
+    for queue, values in sorted(waits.items()):
+        buckets = [(str(bound), float(sum(v <= bound for v in values))) for bound in RUNTIME_BUCKETS]
+        histogram.add_metric([queue], [*buckets, ("+Inf", float(len(values)))], sum(values))
+    yield histogram
+    age = GaugeMetricFamily(
+        "tcel_recent_oldest_queued_seconds",
+        f"Age of the oldest task sent and not started yet among the newest {RECENT}",
+        labels=["queue"],
+    )
+    for queue, seconds in sorted(oldest.items()):
+        age.add_metric([queue], seconds)
+    yield age
 
 
 class Collector:

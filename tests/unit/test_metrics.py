@@ -252,3 +252,24 @@ def test_the_exporter_process_serves_behind_its_login_and_stops_on_sigterm(tmp_p
         finally:
             served.send_signal(signal.SIGTERM)
             assert served.wait(timeout=5) == 0
+
+
+def test_queue_wait_is_a_histogram_by_queue_and_the_oldest_queued_task_is_aged() -> None:
+    tasks = [
+        TaskRecord("a", "SUCCESS", name="t", sent=100.0, started=100.05, finished=101.0, queue="fast"),
+        TaskRecord("b", "SUCCESS", name="t", sent=100.0, started=107.0, finished=108.0, queue="fast"),
+        TaskRecord("c", "PENDING", name="t", sent=150.0, queue="slow"),
+        TaskRecord("d", "PENDING", name="t", sent=190.0, queue="slow"),
+    ]
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in exporter.wait_families(tasks, now=200.0)
+        for s in family.samples
+    }
+    assert samples[("tcel_recent_task_queue_wait_seconds_bucket", (("le", "0.1"), ("queue", "fast")))] == 1.0
+    assert samples[("tcel_recent_task_queue_wait_seconds_bucket", (("le", "10.0"), ("queue", "fast")))] == 2.0
+    assert samples[("tcel_recent_task_queue_wait_seconds_count", (("queue", "fast"),))] == 2.0
+    assert samples[("tcel_recent_oldest_queued_seconds", (("queue", "slow"),))] == 50.0
+    assert not any(
+        name.startswith("tcel_recent_task_queue_wait") and ("queue", "slow") in labels for name, labels in samples
+    )
