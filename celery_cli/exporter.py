@@ -121,6 +121,7 @@ class StackReader:
                 "pool": pool_size(stats[name]),
                 "active": len(active.get(name) or []),
                 "processed": sum((stats[name].get("total") or {}).values()),
+                "maxrss": (stats[name].get("rusage") or {}).get("maxrss"),  # KiB, the main process's peak
                 "held": Counter(
                     (task.get("delivery_info") or {}).get("routing_key") or QUEUE
                     for task in (active.get(name) or []) + (reserved.get(name) or [])
@@ -158,6 +159,8 @@ def families(reading: Reading) -> Iterator[Metric]:
         ("tcel_worker_pool_processes", "Processes in the worker's pool", "worker",
          [(n, float(w[n]["pool"] or 0)) for n in sorted(w)]),
         ("tcel_worker_active_tasks", "Tasks the worker runs now", "worker", [(n, w[n]["active"]) for n in sorted(w)]),
+        ("tcel_worker_peak_memory_bytes", "Peak resident memory of the worker's main process (its rusage maxrss)",
+         "worker", [(n, w[n]["maxrss"] * 1024.0) for n in sorted(w) if w[n].get("maxrss") is not None]),
     ]  # fmt: skip
     for name, text, label, samples in gauges:
         family = GaugeMetricFamily(name, text, labels=[label])

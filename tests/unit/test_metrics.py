@@ -40,7 +40,9 @@ def rendered(reading: exporter.Reading) -> str:
 def test_a_reading_renders_queues_workers_and_tasks_by_name_and_state() -> None:
     reading = exporter.Reading(
         queues=[QueueInfo("celery", 4, 2, unacked=3), QueueInfo("idle", 7, 0, unacked=0)],
-        workers={"celery@worker-1": {"pool": 10, "active": 2, "processed": 41, "held": Counter(celery=3)}},
+        workers={
+            "celery@worker-1": {"pool": 10, "active": 2, "processed": 41, "maxrss": 2048, "held": Counter(celery=3)}
+        },
         silent=["celery@worker-2"],
         tasks=[
             TaskRecord("a", "SUCCESS", name="tasks.add", started=10.0, finished=10.2),
@@ -59,6 +61,7 @@ def test_a_reading_renders_queues_workers_and_tasks_by_name_and_state() -> None:
         'tcel_worker_pool_processes{worker="celery@worker-1"} 10.0',
         'tcel_worker_active_tasks{worker="celery@worker-1"} 2.0',
         'tcel_worker_processed_total{worker="celery@worker-1"} 41.0',
+        'tcel_worker_peak_memory_bytes{worker="celery@worker-1"} 2.097152e+06',
         'tcel_recent_tasks{name="tasks.add",state="SUCCESS"} 1.0',
         'tcel_recent_tasks{name="tasks.add",state="FAILURE"} 1.0',
         'tcel_recent_tasks{name="tasks.mul",state="QUEUED"} 1.0',
