@@ -214,11 +214,14 @@ def _embed(request):
 
 
 def _write_flow(pipe, task_id, fields, embed, score, ttl):
-    """Put the task, and the steps it carries that are not sent yet, into its workflow's sorted set."""
+    """Put the task, and the steps it carries that are not sent yet, into its workflow's sorted set. A chain's
+    first step files the whole rest; each later step files only the one after it (filed already, unless the
+    chain was nested where its first step has a parent): one write per step rather than the rest every time."""
     flow = fields["flow"]
     members = {task_id: score}
     previous = task_id
-    for step in reversed(embed.get("chain") or []):  # Celery keeps a chain's rest last step first
+    rest = list(reversed(embed.get("chain") or []))  # Celery keeps a chain's rest last step first
+    for step in rest if not fields.get("parent") else rest[:1]:
         step_id = (step.get("options") or {}).get("task_id")
         if not step_id or not step.get("task") or step.get("subtask_type"):
             break  # a group or chord in a chain gets its ids when it is sent
@@ -233,6 +236,8 @@ def _write_flow(pipe, task_id, fields, embed, score, ttl):
         members[body_id] = score
     for key in {flow, fields.get("group") or flow}:  # a plain client's group members each are their own root
         pipe.zadd(FLOW_KEY + key, members, nx=True)
+        # bounded as the index is: a task that sends itself again keeps one root for ever
+        pipe.zremrangebyrank(FLOW_KEY + key, 0, -INDEX_SIZE - 1)
         pipe.expire(FLOW_KEY + key, ttl)
 
 

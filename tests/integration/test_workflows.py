@@ -184,6 +184,27 @@ def test_a_plain_celery_clients_chord_is_seen_in_the_tree(flows) -> None:
     assert sorted(t["result"] for t in by_name(found)["tasks.mul"]) == [0, 10, 20, 30, 40]
 
 
+def test_a_plain_celery_clients_chain_shows_its_steps_not_run_yet_then_each_once(flows) -> None:
+    """The chain's first step files the rest as pending; each later step files only the next (one write each)."""
+    from celery import Celery, chain, signature
+
+    stack = flows.connection
+    app = Celery("client", broker=stack.broker_url(), backend=stack.backend_url(), set_as_current=False)
+    app.conf.update(task_serializer="json", accept_content=["json"], result_serializer="json")
+    try:
+        first = signature("tasks.sleepy", args=(7,), kwargs={"seconds": 2}, app=app)
+        rest = [signature("tasks.sleepy", kwargs={"seconds": 0}, app=app) for _ in range(5)]
+        last = chain(first, *rest).apply_async()
+        root, last_id = last.parent.parent.parent.parent.parent.id, last.id
+        del last
+    finally:
+        app.close()
+    early = tree_until(flows, root, lambda t: len(t["tasks"]) == 6)
+    assert len(early["tasks"]) == 6 and any(t["id"] == last_id and t["started"] is None for t in early["tasks"])
+    done = tree_until(flows, root, lambda t: all(x["state"] == "SUCCESS" for x in t["tasks"]))
+    assert sorted(t["result"] for t in done["tasks"]) == [7] * 6 and len({t["id"] for t in done["tasks"]}) == 6
+
+
 def test_revoke_tree_stops_what_had_not_run(flows) -> None:
     steps = ["tasks.sleepy(1, 3)"] + ["tasks.sleepy"] * 4
     sent = flows.tcel_json("chain", *steps)
