@@ -13,11 +13,15 @@ import json
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import NotFound
+from .names import QUEUE
 from .result_store import ResultStore
 from .schedule_words import in_words
+
+if TYPE_CHECKING:
+    from .task_call import TaskCall
 
 ENTRY_PREFIX = "redbeat:"
 SCHEDULE_KEY = "redbeat::schedule"
@@ -204,3 +208,24 @@ def ticking(store: ResultStore, since: float) -> bool:
 def tick_age(state: BeatState, now: float | None = None) -> float | None:
     """Seconds since the beat's last tick."""
     return None if state.last_tick is None else max(0.0, (now or time.time()) - state.last_tick)
+
+
+def entry_call(entry: BeatEntry) -> tuple[TaskCall, list[str]]:
+    """The call `tcel beat run` sends for an entry: its task, arguments, queue, expires (seconds) and priority,
+    carrying the entry's name; and the options it does not apply (exchange, routing_key, headers...)."""
+    from .task_call import TaskCall
+
+    options = dict(entry.options)
+    queue = options.pop("queue", None) or QUEUE
+    expires, priority = options.pop("expires", None), options.pop("priority", None)
+    call = TaskCall(
+        entry.task,
+        list(entry.args),
+        dict(entry.kwargs),
+        queue=str(queue),
+        expires=float(expires) if isinstance(expires, int | float) and not isinstance(expires, bool) else None,
+        priority=priority if isinstance(priority, int) and not isinstance(priority, bool) else None,
+        periodic=entry.name,
+    )
+    left = sorted(options) + (["expires"] if expires is not None and call.expires is None else [])
+    return call, left

@@ -70,21 +70,25 @@ def run(
     quiet: Quiet = False,
     json: Json = False,
 ) -> None:
-    """Send an entry's task now, with its arguments and queue; its schedule is left as it is.
+    """Send an entry's task now, with its arguments, queue, expires (in seconds) and priority; its schedule is
+    left as it is. Other options of the entry (exchange, routing_key, headers...) are named as not applied.
 
     The task carries the entry's name (header periodic_task_name), as the beat's own sends do: 'tcel results'
     shows it.
     """
     from .. import beat_schedule
-    from ..names import QUEUE
     from ..result_store import ResultStore
-    from ..task_call import TaskCall
     from .sending import send
 
     entry = beat_schedule.find(ResultStore(target.url("backend")), name)
-    queue = entry.options.get("queue") or QUEUE
-    task = TaskCall(entry.task, entry.args, entry.kwargs, queue=str(queue), periodic=entry.name)
-    send(target, task, Output(json), wait=wait, timeout=timeout, quiet=quiet)
+    task, left = beat_schedule.entry_call(entry)
+    out = Output(json)
+    if left:
+        out.warn(
+            f"entry {entry.name!r}: its option(s) {', '.join(left)} are not applied by 'beat run'"
+            " (the beat's own sends apply them)"
+        )
+    send(target, task, out, wait=wait, timeout=timeout, quiet=quiet)
 
 
 @beat_app.command()

@@ -122,3 +122,23 @@ def test_the_worker_image_carries_the_beat_and_redbeat(tmp_path) -> None:
     assert ".tcel/worker/tcel_beat.py" in files
     assert ".tcel/worker/lib/redbeat/schedulers.py" in files and ".tcel/worker/lib/tenacity/__init__.py" in files
     assert not [name for name in files if "__pycache__" in name]
+
+
+def test_beat_run_sends_the_entrys_queue_expires_and_priority_and_names_what_it_does_not_apply() -> None:
+    from celery_cli.beat_schedule import BeatEntry, entry_call
+
+    entry = BeatEntry(
+        "nightly",
+        "proj.tasks.report",
+        [1],
+        {"full": True},
+        options={"queue": "reports", "expires": 30, "priority": 7, "exchange": "x", "routing_key": "r"},
+    )
+    call, left = entry_call(entry)
+    assert (call.name, call.args, call.kwargs, call.queue) == ("proj.tasks.report", [1], {"full": True}, "reports")
+    assert (call.expires, call.priority, call.periodic) == (30.0, 7, "nightly")
+    assert left == ["exchange", "routing_key"]
+    plain, none_left = entry_call(BeatEntry("e", "t"))
+    assert (plain.queue, plain.expires, plain.priority, none_left) == ("celery", None, None, [])
+    dated, dated_left = entry_call(BeatEntry("d", "t", options={"expires": {"__type__": "datetime"}}))
+    assert dated.expires is None and dated_left == ["expires"]
