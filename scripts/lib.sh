@@ -26,6 +26,17 @@ ensure_venv() {
   echo "$want" > "$stamp"
 }
 
+# In a subshell about to start a process that outlives the caller (an engine): close every file but stdin, stdout
+# and stderr, so that it keeps none of the caller's. A lock held by whoever runs us (`flock /tmp/tcel-engine.lock
+# scripts/test`) would otherwise be held by the engine for as long as it runs, and every later `flock` would wait.
+close_inherited_files() {
+  local fd
+  for fd in /proc/"$BASHPID"/fd/*; do
+    fd=${fd##*/}
+    if [ "$fd" -gt 2 ]; then eval "exec $fd>&-"; fi
+  done
+}
+
 engine_answers() { "$PY" -c 'import docker; docker.from_env(timeout=5).ping()' >/dev/null 2>&1; }
 
 # A Docker engine that answers. On Debian, as root, with none running: install docker.io and start dockerd.
@@ -42,7 +53,7 @@ ensure_docker() {
   fi
   say "starting dockerd (log: /var/log/tcel-dockerd.log)"
   [ -f /var/run/docker.pid ] && ! pgrep -x dockerd >/dev/null && rm -f /var/run/docker.pid
-  pgrep -x dockerd >/dev/null || (setsid dockerd >/var/log/tcel-dockerd.log 2>&1 &)
+  pgrep -x dockerd >/dev/null || (close_inherited_files; setsid dockerd </dev/null >/var/log/tcel-dockerd.log 2>&1 &)
   for _ in $(seq 60); do engine_answers && return; sleep 0.5; done
   die "dockerd did not answer within 30 s: see /var/log/tcel-dockerd.log"
 }
