@@ -96,6 +96,8 @@ def probe(project_name: str) -> None:
             probe_broker(access, 0.5)
             seen["broker"] = time.time()
         except ServiceUnreachable:
+            if time.monotonic() > deadline:
+                raise SystemExit(f"the broker took no login within {PROBE_TIMEOUT} s") from None
             time.sleep(0.02)
     while "ping" not in seen:
         with Control(access.broker_url()) as control:
