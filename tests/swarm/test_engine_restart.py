@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pytest
 
@@ -140,7 +141,11 @@ def test_engine_restart_with_tasks_queued_and_running_loses_none(node_stack: Sta
     in_queue = queued(stack)  # ready and unacknowledged, as the broker counts them
     assert in_queue > len(running), f"no task waiting in the queue: {in_queue} queued, {len(running)} running"
 
+    from celery_cli.stack.docker_client import docker_time
+
+    cut = datetime.now(UTC)
     stopped = swarm_lab(restart, NODE)
+    assert stopped.returncode == 0 and "no engine running" not in stopped.stdout + stopped.stderr, stopped
     starting = time.monotonic()
     started = swarm_lab("up", str(NODES))  # starts the node's engine again on its data root, whatever happened
     assert stopped.returncode == 0, stopped.stderr
@@ -159,5 +164,7 @@ def test_engine_restart_with_tasks_queued_and_running_loses_none(node_stack: Sta
         f"`swarm-lab up` began"
     )
     assert {c.name: c.id for c in stack.containers()} == before, "containers were recreated, not restarted"
+    restarted = {c.name: docker_time(c.attrs["State"]["StartedAt"]) for c in stack.containers()}
+    assert all(when is not None and when > cut for when in restarted.values()), ("not restarted", cut, restarted)
     assert lost == 0, {t: records[t] for t in ids if records[t].get("result") != expected[t]}
     assert all(ran[t] for t in ids), "a task has a result but no recorded run"
