@@ -35,11 +35,13 @@ def run_tcel(
     cwd: Path | None = None,
     timeout: float = 300,
     input: str | None = None,
+    wrapper: tuple[str, ...] = (),
 ) -> Run:
-    """Run `python -m celery_cli ARGS` as a user would, without a terminal."""
+    """Run `python -m celery_cli ARGS` as a user would, without a terminal; `wrapper`: a command to run it
+    through (such as `nsenter --net=...` into another network namespace)."""
     full_env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200", **(env or {})}
     done = subprocess.run(
-        [sys.executable, "-m", "celery_cli", *args],
+        [*wrapper, sys.executable, "-m", "celery_cli", *args],
         capture_output=True,
         text=True,
         env=full_env,
@@ -158,6 +160,7 @@ class StackProject:
     directory: Path
     engine: object
     env: dict[str, str] = field(default_factory=dict)
+    wrapper: tuple[str, ...] = ()  # what every tcel of the project runs through (see run_tcel)
 
     def tcel(
         self, *args: str, env: dict[str, str] | None = None, timeout: float = 600, input: str | None = None
@@ -170,6 +173,7 @@ class StackProject:
             cwd=self.directory,
             timeout=timeout,
             input=input,
+            wrapper=self.wrapper,
         )
 
     def tcel_json(self, *args: str) -> dict:

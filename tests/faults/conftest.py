@@ -41,13 +41,18 @@ def write_celeryconfig(directory: Path, **switches: bool) -> None:
     )
 
 
-@pytest.fixture(scope="session")
-def fault_stack(engine, tmp_path_factory) -> Iterator[StackProject]:
-    directory = tmp_path_factory.mktemp("faults")
+def write_fault_project(directory: Path) -> None:
+    """The fault stack's project: tcel's worker files, the `counted` task, every protection on."""
     for name in ("Dockerfile", "worker_hooks.py", ".dockerignore", "constraints.txt"):
         shutil.copy(REPO / name, directory / name)
     (directory / "tasks.py").write_text((REPO / "tasks.py").read_text() + COUNTED_TASK)
     write_celeryconfig(directory)
+
+
+@pytest.fixture(scope="session")
+def fault_stack(engine, tmp_path_factory) -> Iterator[StackProject]:
+    directory = tmp_path_factory.mktemp("faults")
+    write_fault_project(directory)
     with make_project(engine, directory) as project:
         project.env["TCEL_ADD_DELAY"] = "2"
         result = project.tcel("up")

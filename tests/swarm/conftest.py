@@ -4,15 +4,17 @@ brings it up and takes it down at its end (swarm tests run last, see tests/conft
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import REPO, StackProject
 
 LAB = REPO / "scripts" / "swarm-lab"
 LAB_STATE = Path("/var/lib/tcel-swarm-lab")
@@ -79,3 +81,14 @@ def lab(engine) -> Iterator[Lab]:
         if not reused:
             down = swarm_lab("down")
             assert down.returncode == 0, down.stderr
+
+
+def wait_healthy(stack: StackProject, timeout: float = 90) -> dict:
+    """Wait until `tcel status` says every service runs and every worker answers."""
+    deadline = time.monotonic() + timeout
+    while True:
+        shown = stack.tcel("status", "--json")
+        if shown.code == 0:
+            return json.loads(shown.stdout)
+        assert time.monotonic() < deadline, f"not healthy after {timeout} s: {shown.stdout[-2000:]}"
+        time.sleep(1)

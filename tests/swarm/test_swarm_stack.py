@@ -17,7 +17,7 @@ from celery_cli.names import LABEL_PROJECT
 from celery_cli.settings import setting
 from tests.conftest import StackProject, json_keys, logs_followed_until, make_project, run_tcel
 from tests.faults.conftest import results, tally
-from tests.swarm.conftest import NODES, Lab, skip_or_fail, swarm_lab
+from tests.swarm.conftest import NODES, Lab, skip_or_fail, swarm_lab, wait_healthy
 
 pytestmark = pytest.mark.swarm
 
@@ -53,17 +53,6 @@ def worker_nodes(stack: StackProject) -> dict[str, str]:
         for s in shown["services"]
         if s["service"] == "worker" and s["state"] == "running"
     }
-
-
-def wait_healthy(stack: StackProject, timeout: float = 90) -> dict:
-    """Wait until `tcel status` says every service runs and every worker answers."""
-    deadline = time.monotonic() + timeout
-    while True:
-        shown = stack.tcel("status", "--json")
-        if shown.code == 0:
-            return json.loads(shown.stdout)
-        assert time.monotonic() < deadline, f"not healthy after {timeout} s: {shown.stdout[-2000:]}"
-        time.sleep(1)
 
 
 def send_adds(stack: StackProject, count: int) -> dict[str, int]:
