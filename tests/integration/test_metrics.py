@@ -48,6 +48,19 @@ def scrape(project: StackProject, login: tuple[str, str] | None) -> tuple[int, s
         return error.code, error.read().decode()
 
 
+def scrape_until(
+    project: StackProject, login: tuple[str, str], wanted: list[str], timeout: float = 15
+) -> tuple[int, str, list[str]]:
+    """Scrape until every wanted line shows: the exporter reads the stack every 2 s and a scrape serves the newest reading."""
+    deadline = time.monotonic() + timeout
+    while True:
+        status, text = scrape(project, login)
+        missing = [line for line in wanted if line not in text]
+        if status != 200 or not missing or time.monotonic() > deadline:
+            return status, text, missing
+        time.sleep(0.5)
+
+
 def test_up_with_metrics_runs_the_exporter_behind_its_login_and_status_shows_it(metrics_stack: StackProject) -> None:
     access = metrics_stack.connection
     assert access.metrics_user.startswith("tcel-") and len(access.metrics_password) >= 24
@@ -75,13 +88,7 @@ def test_a_scrape_shows_queues_workers_and_tasks(metrics_stack: StackProject) ->
         f'tcel_recent_tasks{{name="tasks.add",state="QUEUED"}} {float(SENT_TO_IDLE)}',
         *(f'tcel_exporter_source_up{{source="{source}"}} 1.0' for source in ("broker", "workers", "backend")),
     ]
-    deadline = time.monotonic() + 15  # the exporter reads the stack every 2 s; a scrape shows the newest reading
-    while True:
-        status, text = scrape(metrics_stack, (access.metrics_user, access.metrics_password))
-        missing = [line for line in wanted if line not in text]
-        if status != 200 or not missing or time.monotonic() > deadline:
-            break
-        time.sleep(0.5)
+    status, text, missing = scrape_until(metrics_stack, (access.metrics_user, access.metrics_password), wanted)
     assert status == 200 and missing == [], text
     assert "tcel_exporter_reading_age_seconds" in text
 

@@ -120,7 +120,7 @@ def test_the_beat_runs_as_one_service_on_the_data_node_and_sends_its_entry(
 def test_the_exporter_runs_on_the_data_node_behind_its_login_and_sees_every_worker_and_queue(
     lab: Lab, flower_swarm: StackProject
 ) -> None:
-    from tests.integration.test_metrics import scrape
+    from tests.integration.test_metrics import scrape, scrape_until
 
     exporter = services(lab, flower_swarm)["metrics"]
     access = flower_swarm.connection
@@ -132,11 +132,10 @@ def test_the_exporter_runs_on_the_data_node_behind_its_login_and_sees_every_work
     assert scrape(flower_swarm, None)[0] == 401
     sent = flower_swarm.tcel("call", "proj.tasks.add", "1", "2", "--queue", "idle", "--quiet")
     assert sent.code == 0, sent.stderr
-    status, text = scrape(flower_swarm, (access.metrics_user, access.metrics_password))
-    assert status == 200
-    assert 'tcel_queue_messages_ready{queue="idle"} 1.0' in text, text
-    for slot in range(1, WORKERS + 1):
-        assert f'tcel_worker_up{{worker="celery@worker-{slot}"}} 1.0' in text, text
+    wanted = ['tcel_queue_messages_ready{queue="idle"} 1.0']
+    wanted += [f'tcel_worker_up{{worker="celery@worker-{slot}"}} 1.0' for slot in range(1, WORKERS + 1)]
+    status, text, missing = scrape_until(flower_swarm, (access.metrics_user, access.metrics_password), wanted)
+    assert status == 200 and missing == [], text
 
 
 def test_flowers_secrets_are_docker_secrets_not_environment_or_command(lab: Lab, flower_swarm: StackProject) -> None:
