@@ -83,18 +83,22 @@ class ServiceSpec:
 
 
 def broker(project: Project, options: UpOptions, credentials: Credentials) -> ServiceSpec:
-    return ServiceSpec(
-        "broker",
-        None,
-        options.broker_image,
-        environment={
-            "RABBITMQ_DEFAULT_USER": credentials.broker_user,
-            "RABBITMQ_DEFAULT_PASS": credentials.broker_password,
-            # an application setting on the Erlang command line: no file to copy in before start (0.1 s)
-            "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": f"-rabbit max_message_size {MAX_MESSAGE_SIZE}",
-        },
-        ports={BROKER_PORT: (credentials.bind, credentials.broker_port)},
-        volumes={project.volume("broker"): "/var/lib/rabbitmq"},
+    """RabbitMQ with the stack's user, whose password goes in a config file put in before start (a Docker
+    secret on Swarm), never in its environment."""
+    return secrets_in_files(
+        ServiceSpec(
+            "broker",
+            None,
+            options.broker_image,
+            environment={
+                "RABBITMQ_DEFAULT_USER": credentials.broker_user,
+                "RABBITMQ_DEFAULT_PASS": credentials.broker_password,
+                # an application setting on the Erlang command line: no file to copy in before start (0.1 s)
+                "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": f"-rabbit max_message_size {MAX_MESSAGE_SIZE}",
+            },
+            ports={BROKER_PORT: (credentials.bind, credentials.broker_port)},
+            volumes={project.volume("broker"): "/var/lib/rabbitmq"},
+        )
     )
 
 
@@ -123,16 +127,20 @@ def worker(number: int, options: UpOptions, credentials: Credentials, image: str
     if options.max_memory_per_child:
         environment["CELERY_WORKER_MAX_MEMORY_PER_CHILD"] = str(options.max_memory_per_child)
     environment.update({k: os.environ[k] for k in PASSED_TO_WORKERS if k in os.environ})
-    return ServiceSpec(
-        "worker",
-        number,
-        image,
-        environment=environment,
-        # Cold shutdown: running tasks go back to the queue instead of being waited for (SIGTERM's warm shutdown)
-        stop_signal="SIGQUIT",
-        stop_timeout=WORKER_STOP_TIMEOUT,
-        queues=options.queues,
-        child_limits=child_limits(options),
+    # the URLs go in files named by CELERY_*_FILE on either engine, which the image's entrypoint exports
+    return secrets_in_files(
+        ServiceSpec(
+            "worker",
+            number,
+            image,
+            environment=environment,
+            # Cold shutdown: running tasks go back to the queue instead of being waited for (SIGTERM's warm
+            # shutdown)
+            stop_signal="SIGQUIT",
+            stop_timeout=WORKER_STOP_TIMEOUT,
+            queues=options.queues,
+            child_limits=child_limits(options),
+        )
     )
 
 

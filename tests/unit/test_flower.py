@@ -206,3 +206,29 @@ def test_swarm_flower_refuses_an_asked_port_taken_here_and_moves_off_a_kept_one(
         assert moved.flower_port != port and notes and f"port {port} is taken" in notes[0]
         # another data node: this machine's ports say nothing about it
         assert _flower_access(tmp_path, "other-node", {}, None, port)[0].flower_port == port
+
+
+def test_no_service_of_the_stack_carries_a_password_in_its_environment_or_command() -> None:
+    """On plain containers as on Swarm (issue 25 item 3): passwords are files put in before start."""
+    from celery_cli.stack.base import UpOptions
+
+    options = UpOptions("127.0.0.1", None, None, "rabbitmq:4", "redis:7", "python:3.12-slim", concurrency=2)
+    project = resolve_project(Path("/tmp"), "demo")
+    every = [
+        specs.broker(project, options, ACCESS),
+        specs.backend(project, options, ACCESS),
+        specs.worker(1, options, ACCESS, "tcel-worker:abc"),
+        specs.beat(ACCESS, "tcel-worker:abc"),
+        specs.flower(ACCESS, "tcel-flower:abc"),
+    ]
+    for spec in every:
+        shown = repr((spec.environment, spec.command))
+        for secret in ("broker-secret", "backend-secret", "flower-secret"):
+            assert secret not in shown, (spec.service, shown)
+        assert any(secret.encode() in b"".join(spec.files.values()) for secret in ("broker-secret", "backend-secret"))
+    worker = every[2]
+    assert worker.environment["CELERY_BROKER_URL_FILE"] == "/run/secrets/celery_broker_url"
+    assert worker.files["/run/secrets/celery_broker_url"] == b"amqp://tcel:broker-secret@broker:5672//"
+    assert worker.environment["CELERY_WORKER_CONCURRENCY"] == "2"
+    broker = every[0].files[specs.RABBITMQ_USER_CONF].decode()
+    assert "default_user = tcel" in broker and "default_pass = broker-secret" in broker
