@@ -11,6 +11,7 @@ from itertools import takewhile
 from typing import TYPE_CHECKING, Any, Self
 from urllib.parse import unquote, urlsplit
 
+from .broker_tls import amqp_ssl, default_port
 from .credentials import mask_url
 from .endpoints import Endpoints
 from .errors import UsageError
@@ -214,7 +215,7 @@ def _connection_settings(broker_url: str) -> dict[str, Any]:
     if parts.scheme not in ("amqp", "amqps", "pyamqp"):
         raise UsageError(f"unsupported broker URL scheme {parts.scheme!r}", hint="use an amqp:// URL")
     try:
-        port = parts.port or 5672
+        port = parts.port or default_port(parts)
     except ValueError:
         raise UsageError(f"invalid port in broker URL {mask_url(broker_url)}") from None
     return {
@@ -222,5 +223,5 @@ def _connection_settings(broker_url: str) -> dict[str, Any]:
         "userid": unquote(parts.username or "guest"),
         "password": unquote(parts.password or "guest"),
         "virtual_host": unquote(parts.path[1:]) if len(parts.path) > 1 else "/",
-        "ssl": parts.scheme == "amqps",
+        "ssl": amqp_ssl(parts),
     }

@@ -82,8 +82,12 @@ class Control:
     def app(self) -> Celery:
         from celery import Celery
 
+        from .broker_tls import tls_of
+
         app = Celery("tcel", broker=self.broker_url, set_as_current=False)
-        app.conf.update(broker_connection_timeout=1.0, broker_connection_retry=False)
+        app.conf.update(
+            broker_connection_timeout=1.0, broker_connection_retry=False, broker_use_ssl=tls_of(self.broker_url)
+        )
         app.control.mailbox.producer_pool = None  # publish on `connection` too, not on a pooled one of its own
         return app
 

@@ -1,0 +1,37 @@
+"""TLS to a broker given as an `amqps://` URL: the server's certificate is verified and its name checked.
+
+py-amqp's `ssl=True` (what an `amqps://` URL became before) wraps the socket in a context that checks no host
+name, and Celery's client does the same unless `broker_use_ssl` says otherwise. Here the context is Python's
+default one (`ssl.create_default_context`): the system's certificate authorities, or the file `SSL_CERT_FILE`
+names (OpenSSL reads it), with `check_hostname` on and the URL's host sent as the server name.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import SplitResult
+
+AMQPS_PORT = 5671
+
+
+def is_tls(parts: SplitResult) -> bool:
+    return parts.scheme == "amqps"
+
+
+def default_port(parts: SplitResult) -> int:
+    return AMQPS_PORT if is_tls(parts) else 5672
+
+
+def amqp_ssl(parts: SplitResult) -> dict[str, Any] | bool:
+    """py-amqp's `ssl` argument (and Celery's `broker_use_ssl`) for the URL: False for amqp://, else the
+    options of a verifying context that checks the URL's host name."""
+    if not is_tls(parts):
+        return False
+    return {"context": {"check_hostname": True}, "server_hostname": parts.hostname or "localhost"}
+
+
+def tls_of(broker_url: str) -> dict[str, Any] | bool:
+    """Celery's `broker_use_ssl` for a broker URL (False: plain AMQP)."""
+    from urllib.parse import urlsplit
+
+    return amqp_ssl(urlsplit(broker_url))
