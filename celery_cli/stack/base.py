@@ -41,6 +41,9 @@ class UpOptions:
     max_tasks_per_child: int | None = None
     max_memory_per_child: int | None = None
     build: bool = False
+    # pull the broker's, backend's and Python base's images (on Swarm the registry's too) before anything else,
+    # then rebuild the worker, Flower and exporter images on the fresh base
+    pull: bool = False
     workers_only: bool = False  # `tcel scale`: never create or start the broker or backend
     flower: bool = False  # add Flower; without it, a Flower that exists is kept as it is
     flower_port: int | None = None  # as broker_port
