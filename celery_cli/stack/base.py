@@ -16,6 +16,7 @@ from ..output import Progress
 from ..project_app import ProjectApp
 from ..settings import Project
 from .docker_client import engine_errors
+from .image_age import age_days
 from .lock import project_lock
 from .rollback import Rollback
 
@@ -190,6 +191,7 @@ class ServiceStatus:
     node: str | None = None  # on Swarm: the host name of the node the task runs on
     replicas: tuple[int, int] | None = None  # on Swarm: the running and the desired tasks of the row's service
     restarts: int | None = None  # plain containers: how often the engine restarted it (its restart policy)
+    image_created: datetime | None = None  # when its image was made (None: the engine here does not have it)
 
     @property
     def uptime(self) -> float | None:
@@ -201,6 +203,8 @@ class ServiceStatus:
         data = asdict(self)
         data["started_at"] = self.started_at.isoformat() if self.started_at else None
         data["uptime_seconds"] = round(self.uptime, 1) if self.uptime is not None else None
+        data["image_created"] = self.image_created.isoformat() if self.image_created else None
+        data["image_age_days"] = age_days(self.image_created)
         return data
 
 
