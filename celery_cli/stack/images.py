@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     import docker
 
 
+STAND_IN = "tcel-offline/"  # what scripts/offline-images names its images
 OFFLINE_HINT = "check the name, or on a machine without a registry run scripts/offline-images"
 FLOWER_IMAGE_FILES = Path(__file__).parent / "flower_image"
 METRICS_IMAGE_FILES = Path(__file__).parent / "metrics_image"
@@ -92,6 +93,11 @@ def refresh(client: docker.DockerClient, names: list[str], progress: Progress) -
 
 def pull_failure(name: str, reason: str, local_copy: bool) -> str:
     """One line for an image `up --pull` could not pull: what failed, and what to do."""
+    if local_copy and name.startswith(STAND_IN):
+        return (
+            f"  {name}: {reason}; the local copy is unchanged (a stand-in no registry has: "
+            "'scripts/offline-images --rebuild' refreshes it, then run 'tcel up' without --pull)"
+        )
     if local_copy:
         return (
             f"  {name}: {reason}; the local copy is unchanged (check the network and the registry, or run "

@@ -168,3 +168,8 @@ def test_up_pull_tries_every_image_and_names_each_it_could_not_pull() -> None:
     assert "without --pull" in lines[1]
     assert lines[2] == f"  python:3.12-slim: manifest unknown; there is no local copy ({images.OFFLINE_HINT})"
     assert "pulling redis:7: Pulling from library/redis" in steps  # each image's progress shown as it comes
+
+
+def test_a_stand_in_that_cannot_be_pulled_is_said_to_be_refreshed_by_rebuilding_it() -> None:
+    line = images.pull_failure("tcel-offline/redis:7", "no such host", local_copy=True)
+    assert "the local copy is unchanged" in line and "'scripts/offline-images --rebuild' refreshes it" in line
