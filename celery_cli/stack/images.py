@@ -224,8 +224,10 @@ def build(
     what: str,
     hint: str,
     progress: Progress,
+    pull: bool = False,
 ) -> None:
-    """Build `files` with the engine's BuildKit, or its older builder when it has none."""
+    """Build `files` with the engine's BuildKit, or its older builder when it has none; with `pull`, as
+    `docker build --pull` (every FROM image pulled again)."""
     from . import buildkit
 
     settings: dict[str, Any] = {
@@ -233,6 +235,7 @@ def build(
         "buildargs": {"PYTHON_IMAGE": python_image},
         "labels": {LABEL_IMAGE: kind},
         "network_mode": "host",  # the only way a build reaches a package index on some engines
+        "pull": pull,
     }
     try:
         buildkit.build(client, files.tar(), **settings, on_step=lambda step: progress(f"building {what}: {step}"))

@@ -7,6 +7,7 @@ import io
 import json
 import tarfile
 from collections.abc import Iterator
+from contextlib import suppress
 from datetime import UTC, datetime
 
 import pytest
@@ -94,3 +95,27 @@ def test_status_warns_once_about_a_running_image_older_than_90_days(aged_backend
     [backend] = [row for row in view["services"] if row["service"] == "backend"]
     assert backend["image_age_days"] == days > 90
     assert warning in view["image_warnings"]
+
+
+def test_a_build_with_pull_resolves_its_base_against_the_registry_and_one_without_uses_the_local_copy(
+    engine,
+) -> None:
+    from celery_cli.errors import ImageError
+    from celery_cli.stack.images import BuildContext, build, pull
+
+    files = BuildContext({"Dockerfile": (b"ARG PYTHON_IMAGE\nFROM ${PYTHON_IMAGE}\nLABEL io.tcel.test=pull\n", 0o644)})
+    python, tag = setting("TCEL_PYTHON_IMAGE"), "tcel-test/pull-build:1"
+    steps: list[str] = []
+    try:
+        build(engine, files, tag, python, "test", "test image", "hint", steps.append)
+        assert engine.images.get(tag).labels["io.tcel.test"] == "pull"
+        if pull(engine, python, steps.append) is None:  # a registry answers: the build pulls the base too
+            build(engine, files, tag, python, "test", "test image", "hint", steps.append, pull=True)
+            return
+        with pytest.raises(ImageError) as raised:  # none does: the build asked it, and says so
+            build(engine, files, tag, python, "test", "test image", "hint", steps.append, pull=True)
+        assert "building the test image failed" in str(raised.value)
+        assert python.split(":")[0] in str(raised.value), raised.value  # the base it tried to pull
+    finally:
+        with suppress(Exception):
+            engine.images.remove(tag, force=True)

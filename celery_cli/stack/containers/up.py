@@ -38,7 +38,7 @@ def prepare(client: docker.DockerClient, project: Project, plan: UpPlan, progres
     web = [spec.service for spec in plan.services if spec.service in ("flower", "metrics")]
     check_ports_free(project, plan.existing, plan.credentials, web)
     if plan.build:
-        plan.image.build(client, plan.worker_image, plan.python_image, progress)
+        plan.image.build(client, plan.worker_image, plan.python_image, progress, pull=plan.pull)
     if plan.build_flower and plan.flower_image:
         build_service_image(client, "flower", plan.flower_image, plan.python_image, progress)
     if plan.build_metrics and plan.metrics_image:

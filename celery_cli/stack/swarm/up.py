@@ -35,7 +35,7 @@ def prepare(client: docker.DockerClient, project: Project, plan: SwarmPlan, prog
         plan.notes += refresh(client, pulled + ([] if options.registry else [options.registry_image]), progress)
     built = options.build or options.pull or not image_exists(client, plan.worker_image)
     if built:
-        plan.image.build(client, plan.worker_image, options.python_image, progress)
+        plan.image.build(client, plan.worker_image, options.python_image, progress, pull=options.pull)
     for service, image in (("flower", plan.flower_image), ("metrics", plan.metrics_image)):
         if image and (options.pull or not image_exists(client, image)):
             build_service_image(client, service, image, plan.options.python_image, progress)
