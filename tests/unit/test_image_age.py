@@ -14,6 +14,7 @@ import docker
 import pytest
 from docker.models.containers import Container as DockerContainer
 from docker.models.images import Image
+from docker.models.services import Service as DockerService
 from typer.testing import CliRunner
 
 from celery_cli.cli import app
@@ -24,6 +25,8 @@ from celery_cli.stack.base import ServiceStatus
 from celery_cli.stack.containers import status
 from celery_cli.stack.containers.docker_api import Container, images_created
 from celery_cli.stack.image_age import MAX_IMAGE_AGE_DAYS, age_days, image_warnings
+from celery_cli.stack.swarm import status as swarm_status
+from celery_cli.stack.swarm.docker_api import Service
 
 NOW = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)
 OLD_ID = "sha256:" + "a" * 64
@@ -173,3 +176,47 @@ def test_up_pull_tries_every_image_and_names_each_it_could_not_pull() -> None:
 def test_a_stand_in_that_cannot_be_pulled_is_said_to_be_refreshed_by_rebuilding_it() -> None:
     line = images.pull_failure("tcel-offline/redis:7", "no such host", local_copy=True)
     assert "the local copy is unchanged" in line and "'scripts/offline-images --rebuild' refreshes it" in line
+
+
+class SwarmService(DockerService):
+    """docker-py's Service of the given attrs, whose tasks are the given task attrs (no engine)."""
+
+    def __init__(self, attrs: dict[str, Any], tasks: list[dict[str, Any]]) -> None:
+        super().__init__(attrs=attrs)
+        self.task_attrs = tasks
+
+    def tasks(self, filters: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        return self.task_attrs
+
+
+def test_a_swarm_row_carries_the_created_time_of_its_services_image_by_name() -> None:
+    image = "tcel-offline/rabbitmq:4"
+    spec_image = f"{image}@sha256:{'d' * 64}"  # Swarm adds the digest it resolved
+    service = SwarmService(
+        {
+            "ID": "s1",
+            "Spec": {
+                "Name": "tcel-p-broker",
+                "Labels": {"io.tcel.project": "p", "io.tcel.service": "broker"},
+                "TaskTemplate": {"ContainerSpec": {"Image": spec_image, "Env": []}},
+                "Mode": {"Replicated": {"Replicas": 1}},
+                "EndpointSpec": {"Ports": [{"Protocol": "tcp", "TargetPort": 5672, "PublishedPort": 5672}]},
+            },
+        },
+        [
+            {
+                "ID": "t1",
+                "Slot": 1,
+                "NodeID": "n1",
+                "DesiredState": "running",
+                "Status": {"State": "running", "Timestamp": "2026-12-05T11:00:00.123456789Z"},
+                "Spec": {"ContainerSpec": {"Image": spec_image}},
+            }
+        ],
+    )
+    created = NOW - timedelta(days=120)
+    [row] = swarm_status.rows({"broker": Service(service)}, {"n1": "node-1"}, {image: created})
+    assert (row.image, row.image_created, row.node) == (image, created, "node-1")
+    assert image_warnings([row], NOW) == [
+        f"image {image} (broker) was created 120 days ago; 'tcel up --pull' refreshes it"
+    ]
