@@ -14,7 +14,7 @@ import pytest
 
 from celery_cli.errors import ExitCode
 from celery_cli.settings import setting
-from tests.conftest import StackProject
+from tests.conftest import StackProject, free_port
 
 UNRESOLVABLE = "tcel-no-such-registry.invalid/rabbitmq:4"  # .invalid never resolves (RFC 2606)
 AGED = "2026-01-02T03:04:05.123456789Z"
@@ -119,3 +119,60 @@ def test_a_build_with_pull_resolves_its_base_against_the_registry_and_one_withou
     finally:
         with suppress(Exception):
             engine.images.remove(tag, force=True)
+
+
+@pytest.fixture
+def local_registry(engine) -> Iterator[str]:
+    """A registry on a free port of 127.0.0.1 (the stand-in registry image; the engine pulls from a loopback
+    registry over plain HTTP): the one kind of registry these machines can pull from."""
+    import time
+    import urllib.request
+
+    port = free_port()
+    container = engine.containers.run(
+        setting("TCEL_REGISTRY_IMAGE"), detach=True, ports={"5000/tcp": ("127.0.0.1", port)}, name=f"tceltest-{port}"
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/", timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, container.logs(tail=5)
+                time.sleep(0.2)
+        yield f"127.0.0.1:{port}"
+    finally:
+        container.remove(force=True, v=True)
+
+
+def test_up_pull_brings_a_newer_backend_image_and_replaces_the_backend_on_it(
+    local_registry: str, aged_backend_image: str, project: StackProject, engine
+) -> None:
+    names = {key: f"{local_registry}/{key.lower()}:1" for key in ("TCEL_BROKER_IMAGE", "TCEL_PYTHON_IMAGE")}
+    names["TCEL_BACKEND_IMAGE"] = backend = f"{local_registry}/redis:7"
+    try:
+        for key, name in names.items():  # the registry has today's images
+            engine.images.get(setting(key)).tag(name)
+            pushed = list(engine.api.push(name, stream=True, decode=True))
+            assert not [event for event in pushed if "error" in event], pushed
+        engine.images.get(aged_backend_image).tag(backend)  # this engine's copy of the backend's is old
+        project.env.update(names)
+        up = project.tcel("up")
+        assert up.code == 0, up.stderr
+        backend_container = engine.containers.get(f"tcel-{project.name}-backend")
+        assert backend_container.attrs["Image"] == engine.images.get(aged_backend_image).id
+
+        pulled = project.tcel_json("up", "--pull")
+        assert f"pulled {backend}: a newer image" in pulled["notes"], pulled["notes"]
+        for key in ("TCEL_BROKER_IMAGE", "TCEL_PYTHON_IMAGE"):
+            assert f"pulled {names[key]}: unchanged" in pulled["notes"], pulled["notes"]
+        assert pulled["removed"] == [f"tcel-{project.name}-backend"], pulled  # the broker and workers stay
+        assert pulled["created"] == [f"tcel-{project.name}-backend"] and pulled["ready"], pulled
+        running = engine.containers.get(f"tcel-{project.name}-backend").attrs["Image"]
+        assert running == engine.images.get(setting("TCEL_BACKEND_IMAGE")).id
+        assert not [w for w in project.tcel_json("status")["image_warnings"] if backend in w]
+    finally:
+        for name in names.values():
+            with suppress(Exception):
+                engine.images.remove(name, force=True)
