@@ -70,25 +70,26 @@ def pull(client: docker.DockerClient, name: str, progress: Progress) -> str | No
     return None
 
 
-def refresh(client: docker.DockerClient, names: list[str], progress: Progress) -> list[str]:
+def refresh(client: docker.DockerClient, names: list[str], progress: Progress) -> tuple[list[str], set[str]]:
     """`up --pull`: pull every image in `names` from its registry, each tried even when one fails; a note per
-    image saying what it got. Any failure raises one ImageError with a line per image that failed, before
-    anything of the stack is made."""
-    notes, failures = [], []
+    image saying what it got, and the names the pulls changed. Any failure raises one ImageError with a line per
+    image that failed, before anything of the stack is made."""
+    notes, failures, changed = [], [], set()
     for name in dict.fromkeys(names):
         before = _image_id(client, name)
         failed = pull(client, name, progress)
         if failed:
             failures.append(pull_failure(name, failed, before is not None))
-        elif before is None:
-            notes.append(f"pulled {name}")
+        elif _image_id(client, name) == before:
+            notes.append(f"pulled {name}: unchanged")
         else:
-            notes.append(f"pulled {name}: " + ("unchanged" if _image_id(client, name) == before else "a newer image"))
+            notes.append(f"pulled {name}" + (": a newer image" if before else ""))
+            changed.add(name)
     if failures:
         raise ImageError(
             f"'tcel up --pull' could not pull {len(failures)} image(s); nothing was changed\n" + "\n".join(failures)
         )
-    return notes
+    return notes, changed
 
 
 def pull_failure(name: str, reason: str, local_copy: bool) -> str:

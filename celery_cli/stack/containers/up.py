@@ -27,7 +27,7 @@ def prepare(client: docker.DockerClient, project: Project, plan: UpPlan, progres
     is made. With --pull, every pulled image is pulled again first."""
     if plan.pull:
         pulled = [spec.image for spec in plan.services if spec.service in ("broker", "backend")]
-        plan.notes += refresh(client, [*pulled, plan.python_image], progress)
+        plan.notes += refresh(client, [*pulled, plan.python_image], progress)[0]
     for spec in plan.services:
         if spec.service in ("broker", "backend") and (
             plan.pull or project.container(spec.service) not in plan.existing

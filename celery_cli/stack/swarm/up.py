@@ -31,8 +31,7 @@ def prepare(client: docker.DockerClient, project: Project, plan: SwarmPlan, prog
     assert plan.image is not None, "the stack's plan names the worker image"
     options = plan.options
     if options.pull:
-        pulled = [options.broker_image, options.backend_image, options.python_image]
-        plan.notes += refresh(client, pulled + ([] if options.registry else [options.registry_image]), progress)
+        _refresh(client, plan, progress)
     built = options.build or options.pull or not image_exists(client, plan.worker_image)
     if built:
         plan.image.build(client, plan.worker_image, options.python_image, progress, pull=options.pull)
@@ -41,6 +40,20 @@ def prepare(client: docker.DockerClient, project: Project, plan: SwarmPlan, prog
             build_service_image(client, service, image, plan.options.python_image, progress)
             built = True
     return built
+
+
+def _refresh(client: docker.DockerClient, plan: SwarmPlan, progress: Progress) -> None:
+    """`up --pull` on Swarm: this engine's images pulled again. A running broker or backend service keeps the
+    image it runs (its data node may not be this engine); a note says how to move it."""
+    options = plan.options
+    pulled = [options.broker_image, options.backend_image, options.python_image]
+    notes, changed = refresh(client, pulled + ([] if options.registry else [options.registry_image]), progress)
+    plan.notes += notes
+    for kind, image in (("broker", options.broker_image), ("backend", options.backend_image)):
+        if image in changed and kind in plan.existing:
+            plan.notes.append(
+                f"the {kind} service keeps its image; 'tcel down' and 'tcel up' start it on the newer one"
+            )
 
 
 def apply(
