@@ -81,6 +81,13 @@ class Overview:
         return ExitCode.OK if self.healthy else ExitCode.DEGRADED
 
     @property
+    def image_warnings(self) -> list[str]:
+        """One line per image older than 90 days that a running service runs."""
+        from .stack.image_age import image_warnings
+
+        return image_warnings(self.services)
+
+    @property
     def processed(self) -> int:
         return sum(w.processed or 0 for w in self.workers)
 
@@ -95,6 +102,7 @@ class Overview:
             "backend": asdict(self.backend) if self.backend else None,
             "tasks": [t.as_dict() for t in self.tasks],
             "beat": self.beat.as_dict() if self.beat else None,
+            "image_warnings": self.image_warnings,
             "errors": self.errors,
         }
 

@@ -33,6 +33,14 @@ def up(
     max_tasks_per_child: MaxTasksPerChild = None,
     max_memory_per_child: MaxMemoryPerChild = None,
     build: Annotated[bool, typer.Option("--build", help="Rebuild the worker image and replace older workers.")] = False,
+    pull: Annotated[
+        bool,
+        typer.Option(
+            "--pull",
+            help="First pull the broker, backend and Python base images again (on Swarm the registry's too), then "
+            "rebuild tcel's images on the fresh base; a failed pull stops 'up' before anything changes.",
+        ),
+    ] = False,
     wait: Annotated[bool, typer.Option("--wait/--no-wait", help="Wait until every service answers.")] = True,
     ready_timeout: ReadyTimeout = 120,
     bind: Annotated[
@@ -152,6 +160,7 @@ def up(
         workers=workers,
         concurrency=concurrency,
         build=build,
+        pull=pull,
         queues=queues_option(queues),
         max_tasks_per_child=max_tasks_per_child,
         max_memory_per_child=max_memory_per_child,

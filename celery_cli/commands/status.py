@@ -22,7 +22,8 @@ def status(target: Target, json: Json = False) -> None:
     """Show containers, workers, queues, backend and the last 10 tasks.
 
     Exits 0 when everything answers; 11 when the stack runs but some part is down or not ready (the rest
-    is still shown); 8 when the stack is not up at all.
+    is still shown); 8 when the stack is not up at all. A running image created more than 90 days ago gets a
+    warning ('tcel up --pull' refreshes it); --json has each service's image_age_days and the image_warnings.
     """
     from .. import tables
     from ..overview import gather
@@ -38,6 +39,8 @@ def status(target: Target, json: Json = False) -> None:
         out.info(f"stack {view.project} is not up (no containers); start it with 'tcel up'")
     else:
         out.render(*tables.overview(view))
+        for warning in view.image_warnings:  # on stderr, after the view; the exit code does not change
+            out.warn(warning)
     if view.exit_code != ExitCode.OK:
         raise typer.Exit(int(view.exit_code))
 

@@ -16,6 +16,7 @@ from ..output import Progress
 from ..project_app import ProjectApp
 from ..settings import Project
 from .docker_client import engine_errors
+from .image_age import age_days
 from .lock import project_lock
 from .rollback import Rollback
 
@@ -41,6 +42,9 @@ class UpOptions:
     max_tasks_per_child: int | None = None
     max_memory_per_child: int | None = None
     build: bool = False
+    # pull the broker's, backend's and Python base's images (on Swarm the registry's too) before anything else,
+    # then rebuild the worker, Flower and exporter images on the fresh base
+    pull: bool = False
     workers_only: bool = False  # `tcel scale`: never create or start the broker or backend
     flower: bool = False  # add Flower; without it, a Flower that exists is kept as it is
     flower_port: int | None = None  # as broker_port
@@ -187,6 +191,7 @@ class ServiceStatus:
     node: str | None = None  # on Swarm: the host name of the node the task runs on
     replicas: tuple[int, int] | None = None  # on Swarm: the running and the desired tasks of the row's service
     restarts: int | None = None  # plain containers: how often the engine restarted it (its restart policy)
+    image_created: datetime | None = None  # when its image was made (None: the engine here does not have it)
 
     @property
     def uptime(self) -> float | None:
@@ -198,6 +203,8 @@ class ServiceStatus:
         data = asdict(self)
         data["started_at"] = self.started_at.isoformat() if self.started_at else None
         data["uptime_seconds"] = round(self.uptime, 1) if self.uptime is not None else None
+        data["image_created"] = self.image_created.isoformat() if self.image_created else None
+        data["image_age_days"] = age_days(self.image_created)
         return data
 
 

@@ -44,8 +44,10 @@ def build(
     labels: dict[str, str],
     network_mode: str,
     on_step: Callable[[str], None],
+    pull: bool = False,
 ) -> None:
-    """Build and tag the image; `on_step` gets each step's name as it starts. Raises StepFailed."""
+    """Build and tag the image; `on_step` gets each step's name as it starts; with `pull`, every FROM image is
+    resolved against its registry (`docker build --pull`). Raises StepFailed."""
     from docker.utils.json_stream import json_stream
 
     api = client.api
@@ -57,6 +59,7 @@ def build(
             "buildargs": json.dumps(buildargs),
             "labels": json.dumps(labels),
             "networkmode": network_mode,
+            **({"pull": "1"} if pull else {}),
         },
         data=context,
         headers={"Content-Type": "application/x-tar"},

@@ -1,5 +1,5 @@
-"""Getting the images a stack runs: pulling the broker's and backend's, building the worker's, Flower's and the
-exporter's."""
+"""Getting the images a stack runs: pulling the broker's and backend's (and with `up --pull` refreshing every
+image tcel pulls), building the worker's, Flower's and the exporter's."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     import docker
 
 
+STAND_IN = "tcel-offline/"  # what scripts/offline-images names its images
 OFFLINE_HINT = "check the name, or on a machine without a registry run scripts/offline-images"
 FLOWER_IMAGE_FILES = Path(__file__).parent / "flower_image"
 METRICS_IMAGE_FILES = Path(__file__).parent / "metrics_image"
@@ -41,30 +42,78 @@ EXPORTER_MODULES = (
 
 
 def image_exists(client: docker.DockerClient, name: str) -> bool:
-    import docker
-
-    try:
-        client.images.get(name)
-    except docker.errors.ImageNotFound:
-        return False
-    return True
+    return _image_id(client, name) is not None
 
 
 def ensure_pulled(client: docker.DockerClient, name: str, progress: Progress) -> None:
     """Pull an image unless the engine already has it."""
-    import docker
-
     if image_exists(client, name):
         return
+    failed = pull(client, name, progress)
+    if failed:
+        raise ImageError(f"cannot pull image {name}: {failed}", hint=OFFLINE_HINT)
+
+
+def pull(client: docker.DockerClient, name: str, progress: Progress) -> str | None:
+    """Pull an image from its registry, its layers' progress to `progress`; why it failed, or None."""
+    import docker
+
     repository, _, tag = name.rpartition(":") if ":" in name.split("/")[-1] else (name, "", "latest")
     progress(f"pulling {name}")
     try:
         for event in client.api.pull(repository, tag=tag, stream=True, decode=True):
             if "error" in event:
-                raise ImageError(f"cannot pull image {name}: {event['error']}", hint=OFFLINE_HINT)
+                return str(event["error"]).strip()
             progress(f"pulling {name}: {event.get('status', '')} {event.get('progress', '')}".strip())
     except docker.errors.APIError as exc:
-        raise ImageError(f"cannot pull image {name}: {exc.explanation or exc}", hint=OFFLINE_HINT) from None
+        return str(exc.explanation or exc).strip()
+    return None
+
+
+def refresh(client: docker.DockerClient, names: list[str], progress: Progress) -> tuple[list[str], set[str]]:
+    """`up --pull`: pull every image in `names` from its registry, each tried even when one fails; a note per
+    image saying what it got, and the names the pulls changed. Any failure raises one ImageError with a line per
+    image that failed, before anything of the stack is made."""
+    notes, failures, changed = [], [], set()
+    for name in dict.fromkeys(names):
+        before = _image_id(client, name)
+        failed = pull(client, name, progress)
+        if failed:
+            failures.append(pull_failure(name, failed, before is not None))
+        elif _image_id(client, name) == before:
+            notes.append(f"pulled {name}: unchanged")
+        else:
+            notes.append(f"pulled {name}" + (": a newer image" if before else ""))
+            changed.add(name)
+    if failures:
+        raise ImageError(
+            f"'tcel up --pull' could not pull {len(failures)} image(s); nothing was changed\n" + "\n".join(failures)
+        )
+    return notes, changed
+
+
+def pull_failure(name: str, reason: str, local_copy: bool) -> str:
+    """One line for an image `up --pull` could not pull: what failed, and what to do."""
+    if local_copy and name.startswith(STAND_IN):
+        return (
+            f"  {name}: {reason}; the local copy is unchanged (a stand-in no registry has: "
+            "'scripts/offline-images --rebuild' refreshes it, then run 'tcel up' without --pull)"
+        )
+    if local_copy:
+        return (
+            f"  {name}: {reason}; the local copy is unchanged (check the network and the registry, or run "
+            "'tcel up' without --pull to keep the local copies)"
+        )
+    return f"  {name}: {reason}; there is no local copy ({OFFLINE_HINT})"
+
+
+def _image_id(client: docker.DockerClient, name: str) -> str | None:
+    import docker
+
+    try:
+        return str(client.images.get(name).id)
+    except docker.errors.ImageNotFound:
+        return None
 
 
 def context_files(context: Path, patterns: list[str] | None = None) -> list[str]:
@@ -176,8 +225,10 @@ def build(
     what: str,
     hint: str,
     progress: Progress,
+    pull: bool = False,
 ) -> None:
-    """Build `files` with the engine's BuildKit, or its older builder when it has none."""
+    """Build `files` with the engine's BuildKit, or its older builder when it has none; with `pull`, as
+    `docker build --pull` (every FROM image pulled again)."""
     from . import buildkit
 
     settings: dict[str, Any] = {
@@ -185,6 +236,7 @@ def build(
         "buildargs": {"PYTHON_IMAGE": python_image},
         "labels": {LABEL_IMAGE: kind},
         "network_mode": "host",  # the only way a build reaches a package index on some engines
+        "pull": pull,
     }
     try:
         buildkit.build(client, files.tar(), **settings, on_step=lambda step: progress(f"building {what}: {step}"))

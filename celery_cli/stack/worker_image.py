@@ -205,14 +205,10 @@ class WorkerImage:
         return self.contents.image_name(python_image)
 
     def build(
-        self,
-        client: docker.DockerClient,
-        tag: str,
-        python_image: str,
-        progress: Progress,
+        self, client: docker.DockerClient, tag: str, python_image: str, progress: Progress, pull: bool = False
     ) -> None:
-        """Build the image from `contents` with the engine's BuildKit, or its older builder when it has none,
-        streaming the build's steps to `progress`."""
+        """Build the image from `contents` (the engine's BuildKit, else its older builder), its steps streamed to
+        `progress`; with `pull` (`up --pull`), as `docker build --pull`: every FROM image pulled again."""
         from ..errors import ImageError
         from ..names import WORKER_IMAGE_KIND
         from .images import build
@@ -222,7 +218,7 @@ class WorkerImage:
         fix = f"fix {self.dockerfile}" if self.dockerfile else f"fix {self.app.dependencies or 'the project'}"
         hint = f"{fix}, then run 'tcel up --build'"
         try:
-            build(client, self.contents, tag, python_image, WORKER_IMAGE_KIND, "worker image", hint, progress)
+            build(client, self.contents, tag, python_image, WORKER_IMAGE_KIND, "worker image", hint, progress, pull)
         except ImageError as error:
             if "no Celery in this image" not in error.message:
                 raise

@@ -7,7 +7,7 @@ import contextlib
 import io
 import re
 import tarfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -277,6 +277,19 @@ def image_environment(client: docker.DockerClient, image: str) -> dict[str, str]
     """The environment an image sets (its `ENV` lines)."""
     env = client.images.get(image).attrs.get("Config", {}).get("Env") or []
     return dict(item.partition("=")[::2] for item in env)
+
+
+def images_created(client: docker.DockerClient, images: Iterable[str]) -> dict[str, datetime | None]:
+    """When each image (by id or name) was made, as its `Created` says; None for one the engine does not have."""
+    import docker
+
+    created: dict[str, datetime | None] = {}
+    for image in set(images):
+        try:
+            created[image] = docker_time(str(client.images.get(image).attrs.get("Created") or ""))
+        except docker.errors.ImageNotFound:
+            created[image] = None
+    return created
 
 
 def image_id(client: docker.DockerClient, image: str) -> str:

@@ -47,6 +47,7 @@ class UpPlan:
     build_flower: bool = False
     metrics_image: str | None = None  # when the stack has the exporter
     build_metrics: bool = False
+    pull: bool = False  # `up --pull`: refresh the pulled images, replace a broker or backend of an older one
 
 
 def plan(client: docker.DockerClient, project: Project, options: UpOptions, existing: Existing) -> UpPlan:
@@ -84,14 +85,15 @@ def plan(client: docker.DockerClient, project: Project, options: UpOptions, exis
         worker_queues=options.queues,
         child_limits=specs.child_limits(options),
         python_image=options.python_image,
-        build=options.build or not image_exists(client, worker_tag),
+        build=options.build or options.pull or not image_exists(client, worker_tag),
         extra_workers=[c for c in workers if c.number > count] if options.workers is not None else [],
         flower_image=flower_image,
-        build_flower=flower_image is not None and not image_exists(client, flower_image),
+        build_flower=flower_image is not None and (options.pull or not image_exists(client, flower_image)),
         metrics_image=metrics_image,
-        build_metrics=metrics_image is not None and not image_exists(client, metrics_image),
+        build_metrics=metrics_image is not None and (options.pull or not image_exists(client, metrics_image)),
         beat=with_beat,
         extra_beat=[beat] if beat is not None and not with_beat else [],
+        pull=options.pull,
     )
 
 

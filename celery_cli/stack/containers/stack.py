@@ -39,7 +39,9 @@ class ContainerStack(PlannedStack[UpPlan]):
             return docker_api.containers(self.client, self.project)
 
     def status(self) -> list[ServiceStatus]:
-        return status.rows(self.containers())
+        found = self.containers()
+        with engine_errors():
+            return status.rows(found, docker_api.images_created(self.client, {c.image_id for c in found}))
 
     def plan(self, options: UpOptions, progress: Progress) -> UpPlan:
         refuse_other_engine(self.project, "containers", service_names(self.client, self.project))

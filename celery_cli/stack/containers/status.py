@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from ..base import ServiceStatus
 from .docker_api import Container
 
 
-def rows(containers: list[Container]) -> list[ServiceStatus]:
-    """One row per container, as the engine reports it; `ready` is left for the caller (None) while it runs."""
+def rows(containers: list[Container], images_created: dict[str, datetime | None]) -> list[ServiceStatus]:
+    """One row per container, as the engine reports it; `ready` is left for the caller (None) while it runs;
+    `images_created`: when each image (by id) was made."""
     return [
         ServiceStatus(
             service=c.service,
@@ -19,6 +22,7 @@ def rows(containers: list[Container]) -> list[ServiceStatus]:
             ports=c.ports,
             started_at=c.started_at,
             restarts=c.restarts,
+            image_created=images_created.get(c.image_id),
         )
         for c in containers
     ]

@@ -11,7 +11,7 @@ from ...credentials import Credentials
 from ...output import Progress
 from ...settings import Project
 from ..base import UpReport
-from ..images import build_service_image, ensure_pulled
+from ..images import build_service_image, ensure_pulled, refresh
 from ..ports import port_free, port_in_use
 from ..rollback import Rollback
 from . import data, docker_api
@@ -24,16 +24,21 @@ if TYPE_CHECKING:
 
 def prepare(client: docker.DockerClient, project: Project, plan: UpPlan, progress: Progress) -> None:
     """Pull missing images, refuse taken ports, build the worker, Flower and exporter images: all before anything
-    is made."""
+    is made. With --pull, every pulled image is pulled again first."""
+    if plan.pull:
+        pulled = [spec.image for spec in plan.services if spec.service in ("broker", "backend")]
+        plan.notes += refresh(client, [*pulled, plan.python_image], progress)[0]
     for spec in plan.services:
-        if spec.service in ("broker", "backend") and project.container(spec.service) not in plan.existing:
+        if spec.service in ("broker", "backend") and (
+            plan.pull or project.container(spec.service) not in plan.existing
+        ):
             ensure_pulled(client, spec.image, progress)
             if spec.service == "broker":
                 data.check_broker_volume(client, project, spec.image)
     web = [spec.service for spec in plan.services if spec.service in ("flower", "metrics")]
     check_ports_free(project, plan.existing, plan.credentials, web)
     if plan.build:
-        plan.image.build(client, plan.worker_image, plan.python_image, progress)
+        plan.image.build(client, plan.worker_image, plan.python_image, progress, pull=plan.pull)
     if plan.build_flower and plan.flower_image:
         build_service_image(client, "flower", plan.flower_image, plan.python_image, progress)
     if plan.build_metrics and plan.metrics_image:
@@ -60,6 +65,9 @@ def apply(client: docker.DockerClient, project: Project, plan: UpPlan, undo: Rol
         report.removed += _remove_stale(client, existing, "flower", plan.flower_image)
     if plan.metrics_image is not None:
         report.removed += _remove_stale(client, existing, "metrics", plan.metrics_image)
+    for spec in plan.services if plan.pull else []:  # a broker or backend of an image older than the one pulled
+        if spec.service in ("broker", "backend"):
+            report.removed += _remove_stale(client, existing, spec.service, spec.image)
     network, made = docker_api.network(client, project)
     if made:
         undo.add(network.remove)

@@ -13,7 +13,7 @@ from ...credentials import Credentials
 from ...output import Progress
 from ..base import DownReport, PlannedStack, ReloadReport, ServiceStatus, UpOptions, UpReport
 from ..choice import refuse_other_engine
-from ..containers.docker_api import containers
+from ..containers.docker_api import containers, images_created
 from ..docker_client import connect, engine_errors, remove_volumes
 from ..images import service_image_name
 from ..lock import project_lock
@@ -55,7 +55,9 @@ class SwarmStack(PlannedStack[SwarmPlan]):
         if not found:
             return []
         with engine_errors():
-            return status.rows(found, docker_api.node_names(self.client))
+            # the images as this engine has them: one only another node has is of unknown age
+            created = images_created(self.client, {s.image for s in found.values()})
+            return status.rows(found, docker_api.node_names(self.client), created)
 
     def plan(self, options: UpOptions, progress: Progress) -> SwarmPlan:
         client, project = self.client, self.project

@@ -13,9 +13,11 @@ from .docker_api import Service, Task
 _EPOCH = datetime.fromtimestamp(0, UTC)
 
 
-def rows(found: dict[str, Service], nodes: dict[str, str]) -> list[ServiceStatus]:
+def rows(
+    found: dict[str, Service], nodes: dict[str, str], images_created: dict[str, datetime | None] | None = None
+) -> list[ServiceStatus]:
     """Every task Swarm wants running of every service, services in the stack's order, tasks by slot; a
-    service that has none gets a row of its last task."""
+    service that has none gets a row of its last task. `images_created`: when each image (by name) was made."""
     shown: list[ServiceStatus] = []
     for kind, service in sorted(found.items(), key=lambda item: _order(item[0])):
         tasks = service.tasks(running=True)
@@ -24,7 +26,8 @@ def rows(found: dict[str, Service], nodes: dict[str, str]) -> list[ServiceStatus
             # between restarts of a failing task Swarm wants none running: show its last one (failed...)
             tasks = sorted(service.tasks(), key=lambda t: t.timestamp or _EPOCH)[-1:]
         shown.extend(
-            task_status(kind, service, task, nodes, counts) for task in sorted(tasks, key=lambda t: t.slot or 0)
+            task_status(kind, service, task, nodes, counts, (images_created or {}).get(service.image))
+            for task in sorted(tasks, key=lambda t: t.slot or 0)
         )
     return shown
 
@@ -34,7 +37,12 @@ def _order(kind: str) -> int:
 
 
 def task_status(
-    kind: str, service: Service, task: Task, nodes: dict[str, str], replicas: tuple[int, int]
+    kind: str,
+    service: Service,
+    task: Task,
+    nodes: dict[str, str],
+    replicas: tuple[int, int],
+    image_created: datetime | None = None,
 ) -> ServiceStatus:
     node = nodes.get(task.node_id, task.node_id)
     return ServiceStatus(
@@ -53,6 +61,7 @@ def task_status(
         started_at=task.started_at,
         node=node,
         replicas=replicas,
+        image_created=image_created,
     )
 
 

@@ -13,7 +13,7 @@ from ...settings import Project
 from .. import specs
 from ..base import UpReport
 from ..docker_client import remove_networks
-from ..images import build_service_image, image_exists
+from ..images import build_service_image, image_exists, refresh
 from ..rollback import Rollback
 from . import docker_api, registry, rollout
 from .docker_api import Service
@@ -25,16 +25,35 @@ if TYPE_CHECKING:
 
 
 def prepare(client: docker.DockerClient, project: Project, plan: SwarmPlan, progress: Progress) -> bool:
-    """Build the worker (and Flower's, the exporter's) image when missing or asked; whether anything was built."""
+    """With --pull, pull the broker's, backend's, Python base's and registry's images again (on this engine: a
+    broker or backend service keeps the image it runs); build the worker (and Flower's, the exporter's) image when
+    missing or asked; whether anything was built."""
     assert plan.image is not None, "the stack's plan names the worker image"
-    built = plan.options.build or not image_exists(client, plan.worker_image)
+    options = plan.options
+    if options.pull:
+        _refresh(client, plan, progress)
+    built = options.build or options.pull or not image_exists(client, plan.worker_image)
     if built:
-        plan.image.build(client, plan.worker_image, plan.options.python_image, progress)
+        plan.image.build(client, plan.worker_image, options.python_image, progress, pull=options.pull)
     for service, image in (("flower", plan.flower_image), ("metrics", plan.metrics_image)):
-        if image and not image_exists(client, image):
+        if image and (options.pull or not image_exists(client, image)):
             build_service_image(client, service, image, plan.options.python_image, progress)
             built = True
     return built
+
+
+def _refresh(client: docker.DockerClient, plan: SwarmPlan, progress: Progress) -> None:
+    """`up --pull` on Swarm: this engine's images pulled again. A running broker or backend service keeps the
+    image it runs (its data node may not be this engine); a note says how to move it."""
+    options = plan.options
+    pulled = [options.broker_image, options.backend_image, options.python_image]
+    notes, changed = refresh(client, pulled + ([] if options.registry else [options.registry_image]), progress)
+    plan.notes += notes
+    for kind, image in (("broker", options.broker_image), ("backend", options.backend_image)):
+        if image in changed and kind in plan.existing:
+            plan.notes.append(
+                f"the {kind} service keeps its image; 'tcel down' and 'tcel up' start it on the newer one"
+            )
 
 
 def apply(
