@@ -93,6 +93,11 @@ def plan(
 ) -> SwarmPlan:
     """Decide from the options, the kept state (`saved` credentials, else `fresh` ones) and the services that
     exist, once the data node is known (`here`: it is this machine, whose ports tcel can check)."""
+    if options.autoscale and not options.workers_only:
+        raise UsageError(
+            "the autoscaler runs on plain containers only, not yet on Swarm",
+            hint="run 'tcel up --swarm --no-autoscale', or use 'tcel scale N'",
+        )
     if options.workers_only and not {"broker", "backend"} <= existing.keys():
         raise NotRunning(f"stack {project.name}: broker or backend not running", hint="run 'tcel up' first")
     refuse_data_node_move(
