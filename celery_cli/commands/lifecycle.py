@@ -252,7 +252,7 @@ def logs(
     service: Annotated[
         str | None,
         typer.Argument(
-            help="broker, backend, worker (all workers), worker-N, beat, flower or metrics; default: all.",
+            help="broker, backend, worker (all workers), worker-N, beat, flower, metrics or autoscaler; default: all.",
             autocompletion=services,
         ),
     ] = None,

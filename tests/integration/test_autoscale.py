@@ -1,6 +1,7 @@
 """The autoscaler (`tcel up --autoscale`) on plain containers: a burst of slow tasks makes it add workers, every
 task succeeds and runs exactly once (each id in one worker's log), and after the cool-down it is back to MIN,
-each decision a log line and the newest one in `tcel status`."""
+each decision a log line and the newest one in `tcel status`; a later `up` keeps it, `up --no-autoscale` removes
+it."""
 
 from __future__ import annotations
 
@@ -80,3 +81,11 @@ def test_a_burst_adds_workers_every_task_runs_once_and_it_returns_to_the_minimum
         assert "autoscale up: 1 -> " in logged and "autoscale down: 2 -> 1 workers" in logged, logged
         human = project.tcel("status")
         assert "autoscale: 1..3 workers: 1 running" in human.stdout
+
+        again = project.tcel("up", "--json")  # a later up keeps it as it is
+        assert again.code == 0 and json.loads(again.stdout)["autoscale"] == decided["policy"], again.stderr
+        assert autoscaler.id == engine.containers.get(f"tcel-{project.name}-autoscaler").id
+        off = project.tcel("up", "--no-autoscale", "--json")
+        assert off.code == 0 and f"tcel-{project.name}-autoscaler" in json.loads(off.stdout)["removed"], off.stderr
+        assert "autoscaler" not in {c.labels.get("io.tcel.service") for c in project.containers()}
+        assert running_workers(project) == [f"tcel-{project.name}-worker-1"]

@@ -192,3 +192,12 @@ def test_status_shows_the_autoscalers_newest_decision() -> None:
         text.startswith("autoscale: 1..3 workers: 2 running, target 2 (hold: idle for 3s), 1s ago; last change 11s")
         for text in shown
     ), shown
+
+
+def test_the_policy_is_kept_for_the_next_up(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    project = Project("demo", tmp_path)
+    credentials.save(project, credentials.generate(), {"TCEL_AUTOSCALE": "1:3:2:5"})
+    assert credentials.kept(project)["TCEL_AUTOSCALE"] == "1:3:2:5"
+    credentials.save(project, credentials.generate(), {"TCEL_AUTOSCALE": ""})  # --no-autoscale
+    assert "TCEL_AUTOSCALE" not in credentials.kept(project)
