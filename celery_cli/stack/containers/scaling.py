@@ -28,13 +28,16 @@ def workers(client: docker.DockerClient, project: Project) -> list[Container]:
 
 
 def add(client: docker.DockerClient, project: Project, count: int) -> list[str]:
-    """Make and start `count` workers like the newest running one; their container names."""
-    running = workers(client, project)
-    if not running or count < 1:
-        return []
-    model = running[-1]
+    """Make and start `count` workers like the newest running one (else the newest of any state: all may be
+    down at once); their container names."""
     with engine_errors():
-        highest = max(c.number for c in docker_api.containers(client, project) if c.service == "worker")
+        every = [c for c in docker_api.containers(client, project) if c.service == "worker"]
+    running = [c for c in every if c.status in ("running", "restarting")]
+    if not every or count < 1:
+        return []
+    model = (running or every)[-1]
+    highest = max(c.number for c in every)
+    with engine_errors():
         made = [
             docker_api.create(client, project, _spec(model, highest + n), project.network) for n in range(1, count + 1)
         ]
