@@ -118,3 +118,11 @@ def test_what_changes_on_a_running_worker_service() -> None:
     assert moved.described == ["new image", "concurrency 4"]
     dropped = worker_change("i", running, 1, {}, "i", replace(OPTIONS, queues=()))
     assert dropped.described == ["concurrency as the image's default", "queues as the image's default"]
+
+
+def test_the_autoscaler_is_refused_on_swarm_in_one_line_but_scale_goes_on(tmp_path) -> None:
+    with pytest.raises(UsageError, match="plain containers only"):
+        plan(project(tmp_path), replace(OPTIONS, autoscale="1:3:5:30"), {}, {}, None, FRESH, node("m"), False)
+    running = {"broker": service("broker", 5672), "backend": service("backend", 6379)}
+    workers_only = replace(OPTIONS, workers_only=True, autoscale="1:3:5:30")
+    assert plan(project(tmp_path), workers_only, running, {}, SAVED, FRESH, node("m"), False).options.workers_only
