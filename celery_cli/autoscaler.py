@@ -28,7 +28,7 @@ READ_TIMEOUT = 0.5
 
 
 class Scaler(Protocol):
-    """What the autoscaler needs of an engine (stack/containers/scaling.py's ContainerScaler)."""
+    """What the autoscaler needs of an engine (stack/containers/scaling.py, stack/swarm/scaling.py)."""
 
     def count(self) -> int: ...
 
@@ -96,7 +96,7 @@ class Autoscaler:
 
 
 def scaler_from_environment() -> Scaler:
-    """The scaler for the project TCEL_PROJECT names (plain containers: `up --swarm` refuses --autoscale so far)."""
+    """The engine's scaler for the project TCEL_PROJECT names (TCEL_ENGINE: containers or swarm)."""
     from pathlib import Path
 
     from .settings import Project
@@ -104,6 +104,10 @@ def scaler_from_environment() -> Scaler:
 
     project = Project(os.environ["TCEL_PROJECT"], Path("/"))
     grace = float(os.environ.get("TCEL_AUTOSCALE_GRACE", GRACE))
+    if os.environ.get("TCEL_ENGINE") == "swarm":
+        from .stack.swarm.scaling import SwarmScaler
+
+        return SwarmScaler(connect(), project)
     from .stack.containers.scaling import ContainerScaler
 
     return ContainerScaler(connect(), project, grace)

@@ -39,7 +39,7 @@ EXPORTER_MODULES = (
     "task_record",
 )
 # ... and those the autoscaler (`up --autoscale`, in the same image) imports: its policy and state, and the
-# plain-container engine's Docker calls it adds and removes workers with
+# engines' Docker calls it adds and removes workers with
 AUTOSCALER_MODULES = (
     "autoscale_policy",
     "autoscale_state",
@@ -56,6 +56,10 @@ AUTOSCALER_MODULES = (
     "stack/containers/__init__",
     "stack/containers/docker_api",
     "stack/containers/scaling",
+    "stack/swarm/__init__",
+    "stack/swarm/docker_api",
+    "stack/swarm/scaling",
+    "stack/swarm/service_spec",
 )
 
 

@@ -177,6 +177,7 @@ def test_the_exporter_image_holds_the_modules_it_and_the_autoscaler_import(tmp_p
     script = (
         f"import sys; sys.path.insert(0, {str(tmp_path)!r}); import celery_cli.exporter as e; "
         "import celery_cli.autoscaler as a; import celery_cli.stack.containers.scaling; "
+        "import celery_cli.stack.swarm.scaling; "
         f"assert e.__file__.startswith({str(tmp_path)!r}) and a.__file__.startswith({str(tmp_path)!r}); "
         "print(sorted(m for m in sys.modules if m.startswith('celery_cli')))"
     )

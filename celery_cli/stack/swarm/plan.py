@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from ...credentials import Credentials
 from ...errors import NotRunning, TcelError, UsageError
-from ...names import BACKEND_PORT, BROKER_PORT
+from ...names import BACKEND_PORT, BROKER_PORT, LABEL_AUTOSCALE
 from ...settings import Project
 from .. import specs
 from ..base import UpOptions
@@ -62,6 +62,8 @@ class SwarmPlan:
     registry_port: str = ""  # of the registry tcel runs ("" with --registry)
     built: bool = False  # `up` built an image
     image: WorkerImage | None = None  # how the worker image is made
+    autoscale: str = ""  # the autoscaler's policy when the stack has one (it runs the exporter's image)
+    autoscale_image: str | None = None
 
     @property
     def settings(self) -> dict[str, str]:
@@ -77,6 +79,7 @@ class SwarmPlan:
             "TCEL_DATA_NODE": self.data_node.hostname,
             "TCEL_REGISTRY_PORT": self.registry_port,
             "TCEL_BEAT": "1" if self.with_beat else "",
+            "TCEL_AUTOSCALE": self.autoscale,
             **(self.image.kept() if self.image else {}),
         }
 
@@ -93,11 +96,6 @@ def plan(
 ) -> SwarmPlan:
     """Decide from the options, the kept state (`saved` credentials, else `fresh` ones) and the services that
     exist, once the data node is known (`here`: it is this machine, whose ports tcel can check)."""
-    if options.autoscale and not options.workers_only:
-        raise UsageError(
-            "the autoscaler runs on plain containers only, not yet on Swarm",
-            hint="run 'tcel up --swarm --no-autoscale', or use 'tcel scale N'",
-        )
     if options.workers_only and not {"broker", "backend"} <= existing.keys():
         raise NotRunning(f"stack {project.name}: broker or backend not running", hint="run 'tcel up' first")
     refuse_data_node_move(
@@ -128,7 +126,13 @@ def plan(
         ports.notes,
         with_metrics=with_metrics,
         registry_port=kept.get("TCEL_REGISTRY_PORT", ""),
+        # `tcel scale` keeps the autoscaler as it runs
+        autoscale=options.autoscale if not options.workers_only else existing_policy(existing),
     )
+
+
+def existing_policy(existing: dict[str, Service]) -> str:
+    return existing["autoscaler"].labels.get(LABEL_AUTOSCALE, "") if "autoscaler" in existing else ""
 
 
 def flower_access(

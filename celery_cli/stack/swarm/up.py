@@ -30,7 +30,8 @@ def prepare(client: docker.DockerClient, project: Project, plan: SwarmPlan, prog
     built = plan.options.build or not image_exists(client, plan.worker_image)
     if built:
         plan.image.build(client, plan.worker_image, plan.options.python_image, progress)
-    for service, image in (("flower", plan.flower_image), ("metrics", plan.metrics_image)):
+    images = (("flower", plan.flower_image), ("metrics", plan.metrics_image), ("metrics", plan.autoscale_image))
+    for service, image in images:
         if image and not image_exists(client, image):
             build_service_image(client, service, image, plan.options.python_image, progress)
             built = True
@@ -49,6 +50,7 @@ def apply(
         flower=plan.with_flower,
         beat=plan.with_beat,
         metrics=plan.with_metrics,
+        autoscale=plan.autoscale,
     )
     forget_on_failure(client, project, plan, undo, progress)
     network = str(docker_api.network(client, project).name)
@@ -73,6 +75,8 @@ def apply(
         if local:
             where = rollout.Placement(address, network, plan.data_node)
             rollout.web_service(client, project, service, local, existing, access, where, report, progress)
+    where = rollout.Placement(address, network, plan.data_node)
+    rollout.autoscaler(client, project, plan.autoscale, plan.autoscale_image, existing, access, where, report, progress)
     return report
 
 
