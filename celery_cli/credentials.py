@@ -26,6 +26,8 @@ KEPT = (
     "TCEL_REGISTRY_PORT",
     # whether the stack runs a beat (`up --beat`, until `up --no-beat`)
     "TCEL_BEAT",
+    # the autoscaler's policy (`up --autoscale`, until `up --no-autoscale`)
+    "TCEL_AUTOSCALE",
     # the app the workers run, as chosen or found, and a --worker-command given
     "TCEL_APP",
     "TCEL_WORKER_COMMAND",

@@ -32,6 +32,8 @@ FAILED_KEY = "tcel:failed"
 MAX_FAILURES = 100_000
 # The header naming the beat entry that sent a task (django-celery-beat's, which tcel's beat and `beat run` use)
 PERIODIC_HEADER = "periodic_task_name"
+# The autoscaler's newest decision and what it saw (a JSON string), read by `tcel status`
+AUTOSCALE_KEY = "tcel:autoscale"
 INDEX_TTL = 86400  # Celery's default result_expires
 # The index keeps a task's exact args and kwargs (for `tcel retry`) when their JSON is at most this long.
 CALL_KEPT_MAX = 65536
@@ -73,10 +75,11 @@ LABEL_CHILD_LIMITS = "io.tcel.child-limits"  # on workers: "TASKS,KIB", their po
 WORKER_IMAGE_KIND = "worker"  # the value of LABEL_IMAGE on worker images
 FLOWER_IMAGE_KIND = "flower"  # ... and on Flower images
 METRICS_IMAGE_KIND = "metrics"  # ... and on the exporter's images
+LABEL_AUTOSCALE = "io.tcel.autoscale"  # on the autoscaler: "MIN:MAX:THRESHOLD:COOLDOWN", replaced when it changes
 LABEL_BROKER_IMAGE = "io.tcel.broker-image"  # on the broker's volume: what wrote its data
 LABEL_BROKER_VERSION = "io.tcel.rabbitmq-version"
 
-SERVICES = ("broker", "backend", "worker", "beat", "flower", "metrics")
+SERVICES = ("broker", "backend", "worker", "beat", "flower", "metrics", "autoscaler")
 BROKER_PORT = 5672  # inside the stack's network
 BACKEND_PORT = 6379
 FLOWER_PORT = 5555

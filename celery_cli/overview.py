@@ -18,6 +18,7 @@ from .stack.base import ServiceStatus, Stack
 from .task_record import BackendInfo, TaskRecord
 
 if TYPE_CHECKING:
+    from .autoscale_state import AutoscaleState
     from .beat_schedule import BeatState
     from .credentials import Credentials
 
@@ -25,6 +26,7 @@ PART_TIMEOUT = 0.5
 METRICS_TIMEOUT = 2.0  # a scrape of the exporter reads the stack itself: about half a second
 RECENT_TASKS = 10
 BEAT_STALE = 30  # seconds without a tick after which the beat is not ready (it ticks at least every 5 s)
+AUTOSCALE_STALE = 15  # seconds without a decision after which the autoscaler is not ready (it decides every second)
 
 
 @dataclass
@@ -53,6 +55,7 @@ class Overview:
     backend: BackendInfo | None = None
     tasks: list[TaskRecord] = field(default_factory=list)
     beat: BeatState | None = None  # the beat's schedule and heartbeat, when the stack runs a beat
+    autoscale: AutoscaleState | None = None  # the autoscaler's newest decision, when the stack runs one
     failures: dict[str, TcelError] = field(default_factory=dict)
     taken_at: float = field(default_factory=time.time)
 
@@ -103,6 +106,7 @@ class Overview:
             "tasks": [t.as_dict() for t in self.tasks],
             "beat": self.beat.as_dict() if self.beat else None,
             "image_warnings": self.image_warnings,
+            "autoscale": self.autoscale.as_dict() if self.autoscale else None,
             "errors": self.errors,
         }
 
@@ -128,6 +132,7 @@ def gather(stack: Stack) -> Overview:
                 "tasks": lambda: store.recent(RECENT_TASKS),
                 "workers": lambda: _workers(access.broker_url(), _worker_nodes(services)),
                 "beat": lambda: _beat(store, services),
+                "autoscale": lambda: _autoscale(store, services),
             }
         futures = {name: pool.submit(read) for name, read in parts.items()}
         flower = pool.submit(_flower, access, services) if access is not None else None
@@ -179,6 +184,13 @@ def _beat(store: ResultStore, services: Any) -> BeatState | None:
     return read(store) if any(s.service == "beat" for s in services.result()) else None
 
 
+def _autoscale(store: ResultStore, services: Any) -> AutoscaleState | None:
+    """The autoscaler's newest decision, when the stack has an autoscaler."""
+    from .autoscale_state import read
+
+    return read(store) if any(s.service == "autoscaler" for s in services.result()) else None
+
+
 def _readiness(overview: Overview, access: Credentials | None) -> None:
     """Ready, from the parts just read: the broker took a login (queues), the backend an authenticated
     command (backend), a worker answered (workers). No second round of probes."""
@@ -200,6 +212,9 @@ def _readiness(overview: Overview, access: Credentials | None) -> None:
             s.ready = "backend" not in overview.failures
         elif s.service == "worker":
             s.ready = worker_node(s.hostname) in answering
+        elif s.service == "autoscaler":
+            decided = overview.autoscale
+            s.ready = decided is not None and time.time() - decided.at < AUTOSCALE_STALE
         elif s.service == "beat":
             beat = overview.beat
             s.ready = beat is not None and beat.locked and time.time() - (beat.last_tick or 0) < BEAT_STALE

@@ -189,6 +189,8 @@ def overview(view: Overview, rate: float | None = None) -> list[RenderableType]:
         parts.append(tasks_table(f"last {len(view.tasks)} tasks", view.tasks))
     if not failed("beat") and view.beat is not None:
         parts.append(Text(f"beat: {beat_line(view.beat, view.taken_at)} ({len(view.beat.entries)} entries)"))
+    if not failed("autoscale") and view.autoscale is not None:
+        parts.append(Text(f"autoscale: {view.autoscale.line(view.taken_at)}"))
     return parts
 
 

@@ -25,7 +25,7 @@ def task_names(ctx: typer.Context, incomplete: str) -> list[str]:
 def services(ctx: typer.Context, incomplete: str) -> list[str]:
     return [
         name
-        for name in ["broker", "backend", "worker", "beat", "flower", "metrics", *_workers(ctx)]
+        for name in ["broker", "backend", "worker", "beat", "flower", "metrics", "autoscaler", *_workers(ctx)]
         if name.startswith(incomplete)
     ]
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
@@ -10,12 +10,16 @@ from ..endpoints import Target
 from ..output import Output
 from .completion import services
 from .options import Json, MaxMemoryPerChild, MaxTasksPerChild, Queues, ReadyTimeout, which_stack
-from .up_options import queues_option, up_options
-
-if TYPE_CHECKING:
-    from ..project_app import ProjectApp
-    from ..stack.base import UpOptions, UpReport
-    from ..worker_report import Findings
+from .up_options import (
+    Autoscale,
+    AutoscaleCooldown,
+    AutoscaleThreshold,
+    NoAutoscale,
+    autoscale_option,
+    queues_option,
+    up_options,
+)
+from .up_report import show
 
 # The services are imported inside the commands, so that `tcel --help` loads none of them.
 
@@ -83,6 +87,10 @@ def up(
             "periodic tasks (see 'tcel beat'); --no-beat removes it [default: as last started].",
         ),
     ] = None,
+    autoscale: Autoscale = None,
+    no_autoscale: NoAutoscale = False,
+    autoscale_threshold: AutoscaleThreshold = None,
+    autoscale_cooldown: AutoscaleCooldown = None,
     watch: Annotated[
         bool, typer.Option("--watch", help="Then stay in the foreground: a change to the worker's files reloads them.")
     ] = False,
@@ -144,7 +152,9 @@ def up(
     without --flower leaves it running, 'tcel down' removes it; --metrics likewise runs tcel's Prometheus
     exporter (queues, workers, recent tasks). With --beat, one beat runs from the workers'
     image, replaced with them, and later 'tcel up's keep it (until --no-beat); its schedule's state lives in
-    Redis, kept unless 'down --volumes'.
+    Redis, kept unless 'down --volumes'. With --autoscale MIN:MAX, a small service of the stack adds workers
+    while the backlog per worker stays above --autoscale-threshold and removes idle ones (warm shutdown) after
+    --autoscale-cooldown; later 'tcel up's keep it (until --no-autoscale).
     """
     from ..stack import open_stack
 
@@ -169,6 +179,7 @@ def up(
         metrics=metrics,
         metrics_port=metrics_port,
         beat=beat,
+        autoscale=autoscale_option(autoscale, autoscale_threshold, autoscale_cooldown, no_autoscale),
         swarm_init=init,
         data_node=data_node,
         registry=registry,
@@ -183,7 +194,7 @@ def up(
         headline = f"stack {name} is already up; nothing changed"
     else:
         headline = f"stack {name} is up" + (f", ready in {report.ready_after:.1f}s" if report.ready_after else "")
-    _show(out, target, report, headline, endpoints=True, options=options)
+    show(out, target, report, headline, endpoints=True, options=options)
     if watch:
         from .up_watch import watch_and_reload
 
@@ -216,77 +227,7 @@ def scale(
             max_memory_per_child=max_memory_per_child,
         )
         report = stack.scale(workers, options, ready_timeout, progress)
-    _show(out, target, report, f"stack {target.project.name} runs {workers} worker(s), all answering")
-
-
-def _login_line(url: str, user: str, password: str) -> str:
-    from ..credentials import mask
-
-    return f"{url} (user {user}, password {mask(password)})"
-
-
-def _show(
-    out: Output,
-    target: Target,
-    report: UpReport,
-    headline: str,
-    endpoints: bool = False,
-    options: UpOptions | None = None,
-) -> None:
-    from ..credentials import mask_url, state_file
-
-    secrets = state_file(target.project)
-    app = options.app if options is not None else None
-    found = _worker_findings(report, app) if app is not None else None
-    notes = [*report.notes, *(found.notes if found else [])]
-    warnings = found.warnings if found else []
-    if out.json_mode:
-        shown = report.as_dict(target.project.name, str(secrets))
-        if app is not None:
-            shown["app"] = {"name": app.name, "source": app.source, "template": app.template}
-        out.data({**shown, "notes": notes, "warnings": warnings})
-        return
-    out.success(headline)
-    if app is not None:
-        out.info(f"  app      {app.name} ({app.source})")
-    for warning in warnings:
-        out.warn(f"  {warning}")
-    for note in notes:
-        out.info(f"  note     {note}")
-    for verb, names in (
-        ("created", report.created),
-        ("started", report.started),
-        ("removed", report.removed),
-        ("changed", report.changes),
-    ):
-        if names:
-            out.info(f"  {verb:<8} {', '.join(names)}")
-    if endpoints:
-        out.info(f"  broker   {mask_url(report.credentials.broker_url())}")
-        out.info(f"  backend  {mask_url(report.credentials.backend_url())}")
-        access = report.credentials
-        if report.flower:
-            out.info(f"  flower   {_login_line(access.flower_url(), access.flower_user, access.flower_password)}")
-        if report.metrics:
-            out.info(f"  metrics  {_login_line(access.metrics_url(), access.metrics_user, access.metrics_password)}")
-        if report.beat:
-            out.info("  beat     running (its schedule: tcel beat)")
-        out.info(f"  secrets  {secrets}")
-
-
-def _worker_findings(report: UpReport, app: ProjectApp) -> Findings:
-    """What the ready workers report of themselves (nothing before they are ready), and the app's database."""
-    from importlib.metadata import version
-
-    from ..worker_report import Findings, database_note, findings, read_from
-
-    found = Findings()
-    if report.ready_after is not None:
-        found = findings(read_from(report.credentials.backend_url()), app, version("celery"), report.workers)
-    note = database_note(app)
-    if note:
-        found.notes.append(note)
-    return found
+    show(out, target, report, f"stack {target.project.name} runs {workers} worker(s), all answering")
 
 
 @which_stack()
@@ -320,7 +261,7 @@ def logs(
     service: Annotated[
         str | None,
         typer.Argument(
-            help="broker, backend, worker (all workers), worker-N, beat, flower or metrics; default: all.",
+            help="broker, backend, worker (all workers), worker-N, beat, flower, metrics or autoscaler; default: all.",
             autocompletion=services,
         ),
     ] = None,

@@ -4,11 +4,57 @@ project's stack was last started with, else the user's config, else the default.
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
 
 if TYPE_CHECKING:
     from ..endpoints import Target
     from ..stack.base import UpOptions
+
+
+Autoscale = Annotated[
+    str | None,
+    typer.Option(
+        "--autoscale",
+        metavar="MIN:MAX",
+        help="Run an autoscaler in the stack, keeping MIN..MAX workers by the backlog [default: as last started].",
+    ),
+]
+NoAutoscale = Annotated[bool, typer.Option("--no-autoscale", help="Remove the stack's autoscaler.")]
+AutoscaleThreshold = Annotated[
+    float | None,
+    typer.Option(min=0.1, help="With --autoscale: ready messages per worker above which workers are added [5]."),
+]
+AutoscaleCooldown = Annotated[
+    float | None,
+    typer.Option(min=0, help="With --autoscale: seconds of empty queues and idle workers before one goes [30]."),
+]
+DEFAULT_THRESHOLD = 5.0
+DEFAULT_COOLDOWN = 30.0
+
+
+def autoscale_option(
+    bounds: str | None, threshold: float | None, cooldown: float | None, off: bool = False
+) -> str | None:
+    """The autoscaler's policy as given (MIN:MAX:THRESHOLD:COOLDOWN), "" for off, None when not given."""
+    from ..autoscale_policy import Policy, parse_bounds
+    from ..errors import UsageError
+
+    if off:
+        if bounds is not None:
+            raise UsageError("--autoscale and --no-autoscale contradict each other")
+        return ""
+    if bounds is None:
+        if threshold is not None or cooldown is not None:
+            raise UsageError("--autoscale-threshold and --autoscale-cooldown need --autoscale MIN:MAX")
+        return None
+    try:
+        minimum, maximum = parse_bounds(bounds)
+    except ValueError as exc:
+        raise UsageError(str(exc), hint="such as --autoscale 1:4") from None
+    given = (threshold or DEFAULT_THRESHOLD, DEFAULT_COOLDOWN if cooldown is None else cooldown)
+    return Policy(minimum, maximum, *given).label
 
 
 def queues_option(option: str | None) -> tuple[str, ...] | None:
@@ -62,6 +108,8 @@ def up_options(
         given_limit = rest.get(limit)
         kept_limit = started_with.get(f"TCEL_{limit.upper()}") or ""
         rest[limit] = (given_limit if given_limit is not None else int(kept_limit or 0)) or None
+    autoscale = rest.pop("autoscale", None)  # None: as last started; "": none
+    rest["autoscale"] = autoscale if autoscale is not None else started_with.get("TCEL_AUTOSCALE", "")
     beat = rest.pop("beat", None)
     rest["beat"] = beat if beat is not None else started_with.get("TCEL_BEAT") == "1"
 

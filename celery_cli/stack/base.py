@@ -51,6 +51,8 @@ class UpOptions:
     metrics: bool = False  # add the Prometheus exporter; without it, one that exists is kept as it is
     metrics_port: int | None = None  # as broker_port
     beat: bool = False  # the stack has one beat (on the workers' image); kept for the project as TCEL_BEAT
+    # the autoscaler's policy, MIN:MAX:THRESHOLD:COOLDOWN ("": none); kept for the project as TCEL_AUTOSCALE
+    autoscale: str = ""
     # Swarm only: make the engine a single-node swarm manager if it is in no swarm; the node the broker and
     # backend run on (default: the manager); the registry the worker image goes to (default: one tcel runs)
     swarm_init: bool = False
@@ -74,6 +76,7 @@ class UpReport:
     flower: bool = False  # the stack has a Flower service
     metrics: bool = False  # the stack has the exporter
     beat: bool = False  # the stack has a beat
+    autoscale: str = ""  # the autoscaler's policy (MIN:MAX:THRESHOLD:COOLDOWN) when the stack has one
     engine: str = ""  # containers or swarm
     # what changed in a running service besides its image, as `name: what` (on Swarm: replica counts, settings)
     changes: list[str] = field(default_factory=list)
@@ -109,6 +112,7 @@ class UpReport:
             "flower": flower_dict(c) if self.flower else None,
             "metrics": metrics_dict(c) if self.metrics else None,
             "beat": self.beat,
+            "autoscale": self.autoscale or None,
             "credentials_file": credentials_file,
             "notes": self.notes,
         }

@@ -39,6 +39,30 @@ EXPORTER_MODULES = (
     "task_args",
     "task_record",
 )
+# ... and those the autoscaler (`up --autoscale`, in the same image) imports: its policy and state, and the
+# engines' Docker calls it adds and removes workers with
+AUTOSCALER_MODULES = (
+    "autoscale_policy",
+    "autoscale_state",
+    "autoscaler",
+    "output",
+    "project_app",
+    "stack/__init__",
+    "stack/base",
+    "stack/docker_client",
+    "stack/image_age",
+    "stack/lock",
+    "stack/ports",
+    "stack/rollback",
+    "stack/specs",
+    "stack/containers/__init__",
+    "stack/containers/docker_api",
+    "stack/containers/scaling",
+    "stack/swarm/__init__",
+    "stack/swarm/docker_api",
+    "stack/swarm/scaling",
+    "stack/swarm/service_spec",
+)
 
 
 def image_exists(client: docker.DockerClient, name: str) -> bool:
@@ -154,9 +178,11 @@ class BuildContext:
 
     @classmethod
     def metrics(cls) -> BuildContext:
-        """The exporter image's context: its Dockerfile, tcel's constraints.txt and the modules it runs."""
+        """The exporter image's context: its Dockerfile, tcel's constraints.txt and the modules it and the
+        autoscaler run."""
         files = {"Dockerfile": METRICS_IMAGE_FILES / "Dockerfile", "constraints.txt": CONSTRAINTS}
-        files.update({f"celery_cli/{module}.py": PACKAGE / f"{module}.py" for module in EXPORTER_MODULES})
+        modules = EXPORTER_MODULES + AUTOSCALER_MODULES
+        files.update({f"celery_cli/{module}.py": PACKAGE / f"{module}.py" for module in modules})
         return cls({name: (path.read_bytes(), 0o644) for name, path in files.items()})
 
     def image_name(self, python_image: str, repository: str = "tcel-worker") -> str:

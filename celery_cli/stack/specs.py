@@ -10,6 +10,7 @@ from ..names import (
     BACKEND_PORT,
     BROKER_PORT,
     FLOWER_PORT,
+    LABEL_AUTOSCALE,
     LABEL_CHILD_LIMITS,
     LABEL_NUMBER,
     LABEL_QUEUES,
@@ -28,6 +29,8 @@ WORKER_STOP_TIMEOUT = 1
 # running ones finish, for up to --grace seconds, before the cold path above.
 WORKER_WARM_STOP_SIGNAL = "SIGTERM"
 PASSED_TO_WORKERS = ("TCEL_ADD_DELAY", "TCEL_INDEX_MAX_TASKS")
+PASSED_TO_AUTOSCALER = ("TCEL_AUTOSCALE_INTERVAL", "TCEL_AUTOSCALE_GRACE")
+DOCKER_SOCKET = "/var/run/docker.sock"  # the engine's API on its own host, mounted into the autoscaler
 # Every container comes back by itself when it fails and when the engine restarts (not after `docker stop`);
 # Swarm restarts a service's tasks on its own. Logs are rotated on both engines: 3 files of 10 MB a container.
 RESTART_POLICY = "unless-stopped"
@@ -68,6 +71,7 @@ class ServiceSpec:
     queues: tuple[str, ...] | None = None  # a worker's queues; None: the image's default
     child_limits: str = "0,0"  # a worker's pool limits, as child_limits() writes them
     health: tuple[str, ...] | None = None  # a command that exits 0 once the service serves (Swarm: its task runs then)
+    groups: tuple[str, ...] = ()  # supplementary groups of its user (the autoscaler: the Docker socket's)
 
     @property
     def key(self) -> str:
@@ -79,6 +83,8 @@ class ServiceSpec:
         if self.service == "worker":
             labels[LABEL_QUEUES] = ",".join(self.queues or ())
             labels[LABEL_CHILD_LIMITS] = self.child_limits
+        if self.service == "autoscaler":
+            labels[LABEL_AUTOSCALE] = self.environment.get("TCEL_AUTOSCALE", "")
         return labels
 
 
@@ -179,6 +185,29 @@ def metrics(credentials: Credentials, image: str) -> ServiceSpec:
     login = f"{credentials.metrics_user}:{credentials.metrics_password}"
     return behind_login(
         "metrics", image, credentials, (METRICS_LOGIN_VARIABLE, login), {METRICS_PORT: credentials.metrics_port}
+    )
+
+
+def autoscaler(project: Project, credentials: Credentials, image: str, policy: str, engine: str) -> ServiceSpec:
+    """tcel's autoscaler (celery_cli/autoscaler.py) in the exporter's image: `policy` is MIN:MAX:THRESHOLD:COOLDOWN.
+    Its URLs are files under /run/secrets, as the exporter's are; the Docker socket is mounted into it (the
+    engine's API, which it needs to add and remove workers), with the socket's group so that its non-root user
+    may use it."""
+    inside = credentials.inside_network()
+    secrets = {key: inside[key] for key in FLOWER_URL_VARIABLES}
+    environment = {f"{key}_FILE": secret_path(key) for key in secrets}
+    environment.update(TCEL_AUTOSCALE=policy, TCEL_PROJECT=project.name, TCEL_ENGINE=engine)
+    environment.update({k: os.environ[k] for k in PASSED_TO_AUTOSCALER if k in os.environ})
+    socket_group = str(os.stat(DOCKER_SOCKET).st_gid) if os.path.exists(DOCKER_SOCKET) else None
+    return ServiceSpec(
+        "autoscaler",
+        None,
+        image,
+        environment=environment,
+        files={secret_path(key): value.encode() for key, value in secrets.items()},
+        volumes={DOCKER_SOCKET: DOCKER_SOCKET},
+        command=["python", "-m", "celery_cli.autoscaler"],
+        groups=(socket_group,) if socket_group else (),
     )
 
 

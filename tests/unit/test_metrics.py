@@ -168,7 +168,7 @@ def test_the_exporter_reads_its_secrets_from_the_files(tmp_path: Path, monkeypat
         exporter.secret("TCEL_METRICS_BASIC_AUTH")
 
 
-def test_the_exporter_image_holds_the_modules_it_imports_and_no_others(tmp_path: Path) -> None:
+def test_the_exporter_image_holds_the_modules_it_and_the_autoscaler_import(tmp_path: Path) -> None:
     context = images.BuildContext.metrics()
     for relative, (content, _) in context.files.items():
         (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
@@ -176,7 +176,9 @@ def test_the_exporter_image_holds_the_modules_it_imports_and_no_others(tmp_path:
     # imported from the context alone, as the image runs it (python -m celery_cli.exporter)
     script = (
         f"import sys; sys.path.insert(0, {str(tmp_path)!r}); import celery_cli.exporter as e; "
-        f"assert e.__file__.startswith({str(tmp_path)!r}), e.__file__; "
+        "import celery_cli.autoscaler as a; import celery_cli.stack.containers.scaling; "
+        "import celery_cli.stack.swarm.scaling; "
+        f"assert e.__file__.startswith({str(tmp_path)!r}) and a.__file__.startswith({str(tmp_path)!r}); "
         "print(sorted(m for m in sys.modules if m.startswith('celery_cli')))"
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path)

@@ -118,3 +118,13 @@ def test_what_changes_on_a_running_worker_service() -> None:
     assert moved.described == ["new image", "concurrency 4"]
     dropped = worker_change("i", running, 1, {}, "i", replace(OPTIONS, queues=()))
     assert dropped.described == ["concurrency as the image's default", "queues as the image's default"]
+
+
+def test_the_autoscalers_policy_is_kept_and_scale_keeps_the_one_that_runs(tmp_path) -> None:
+    planned = plan(project(tmp_path), replace(OPTIONS, autoscale="1:3:5:30"), {}, {}, None, FRESH, node("m"), False)
+    assert planned.autoscale == "1:3:5:30" and planned.settings["TCEL_AUTOSCALE"] == "1:3:5:30"
+    running = {"broker": service("broker", 5672), "backend": service("backend", 6379)}
+    running["autoscaler"] = service("autoscaler")
+    running["autoscaler"].raw.attrs["Spec"]["Labels"]["io.tcel.autoscale"] = "2:4:5:30"
+    workers_only = replace(OPTIONS, workers_only=True, autoscale="")
+    assert plan(project(tmp_path), workers_only, running, {}, SAVED, FRESH, node("m"), False).autoscale == "2:4:5:30"

@@ -91,6 +91,11 @@ class Container:
         return str(self.raw.attrs["Config"]["Image"])
 
     @property
+    def environment(self) -> dict[str, str]:
+        """Its environment as made (the image's and its own): what a copy of it needs."""
+        return dict(item.partition("=")[::2] for item in self.raw.attrs["Config"].get("Env") or [])
+
+    @property
     def image_id(self) -> str:
         return str(self.raw.attrs["Image"])
 
@@ -169,6 +174,7 @@ def create(client: docker.DockerClient, project: Project, spec: ServiceSpec, net
         ports={f"{inner}/tcp": outer for inner, outer in spec.ports.items()},
         volumes={name: {"bind": path, "mode": "rw"} for name, path in spec.volumes.items()},
         stop_signal=spec.stop_signal,
+        group_add=list(spec.groups) or None,
         network=network,
         networking_config={network: client.api.create_endpoint_config(aliases=[spec.key])},
         init=True,  # PID 1 forwards SIGTERM, so every service stops at once
@@ -302,11 +308,8 @@ def remove_unused_images(client: docker.DockerClient, image_ids: set[str]) -> No
 
     for image_id in image_ids:
         try:
-            if client.images.get(image_id).labels.get(LABEL_IMAGE) in (
-                WORKER_IMAGE_KIND,
-                FLOWER_IMAGE_KIND,
-                METRICS_IMAGE_KIND,
-            ):
+            kind = client.images.get(image_id).labels.get(LABEL_IMAGE)
+            if kind in (WORKER_IMAGE_KIND, FLOWER_IMAGE_KIND, METRICS_IMAGE_KIND):
                 client.images.remove(image_id)
         except docker.errors.APIError:
             pass  # still used by a container, or already gone
@@ -328,6 +331,7 @@ def stop_warm_and_remove(container: Container, grace: float) -> None:
     import requests
 
     try:
+        container.raw.update(restart_policy={"Name": "no"})  # its restart policy would start it again at once
         container.raw.kill(signal=WORKER_WARM_STOP_SIGNAL)
         container.raw.wait(timeout=max(grace, 0.01))
     except (requests.exceptions.ConnectionError, requests.exceptions.ReadTimeout):

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from ... import credentials as stored
 from ...credentials import Credentials
 from ...errors import NotRunning
-from ...names import BACKEND_PORT, BROKER_PORT, FLOWER_PORT, METRICS_PORT
+from ...names import BACKEND_PORT, BROKER_PORT, FLOWER_PORT, LABEL_AUTOSCALE, METRICS_PORT
 from ...settings import Project
 from .. import specs
 from ..base import UpOptions
@@ -46,8 +46,11 @@ class UpPlan:
     extra_beat: list[Container] = field(default_factory=list)  # a beat that `up --no-beat` removes
     build_flower: bool = False
     metrics_image: str | None = None  # when the stack has the exporter
-    build_metrics: bool = False
+    build_metrics: bool = False  # the exporter's image (which the autoscaler runs too) is missing or --pull
     pull: bool = False  # `up --pull`: refresh the pulled images, replace a broker or backend of an older one
+    autoscale: str = ""  # the autoscaler's policy when the stack has one
+    autoscale_image: str | None = None
+    replaced_autoscaler: list[Container] = field(default_factory=list)  # removed first: gone, or another policy
 
 
 def plan(client: docker.DockerClient, project: Project, options: UpOptions, existing: Existing) -> UpPlan:
@@ -58,13 +61,13 @@ def plan(client: docker.DockerClient, project: Project, options: UpOptions, exis
     if options.workers_only:
         _require_running(project, existing, ("broker", "backend"))
     workers = [c for c in existing.values() if c.service == "worker"]
-    count = options.workers or len(workers) or 1
+    options = _with_policy(project, options, existing)
+    count = options.workers or len(workers) or (int(options.autoscale.split(":")[0]) if options.autoscale else 1)
     if options.queues is None and workers:  # workers keep their queues unless told otherwise
         options = replace(options, queues=workers[0].queues)
     image = worker_image(project, options.app, options.worker_command)
     worker_tag = image.name(options.python_image)
-    flower_image = service_image_name("flower", options.python_image) if "flower" in web else None
-    metrics_image = service_image_name("metrics", options.python_image) if "metrics" in web else None
+    flower_image, tcel_image, metrics_image = _service_images(options, web)
     beat = existing.get(project.container("beat"))
     with_beat = options.beat if not options.workers_only else beat is not None
     return UpPlan(
@@ -79,6 +82,7 @@ def plan(client: docker.DockerClient, project: Project, options: UpOptions, exis
             *([specs.beat(access, worker_tag)] if with_beat else []),
             *([specs.flower(access, flower_image)] if flower_image else []),
             *([specs.metrics(access, metrics_image)] if metrics_image else []),
+            *_autoscaler(project, access, tcel_image, options.autoscale),
         ],
         worker_image=worker_tag,
         image=image,
@@ -90,11 +94,21 @@ def plan(client: docker.DockerClient, project: Project, options: UpOptions, exis
         flower_image=flower_image,
         build_flower=flower_image is not None and (options.pull or not image_exists(client, flower_image)),
         metrics_image=metrics_image,
-        build_metrics=metrics_image is not None and (options.pull or not image_exists(client, metrics_image)),
+        build_metrics=tcel_image is not None and (options.pull or not image_exists(client, tcel_image)),
+        autoscale=options.autoscale,
+        autoscale_image=tcel_image if options.autoscale else None,
+        replaced_autoscaler=_replaced_autoscaler(existing.get(project.container("autoscaler")), options.autoscale),
         beat=with_beat,
         extra_beat=[beat] if beat is not None and not with_beat else [],
         pull=options.pull,
     )
+
+
+def _service_images(options: UpOptions, web: list[str]) -> tuple[str | None, str | None, str | None]:
+    """Flower's image, tcel's own (the exporter's, which the autoscaler runs too) and the exporter's, where used."""
+    flower = service_image_name("flower", options.python_image) if "flower" in web else None
+    tcel = service_image_name("metrics", options.python_image) if "metrics" in web or options.autoscale else None
+    return flower, tcel, tcel if "metrics" in web else None
 
 
 def _kept_settings(options: UpOptions, with_beat: bool, image: WorkerImage) -> dict[str, str]:
@@ -106,6 +120,7 @@ def _kept_settings(options: UpOptions, with_beat: bool, image: WorkerImage) -> d
         "TCEL_CONCURRENCY": str(options.concurrency or ""),
         **specs.kept_limits(options),
         "TCEL_BEAT": "1" if with_beat else "",
+        "TCEL_AUTOSCALE": options.autoscale,
         **image.kept(),
     }
 
@@ -140,6 +155,23 @@ def addresses(
 def _wanted(project: Project, options: UpOptions, existing: Existing, service: str) -> bool:
     """A web service (flower, metrics) is asked for, or runs already; never for `tcel scale`."""
     return not options.workers_only and (getattr(options, service) or project.container(service) in existing)
+
+
+def _autoscaler(project: Project, access: Credentials, image: str | None, policy: str) -> list[ServiceSpec]:
+    return [specs.autoscaler(project, access, image, policy, "containers")] if image and policy else []
+
+
+def _replaced_autoscaler(autoscaler: Container | None, policy: str) -> list[Container]:
+    """An autoscaler that runs another policy than asked (or none is asked) goes before anything is made."""
+    return [autoscaler] if autoscaler is not None and autoscaler.labels.get(LABEL_AUTOSCALE) != policy else []
+
+
+def _with_policy(project: Project, options: UpOptions, existing: Existing) -> UpOptions:
+    """The options with the autoscaler's policy as asked; `tcel scale` keeps the autoscaler as it runs."""
+    if not options.workers_only:
+        return options
+    autoscaler = existing.get(project.container("autoscaler"))
+    return replace(options, autoscale=autoscaler.labels.get(LABEL_AUTOSCALE, "") if autoscaler is not None else "")
 
 
 def _require_running(project: Project, existing: Existing, services: tuple[str, ...]) -> None:

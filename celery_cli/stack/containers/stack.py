@@ -82,7 +82,11 @@ class ContainerStack(PlannedStack[UpPlan]):
             if not containers:
                 names = service_names(self.client, self.project)
                 refuse_other_engine(self.project, "containers", names, command="down", volumes=volumes)
-            docker_api.stop_and_remove(containers)
+            autoscaler = [c for c in containers if c.service == "autoscaler"]
+            if autoscaler:  # first, then look again: it may have added a worker meanwhile
+                docker_api.stop_and_remove(autoscaler)
+                containers = autoscaler + docker_api.containers(self.client, self.project)
+            docker_api.stop_and_remove([c for c in containers if c not in autoscaler])
             return DownReport(
                 engine=self.engine,
                 containers=[c.name for c in containers],

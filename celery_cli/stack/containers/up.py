@@ -41,8 +41,9 @@ def prepare(client: docker.DockerClient, project: Project, plan: UpPlan, progres
         plan.image.build(client, plan.worker_image, plan.python_image, progress, pull=plan.pull)
     if plan.build_flower and plan.flower_image:
         build_service_image(client, "flower", plan.flower_image, plan.python_image, progress)
-    if plan.build_metrics and plan.metrics_image:
-        build_service_image(client, "metrics", plan.metrics_image, plan.python_image, progress)
+    tcel_image = plan.metrics_image or plan.autoscale_image  # the exporter's image runs the autoscaler too
+    if plan.build_metrics and tcel_image:
+        build_service_image(client, "metrics", tcel_image, plan.python_image, progress)
 
 
 def apply(client: docker.DockerClient, project: Project, plan: UpPlan, undo: Rollback, progress: Progress) -> UpReport:
@@ -56,7 +57,12 @@ def apply(client: docker.DockerClient, project: Project, plan: UpPlan, undo: Rol
         flower=plan.flower_image is not None,
         metrics=plan.metrics_image is not None,
         beat=plan.beat,
+        autoscale=plan.autoscale,
     )
+    docker_api.stop_and_remove(plan.replaced_autoscaler)  # another policy, or none: before anything else
+    for c in plan.replaced_autoscaler:
+        del existing[c.name]
+    report.removed += [c.name for c in plan.replaced_autoscaler]
     worker_settings = (plan.worker_queues, plan.child_limits)
     report.removed += _remove_stale(client, existing, "worker", plan.worker_image, worker_settings)
     if plan.beat:  # stopped (and its lock released) before a new one is made
@@ -68,6 +74,8 @@ def apply(client: docker.DockerClient, project: Project, plan: UpPlan, undo: Rol
     for spec in plan.services if plan.pull else []:  # a broker or backend of an image older than the one pulled
         if spec.service in ("broker", "backend"):
             report.removed += _remove_stale(client, existing, spec.service, spec.image)
+    if plan.autoscale_image is not None:
+        report.removed += _remove_stale(client, existing, "autoscaler", plan.autoscale_image)
     network, made = docker_api.network(client, project)
     if made:
         undo.add(network.remove)

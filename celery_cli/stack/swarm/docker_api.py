@@ -80,6 +80,10 @@ class Service:
         return str(self.raw.attrs["Spec"]["Labels"].get(LABEL_SERVICE, "worker"))
 
     @property
+    def labels(self) -> dict[str, str]:
+        return dict(self.raw.attrs["Spec"].get("Labels") or {})
+
+    @property
     def _container(self) -> dict[str, Any]:
         spec: dict[str, Any] = self.raw.attrs["Spec"]["TaskTemplate"]["ContainerSpec"]
         return spec

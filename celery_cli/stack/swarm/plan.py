@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from ...credentials import Credentials
 from ...errors import NotRunning, TcelError, UsageError
-from ...names import BACKEND_PORT, BROKER_PORT
+from ...names import BACKEND_PORT, BROKER_PORT, LABEL_AUTOSCALE
 from ...settings import Project
 from .. import specs
 from ..base import UpOptions
@@ -62,6 +62,8 @@ class SwarmPlan:
     registry_port: str = ""  # of the registry tcel runs ("" with --registry)
     built: bool = False  # `up` built an image
     image: WorkerImage | None = None  # how the worker image is made
+    autoscale: str = ""  # the autoscaler's policy when the stack has one (it runs the exporter's image)
+    autoscale_image: str | None = None
 
     @property
     def settings(self) -> dict[str, str]:
@@ -77,6 +79,7 @@ class SwarmPlan:
             "TCEL_DATA_NODE": self.data_node.hostname,
             "TCEL_REGISTRY_PORT": self.registry_port,
             "TCEL_BEAT": "1" if self.with_beat else "",
+            "TCEL_AUTOSCALE": self.autoscale,
             **(self.image.kept() if self.image else {}),
         }
 
@@ -123,7 +126,13 @@ def plan(
         ports.notes,
         with_metrics=with_metrics,
         registry_port=kept.get("TCEL_REGISTRY_PORT", ""),
+        # `tcel scale` keeps the autoscaler as it runs
+        autoscale=options.autoscale if not options.workers_only else existing_policy(existing),
     )
+
+
+def existing_policy(existing: dict[str, Service]) -> str:
+    return existing["autoscaler"].labels.get(LABEL_AUTOSCALE, "") if "autoscaler" in existing else ""
 
 
 def flower_access(

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ...credentials import Credentials
-from ...names import LABEL_QUEUES
+from ...names import LABEL_AUTOSCALE, LABEL_QUEUES
 from ...output import Progress
 from ...settings import Project
 from .. import specs
@@ -134,3 +134,31 @@ def web_service(
         progress(f"updating service {running.name} to {image}")
         update(running, image=image)
         report.started.append(running.name)
+
+
+def autoscaler(
+    client: docker.DockerClient,
+    project: Project,
+    policy: str,
+    local: str | None,
+    existing: dict[str, Service],
+    access: Credentials,
+    where: Placement,
+    report: UpReport,
+    progress: Progress,
+) -> None:
+    """The autoscaler's service (one replica on a manager, whose engine's API can scale the worker service),
+    from the exporter's image `local` pushed as the worker's; replaced when it runs another policy or image,
+    removed when the stack has no policy."""
+    running = existing.get("autoscaler")
+    image = push(client, local, where.registry, progress, what="autoscaler image") if policy and local else None
+    if running is not None and (running.labels.get(LABEL_AUTOSCALE) != policy or running.image != image):
+        docker_api.remove_services(client, project, [running])
+        report.removed.append(running.name)
+        del existing["autoscaler"]
+    if image is None or "autoscaler" in existing:
+        return
+    progress(f"creating service {project.container('autoscaler')}")
+    spec = specs.autoscaler(project, access, image, policy, "swarm")
+    existing["autoscaler"] = create_service(client, project, spec, where.network, 1, ["node.role==manager"])
+    report.created.append(existing["autoscaler"].name)

@@ -59,7 +59,8 @@ def create_service(
         labels=labels,
         container_labels=labels,
         env=[f"{key}={value}" for key, value in spec.environment.items()],
-        mounts=[types.Mount(path, name, type="volume", labels=project.labels) for name, path in spec.volumes.items()],
+        mounts=[_mount(project, name, path) for name, path in spec.volumes.items()],
+        groups=list(spec.groups) or None,
         secrets=secrets,
         stop_signal=spec.stop_signal,
         stop_grace_period=spec.stop_timeout * 10**9,
@@ -74,6 +75,15 @@ def create_service(
         healthcheck=_healthcheck(spec.health) if spec.health else None,
     )
     return Service(created)
+
+
+def _mount(project: Project, source: str, target: str) -> Any:
+    """A named volume, or a path of the node's own (the autoscaler's Docker socket) bound in."""
+    import docker.types as types
+
+    if source.startswith("/"):
+        return types.Mount(target, source, type="bind")
+    return types.Mount(target, source, type="volume", labels=project.labels)
 
 
 def _healthcheck(command: tuple[str, ...]) -> Any:

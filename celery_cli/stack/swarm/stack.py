@@ -79,6 +79,7 @@ class SwarmStack(PlannedStack[SwarmPlan]):
         python = options.python_image
         planned.flower_image = service_image_name("flower", python) if planned.with_flower else None
         planned.metrics_image = service_image_name("metrics", python) if planned.with_metrics else None
+        planned.autoscale_image = service_image_name("metrics", python) if planned.autoscale else None
         return planned
 
     def prepare(self, planned: SwarmPlan, progress: Progress) -> None:

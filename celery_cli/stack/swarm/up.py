@@ -35,9 +35,11 @@ def prepare(client: docker.DockerClient, project: Project, plan: SwarmPlan, prog
     built = options.build or options.pull or not image_exists(client, plan.worker_image)
     if built:
         plan.image.build(client, plan.worker_image, options.python_image, progress, pull=options.pull)
-    for service, image in (("flower", plan.flower_image), ("metrics", plan.metrics_image)):
+    # the autoscaler runs the exporter's image: built once
+    images = {plan.flower_image: "flower", plan.metrics_image: "metrics", plan.autoscale_image: "metrics"}
+    for image, service in images.items():
         if image and (options.pull or not image_exists(client, image)):
-            build_service_image(client, service, image, plan.options.python_image, progress)
+            build_service_image(client, service, image, options.python_image, progress)
             built = True
     return built
 
@@ -68,6 +70,7 @@ def apply(
         flower=plan.with_flower,
         beat=plan.with_beat,
         metrics=plan.with_metrics,
+        autoscale=plan.autoscale,
     )
     forget_on_failure(client, project, plan, undo, progress)
     network = str(docker_api.network(client, project).name)
@@ -92,6 +95,8 @@ def apply(
         if local:
             where = rollout.Placement(address, network, plan.data_node)
             rollout.web_service(client, project, service, local, existing, access, where, report, progress)
+    where = rollout.Placement(address, network, plan.data_node)
+    rollout.autoscaler(client, project, plan.autoscale, plan.autoscale_image, existing, access, where, report, progress)
     return report
 
 
