@@ -51,7 +51,8 @@ def scrape(project: StackProject, login: tuple[str, str] | None) -> tuple[int, s
 def scrape_until(
     project: StackProject, login: tuple[str, str], wanted: list[str], timeout: float = 15
 ) -> tuple[int, str, list[str]]:
-    """Scrape until every wanted line shows: the exporter reads the stack every 2 s and a scrape serves the newest reading."""
+    """Scrape until every wanted line shows: the exporter reads the stack every 2 s and a scrape serves the
+    newest reading."""
     deadline = time.monotonic() + timeout
     while True:
         status, text = scrape(project, login)
