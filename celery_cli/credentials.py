@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -202,12 +203,23 @@ def save(project: Project, credentials: Credentials, settings: dict[str, str] | 
     os.replace(tmp, path)
 
 
+# a query parameter that carries a secret: redis-py's ?password=, kombu's and Sentinel's variants of it
+_QUERY_SECRET = re.compile(r"([?&][^=&;#]*(?:password|passwd|secret)[^=&;#]*=)([^&;#]*)", re.IGNORECASE)
+
+
 def mask_url(url: str) -> str:
-    """The URL with its password masked, fit to print."""
-    parts = urlsplit(url)
-    if not parts.password:
-        return url
-    return url.replace(f":{parts.password}@", f":{mask(parts.password)}@", 1)
+    """The URL, or kombu's list of failover URLs separated by ';', with every password masked, fit to print."""
+    return ";".join(_mask_one_url(part) for part in url.split(";"))
+
+
+def _mask_one_url(url: str) -> str:
+    try:
+        password = urlsplit(url).password
+    except ValueError:  # not a URL Python can split (a bad IPv6 address): mask what follows ':' up to '@'
+        password = url.partition("://")[2].rpartition("@")[0].partition(":")[2] or None
+    if password:
+        url = url.replace(f":{password}@", f":{mask(password)}@", 1)
+    return _QUERY_SECRET.sub(lambda found: found.group(1) + mask(found.group(2)), url)
 
 
 def mask(secret: str) -> str:
