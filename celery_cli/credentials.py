@@ -9,7 +9,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from .names import BACKEND_PORT, BROKER_PORT, FLOWER_PORT, METRICS_PORT
-from .settings import Project, read_env_file
+from .settings import Project, env_line, read_env_file
 
 BROKER_USER = "tcel"
 KEPT = (
@@ -194,12 +194,13 @@ def save(project: Project, credentials: Credentials, settings: dict[str, str] | 
         ),
         **{key: value for key, value in (settings or {}).items() if key in KEPT},
     }
+    text = "".join(env_line(key, str(value)) for key, value in lines.items())
     path = state_file(project)
     tmp = path.with_suffix(".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     os.fchmod(fd, 0o600)
     with os.fdopen(fd, "w") as handle:
-        handle.write("".join(f"{key}={value}\n" for key, value in lines.items()))
+        handle.write(text)
     os.replace(tmp, path)
 
 

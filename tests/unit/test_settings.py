@@ -79,3 +79,21 @@ def test_resource_names_carry_the_project_name(tmp_path: Path) -> None:
 def test_missing_project_directory_is_a_usage_error(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="does not exist"):
         resolve_project(tmp_path / "nope", None)
+
+
+def test_env_file_takes_export_lines_and_refuses_control_characters(tmp_path: Path) -> None:
+    from celery_cli.settings import env_line, read_env_file
+
+    path = tmp_path / "state.env"
+    path.write_text("# a comment\nexport TCEL_BROKER_IMAGE=rabbitmq:4\nTCEL_APP='tasks'\nno equals sign\n")
+    assert read_env_file(path) == {"TCEL_BROKER_IMAGE": "rabbitmq:4", "TCEL_APP": "tasks"}
+    for bad in ["TCEL_APP=a\x1b]52;c;aGk=\x07b\n", "TCEL_APP=a\x9bb\n", "TCEL X=1\n"]:
+        path.write_text(bad)
+        with pytest.raises(UsageError, match="line 1"):
+            read_env_file(path)
+    for value in ["a\nTCEL_BROKER_IMAGE=evil", "a\rb", "a\x1b[2Jb"]:
+        with pytest.raises(UsageError, match="control character"):
+            env_line("TCEL_WORKER_COMMAND", value)
+    for value in ["sh -c 'echo x'", "'quoted'", " spaced ", '"', "plain"]:
+        path.write_text(env_line("TCEL_WORKER_COMMAND", value))
+        assert read_env_file(path) == {"TCEL_WORKER_COMMAND": value}
