@@ -113,6 +113,22 @@ def bind_setting(option: str | None) -> str:
         raise UsageError(f"invalid bind address {raw!r}", hint="give an IP address such as 127.0.0.1") from None
 
 
+# The longest name tcel gives anything of a stack is a Swarm secret's, `tcel-<project>-<service>-<12 hex digits>`
+# with an 8-letter service (backend, metrics, registry): Swarm takes at most 64 characters there, which leaves 37
+# for the project (its services' names, `tcel-<project>-registry`, must fit a 63-character DNS label: 49).
+PROJECT_NAME_MAX = 64 - len("tcel--registry-") - 12
+
+
+def require_fitting_name(name: str) -> None:
+    """Refuse, before anything is made, a project name too long for every name `up` gives its parts."""
+    if len(name) > PROJECT_NAME_MAX:
+        raise UsageError(
+            f"project name {name!r} has {len(name)} characters, more than the {PROJECT_NAME_MAX} that fit in the "
+            "names Docker and Swarm give a stack's parts (a Swarm secret's name holds 64, and tcel adds 27)",
+            hint="pass a shorter --project-name (or TCEL_PROJECT_NAME)",
+        )
+
+
 def normalize_project_name(raw: str) -> str:
     """Lower-case letters, digits, '-' and '_', starting with a letter or digit, as compose does."""
     name = re.sub(r"[^a-z0-9_-]", "", raw.lower()).lstrip("_-")

@@ -14,7 +14,7 @@ from .. import credentials
 from ..credentials import Credentials
 from ..output import Progress
 from ..project_app import ProjectApp
-from ..settings import Project
+from ..settings import Project, require_fitting_name
 from .docker_client import engine_errors
 from .lock import project_lock
 from .rollback import Rollback
@@ -290,6 +290,7 @@ class PlannedStack(Stack, Generic[P]):
     saved once it has worked."""
 
     def up(self, options: UpOptions, progress: Progress) -> UpReport:
+        require_fitting_name(self.project.name)
         with project_lock(self.project), engine_errors():  # one clear line for whatever the engine refuses
             planned = self.plan(options, progress)
             self.prepare(planned, progress)

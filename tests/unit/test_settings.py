@@ -97,3 +97,24 @@ def test_env_file_takes_export_lines_and_refuses_control_characters(tmp_path: Pa
     for value in ["sh -c 'echo x'", "'quoted'", " spaced ", '"', "plain"]:
         path.write_text(env_line("TCEL_WORKER_COMMAND", value))
         assert read_env_file(path) == {"TCEL_WORKER_COMMAND": value}
+
+
+def test_a_project_name_too_long_for_swarms_names_is_refused_before_up_touches_the_engine(
+    tmp_path: Path, monkeypatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from celery_cli.cli import app
+    from celery_cli.names import SERVICES
+    from celery_cli.settings import PROJECT_NAME_MAX
+
+    longest = max((*SERVICES, "registry"), key=len)
+    assert len(f"tcel-{'p' * PROJECT_NAME_MAX}-{longest}-{'0' * 12}") <= 64  # a Swarm secret's name
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-engine.sock")
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    up = ["up", "--project-dir", str(tmp_path), "--project-name"]
+    result = CliRunner().invoke(app, [*up, "p" * (PROJECT_NAME_MAX + 1)])
+    assert result.exit_code == ExitCode.USAGE, result.output
+    assert f"more than the {PROJECT_NAME_MAX}" in result.output
+    result = CliRunner().invoke(app, [*up, "p" * PROJECT_NAME_MAX])
+    assert result.exit_code == ExitCode.ENGINE_UNREACHABLE, result.output
