@@ -9,7 +9,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from .names import BACKEND_PORT, BROKER_PORT, FLOWER_PORT, METRICS_PORT
-from .settings import Project, env_line, read_env_file
+from .settings import Project, env_line, read_env_file, read_env_text
 
 BROKER_USER = "tcel"
 KEPT = (
@@ -166,7 +166,6 @@ def restore(project: Project, previous: dict[str, str], keys: tuple[str, ...]) -
 def save(project: Project, credentials: Credentials, settings: dict[str, str] | None = None) -> None:
     """Write the state file readable by its owner only; docker compose can read it with --env-file. `settings`
     (images, concurrency) are kept with the credentials so that later commands run the stack the same way."""
-    project.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     lines = {
         "TCEL_BROKER_USER": credentials.broker_user,
         "TCEL_BROKER_PASSWORD": credentials.broker_password,
@@ -194,7 +193,11 @@ def save(project: Project, credentials: Credentials, settings: dict[str, str] | 
         ),
         **{key: value for key, value in (settings or {}).items() if key in KEPT},
     }
-    text = "".join(env_line(key, str(value)) for key, value in lines.items())
+    _write_state(project, "".join(env_line(key, str(value)) for key, value in lines.items()))
+
+
+def _write_state(project: Project, text: str) -> None:
+    project.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     path = state_file(project)
     tmp = path.with_suffix(".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -202,6 +205,23 @@ def save(project: Project, credentials: Credentials, settings: dict[str, str] | 
     with os.fdopen(fd, "w") as handle:
         handle.write(text)
     os.replace(tmp, path)
+
+
+def state_text(project: Project) -> str | None:
+    """The state file as it is (what the engine keeps a copy of), None when there is none."""
+    try:
+        return state_file(project).read_text()
+    except FileNotFoundError:
+        return None
+
+
+def restore_state(project: Project, text: str, where: str) -> Credentials | None:
+    """Write the state file back from a copy (`where` names it), once it reads as one; its credentials."""
+    values = read_env_text(text, where)
+    if not values.get("TCEL_BROKER_PASSWORD") or not values.get("TCEL_BACKEND_PASSWORD"):
+        return None
+    _write_state(project, text)
+    return load(project)
 
 
 # a query parameter that carries a secret: redis-py's ?password=, kombu's and Sentinel's variants of it

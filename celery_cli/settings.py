@@ -51,6 +51,11 @@ def read_env_file(path: Path) -> dict[str, str]:
         text = path.read_text()
     except FileNotFoundError:
         return {}
+    return read_env_text(text, str(path))
+
+
+def read_env_text(text: str, where: str) -> dict[str, str]:
+    """read_env_file's reading of `text`; `where` names it in an error."""
     values = {}
     for number, line in enumerate(text.splitlines(), start=1):
         key, sep, value = line.strip().partition("=")
@@ -60,7 +65,7 @@ def read_env_file(path: Path) -> dict[str, str]:
         value = _unquoted(value.strip())
         if not _KEY.fullmatch(key) or _CONTROL.search(value):
             raise UsageError(
-                f"{path}, line {number}: not a KEY=VALUE line ({line[:60]!r})",
+                f"{where}, line {number}: not a KEY=VALUE line ({line[:60]!r})",
                 hint="keys are names such as TCEL_BROKER_IMAGE, and values hold no control characters",
             )
         values[key] = value

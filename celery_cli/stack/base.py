@@ -298,7 +298,11 @@ class PlannedStack(Stack, Generic[P]):
                 report = self.apply(planned, undo, progress)
             report.engine = self.engine
             credentials.save(self.project, report.credentials, self.settings(planned, report))
+            self.keep_state(planned, report)
             return report
+
+    def keep_state(self, planned: P, report: UpReport) -> None:
+        """Keep a copy of the state file on the engine, from which a later `up` recovers it if it is lost."""
 
     @abstractmethod
     def plan(self, options: UpOptions, progress: Progress) -> P:
