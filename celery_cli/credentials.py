@@ -8,6 +8,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from .errors import TcelError
 from .names import BACKEND_PORT, BROKER_PORT, FLOWER_PORT, METRICS_PORT
 from .settings import Project, env_line, read_env_file, read_env_text
 
@@ -226,6 +227,16 @@ def restore_state(project: Project, text: str, where: str) -> Credentials | None
 
 # a query parameter that carries a secret: redis-py's ?password=, kombu's and Sentinel's variants of it
 _QUERY_SECRET = re.compile(r"([?&][^=&;#]*(?:password|passwd|secret)[^=&;#]*=)([^&;#]*)", re.IGNORECASE)
+
+
+def lost_state(project: Project, data: list[str], why: str) -> TcelError:
+    """What `up` says when the stack's data exists but its state file is gone and cannot be recovered (`why`)."""
+    return TcelError(
+        f"stack {project.name} keeps data in {', '.join(data)}, but its state file {state_file(project)} is "
+        f"missing and {why}: new passwords would lock tcel out of that data",
+        hint="restore the file from a backup, or run tcel as the user (HOME, XDG_STATE_HOME) that started the "
+        "stack; only to start afresh, 'tcel down --volumes' deletes the data",
+    )
 
 
 def mask_url(url: str) -> str:

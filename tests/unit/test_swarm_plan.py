@@ -118,3 +118,12 @@ def test_what_changes_on_a_running_worker_service() -> None:
     assert moved.described == ["new image", "concurrency 4"]
     dropped = worker_change("i", running, 1, {}, "i", replace(OPTIONS, queues=()))
     assert dropped.described == ["concurrency as the image's default", "queues as the image's default"]
+
+
+def test_running_services_without_a_state_file_are_refused_with_a_way_out_that_keeps_the_data(tmp_path) -> None:
+    existing = {"broker": service("broker", 15672), "backend": service("backend", 16379)}
+    with pytest.raises(credentials.TcelError, match=r"state file .* is missing") as refused:
+        plan(project(tmp_path), OPTIONS, existing, {}, None, FRESH, node("manager"), here=False)
+    assert "tcel-demo-broker" in str(refused.value) and "restore the file" in str(refused.value)
+    first = plan(project(tmp_path), OPTIONS, {}, {}, None, FRESH, node("manager"), here=False)  # a new stack
+    assert first.credentials.broker_password == FRESH.broker_password

@@ -35,7 +35,7 @@ def recovered(client: docker.DockerClient, project: Project, image: str) -> Cred
         return None
     found = recover(client, project, image)
     if found is None:
-        raise refuse_without_state(project, data)
+        raise credentials.lost_state(project, data, "the engine holds no copy of it")
     return found
 
 
@@ -97,14 +97,3 @@ def _carrier(client: docker.DockerClient, project: Project, image: str) -> docke
             f"cannot reach the copy of stack {project.name}'s state on the engine: image {image} is missing",
             hint="pull it, or give the stack's --broker-image",
         ) from None
-
-
-def refuse_without_state(project: Project, volumes: list[str]) -> TcelError:
-    """What `up` says when the stack's data exists but neither its state file nor a copy does."""
-    return TcelError(
-        f"stack {project.name} keeps data in {', '.join(volumes)}, but its state file "
-        f"{credentials.state_file(project)} is missing and the engine holds no copy of it: new passwords would "
-        "lock tcel out of that data",
-        hint="restore the file from a backup, or run tcel as the user (HOME, XDG_STATE_HOME) that started the "
-        "stack; only to start afresh, 'tcel down --volumes' deletes the data",
-    )
