@@ -338,3 +338,12 @@ def test_stdin_is_read_up_to_the_message_limit_and_no_further(tmp_path) -> None:
     )
     assert result.exit_code == ExitCode.USAGE, result.output
     assert "more than 16 MiB" in result.output
+
+
+def test_a_workflow_on_stdin_is_bounded_and_its_depth_too(tmp_path) -> None:
+    workflow = ["workflow", "-", "--project-dir", str(tmp_path)]
+    result = CliRunner().invoke(app, workflow, input='{"group": ["tasks.add(1, 1)"' + ", 1" * (9 * 2**20) + "]}")
+    assert result.exit_code == ExitCode.USAGE and "more than 16 MiB" in result.output, result.output
+    deep = '{"chain": [' * 2_000 + "]}" * 2_000
+    result = CliRunner().invoke(app, workflow, input=deep)
+    assert result.exit_code == ExitCode.USAGE and "nested deeper" in result.output, result.output
