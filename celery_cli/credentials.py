@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from .errors import TcelError
 from .names import BACKEND_PORT, BROKER_PORT, FLOWER_PORT, METRICS_PORT
-from .settings import Project, read_env_file
+from .settings import Project, env_line, read_env_file, read_env_text
 
 BROKER_USER = "tcel"
 KEPT = (
@@ -167,7 +169,6 @@ def restore(project: Project, previous: dict[str, str], keys: tuple[str, ...]) -
 def save(project: Project, credentials: Credentials, settings: dict[str, str] | None = None) -> None:
     """Write the state file readable by its owner only; docker compose can read it with --env-file. `settings`
     (images, concurrency) are kept with the credentials so that later commands run the stack the same way."""
-    project.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     lines = {
         "TCEL_BROKER_USER": credentials.broker_user,
         "TCEL_BROKER_PASSWORD": credentials.broker_password,
@@ -195,21 +196,64 @@ def save(project: Project, credentials: Credentials, settings: dict[str, str] | 
         ),
         **{key: value for key, value in (settings or {}).items() if key in KEPT},
     }
+    _write_state(project, "".join(env_line(key, str(value)) for key, value in lines.items()))
+
+
+def _write_state(project: Project, text: str) -> None:
+    project.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     path = state_file(project)
     tmp = path.with_suffix(".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     os.fchmod(fd, 0o600)
     with os.fdopen(fd, "w") as handle:
-        handle.write("".join(f"{key}={value}\n" for key, value in lines.items()))
+        handle.write(text)
     os.replace(tmp, path)
 
 
+def state_text(project: Project) -> str | None:
+    """The state file as it is (what the engine keeps a copy of), None when there is none."""
+    try:
+        return state_file(project).read_text()
+    except FileNotFoundError:
+        return None
+
+
+def restore_state(project: Project, text: str, where: str) -> Credentials | None:
+    """Write the state file back from a copy (`where` names it), once it reads as one; its credentials."""
+    values = read_env_text(text, where)
+    if not values.get("TCEL_BROKER_PASSWORD") or not values.get("TCEL_BACKEND_PASSWORD"):
+        return None
+    _write_state(project, text)
+    return load(project)
+
+
+# a query parameter that carries a secret: redis-py's ?password=, kombu's and Sentinel's variants of it
+_QUERY_SECRET = re.compile(r"([?&][^=&;#]*(?:password|passwd|secret)[^=&;#]*=)([^&;#]*)", re.IGNORECASE)
+
+
+def lost_state(project: Project, data: list[str], why: str) -> TcelError:
+    """What `up` says when the stack's data exists but its state file is gone and cannot be recovered (`why`)."""
+    return TcelError(
+        f"stack {project.name} keeps data in {', '.join(data)}, but its state file {state_file(project)} is "
+        f"missing and {why}: new passwords would lock tcel out of that data",
+        hint="restore the file from a backup, or run tcel as the user (HOME, XDG_STATE_HOME) that started the "
+        "stack; only to start afresh, 'tcel down --volumes' deletes the data",
+    )
+
+
 def mask_url(url: str) -> str:
-    """The URL with its password masked, fit to print."""
-    parts = urlsplit(url)
-    if not parts.password:
-        return url
-    return url.replace(f":{parts.password}@", f":{mask(parts.password)}@", 1)
+    """The URL, or kombu's list of failover URLs separated by ';', with every password masked, fit to print."""
+    return ";".join(_mask_one_url(part) for part in url.split(";"))
+
+
+def _mask_one_url(url: str) -> str:
+    try:
+        password = urlsplit(url).password
+    except ValueError:  # not a URL Python can split (a bad IPv6 address): mask what follows ':' up to '@'
+        password = url.partition("://")[2].rpartition("@")[0].partition(":")[2] or None
+    if password:
+        url = url.replace(f":{password}@", f":{mask(password)}@", 1)
+    return _QUERY_SECRET.sub(lambda found: found.group(1) + mask(found.group(2)), url)
 
 
 def mask(secret: str) -> str:

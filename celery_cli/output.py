@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -31,18 +32,14 @@ class Output:
 
     @cached_property
     def stdout(self) -> Console:
-        from rich.console import Console
-
-        console = Console(highlight=False, soft_wrap=True, emoji=False)  # data is printed as it is
+        console = _human_console(highlight=False, soft_wrap=True, emoji=False)  # data is printed as it is
         if not console.is_terminal and "COLUMNS" not in os.environ:
             console.width = 200  # tables piped to a file or a script are not cut to 80 columns
         return console
 
     @cached_property
     def stderr(self) -> Console:
-        from rich.console import Console
-
-        return Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
+        return _human_console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
 
     @property
     def interactive(self) -> bool:
@@ -140,6 +137,32 @@ class Output:
         ) as bar:
             task = bar.add_task(_escape(message), total=None)
             yield lambda text: bar.update(task, description=_escape(text))
+
+
+# C0 and C1 control characters but newline and tab, and DEL: in a task's result, a traceback or a log line they
+# would reach the terminal as commands (OSC 52 sets the clipboard, CSI 2J clears the screen, a bare CR hides what
+# came before). JSON output keeps them, escaped by the encoder.
+_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def strip_controls(text: str) -> str:
+    return _CONTROLS.sub("", text)
+
+
+def _human_console(**settings: Any) -> Console:
+    """A Rich console whose every printed text, table cell or log line has its control characters removed;
+    Rich's own escape sequences (colours, a Live display's cursor moves) are not in the text and pass."""
+    from rich.console import Console
+    from rich.segment import Segment
+
+    class HumanConsole(Console):
+        def render(self, renderable: Any, options: Any = None) -> Iterator[Segment]:
+            for segment in super().render(renderable, options):
+                if segment.control is None and _CONTROLS.search(segment.text):
+                    segment = Segment(strip_controls(segment.text), segment.style)
+                yield segment
+
+    return HumanConsole(**settings)
 
 
 def _escape(text: str) -> str:

@@ -55,7 +55,9 @@ def probe_broker(credentials: Credentials, timeout: float = 1.0) -> None:
     except amqp.exceptions.AccessRefused:
         raise BrokerRefusedLogin(
             f"the broker at {where} refuses user {credentials.broker_user!r}",
-            hint="its volume was made with other credentials: run 'tcel down --volumes', then 'tcel up'",
+            hint="its volume was made with other credentials, kept in the state file that made it: restore that "
+            "file (or run tcel as the user who started the stack); only to start afresh, 'tcel down --volumes' "
+            "deletes the data",
         ) from None
     except (OSError, amqp.exceptions.AMQPError) as exc:
         raise unreachable("broker", where, exc) from None

@@ -38,18 +38,55 @@ def user_config_path() -> Path:
     return Path(base) / "tcel" / "config.env"
 
 
+_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# C0 and C1 controls and DEL: no setting or secret holds one, and in a value they would reach a terminal or,
+# through a newline written back, become a line of their own
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
 def read_env_file(path: Path) -> dict[str, str]:
-    """Read KEY=VALUE lines (the format docker compose's --env-file reads too)."""
+    """Read KEY=VALUE lines (the format docker compose's --env-file reads too; `export KEY=VALUE`, as a shell
+    file has it, is the same line). A key that is not a name, or a value with a control character, is refused."""
     try:
         text = path.read_text()
     except FileNotFoundError:
         return {}
+    return read_env_text(text, str(path))
+
+
+def read_env_text(text: str, where: str) -> dict[str, str]:
+    """read_env_file's reading of `text`; `where` names it in an error."""
     values = {}
-    for line in text.splitlines():
+    for number, line in enumerate(text.splitlines(), start=1):
         key, sep, value = line.strip().partition("=")
-        if sep and not key.startswith("#"):
-            values[key.strip()] = value.strip().strip("'\"")
+        if not sep or key.startswith("#"):
+            continue
+        key = key.removeprefix("export ").strip()
+        value = _unquoted(value.strip())
+        if not _KEY.fullmatch(key) or _CONTROL.search(value):
+            raise UsageError(
+                f"{where}, line {number}: not a KEY=VALUE line ({line[:60]!r})",
+                hint="keys are names such as TCEL_BROKER_IMAGE, and values hold no control characters",
+            )
+        values[key] = value
     return values
+
+
+def _unquoted(value: str) -> str:
+    """The value without one pair of matching quotes around it."""
+    return value[1:-1] if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"" else value
+
+
+def env_line(key: str, value: str) -> str:
+    """One KEY=VALUE line that read_env_file reads back as it was (quoted when its ends would be taken for
+    quotes or spaces); a key or value it would refuse is refused here."""
+    if not _KEY.fullmatch(key) or _CONTROL.search(value):
+        raise UsageError(
+            f"cannot keep {key}={value[:60]!r} in a state file",
+            hint="a value with a control character or a line break cannot be kept: give it without one",
+        )
+    quoted = value != value.strip() or _unquoted(value) != value
+    return f"{key}='{value}'\n" if quoted else f"{key}={value}\n"
 
 
 def setting(key: str, option: str | int | None = None) -> str:
@@ -79,6 +116,22 @@ def bind_setting(option: str | None) -> str:
         return str(ipaddress.ip_address(raw))
     except ValueError:
         raise UsageError(f"invalid bind address {raw!r}", hint="give an IP address such as 127.0.0.1") from None
+
+
+# The longest name tcel gives anything of a stack is a Swarm secret's, `tcel-<project>-<service>-<12 hex digits>`
+# with the longest service, `autoscaler`: Swarm takes at most 64 characters there, which leaves 35 for the project
+# (its services' names, `tcel-<project>-autoscaler`, must fit a 63-character DNS label: 47).
+PROJECT_NAME_MAX = 64 - len("tcel--autoscaler-") - 12
+
+
+def require_fitting_name(name: str) -> None:
+    """Refuse, before anything is made, a project name too long for every name `up` gives its parts."""
+    if len(name) > PROJECT_NAME_MAX:
+        raise UsageError(
+            f"project name {name!r} has {len(name)} characters, more than the {PROJECT_NAME_MAX} that fit in the "
+            "names Docker and Swarm give a stack's parts (a Swarm secret's name holds 64, and tcel adds 27)",
+            hint="pass a shorter --project-name (or TCEL_PROJECT_NAME)",
+        )
 
 
 def normalize_project_name(raw: str) -> str:

@@ -22,6 +22,14 @@ def _fish_quoted(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
+# PowerShell takes the typographic single quotes as quotes too (its tokenizer's IsSingleQuote): left, right,
+# single low-9 and single high-reversed-9. Each, like ', is doubled inside a single-quoted string.
+_POWERSHELL_QUOTES = ("'", "\u2018", "\u2019", "\u201a", "\u201b")
+
+
 def _powershell_quoted(value: str) -> str:
-    """PowerShell: nothing expands inside single quotes; a quote is doubled."""
-    return "'" + value.replace("'", "''") + "'"
+    """PowerShell: nothing expands inside single quotes; a quote (any of the four typographic ones too) is
+    doubled."""
+    for quote in _POWERSHELL_QUOTES:
+        value = value.replace(quote, quote * 2)
+    return "'" + value + "'"

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import IO, Any
 
 from .errors import UsageError
+from .names import MAX_MESSAGE_SIZE
 
 Number = int | float
 
@@ -85,7 +86,7 @@ def _json_prefix(value: Any, budget: int) -> str:
 def parse_json_arg(text: str, raw_strings: bool = False) -> Any:
     """One positional argument of `call`: a JSON literal; with raw_strings, a word that is not JSON is a string."""
     try:
-        return _strict_json(text)
+        return strict_json(text)
     except ValueError as exc:
         if text.startswith("--"):
             raise UsageError(f"no such option: {text}", hint="see --help; as a string it is JSON: '\"--x\"'") from None
@@ -107,9 +108,9 @@ def parse_json_args(texts: Iterable[str], raw_strings: bool = False, stdin: IO[s
 
 
 def _stdin_json(stdin: IO[str] | None) -> Any:
-    text = stdin.read() if stdin is not None else ""
+    text = read_bounded(stdin) if stdin is not None else ""
     try:
-        return _strict_json(text)
+        return strict_json(text)
     except ValueError as exc:
         raise UsageError(
             f"stdin is not one JSON value ({_reason(exc)})",
@@ -122,7 +123,7 @@ def parse_kwargs(text: str | None) -> dict[str, Any]:
     if text is None:
         return {}
     try:
-        value = _strict_json(text)
+        value = strict_json(text)
     except ValueError as exc:
         raise UsageError(
             f"--kwargs {text!r} is not JSON ({_reason(exc)})", hint="give an object: '{\"key\": 1}'"
@@ -187,9 +188,39 @@ def moment_after(seconds: float) -> datetime:
     return datetime.now(UTC) + timedelta(seconds=seconds)
 
 
-def _strict_json(text: str) -> Any:
-    """JSON as RFC 8259 has it: no NaN or Infinity, and no number that does not fit a float."""
-    return json.loads(text, parse_constant=_no_constant, parse_float=_finite_float)
+# Deeper than this, JSON is refused: json.loads recurses once per level (about 1,000 ends in a RecursionError
+# here, fewer in a worker's thread), and so do Celery's encoder and tcel's rendering of a result.
+JSON_DEPTH_MAX = 100
+
+
+def strict_json(text: str) -> Any:
+    """JSON as RFC 8259 has it: no NaN or Infinity, no number that does not fit a float, and arrays and objects
+    nested at most JSON_DEPTH_MAX deep. Raises ValueError."""
+    try:
+        value = json.loads(text, parse_constant=_no_constant, parse_float=_finite_float)
+    except RecursionError:
+        raise ValueError(f"nested deeper than {JSON_DEPTH_MAX} levels") from None
+    level = [value]
+    for _ in range(JSON_DEPTH_MAX):
+        level = [item for node in level if isinstance(node, (list, dict)) for item in _children(node)]
+    if any(isinstance(node, (list, dict)) for node in level):
+        raise ValueError(f"nested deeper than {JSON_DEPTH_MAX} levels")
+    return value
+
+
+def _children(node: list[Any] | dict[str, Any]) -> Iterable[Any]:
+    return node.values() if isinstance(node, dict) else node
+
+
+def read_bounded(stream: IO[str], limit: int = MAX_MESSAGE_SIZE) -> str:
+    """All of `stream`, refused past `limit` bytes (the largest message the broker takes) without reading more."""
+    text = stream.read(limit + 1)
+    if len(text) > limit or len(text.encode()) > limit:
+        raise UsageError(
+            f"stdin holds more than {limit / 2**20:.0f} MiB, the largest message the broker takes",
+            hint="send a smaller value, or keep the data elsewhere and send where it is",
+        )
+    return text
 
 
 def _no_constant(name: str) -> Any:

@@ -9,13 +9,13 @@ A step is a task name, optionally followed by its positional arguments in parent
 
 from __future__ import annotations
 
-import json
 import re
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import UsageError
+from .task_args import strict_json
 
 NAME = re.compile(r"[A-Za-z_][\w.:-]*\Z")
 STEP = re.compile(r"\s*([^\s(]+)\s*(?:\((.*)\))?\s*\Z", re.DOTALL)
@@ -76,7 +76,7 @@ def parse_step(text: str, where: str) -> Step:
     args: list[Any] = []
     if inner is not None and inner.strip():
         try:
-            args = json.loads(f"[{inner}]", parse_constant=_no_constant)
+            args = strict_json(f"[{inner}]")
         except ValueError as exc:
             raise UsageError(
                 f"workflow {where}: the arguments of {name} are not JSON values ({exc})",
@@ -131,7 +131,7 @@ def _task(data: dict[str, Any], where: str) -> Step:
 def read_document(text: str, source: str) -> Node:
     """A workflow document read from a file or stdin."""
     try:
-        data = json.loads(text, parse_constant=_no_constant)
+        data = strict_json(text)
     except ValueError as exc:
         raise UsageError(f"workflow {source} is not JSON ({exc})", hint=HINT) from None
     node = parse_document(data)
@@ -179,7 +179,3 @@ def result_ids(node: Node) -> Any:
     if node.then is not None:
         return result_ids(node.then)
     return [result_ids(member) for member in node.members]
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")

@@ -117,10 +117,11 @@ def workflow(
     can be a step. Example: echo '{"chord": ["tasks.add(1, 1)", "tasks.add(2, 2)"], "then": "tasks.tsum"}' |
     tcel workflow - --wait prints 6. Every step is checked before anything is sent.
     """
+    from ..task_args import read_bounded
     from ..workflow import read_document
 
     if path == "-":
-        text, source = sys.stdin.read(), "on stdin"
+        text, source = read_bounded(sys.stdin), "on stdin"
     else:
         try:
             text, source = Path(path).read_text(), path

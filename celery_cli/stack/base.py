@@ -14,7 +14,7 @@ from .. import credentials
 from ..credentials import Credentials
 from ..output import Progress
 from ..project_app import ProjectApp
-from ..settings import Project
+from ..settings import Project, require_fitting_name
 from .docker_client import engine_errors
 from .image_age import age_days
 from .lock import project_lock
@@ -301,6 +301,7 @@ class PlannedStack(Stack, Generic[P]):
     saved once it has worked."""
 
     def up(self, options: UpOptions, progress: Progress) -> UpReport:
+        require_fitting_name(self.project.name)
         with project_lock(self.project), engine_errors():  # one clear line for whatever the engine refuses
             planned = self.plan(options, progress)
             self.prepare(planned, progress)
@@ -308,7 +309,11 @@ class PlannedStack(Stack, Generic[P]):
                 report = self.apply(planned, undo, progress)
             report.engine = self.engine
             credentials.save(self.project, report.credentials, self.settings(planned, report))
+            self.keep_state(planned, report)
             return report
+
+    def keep_state(self, planned: P, report: UpReport) -> None:
+        """Keep a copy of the state file on the engine, from which a later `up` recovers it if it is lost."""
 
     @abstractmethod
     def plan(self, options: UpOptions, progress: Progress) -> P:

@@ -152,6 +152,18 @@ def context_files(context: Path, patterns: list[str] | None = None) -> list[str]
     return sorted(r for r in exclude_paths(str(context), patterns) if (context / r).is_file())
 
 
+def _refuse_links_out(context: Path, relative: str) -> None:
+    """Refuse a file of the context that is, or lies under, a symbolic link to somewhere outside it."""
+    root = context.resolve()
+    target = (context / relative).resolve()
+    if target != root and root not in target.parents:
+        raise ImageError(
+            f"{context / relative} leads out of the project to {target}: tcel does not put files from outside "
+            "the project into the worker image",
+            hint="copy the file into the project, or list it in .dockerignore",
+        )
+
+
 @dataclass(frozen=True)
 class BuildContext:
     """The files of a build context, read once: the image is named after exactly the bytes it is built from,
@@ -160,11 +172,14 @@ class BuildContext:
     files: dict[str, tuple[bytes, int]]  # path inside the context -> (content, permission bits)
 
     @classmethod
-    def read(cls, context: Path, patterns: list[str] | None = None) -> BuildContext:
-        """Read what `patterns` (else the context's .dockerignore) let in; symbolic links are followed (tcel's
-        own template links to the repository's top-level worker files); a file deleted meanwhile is left out."""
+    def read(cls, context: Path, patterns: list[str] | None = None, links_may_leave: bool = False) -> BuildContext:
+        """Read what `patterns` (else the context's .dockerignore) let in; a file deleted meanwhile is left out.
+        Symbolic links are followed as far as the context: one that leads out of it (`creds.py -> ~/.ssh/id_rsa`)
+        is refused, unless `links_may_leave` (tcel's own template links to the repository's worker files)."""
         files = {}
         for relative in context_files(context, patterns):
+            if not links_may_leave:
+                _refuse_links_out(context, relative)
             with contextlib.suppress(FileNotFoundError):
                 files[relative] = ((context / relative).read_bytes(), (context / relative).stat().st_mode & 0o777)
         return cls(files)

@@ -131,7 +131,7 @@ class WorkerImage:
         one), tcel's worker side and its layer at the end of the Dockerfile."""
         from .images import BuildContext
 
-        files = dict(BuildContext.read(self.context, self.ignore_patterns).files)
+        files = dict(BuildContext.read(self.context, self.ignore_patterns, self.context == TEMPLATE_DIR).files)
         files.pop(".dockerignore", None)  # applied already; the engine would drop tcel's .tcel/ files by it
         if self.generated:
             files["Dockerfile"] = (self._generated_dockerfile().encode(), 0o644)

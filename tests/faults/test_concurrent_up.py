@@ -21,5 +21,5 @@ def test_two_ups_at_once_make_one_stack(project) -> None:
     assert [code for code, _ in outcomes] == [0, 0], outcomes
     services = sorted(c.labels["io.tcel.service"] for c in project.containers())
     assert services == ["backend", "broker", "worker"]
-    assert len(project.networks()) == 1 and len(project.volumes()) == 2
+    assert len(project.networks()) == 1 and len(project.volumes()) == 3  # broker, backend, state
     assert sum("already up" in err for _, err in outcomes) == 1

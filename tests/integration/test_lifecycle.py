@@ -49,12 +49,12 @@ def test_up_again_repair_status_and_down(project) -> None:
     down = project.tcel("down")
     assert down.code == 0
     assert project.containers() == [] and project.networks() == []
-    assert len(project.volumes()) == 2, "down keeps the data volumes"
+    assert len(project.volumes()) == 3, "down keeps the data volumes and the copy of the state"
     not_up = project.tcel("status")
     assert not_up.code == 8 and "not up" in not_up.stderr
 
     gone = project.tcel_json("down", "--volumes")
-    assert gone["containers"] == [] and len(gone["volumes"]) == 2
+    assert gone["containers"] == [] and len(gone["volumes"]) == 3
     assert project.volumes() == []
 
 

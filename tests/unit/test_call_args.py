@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from datetime import UTC, datetime
 
 import pytest
@@ -12,12 +13,15 @@ from typer.testing import CliRunner
 from celery_cli.cli import app
 from celery_cli.errors import ExitCode, UsageError
 from celery_cli.task_args import (
+    JSON_DEPTH_MAX,
     parse_expires,
     parse_json_arg,
+    parse_json_args,
     parse_kwargs,
     parse_queues,
     parse_seconds,
     parse_time,
+    read_bounded,
 )
 from celery_cli.task_call import TaskCall
 
@@ -298,3 +302,48 @@ def test_negative_numbers_are_arguments_not_options(tmp_path, monkeypatch) -> No
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     result = CliRunner().invoke(app, ["call", "tasks.add", "-3", "-4.5", "--project-dir", str(tmp_path)])
     assert result.exit_code == ExitCode.NOT_RUNNING, result.output
+
+
+@pytest.mark.parametrize("depth", [JSON_DEPTH_MAX + 1, 2_000, 200_000])
+def test_json_nested_too_deep_is_a_usage_error_not_a_recursion_error(depth: int, tmp_path) -> None:
+    assert parse_json_arg("[" * JSON_DEPTH_MAX + "]" * JSON_DEPTH_MAX) == eval(
+        "[" * JSON_DEPTH_MAX + "]" * JSON_DEPTH_MAX
+    )
+    deep = '{"k": ' * depth + "1" + "}" * depth
+    with pytest.raises(UsageError, match=f"nested deeper than {JSON_DEPTH_MAX}"):
+        parse_json_arg(deep)
+    with pytest.raises(UsageError, match=f"nested deeper than {JSON_DEPTH_MAX}"):
+        parse_kwargs(deep)
+    result = CliRunner().invoke(app, ["call", "tasks.add", "-", "--project-dir", str(tmp_path)], input=deep)
+    assert result.exit_code == ExitCode.USAGE, result.output
+    assert "nested deeper" in result.output and "Traceback" not in result.output
+
+
+class Endless(io.StringIO):
+    """A stdin that never ends (`yes | tcel call t -`)."""
+
+    def read(self, size: int | None = -1) -> str:
+        assert size is not None and size >= 0, "read without a bound"
+        return "1" * size
+
+
+def test_stdin_is_read_up_to_the_message_limit_and_no_further(tmp_path) -> None:
+    assert read_bounded(io.StringIO("é" * 4), limit=8) == "é" * 4
+    with pytest.raises(UsageError, match="more than"):
+        read_bounded(io.StringIO("é" * 5), limit=8)  # 5 characters, 10 bytes
+    with pytest.raises(UsageError, match="more than 16 MiB"):
+        parse_json_args(["-"], stdin=Endless())
+    result = CliRunner().invoke(
+        app, ["call", "tasks.add", "-", "--project-dir", str(tmp_path)], input="[" + "1," * (8 * 2**20) + "1]"
+    )
+    assert result.exit_code == ExitCode.USAGE, result.output
+    assert "more than 16 MiB" in result.output
+
+
+def test_a_workflow_on_stdin_is_bounded_and_its_depth_too(tmp_path) -> None:
+    workflow = ["workflow", "-", "--project-dir", str(tmp_path)]
+    result = CliRunner().invoke(app, workflow, input='{"group": ["tasks.add(1, 1)"' + ", 1" * (9 * 2**20) + "]}")
+    assert result.exit_code == ExitCode.USAGE and "more than 16 MiB" in result.output, result.output
+    deep = '{"chain": [' * 2_000 + "]}" * 2_000
+    result = CliRunner().invoke(app, workflow, input=deep)
+    assert result.exit_code == ExitCode.USAGE and "nested deeper" in result.output, result.output

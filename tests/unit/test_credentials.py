@@ -41,3 +41,19 @@ def test_mask_never_shows_a_whole_secret() -> None:
     secret = credentials.generate().broker_password
     assert secret not in credentials.mask(secret)
     assert credentials.mask("short") == "…"
+
+
+def test_mask_url_masks_every_failover_url_and_password_query_parameters() -> None:
+    first, second, query, sentinel = "firstsecret1", "secondsecret2", "querysecret3", "sentinelsecret4"
+    urls = [
+        f"amqp://tcel:{first}@h1:5672//;amqp://tcel:{second}@h2:5672//",
+        f"redis://h:6379/0?password={query}",
+        f"redis://h:6379/0?db=1&sentinel_password={sentinel}&x=1",
+        f"amqp://tcel:{first}@[::1:5672//;redis://h/0?PASSWORD={query}",  # not splittable as a URL
+    ]
+    for url in urls:
+        masked = credentials.mask_url(url)
+        assert not any(secret in masked for secret in (first, second, query, sentinel)), masked
+        assert masked.count(";") == url.count(";")
+    assert credentials.mask_url("redis://h:6379/0?db=1") == "redis://h:6379/0?db=1"
+    assert credentials.mask_url(f"redis://:{query}@h/0") == "redis://:qu…@h/0"

@@ -37,6 +37,33 @@ def test_fish_and_powershell_lines_quote_so_nothing_expands() -> None:
     assert export_lines({"K": "a'b$c"}, "powershell") == ["$Env:K = 'a''b$c'"]
 
 
+PS_QUOTES = "'\u2018\u2019\u201a\u201b"
+
+
+def powershell_single_quoted(text: str) -> tuple[str, str]:
+    """Read a single-quoted string as PowerShell's tokenizer does (any of PS_QUOTES opens and closes it, two in a
+    row are one literal quote): the value, and what follows the closing quote."""
+    assert text[0] in PS_QUOTES
+    value, index = "", 1
+    while index < len(text):
+        char = text[index]
+        if char in PS_QUOTES:
+            if index + 1 < len(text) and text[index + 1] in PS_QUOTES:
+                value, index = value + char, index + 2
+                continue
+            return value, text[index + 1 :]
+        value, index = value + char, index + 1
+    raise AssertionError("unterminated string")
+
+
+def test_powershell_lines_hold_typographic_quotes_inside_the_string() -> None:
+    for value in ["a\u2019; Remove-Item x; \u2018", "\u2018\u2019\u201a\u201b'", AWKWARD]:
+        (line,) = export_lines({"K": value}, "powershell")
+        assert line.startswith("$Env:K = ")
+        read, rest = powershell_single_quoted(line.removeprefix("$Env:K = "))
+        assert (read, rest) == (value, "")
+
+
 @pytest.fixture
 def state(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))

@@ -79,3 +79,42 @@ def test_resource_names_carry_the_project_name(tmp_path: Path) -> None:
 def test_missing_project_directory_is_a_usage_error(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="does not exist"):
         resolve_project(tmp_path / "nope", None)
+
+
+def test_env_file_takes_export_lines_and_refuses_control_characters(tmp_path: Path) -> None:
+    from celery_cli.settings import env_line, read_env_file
+
+    path = tmp_path / "state.env"
+    path.write_text("# a comment\nexport TCEL_BROKER_IMAGE=rabbitmq:4\nTCEL_APP='tasks'\nno equals sign\n")
+    assert read_env_file(path) == {"TCEL_BROKER_IMAGE": "rabbitmq:4", "TCEL_APP": "tasks"}
+    for bad in ["TCEL_APP=a\x1b]52;c;aGk=\x07b\n", "TCEL_APP=a\x9bb\n", "TCEL X=1\n"]:
+        path.write_text(bad)
+        with pytest.raises(UsageError, match="line 1"):
+            read_env_file(path)
+    for value in ["a\nTCEL_BROKER_IMAGE=evil", "a\rb", "a\x1b[2Jb"]:
+        with pytest.raises(UsageError, match="control character"):
+            env_line("TCEL_WORKER_COMMAND", value)
+    for value in ["sh -c 'echo x'", "'quoted'", " spaced ", '"', "plain"]:
+        path.write_text(env_line("TCEL_WORKER_COMMAND", value))
+        assert read_env_file(path) == {"TCEL_WORKER_COMMAND": value}
+
+
+def test_a_project_name_too_long_for_swarms_names_is_refused_before_up_touches_the_engine(
+    tmp_path: Path, monkeypatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from celery_cli.cli import app
+    from celery_cli.names import SERVICES
+    from celery_cli.settings import PROJECT_NAME_MAX
+
+    longest = max((*SERVICES, "registry"), key=len)
+    assert len(f"tcel-{'p' * PROJECT_NAME_MAX}-{longest}-{'0' * 12}") <= 64  # a Swarm secret's name
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-engine.sock")
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    up = ["up", "--project-dir", str(tmp_path), "--project-name"]
+    result = CliRunner().invoke(app, [*up, "p" * (PROJECT_NAME_MAX + 1)])
+    assert result.exit_code == ExitCode.USAGE, result.output
+    assert f"more than the {PROJECT_NAME_MAX}" in result.output
+    result = CliRunner().invoke(app, [*up, "p" * PROJECT_NAME_MAX])
+    assert result.exit_code == ExitCode.ENGINE_UNREACHABLE, result.output

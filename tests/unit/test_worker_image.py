@@ -150,3 +150,30 @@ def test_a_django_database_server_gets_a_clear_note_and_sqlite_none() -> None:
     assert note is not None and "django.db.backends.postgresql" in note and "tcel runs no database service" in note
     sqlite = ProjectApp("mysite", "x", database_engine="django.db.backends.sqlite3")
     assert database_note(sqlite) is None
+
+
+def test_a_link_out_of_the_project_is_refused_naming_it_and_links_inside_are_followed(tmp_path: Path) -> None:
+    import pytest
+
+    from celery_cli.errors import ExitCode, ImageError
+
+    home, project = tmp_path / "home", tmp_path / "project"
+    (home / ".ssh").mkdir(parents=True)
+    (home / ".ssh" / "id_rsa").write_text("PRIVATE KEY")
+    project.mkdir()
+    (project / "tasks.py").write_text("from celery import Celery\napp = Celery('tasks')\n")
+    (project / "data").mkdir()
+    (project / "data" / "words.txt").write_text("words")
+    (project / "words.txt").symlink_to("data/words.txt")
+    image = worker_image(Project("p", project), None)
+    assert image.read().files["words.txt"][0] == b"words"
+    (project / "keys").symlink_to(home / ".ssh")  # a link to a folder: docker-py does not walk into it
+    assert not any(path.startswith("keys") for path in image.read().files)
+    for link, target in [("creds.py", home / ".ssh" / "id_rsa"), ("data/key", home / ".ssh" / "id_rsa")]:
+        (project / link).symlink_to(target)
+        with pytest.raises(ImageError, match="leads out of the project") as refused:
+            image.read()
+        assert str(project / link) in str(refused.value) and refused.value.exit_code == ExitCode.IMAGE
+        (project / link).unlink()
+    (tmp_path / "empty").mkdir()
+    assert worker_image(Project("p", tmp_path / "empty"), None).read().files["tasks.py"][0].startswith(b'"""')

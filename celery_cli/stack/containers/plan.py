@@ -17,6 +17,7 @@ from ..images import image_exists, service_image_name
 from ..ports import PortChooser
 from ..specs import ServiceSpec
 from ..worker_image import WorkerImage, worker_image
+from . import state_copy
 from .docker_api import Container, binding
 
 if TYPE_CHECKING:
@@ -44,6 +45,7 @@ class UpPlan:
     flower_image: str | None = None  # when the stack has Flower
     beat: bool = False  # the stack has a beat (from the worker image)
     extra_beat: list[Container] = field(default_factory=list)  # a beat that `up --no-beat` removes
+    recovered: bool = False  # the credentials came from the engine's copy: the state file was lost
     build_flower: bool = False
     metrics_image: str | None = None  # when the stack has the exporter
     build_metrics: bool = False  # the exporter's image (which the autoscaler runs too) is missing or --pull
@@ -55,9 +57,8 @@ class UpPlan:
 
 def plan(client: docker.DockerClient, project: Project, options: UpOptions, existing: Existing) -> UpPlan:
     """Decide from the options and what exists; nothing is changed yet."""
-    saved = stored.load(project)
     web = [s for s in ("flower", "metrics") if _wanted(project, options, existing, s)]
-    access, notes = addresses(project, options, existing, saved or stored.generate(), saved is not None, web)
+    access, notes, recovered = _access(client, project, options, existing, web)
     if options.workers_only:
         _require_running(project, existing, ("broker", "backend"))
     workers = [c for c in existing.values() if c.service == "worker"]
@@ -101,7 +102,22 @@ def plan(client: docker.DockerClient, project: Project, options: UpOptions, exis
         beat=with_beat,
         extra_beat=[beat] if beat is not None and not with_beat else [],
         pull=options.pull,
+        recovered=recovered is not None,
     )
+
+
+def _access(
+    client: docker.DockerClient, project: Project, options: UpOptions, existing: Existing, web: list[str]
+) -> tuple[Credentials, list[str], Credentials | None]:
+    """The stack's credentials (kept, recovered from the engine's copy of a lost state file, or new), the notes
+    on them, and the recovered ones, if any."""
+    saved = stored.load(project)
+    recovered = state_copy.recovered(client, project, options.broker_image) if saved is None else None
+    saved = saved or recovered
+    access, notes = addresses(project, options, existing, saved or stored.generate(), saved is not None, web)
+    if recovered is not None:
+        notes.append(state_copy.RECOVERED.format(file=stored.state_file(project), volume=project.volume("state")))
+    return access, notes, recovered
 
 
 def _service_images(options: UpOptions, web: list[str]) -> tuple[str | None, str | None, str | None]:

@@ -15,7 +15,7 @@ from ..docker_client import connect, engine_errors, remove_networks, remove_volu
 from ..lock import project_lock
 from ..rollback import Rollback
 from ..swarm.docker_api import service_names
-from . import docker_api, logs, plan, readiness, reload, status, up
+from . import docker_api, logs, plan, readiness, reload, state_copy, status, up
 from .docker_api import Container
 from .plan import UpPlan
 
@@ -56,6 +56,10 @@ class ContainerStack(PlannedStack[UpPlan]):
 
     def settings(self, planned: UpPlan, report: UpReport) -> dict[str, str]:
         return planned.settings
+
+    def keep_state(self, planned: UpPlan, report: UpReport) -> None:
+        if report.changed or planned.recovered or not state_copy.exists(self.client, self.project):
+            state_copy.keep(self.client, self.project, planned.services[0].image)
 
     def replace_workers(
         self, options: UpOptions, grace: float, ready_timeout: float, progress: Progress

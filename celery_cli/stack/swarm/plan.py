@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from ... import credentials as stored
 from ...credentials import Credentials
 from ...errors import NotRunning, TcelError, UsageError
 from ...names import BACKEND_PORT, BROKER_PORT, LABEL_AUTOSCALE
@@ -98,9 +99,11 @@ def plan(
     exist, once the data node is known (`here`: it is this machine, whose ports tcel can check)."""
     if options.workers_only and not {"broker", "backend"} <= existing.keys():
         raise NotRunning(f"stack {project.name}: broker or backend not running", hint="run 'tcel up' first")
-    refuse_data_node_move(
-        project, kept.get("TCEL_DATA_NODE"), data_node.hostname, sorted({"broker", "backend"} & existing.keys())
-    )
+    running = sorted({"broker", "backend"} & existing.keys())
+    refuse_data_node_move(project, kept.get("TCEL_DATA_NODE"), data_node.hostname, running)
+    if saved is None and running:  # Swarm's secrets cannot be read back, and tcel keeps no copy there yet
+        data = [project.container(kind) for kind in running]
+        raise stored.lost_state(project, data, "Swarm does not give back the passwords its secrets hold")
     ports = PortChooser(project.name, EVERY_INTERFACE, here)
     access = (saved or fresh).with_ports(
         EVERY_INTERFACE if here else data_node.address,
