@@ -217,7 +217,7 @@ def read_bounded(stream: IO[str], limit: int = MAX_MESSAGE_SIZE) -> str:
     text = stream.read(limit + 1)
     if len(text) > limit or len(text.encode()) > limit:
         raise UsageError(
-            f"stdin holds more than {limit / 2**20:.0f} MiB, the largest message the broker takes",
+            f"stdin was not sent: it holds more than the broker's limit of {limit / 2**20:.0f} MiB",
             hint="send a smaller value, or keep the data elsewhere and send where it is",
         )
     return text

@@ -27,6 +27,7 @@ CONSTRAINTS = PACKAGE / "template" / "constraints.txt"
 # control, the result store); tests/unit/test_metrics.py checks that they import without the rest of tcel.
 EXPORTER_MODULES = (
     "__init__",
+    "broker_tls",
     "credentials",
     "errors",
     "exporter",

@@ -188,6 +188,32 @@ def test_the_exporter_image_holds_the_modules_it_and_the_autoscaler_import(tmp_p
     assert b"prometheus-client==" in context.files["constraints.txt"][0]
 
 
+# The engines' front doors: the image reaches the scalers directly, never the stack's choice, readiness or registry.
+NOT_IN_THE_IMAGE = {"stack/choice", "stack/containers/stack", "stack/swarm/stack", "stack/readiness", "task_registry"}
+
+
+def test_every_tcel_import_in_the_exporter_image_even_inside_a_function_is_in_the_image() -> None:
+    """Lazy imports escape the import test above (a missing broker_tls broke the exporter only once it read
+    the workers); read every relative import of the image's modules instead, as the image would resolve it."""
+    import ast
+
+    files = images.BuildContext.metrics().files
+    shipped = {relative.removeprefix("celery_cli/").removesuffix(".py") for relative in files}
+    missing = set()
+    for module in images.EXPORTER_MODULES + images.AUTOSCALER_MODULES:
+        package = module.split("/")[:-1]
+        for node in ast.walk(ast.parse((images.PACKAGE / f"{module}.py").read_text())):
+            if not isinstance(node, ast.ImportFrom) or not node.level:
+                continue
+            base = package[: len(package) - node.level + 1] + (node.module.split(".") if node.module else [])
+            targets = ["/".join([*base, alias.name]) for alias in node.names] if not node.module else ["/".join(base)]
+            for target in targets:
+                exists = (images.PACKAGE / f"{target}.py").exists() or (images.PACKAGE / target).is_dir()
+                if exists and target not in shipped and f"{target}/__init__" not in shipped:
+                    missing.add(f"{module} -> {target}")
+    assert {entry.split(" -> ")[1] for entry in missing} <= NOT_IN_THE_IMAGE, sorted(missing)
+
+
 def test_the_exporters_login_is_generated_once_and_kept_in_the_state_file(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     project = resolve_project(tmp_path, "demo")
