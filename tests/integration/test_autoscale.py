@@ -40,14 +40,17 @@ def send_burst(project: StackProject, count: int) -> list:
     return [app.send_task("tasks.add", (i, i)) for i in range(count)]
 
 
-def succeeded_ids(project: StackProject) -> Counter[str]:
-    """How often each task id shows as succeeded in the running workers' logs."""
+def succeeded_ids(project: StackProject) -> tuple[Counter[str], set[str]]:
+    """How often each task id shows as succeeded in the running workers' logs, and the workers that ran any."""
     seen: Counter[str] = Counter()
+    served = set()
     for container in project.containers():
         if container.labels.get("io.tcel.service") == "worker":
             text = container.logs().decode(errors="replace")
-            seen.update(re.findall(r"Task tasks\.add\[([0-9a-f-]+)\] succeeded", text))
-    return seen
+            ids = re.findall(r"Task tasks\.add\[([0-9a-f-]+)\] succeeded", text)
+            seen.update(ids)
+            served |= {container.name} if ids else set()
+    return seen, served
 
 
 def test_a_burst_adds_workers_every_task_runs_once_and_it_returns_to_the_minimum(engine, tmp_path) -> None:
@@ -68,16 +71,17 @@ def test_a_burst_adds_workers_every_task_runs_once_and_it_returns_to_the_minimum
         values = [r.get(timeout=120) for r in results]
         assert values == [2 * i for i in range(BURST)]
         assert all(r.state == "SUCCESS" for r in results)
-        ran = succeeded_ids(project)  # before any worker is removed: the cool-down has not passed yet
+        ran, served = succeeded_ids(project)  # before any worker is removed: the cool-down has not passed yet
         assert ran == Counter({r.id: 1 for r in results}), ran
+        assert len(served) > MINIMUM, f"only {served} ran tasks: the added workers did not serve"
 
         back = wait_for(lambda: len(running_workers(project)) == MINIMUM, 90)
         assert back, f"still {running_workers(project)} after the cool-down"
         view = json.loads(project.tcel("status", "--json").stdout)
         decided = view["autoscale"]
-        assert decided["policy"].startswith(f"{bounds}:") and decided["current"] == MINIMUM
-        assert [s["ready"] for s in view["services"] if s["service"] == "autoscaler"] == [True]
         logged = project.tcel("logs", "autoscaler").stdout
+        assert decided["policy"].startswith(f"{bounds}:") and decided["current"] == MINIMUM, (decided, logged)
+        assert [s["ready"] for s in view["services"] if s["service"] == "autoscaler"] == [True]
         assert "autoscale up: 1 -> " in logged and "autoscale down: 2 -> 1 workers" in logged, logged
         human = project.tcel("status")
         assert "autoscale: 1..3 workers: 1 running" in human.stdout

@@ -51,11 +51,30 @@ def _spec(model: Container, number: int) -> ServiceSpec:
         number,
         model.image,
         environment=model.environment,
+        files=secret_files(model),
         stop_signal="SIGQUIT",  # as specs.worker: `down` stops it cold
         stop_timeout=WORKER_STOP_TIMEOUT,
         queues=model.queues,
         child_limits=model.child_limits,
     )
+
+
+def secret_files(model: Container) -> dict[str, bytes]:
+    """The files the model's CELERY_*_FILE variables name (its URLs, kept out of its environment), read from the
+    model, to be put into the copy before it starts: without them the copy cannot reach the broker."""
+    import io
+    import tarfile
+
+    files = {}
+    for key, path in model.environment.items():
+        if key.endswith("_FILE") and path:
+            with engine_errors():
+                stream, _ = model.raw.get_archive(path)
+            with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
+                member = tar.next()
+                content = tar.extractfile(member) if member else None
+                files[path] = content.read() if content else b""
+    return files
 
 
 def remove(worker: Container, grace: float) -> None:
