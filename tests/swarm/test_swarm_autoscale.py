@@ -51,7 +51,8 @@ def test_a_burst_raises_the_worker_replicas_and_the_cool_down_lowers_them(lab: L
             assert ran == Counter({r.id: 1 for r in results}), ran
 
             back = wait_for(lambda: replicas(lab, project.name, "worker") == 1, 120)
-            assert back, f"{replicas(lab, project.name, 'worker')} replicas after the cool-down"
+            tail = project.tcel("logs", "autoscaler", "--tail", "20").stdout
+            assert back, f"{replicas(lab, project.name, 'worker')} replicas after the cool-down: {tail}"
             view = json.loads(project.tcel("status", "--json").stdout)
             assert view["autoscale"]["policy"].startswith("1:3:") and view["autoscale"]["current"] == 1
             assert "autoscale down:" in project.tcel("logs", "autoscaler").stdout
