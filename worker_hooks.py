@@ -26,7 +26,6 @@ celeryconfig.py imports it as worker_hooks too. Each hook is connected under a d
 second import connects nothing and every hook runs once.
 """
 
-import hashlib
 import json
 import logging
 import os
@@ -71,7 +70,10 @@ if #ARGV > 7 then redis.call('HSET', info, unpack(ARGV, 8)) end
 redis.call('EXPIRE', info, ARGV[5])
 return 1
 """
-INDEX_SHA = hashlib.sha1(INDEX_SCRIPT.encode()).hexdigest()
+# The script as the Redis function tcel_index (library tcel), which the CLI loads at `up` (FUNCTION LOAD, kept in
+# Redis's data) and which the workers only call (FCALL): their ACL user may run no Lua of its own.
+INDEX_FUNCTION = "tcel_index"
+INDEX_LIBRARY = "#!lua name=tcel\nredis.register_function('tcel_index', function(KEYS, ARGV)" + INDEX_SCRIPT + "end)\n"
 SHOWN_LIMIT = 200  # as celery_cli/task_args.py shows arguments
 CALL_KEPT_MAX = 65536
 # The beat entry that sent a task, as django-celery-beat and tcel's beat (tcel_beat.py) name it on the message
@@ -161,8 +163,8 @@ def _write(app, task_id, fields, score=None, flow=None):
 def _index(pipe, task_id, fields, score, oldest, size, ttl):
     """INDEX_SCRIPT for one task: with a score, add it and trim; then its fields, if it is indexed."""
     values = [item for pair in fields.items() for item in pair]
-    pipe.evalsha(
-        INDEX_SHA,
+    pipe.fcall(
+        INDEX_FUNCTION,
         2,
         INDEX_KEY,
         INFO_KEY + task_id,
@@ -178,16 +180,19 @@ def _index(pipe, task_id, fields, score, oldest, size, ttl):
 
 
 def _run(client, fill):
-    """Send the commands `fill` puts in a pipeline, in one round trip; on a Redis that has not seen INDEX_SCRIPT
-    yet (a new or restarted backend), load it and send them again (every command here may run twice)."""
-    from redis.exceptions import NoScriptError
+    """Send the commands `fill` puts in a pipeline, in one round trip; on a Redis without the index's function
+    (a Redis tcel's CLI has not prepared), load it and send them again (every command here may run twice). In a
+    tcel stack the workers may not load it (their ACL user): the CLI has."""
+    from redis.exceptions import ResponseError
 
     try:
         pipe = client.pipeline(transaction=False)
         fill(pipe)
         return pipe.execute()
-    except NoScriptError:
-        client.script_load(INDEX_SCRIPT)
+    except ResponseError as exc:
+        if "function not found" not in str(exc).lower():
+            raise
+        client.function_load(INDEX_LIBRARY, replace=True)
         pipe = client.pipeline(transaction=False)
         fill(pipe)
         return pipe.execute()

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -13,6 +14,20 @@ from .names import BACKEND_PORT, BROKER_PORT, FLOWER_PORT, METRICS_PORT
 from .settings import Project, env_line, read_env_file, read_env_text
 
 BROKER_USER = "tcel"
+BACKEND_USER = "tcel"  # the CLI's Redis ACL user (stack/access_control.py); Redis's `default` user is off
+# The services' own logins, one per role, a user of that name on the broker and on the backend with one password:
+# the workers, the beat, Flower, the exporter (and the autoscaler, which runs in its image)
+ROLES = ("worker", "beat", "flower", "metrics")
+
+
+def role_user(role: str) -> str:
+    return f"tcel-{role}"
+
+
+def _role_key(role: str) -> str:
+    return f"TCEL_SERVICE_PASSWORD_{role.upper()}"
+
+
 KEPT = (
     "TCEL_BROKER_IMAGE",
     "TCEL_BACKEND_IMAGE",
@@ -54,19 +69,43 @@ class Credentials:
     metrics_user: str = ""  # the exporter's basic-auth login, made the first time `up --metrics` runs
     metrics_password: str = ""
     metrics_port: int = METRICS_PORT
+    role_passwords: Mapping[str, str] = field(default_factory=dict)  # a service role's password (ROLES)
+
+    @property
+    def backend_user(self) -> str:
+        return BACKEND_USER
+
+    def role_password(self, role: str) -> str:
+        """A role's password, "" for none: a stack whose state predates the roles has none until `up` makes
+        them (with_role_passwords); until then its services log in as the CLI's user, as they did."""
+        return self.role_passwords.get(role, "")
+
+    def with_role_passwords(self) -> Credentials:
+        """These credentials with every role's password, generated for the roles that have none."""
+        import secrets
+
+        missing = {role: secrets.token_urlsafe(24) for role in ROLES if not self.role_passwords.get(role)}
+        return replace(self, role_passwords={**self.role_passwords, **missing}) if missing else self
 
     @property
     def host(self) -> str:
         """The address the host connects to: loopback when the ports are published on every interface."""
         return "127.0.0.1" if self.bind in ("0.0.0.0", "::") else self.bind
 
-    def broker_url(self, host: str | None = None, port: int | None = None) -> str:
-        host = host or self.host
-        return f"amqp://{self.broker_user}:{self.broker_password}@{_netloc(host)}:{port or self.broker_port}//"
+    def broker_url(self, host: str | None = None, port: int | None = None, role: str = "") -> str:
+        """The broker's URL, as the CLI's user or, inside the network, a role's."""
+        user, password = self._login(role, self.broker_user, self.broker_password)
+        return f"amqp://{user}:{password}@{_netloc(host or self.host)}:{port or self.broker_port}//"
 
-    def backend_url(self, host: str | None = None, port: int | None = None) -> str:
-        host = host or self.host
-        return f"redis://:{self.backend_password}@{_netloc(host)}:{port or self.backend_port}/0"
+    def backend_url(self, host: str | None = None, port: int | None = None, role: str = "") -> str:
+        """The backend's URL with its ACL user (which redis-py and Celery send with AUTH): the CLI's or a role's."""
+        user, password = self._login(role, self.backend_user, self.backend_password)
+        return f"redis://{user}:{password}@{_netloc(host or self.host)}:{port or self.backend_port}/0"
+
+    def _login(self, role: str, admin: str, admin_password: str) -> tuple[str, str]:
+        if role and self.role_passwords.get(role):
+            return role_user(role), self.role_passwords[role]
+        return admin, admin_password
 
     def flower_url(self) -> str:
         """Flower's address from the host (no login in it: browsers and clients send it apart)."""
@@ -94,12 +133,13 @@ class Credentials:
         """The seed's variables for a client on the host (what `tcel env` prints): secrets in full."""
         return {"CELERY_BROKER_URL": self.broker_url(), "CELERY_RESULT_BACKEND_URL": self.backend_url()}
 
-    def inside_network(self) -> dict[str, str]:
-        """The worker's environment, pointing at the services' network aliases: the two variables Celery itself
-        reads before any app's own configuration, and the seed's CELERY_RESULT_BACKEND_URL (its celeryconfig)."""
-        backend = self.backend_url("backend", BACKEND_PORT)
+    def inside_network(self, role: str = "worker") -> dict[str, str]:
+        """A service's environment (a worker's by default), pointing at the services' network aliases with the
+        role's logins: the two variables Celery itself reads before any app's own configuration, and the seed's
+        CELERY_RESULT_BACKEND_URL (its celeryconfig)."""
+        backend = self.backend_url("backend", BACKEND_PORT, role)
         return {
-            "CELERY_BROKER_URL": self.broker_url("broker", BROKER_PORT),
+            "CELERY_BROKER_URL": self.broker_url("broker", BROKER_PORT, role),
             "CELERY_RESULT_BACKEND": backend,
             "CELERY_RESULT_BACKEND_URL": backend,
         }
@@ -140,6 +180,7 @@ def load(project: Project) -> Credentials | None:
         metrics_user=values.get("TCEL_METRICS_USER", ""),
         metrics_password=values.get("TCEL_METRICS_PASSWORD", ""),
         metrics_port=int(values.get("TCEL_METRICS_PORT", METRICS_PORT)),
+        role_passwords={role: values[_role_key(role)] for role in ROLES if values.get(_role_key(role))},
     )
 
 
@@ -147,7 +188,7 @@ def generate() -> Credentials:
     """Fresh random credentials for a new stack (never RabbitMQ's guest)."""
     import secrets
 
-    return Credentials(BROKER_USER, secrets.token_urlsafe(24), secrets.token_urlsafe(24))
+    return Credentials(BROKER_USER, secrets.token_urlsafe(24), secrets.token_urlsafe(24)).with_role_passwords()
 
 
 def kept(project: Project) -> dict[str, str]:
@@ -194,6 +235,7 @@ def save(project: Project, credentials: Credentials, settings: dict[str, str] | 
             if credentials.metrics_password
             else {}
         ),
+        **{_role_key(role): password for role, password in credentials.role_passwords.items()},
         **{key: value for key, value in (settings or {}).items() if key in KEPT},
     }
     _write_state(project, "".join(env_line(key, str(value)) for key, value in lines.items()))

@@ -64,11 +64,16 @@ if #ARGV > 7 then redis.call('HSET', info, unpack(ARGV, 8)) end
 redis.call('EXPIRE', info, ARGV[5])
 return 1
 """
+# The script as the Redis function tcel_index (library tcel), which the CLI loads at `up` (FUNCTION LOAD, kept in
+# Redis's data) and which the workers only call (FCALL): their ACL user may run no Lua of its own.
+INDEX_FUNCTION = "tcel_index"
+INDEX_LIBRARY = "#!lua name=tcel\nredis.register_function('tcel_index', function(KEYS, ARGV)" + INDEX_SCRIPT + "end)\n"
 
 # Labels on everything tcel makes; nothing without the project label is ever touched.
 LABEL_PROJECT = "io.tcel.project"
 LABEL_SERVICE = "io.tcel.service"
 LABEL_NUMBER = "io.tcel.number"
+LABEL_FILES = "io.tcel.files"  # a digest of the files (logins) a service was made with
 LABEL_IMAGE = "io.tcel.image"
 LABEL_QUEUES = "io.tcel.queues"  # on workers: the queues they were started to consume ("" for Celery's default)
 LABEL_CHILD_LIMITS = "io.tcel.child-limits"  # on workers: "TASKS,KIB", their pool processes' limits (0: none)

@@ -73,6 +73,7 @@ def probe_backend(credentials: Credentials, timeout: float = 1.0) -> None:
     client = redis.Redis(
         host=credentials.host,
         port=credentials.backend_port,
+        username=credentials.backend_user,
         password=credentials.backend_password,
         socket_timeout=timeout,
         socket_connect_timeout=timeout,

@@ -3,21 +3,18 @@ before any worker has it, and keeps the exact call `tcel retry` sends again."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from .names import CALL_KEPT_MAX, INDEX_KEY, INDEX_SCRIPT, INDEX_TTL, INFO_KEY, JOB_KEY, MAX_TASKS
+from .names import CALL_KEPT_MAX, INDEX_FUNCTION, INDEX_KEY, INDEX_LIBRARY, INDEX_TTL, INFO_KEY, JOB_KEY, MAX_TASKS
 from .names import RESULT_KEY as META_KEY
 from .result_store import ResultStore
 from .task_args import shown
 
 if TYPE_CHECKING:
     import redis
-
-INDEX_SHA = hashlib.sha1(INDEX_SCRIPT.encode()).hexdigest()
 
 
 def record_sent(
@@ -66,23 +63,30 @@ def index(pipe: redis.client.Pipeline, task_id: str, fields: dict[Any, str | flo
     values = [item for pair in fields.items() for item in pair]
     oldest = time.time() - INDEX_TTL
     args = [task_id, score, oldest, MAX_TASKS, INDEX_TTL, INFO_KEY, JOB_KEY, *values]
-    pipe.evalsha(INDEX_SHA, 2, INDEX_KEY, INFO_KEY + task_id, *args)
+    pipe.fcall(INDEX_FUNCTION, 2, INDEX_KEY, INFO_KEY + task_id, *args)
 
 
 def run(client: redis.Redis, fill: Callable[[redis.client.Pipeline], None]) -> list[Any]:
-    """The commands `fill` puts in a pipeline, in one round trip; on a Redis that has not seen INDEX_SCRIPT yet,
+    """The commands `fill` puts in a pipeline, in one round trip; on a Redis without the index's function yet,
     load it and send them again (as the workers' hooks do)."""
-    from redis.exceptions import NoScriptError
+    from redis.exceptions import ResponseError
 
     try:
         pipe = client.pipeline(transaction=False)
         fill(pipe)
         return pipe.execute()
-    except NoScriptError:
-        client.script_load(INDEX_SCRIPT)
+    except ResponseError as exc:
+        if "function not found" not in str(exc).lower():
+            raise
+        load_function(client)
         pipe = client.pipeline(transaction=False)
         fill(pipe)
         return pipe.execute()
+
+
+def load_function(client: redis.Redis) -> None:
+    """Load (or replace) the index's function, which the workers call and may not load themselves."""
+    client.function_load(INDEX_LIBRARY, replace=True)
 
 
 def stored_call(store: ResultStore, task_id: str) -> tuple[list[Any], dict[str, Any], str | None] | None:

@@ -111,6 +111,8 @@ def _services_answering(access: Credentials, pending: set[str]) -> set[str]:
         if service in pending:
             try:
                 probe(access, PROBE_TIMEOUT)
+                if service == "backend":
+                    _load_index_function(access)
                 answering.add(service)
             except BrokerRefusedLogin:
                 raise
@@ -119,6 +121,16 @@ def _services_answering(access: Credentials, pending: set[str]) -> set[str]:
     if "metrics" in pending and not (pending - answering) & {"broker", "backend"} and _metrics_answer(access):
         answering.add("metrics")
     return answering
+
+
+def _load_index_function(access: Credentials) -> None:
+    """Give the backend the index's function, which the workers call and their ACL user may not load."""
+    from ..result_store import ResultStore
+    from ..task_index import load_function
+
+    store = ResultStore(access.backend_url(), PROBE_TIMEOUT)
+    with store.errors():
+        load_function(store.client)
 
 
 def _beat_ticking(access: Credentials, since: float) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass, field, replace
 
@@ -12,6 +13,7 @@ from ..names import (
     FLOWER_PORT,
     LABEL_AUTOSCALE,
     LABEL_CHILD_LIMITS,
+    LABEL_FILES,
     LABEL_NUMBER,
     LABEL_QUEUES,
     LABEL_SERVICE,
@@ -19,6 +21,7 @@ from ..names import (
     METRICS_PORT,
 )
 from ..settings import Project
+from .access_control import broker_definitions, redis_acl
 from .base import UpOptions
 
 STOP_TIMEOUT = 10
@@ -43,6 +46,8 @@ REDIS_CONF = "/etc/tcel-redis.conf"
 # default_user/default_pass from any file in conf.d (the official image's and our stand-in's config directory);
 # the worker's config reads its URLs from the files CELERY_BROKER_URL_FILE and CELERY_RESULT_BACKEND_URL_FILE name.
 RABBITMQ_USER_CONF = "/etc/rabbitmq/conf.d/90-tcel-user.conf"
+# the users of each role and their permissions, which RabbitMQ imports at every boot (stack/access_control.py)
+RABBITMQ_DEFINITIONS = "/etc/rabbitmq/tcel-definitions.json"
 SECRETS_DIR = "/run/secrets"
 # (every worker image's entrypoint exports each *_FILE into its variable, for any app: tcel_worker's entrypoint.sh)
 URL_VARIABLES = ("CELERY_BROKER_URL", "CELERY_RESULT_BACKEND", "CELERY_RESULT_BACKEND_URL")
@@ -85,7 +90,16 @@ class ServiceSpec:
             labels[LABEL_CHILD_LIMITS] = self.child_limits
         if self.service == "autoscaler":
             labels[LABEL_AUTOSCALE] = self.environment.get("TCEL_AUTOSCALE", "")
+        if self.files:  # which logins it was made with: a container made with others is replaced
+            labels[LABEL_FILES] = files_digest(self.files)
         return labels
+
+
+def files_digest(files: dict[str, bytes]) -> str:
+    digest = hashlib.sha256()
+    for path, content in sorted(files.items()):
+        digest.update(hashlib.sha256(path.encode() + b"\0" + content).digest())
+    return digest.hexdigest()[:16]
 
 
 def broker(project: Project, options: UpOptions, credentials: Credentials) -> ServiceSpec:
@@ -104,6 +118,7 @@ def broker(project: Project, options: UpOptions, credentials: Credentials) -> Se
             },
             ports={BROKER_PORT: (credentials.bind, credentials.broker_port)},
             volumes={project.volume("broker"): "/var/lib/rabbitmq"},
+            files={RABBITMQ_DEFINITIONS: broker_definitions(credentials)},
         )
     )
 
@@ -115,7 +130,8 @@ def backend(project: Project, options: UpOptions, credentials: Credentials) -> S
         options.backend_image,
         # the password goes in a file put in before start, not on a command line `docker inspect` shows
         command=["redis-server", REDIS_CONF],
-        files={REDIS_CONF: f"requirepass {credentials.backend_password}\nappendonly yes\n".encode()},
+        # Redis's ACL users (stack/access_control.py); `default` is off
+        files={REDIS_CONF: f"{redis_acl(credentials)}appendonly yes\n".encode()},
         ports={BACKEND_PORT: (credentials.bind, credentials.backend_port)},
         volumes={project.volume("backend"): "/data"},
     )
@@ -167,7 +183,7 @@ def beat(credentials: Credentials, image: str) -> ServiceSpec:
     """The stack's one beat (RedBeat, tcel_beat.py), from the workers' image and with their app. Its URLs are
     files named by CELERY_*_FILE on either engine, as Flower's are: no password in its environment."""
     return secrets_in_files(
-        ServiceSpec("beat", None, image, environment=credentials.inside_network(), command=list(BEAT_COMMAND))
+        ServiceSpec("beat", None, image, environment=credentials.inside_network("beat"), command=list(BEAT_COMMAND))
     )
 
 
@@ -193,7 +209,7 @@ def autoscaler(project: Project, credentials: Credentials, image: str, policy: s
     Its URLs are files under /run/secrets, as the exporter's are; the Docker socket is mounted into it (the
     engine's API, which it needs to add and remove workers), with the socket's group so that its non-root user
     may use it."""
-    inside = credentials.inside_network()
+    inside = credentials.inside_network("metrics")
     secrets = {key: inside[key] for key in FLOWER_URL_VARIABLES}
     environment = {f"{key}_FILE": secret_path(key) for key in secrets}
     environment.update(TCEL_AUTOSCALE=policy, TCEL_PROJECT=project.name, TCEL_ENGINE=engine)
@@ -219,7 +235,7 @@ def behind_login(
     files under /run/secrets on either engine (put in before start on containers, Docker secrets on Swarm), which
     it reads from the files the *_FILE variables name: nothing secret in its environment or on its command line,
     where `docker inspect` shows them."""
-    inside = credentials.inside_network()
+    inside = credentials.inside_network(service)
     secrets = {**{key: inside[key] for key in FLOWER_URL_VARIABLES}, login[0]: login[1]}
     return ServiceSpec(
         service,
@@ -243,7 +259,10 @@ def secrets_in_files(spec: ServiceSpec) -> ServiceSpec:
     environment, files = dict(spec.environment), dict(spec.files)
     if "RABBITMQ_DEFAULT_PASS" in environment:
         user, password = environment.pop("RABBITMQ_DEFAULT_USER"), environment.pop("RABBITMQ_DEFAULT_PASS")
-        files[RABBITMQ_USER_CONF] = f"default_user = {user}\ndefault_pass = {password}\n".encode()
+        conf = f"default_user = {user}\ndefault_pass = {password}\n"
+        if RABBITMQ_DEFINITIONS in files:
+            conf += f"load_definitions = {RABBITMQ_DEFINITIONS}\n"
+        files[RABBITMQ_USER_CONF] = conf.encode()
     for key in URL_VARIABLES:
         if environment.get(key):  # "" once moved: a spec already in files stays as it is
             path = secret_path(key)

@@ -1,4 +1,5 @@
 import stat
+from dataclasses import replace
 from pathlib import Path
 
 from celery_cli import credentials
@@ -29,12 +30,31 @@ def test_state_file_round_trips_and_is_owner_only(tmp_path: Path, monkeypatch) -
 def test_urls_point_at_loopback_from_the_host_and_at_aliases_inside() -> None:
     c = credentials.Credentials("tcel", "bpw", "rpw", bind="0.0.0.0", broker_port=15672, backend_port=16379)
     assert c.broker_url() == "amqp://tcel:bpw@127.0.0.1:15672//"
-    assert c.backend_url() == "redis://:rpw@127.0.0.1:16379/0"
+    assert c.backend_url() == "redis://tcel:rpw@127.0.0.1:16379/0"
+    # a state from before the roles: every service logs in as the CLI's user until `up` makes the roles
     assert c.inside_network() == {
         "CELERY_BROKER_URL": "amqp://tcel:bpw@broker:5672//",
-        "CELERY_RESULT_BACKEND": "redis://:rpw@backend:6379/0",
-        "CELERY_RESULT_BACKEND_URL": "redis://:rpw@backend:6379/0",
+        "CELERY_RESULT_BACKEND": "redis://tcel:rpw@backend:6379/0",
+        "CELERY_RESULT_BACKEND_URL": "redis://tcel:rpw@backend:6379/0",
     }
+    roles = replace(c, role_passwords={"worker": "wpw", "flower": "fpw"})
+    assert roles.inside_network()["CELERY_BROKER_URL"] == "amqp://tcel-worker:wpw@broker:5672//"
+    assert roles.inside_network("flower")["CELERY_RESULT_BACKEND"] == "redis://tcel-flower:fpw@backend:6379/0"
+    assert roles.broker_url() == "amqp://tcel:bpw@127.0.0.1:15672//"
+
+
+def test_a_state_without_the_roles_gets_them_at_the_next_up_and_keeps_them(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    project = resolve_project(tmp_path, "demo")
+    old = credentials.Credentials("tcel", "bpw", "rpw")
+    credentials.save(project, old)
+    loaded = credentials.load(project)
+    assert loaded is not None and not loaded.role_passwords
+    upgraded = loaded.with_role_passwords()
+    assert set(upgraded.role_passwords) == set(credentials.ROLES)
+    assert upgraded.with_role_passwords() == upgraded
+    credentials.save(project, upgraded)
+    assert credentials.load(project) == upgraded
 
 
 def test_mask_never_shows_a_whole_secret() -> None:

@@ -1,6 +1,7 @@
 """The pure parts of Flower as a service: its login in the state file, its spec, its image's name, masking."""
 
 import dataclasses
+import hashlib
 from pathlib import Path
 from typing import ClassVar
 
@@ -43,7 +44,7 @@ ACCESS = credentials.Credentials(
 )
 SECRETS = {
     "/run/secrets/celery_broker_url": b"amqp://tcel:broker-secret@broker:5672//",
-    "/run/secrets/celery_result_backend_url": b"redis://:backend-secret@backend:6379/0",
+    "/run/secrets/celery_result_backend_url": b"redis://tcel:backend-secret@backend:6379/0",
     "/run/secrets/tcel_flower_basic_auth": b"tcel-ab12cd:flower-secret",
 }
 
@@ -109,7 +110,7 @@ def test_flowerconfig_reads_the_urls_and_login_from_the_secret_files(
         exec((images.FLOWER_IMAGE_FILES / "flowerconfig.py").read_text(), config, config)
         assert config["basic_auth"] == ["tcel-ab12cd:flower-secret"]
         assert app.conf.broker_url == "amqp://tcel:broker-secret@broker:5672//"
-        assert app.conf.result_backend == "redis://:backend-secret@backend:6379/0"
+        assert app.conf.result_backend == "redis://tcel:backend-secret@backend:6379/0"
         assert flower_modules["authenticated"]("handler") == "metrics"
     finally:
         before.set_current()
@@ -225,7 +226,10 @@ def test_no_service_of_the_stack_carries_a_password_in_its_environment_or_comman
         shown = repr((spec.environment, spec.command))
         for secret in ("broker-secret", "backend-secret", "flower-secret"):
             assert secret not in shown, (spec.service, shown)
-        assert any(secret.encode() in b"".join(spec.files.values()) for secret in ("broker-secret", "backend-secret"))
+        # the backend holds the passwords' SHA-256 only (its ACL users), the others them in files
+        hashed = hashlib.sha256(b"backend-secret").hexdigest()
+        kept = ("broker-secret", "backend-secret", hashed)
+        assert any(secret.encode() in b"".join(spec.files.values()) for secret in kept)
     worker = every[2]
     assert worker.environment["CELERY_BROKER_URL_FILE"] == "/run/secrets/celery_broker_url"
     assert worker.files["/run/secrets/celery_broker_url"] == b"amqp://tcel:broker-secret@broker:5672//"

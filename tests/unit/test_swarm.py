@@ -3,6 +3,7 @@ stack runs on, and how passwords leave a service's environment for files (Docker
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 from dataclasses import replace
 from pathlib import Path
@@ -76,7 +77,9 @@ def test_no_password_stays_in_any_service_environment_or_command(tmp_path: Path)
         in secrets_in_files(broker(project, OPTIONS, ACCESS)).files[RABBITMQ_USER_CONF]
     )
     redis_conf = secrets_in_files(backend(project, OPTIONS, ACCESS)).files[REDIS_CONF]
-    assert b"requirepass backend-secret-password" in redis_conf
+    assert b"user default off" in redis_conf and b"requirepass" not in redis_conf
+    assert b"backend-secret-password" not in redis_conf
+    assert f"user tcel on #{hashlib.sha256(b'backend-secret-password').hexdigest()} ".encode() in redis_conf
 
 
 def test_the_worker_config_reads_its_urls_from_the_secret_files(tmp_path: Path, monkeypatch) -> None:

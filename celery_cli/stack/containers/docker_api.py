@@ -4,9 +4,7 @@ that reads docker-py's raw `attrs`."""
 from __future__ import annotations
 
 import contextlib
-import io
 import re
-import tarfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -29,6 +27,7 @@ from ...settings import Project
 from ..docker_client import docker_time, parallel, project_filter
 from ..ports import port_in_use
 from ..specs import LOG_DRIVER, LOG_OPTIONS, RESTART_POLICY, WORKER_WARM_STOP_SIGNAL, ServiceSpec, stop_timeout
+from . import secret_files
 
 if TYPE_CHECKING:
     import docker
@@ -182,19 +181,12 @@ def create(client: docker.DockerClient, project: Project, spec: ServiceSpec, net
         log_config=LogConfig(type=LOG_DRIVER, config=LOG_OPTIONS),
         detach=True,
     )
+    who = secret_files.owner(container, container.attrs["Config"].get("User") or "")
     for path, content in spec.files.items():
-        # unpacked at the root, so that the engine makes the directories the image lacks (/run/secrets)
-        container.put_archive("/", _tar_of(path.lstrip("/"), content))
+        # unpacked at the root, so that the engine makes the directories the image lacks (/run/secrets); owned by
+        # the image's user, readable by it only
+        container.put_archive("/", secret_files.tar_of(path.lstrip("/"), content, who))
     return Container(container)
-
-
-def _tar_of(path: str, content: bytes) -> bytes:
-    archive = io.BytesIO()
-    with tarfile.open(fileobj=archive, mode="w") as tar:
-        member = tarfile.TarInfo(path)
-        member.size, member.mode = len(content), 0o644  # readable by the user the image switches to
-        tar.addfile(member, io.BytesIO(content))
-    return archive.getvalue()
 
 
 def start_all(items: list[Container]) -> None:

@@ -152,7 +152,7 @@ def addresses(
     _, backend_bound = binding(existing.get(project.container("backend")), BACKEND_PORT)
     ports = PortChooser(project.name, broker_ip or options.bind)
     kept = (access.broker_port, access.backend_port) if saved else (BROKER_PORT, BACKEND_PORT)
-    access = access.with_ports(
+    access = access.with_role_passwords().with_ports(
         ports.bind,
         ports.choose("broker", broker_bound, options.broker_port, kept[0]),
         ports.choose("backend", backend_bound, options.backend_port, kept[1]),

@@ -8,6 +8,7 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 from ...credentials import Credentials
+from ...names import LABEL_FILES
 from ...output import Progress
 from ...settings import Project
 from ..base import UpReport
@@ -76,6 +77,7 @@ def apply(client: docker.DockerClient, project: Project, plan: UpPlan, undo: Rol
             report.removed += _remove_stale(client, existing, spec.service, spec.image)
     if plan.autoscale_image is not None:
         report.removed += _remove_stale(client, existing, "autoscaler", plan.autoscale_image)
+    report.removed += _remove_other_logins(project, existing, plan)
     network, made = docker_api.network(client, project)
     if made:
         undo.add(network.remove)
@@ -145,6 +147,20 @@ def _remove_stale(
     for c in stale:
         del existing[c.name]
     docker_api.remove_unused_images(client, {c.image_id for c in stale} - {image_id})
+    return [c.name for c in stale]
+
+
+def _remove_other_logins(project: Project, existing: Existing, plan: UpPlan) -> list[str]:
+    """Containers made with other files (logins) than their spec's, such as every container of a stack made
+    before each service had its own broker and backend user: replaced (the data stays in the volumes)."""
+    stale = []
+    for spec in plan.services:
+        found = existing.get(project.container(spec.service, spec.number))
+        if found is not None and found.labels.get(LABEL_FILES, "") != spec.labels(project).get(LABEL_FILES, ""):
+            stale.append(found)
+    docker_api.stop_and_remove(stale)
+    for c in stale:
+        del existing[c.name]
     return [c.name for c in stale]
 
 
