@@ -81,7 +81,7 @@ def test_flowers_and_the_exporters_broker_users_cannot_send_a_task_but_see_the_w
             channel = connection.default_channel
             # events: their own celeryev.<id> queue bound to the celeryev exchange
             events = f"celeryev.{uuid.uuid4()}"
-            channel.exchange_declare("celeryev", "topic", durable=True)
+            channel.exchange_declare("celeryev", "topic", durable=True, auto_delete=False)
             channel.queue_declare(events, auto_delete=True, exclusive=True)
             channel.queue_bind(events, "celeryev", "#")
             assert channel.queue_declare("celery", passive=True).queue == "celery"  # queue lengths
