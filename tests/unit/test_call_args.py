@@ -331,7 +331,7 @@ def test_stdin_is_read_up_to_the_message_limit_and_no_further(tmp_path) -> None:
     assert read_bounded(io.StringIO("é" * 4), limit=8) == "é" * 4
     with pytest.raises(UsageError, match="more than"):
         read_bounded(io.StringIO("é" * 5), limit=8)  # 5 characters, 10 bytes
-    with pytest.raises(UsageError, match="not sent: .*the broker's limit of 16 MiB"):
+    with pytest.raises(UsageError, match=r"not sent: .*the broker's limit of 16 MiB"):
         parse_json_args(["-"], stdin=Endless())
     result = CliRunner().invoke(
         app, ["call", "tasks.add", "-", "--project-dir", str(tmp_path)], input="[" + "1," * (8 * 2**20) + "1]"
