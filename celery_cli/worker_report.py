@@ -56,17 +56,32 @@ def read(client: Any) -> list[WorkerReport]:
     return reports
 
 
-def read_from(backend_url: str) -> list[WorkerReport]:
+def read_from(backend_url: str, waiting_for: list[str] | None = None, patience: float = 5.0) -> list[WorkerReport]:
     """The workers' reports from the stack's backend at `backend_url`; none when it cannot be read."""
     import redis
 
     client = redis.Redis.from_url(backend_url, socket_timeout=5, socket_connect_timeout=5)
     try:
-        return read(client)
+        return read_when_reported(client, waiting_for or [], patience)
     except redis.RedisError:
         return []
     finally:
         client.close()
+
+
+def read_when_reported(client: Any, hostnames: list[str], patience: float) -> list[WorkerReport]:
+    """The reports, once each of `hostnames` has one or after `patience` seconds. A worker answers a ping a
+    moment before it writes its report (Celery sends worker_ready after its control bootstep has started), so
+    reading right after the ping can miss it."""
+    import time
+
+    deadline = time.monotonic() + patience
+    while True:
+        reports = read(client)
+        missing = set(hostnames) - {report.hostname for report in reports}
+        if not missing or time.monotonic() >= deadline:
+            return reports
+        time.sleep(0.1)
 
 
 def _text(value: bytes | str) -> str:

@@ -82,7 +82,8 @@ def _worker_findings(report: UpReport, app: ProjectApp) -> Findings:
 
     found = Findings()
     if report.ready_after is not None:
-        found = findings(read_from(report.credentials.backend_url()), app, version("celery"), report.workers)
+        reports = read_from(report.credentials.backend_url(), waiting_for=report.workers)
+        found = findings(reports, app, version("celery"), report.workers)
     note = database_note(app)
     if note:
         found.notes.append(note)

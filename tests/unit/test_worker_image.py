@@ -13,7 +13,7 @@ from celery_cli.cli import app as cli
 from celery_cli.project_app import ProjectApp, find_app
 from celery_cli.settings import TEMPLATE_DIR, Project
 from celery_cli.stack.worker_image import WorkerImage, worker_image
-from celery_cli.worker_report import WorkerReport, findings
+from celery_cli.worker_report import WorkerReport, findings, read_when_reported
 
 
 def package(directory: Path) -> None:
@@ -177,3 +177,25 @@ def test_a_link_out_of_the_project_is_refused_naming_it_and_links_inside_are_fol
         (project / link).unlink()
     (tmp_path / "empty").mkdir()
     assert worker_image(Project("p", tmp_path / "empty"), None).read().files["tasks.py"][0].startswith(b'"""')
+
+
+class LateReports:
+    """A backend whose worker report lands on the third read, as when up reads right after the ping."""
+
+    def __init__(self, report: str) -> None:
+        self.reads = 0
+        self.report = report
+
+    def hgetall(self, key: str) -> dict[bytes, bytes]:
+        self.reads += 1
+        return {b"celery@w1": self.report.encode()} if self.reads >= 3 else {}
+
+
+def test_up_waits_for_the_report_of_a_worker_that_answered_before_writing_it() -> None:
+    late = LateReports('{"celery": "5.4.0", "kept_by_project": {"broker_heartbeat": 30}}')
+    reports = read_when_reported(late, ["celery@w1"], patience=5)
+    assert [r.hostname for r in reports] == ["celery@w1"] and reports[0].kept_by_project == {"broker_heartbeat": 30}
+    assert late.reads == 3
+    never = LateReports("{}")
+    never.reads = -(10**9)
+    assert read_when_reported(never, ["celery@w1"], patience=0.3) == []
