@@ -54,6 +54,9 @@ class Credentials:
     metrics_user: str = ""  # the exporter's basic-auth login, made the first time `up --metrics` runs
     metrics_password: str = ""
     metrics_port: int = METRICS_PORT
+    # the login of the registry tcel runs on Swarm (and its mirrors), made the first time it is made
+    registry_user: str = ""
+    registry_password: str = ""
 
     @property
     def host(self) -> str:
@@ -89,6 +92,13 @@ class Credentials:
             return self
         user, password = _login()
         return replace(self, metrics_user=user, metrics_password=password)
+
+    def with_registry_login(self) -> Credentials:
+        """These credentials with the login of the registry tcel runs on Swarm, generated unless they have one."""
+        if self.registry_password:
+            return self
+        user, password = _login()
+        return replace(self, registry_user=user, registry_password=password)
 
     def on_host(self) -> dict[str, str]:
         """The seed's variables for a client on the host (what `tcel env` prints): secrets in full."""
@@ -140,6 +150,8 @@ def load(project: Project) -> Credentials | None:
         metrics_user=values.get("TCEL_METRICS_USER", ""),
         metrics_password=values.get("TCEL_METRICS_PASSWORD", ""),
         metrics_port=int(values.get("TCEL_METRICS_PORT", METRICS_PORT)),
+        registry_user=values.get("TCEL_REGISTRY_USER", ""),
+        registry_password=values.get("TCEL_REGISTRY_PASSWORD", ""),
     )
 
 
@@ -192,6 +204,11 @@ def save(project: Project, credentials: Credentials, settings: dict[str, str] | 
                 "TCEL_METRICS_PORT": credentials.metrics_port,
             }
             if credentials.metrics_password
+            else {}
+        ),
+        **(
+            {"TCEL_REGISTRY_USER": credentials.registry_user, "TCEL_REGISTRY_PASSWORD": credentials.registry_password}
+            if credentials.registry_password
             else {}
         ),
         **{key: value for key, value in (settings or {}).items() if key in KEPT},
