@@ -5,6 +5,7 @@ pull is a one-shot global job (one task per node that takes tasks, so one pull p
 
 from __future__ import annotations
 
+import contextlib
 import time
 from typing import TYPE_CHECKING
 
@@ -27,6 +28,7 @@ def prepull(
 ) -> None:
     """Pull `image` (pinned by digest, in a registry this engine's client is logged in to) on every node that
     takes tasks and meets `constraints`, one pull per node; fail with the nodes' errors when it cannot."""
+    import docker
     import docker.types as types
 
     if "@" not in image:
@@ -49,8 +51,9 @@ def prepull(
     try:
         _wait_done(client, job)
     finally:
-        with engine_errors():
-            docker_api.remove_services(client, project, [job])
+        # not waiting for its tasks to leave: their containers have exited, and hold no network or volume
+        with engine_errors(), contextlib.suppress(docker.errors.NotFound):
+            job.raw.remove()
 
 
 def _wait_done(client: docker.DockerClient, job: Service) -> None:
