@@ -112,14 +112,9 @@ def push(client: docker.DockerClient, image: str, registry: str, progress: Progr
 def untag_pushed(client: docker.DockerClient, registry: str) -> None:
     """Drop this engine's tags and digest references of worker, Flower and exporter images pushed to a registry
     that is going away (the images stay while another tag or a container uses them)."""
-    pushed = [
-        image
-        for repository in ("tcel-worker", "tcel-flower", "tcel-metrics")
-        for image in client.images.list(name=f"{registry}/{repository}")
-    ]
-    for image in pushed:
+    for repository in ("tcel-worker", "tcel-flower", "tcel-metrics"):
         # its tags, and the digests the pushes recorded (by which the services named it)
-        for reference in [*image.tags, *(image.attrs.get("RepoDigests") or [])]:
+        for reference in docker_api.image_references(client, f"{registry}/{repository}"):
             if reference.startswith(f"{registry}/"):
                 untag(client, reference)
 
