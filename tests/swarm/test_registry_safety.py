@@ -68,7 +68,8 @@ def request(stack: StackProject, where: tuple[str, int], method: str, path: str,
     """One HTTPS request, the server's certificate verified against the stack's authority for the address."""
     context = ssl.create_default_context(cafile=authority(stack))
     connection = http.client.HTTPSConnection(*where, context=context, timeout=10)
-    headers = {}
+    # a v2 manifest, whose digest is the one the push returned (without it the registry converts to schema 1)
+    headers = {"Accept": "application/vnd.docker.distribution.manifest.v2+json"}
     if login:
         access = stack.connection
         token = base64.b64encode(f"{access.registry_user}:{access.registry_password}".encode()).decode()

@@ -20,7 +20,7 @@ from .docker_api import Service
 if TYPE_CHECKING:
     import docker
 
-PREPULL_WAIT = 180.0
+PREPULL_WAIT = 120.0
 
 
 def prepull(
@@ -57,26 +57,21 @@ def prepull(
 
 
 def _wait_done(client: docker.DockerClient, job: Service) -> None:
-    """Wait until the job's task on every node it runs on is complete; fail on a node whose task failed."""
+    """Wait until the job's task on every node it runs on is complete (Swarm makes a global job's tasks, one per
+    eligible node, all at once); fail on a node whose task failed."""
     deadline = time.monotonic() + PREPULL_WAIT
     while True:
         with engine_errors():
-            status = client.api.services(filters={"id": job.id}, status=True)[0].get("ServiceStatus") or {}
             tasks = job.tasks()
         failed = [task for task in tasks if task.state in ("failed", "rejected")]
-        if failed:
+        if failed or time.monotonic() > deadline:
             names = docker_api.node_names(client)
             raise ImageError(
-                "cannot pull the pushed image on "
-                + "; ".join(f"node {names.get(t.node_id, t.node_id)}: {t.error}" for t in failed),
+                "cannot pull the pushed image on every node ("
+                + "; ".join(f"node {names.get(t.node_id, t.node_id)}: {t.error}" for t in failed or tasks)
+                + ")",
                 hint="see 'tcel logs registry-mirror' and 'tcel status'; run 'tcel up' again",
             )
-        desired = int(status.get("DesiredTasks") or 0)
-        if desired and int(status.get("CompletedTasks") or 0) >= desired:
+        if tasks and all(task.state == "complete" for task in tasks):
             return
-        if time.monotonic() > deadline:
-            raise ImageError(
-                f"the pushed image is not pulled on every node after {PREPULL_WAIT:.0f}s",
-                hint="see 'docker service ps' and 'tcel status'; run 'tcel up' again",
-            )
         time.sleep(0.3)
