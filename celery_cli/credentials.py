@@ -87,6 +87,10 @@ class Credentials:
         missing = {role: secrets.token_urlsafe(24) for role in ROLES if not self.role_passwords.get(role)}
         return replace(self, role_passwords={**self.role_passwords, **missing}) if missing else self
 
+    # the login of the registry tcel runs on Swarm (and its mirrors), made the first time it is made
+    registry_user: str = ""
+    registry_password: str = ""
+
     @property
     def host(self) -> str:
         """The address the host connects to: loopback when the ports are published on every interface."""
@@ -128,6 +132,13 @@ class Credentials:
             return self
         user, password = _login()
         return replace(self, metrics_user=user, metrics_password=password)
+
+    def with_registry_login(self) -> Credentials:
+        """These credentials with the login of the registry tcel runs on Swarm, generated unless they have one."""
+        if self.registry_password:
+            return self
+        user, password = _login()
+        return replace(self, registry_user=user, registry_password=password)
 
     def on_host(self) -> dict[str, str]:
         """The seed's variables for a client on the host (what `tcel env` prints): secrets in full."""
@@ -181,6 +192,8 @@ def load(project: Project) -> Credentials | None:
         metrics_password=values.get("TCEL_METRICS_PASSWORD", ""),
         metrics_port=int(values.get("TCEL_METRICS_PORT", METRICS_PORT)),
         role_passwords={role: values[_role_key(role)] for role in ROLES if values.get(_role_key(role))},
+        registry_user=values.get("TCEL_REGISTRY_USER", ""),
+        registry_password=values.get("TCEL_REGISTRY_PASSWORD", ""),
     )
 
 
@@ -236,6 +249,11 @@ def save(project: Project, credentials: Credentials, settings: dict[str, str] | 
             else {}
         ),
         **{_role_key(role): password for role, password in credentials.role_passwords.items()},
+        **(
+            {"TCEL_REGISTRY_USER": credentials.registry_user, "TCEL_REGISTRY_PASSWORD": credentials.registry_password}
+            if credentials.registry_password
+            else {}
+        ),
         **{key: value for key, value in (settings or {}).items() if key in KEPT},
     }
     _write_state(project, "".join(env_line(key, str(value)) for key, value in lines.items()))

@@ -309,3 +309,12 @@ def remove_services(client: docker.DockerClient, project: Project, found: list[S
 def remove_secrets(client: docker.DockerClient, project: Project) -> None:
     for secret in client.secrets.list(filters=project_filter(project)):
         secret.remove()
+
+
+def image_references(client: docker.DockerClient, name: str) -> list[str]:
+    """The tags and digest references (`NAME@sha256:...`) of this engine's images called `name`."""
+    return [
+        reference
+        for image in client.images.list(name=name)
+        for reference in [*image.tags, *(image.attrs.get("RepoDigests") or [])]
+    ]

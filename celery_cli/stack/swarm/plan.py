@@ -112,6 +112,8 @@ def plan(
             "backend", _running_port(existing, "backend", saved), options.backend_port, _kept(saved, "backend")
         ),
     )
+    if not options.registry:  # the registry tcel runs, and its mirrors, refuse anyone without its login
+        access = access.with_registry_login()
     with_flower = not options.workers_only and (options.flower or "flower" in existing)
     if with_flower:
         access = flower_access(ports, options, existing, access)

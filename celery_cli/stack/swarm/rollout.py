@@ -18,6 +18,7 @@ from ..images import SERVICE_IMAGES
 from . import docker_api
 from .docker_api import Service
 from .plan import FLOWER_PUBLISHED_NOTE, METRICS_PUBLISHED_NOTE, worker_change
+from .prepull import prepull
 from .registry import push
 from .service_spec import create_service, update
 
@@ -41,6 +42,7 @@ def workers(
     spec = specs.worker(0, options, access, image)
     if worker is None:
         count = options.workers or 1
+        prepull(client, project, image, [], progress)
         progress(f"creating service {project.container('worker')} with {count} replica(s)")
         existing["worker"] = create_service(client, project, spec, network, replicas=count, constraints=[])
         report.created.append(existing["worker"].name)
@@ -52,6 +54,8 @@ def workers(
         labels = (
             {LABEL_QUEUES: spec.labels(project)[LABEL_QUEUES]} if "CELERY_WORKER_QUEUES" in change.settings else None
         )
+        if change.image:
+            prepull(client, project, change.image, [], progress)
         update(worker, image=image, environment=change.settings, labels=labels)
         report.started.append(worker.name)
         report.changes.append(f"{worker.name}: {', '.join(what)}" if change.settings else f"{worker.name}: new image")
@@ -87,7 +91,7 @@ def beat(
         on_data_node = [f"node.labels.{docker_api.data_label(project)}==true"]
         existing["beat"] = create_service(client, project, specs.beat(access, image), network, 1, on_data_node)
         report.created.append(existing["beat"].name)
-    elif running.image != image.split("@")[0]:
+    elif running.spec_image != image:
         update(running, image=image)
         report.started.append(running.name)
 
@@ -123,14 +127,15 @@ def web_service(
         return  # runs what tcel's files make now: nothing to push (a reload of the workers pays no push)
     make_spec, note = WEB_SPECS[service]
     image = push(client, local, where.registry, progress, what=SERVICE_IMAGES[service].what)
+    on_data_node = [f"node.labels.{docker_api.data_label(project)}==true"]
+    prepull(client, project, image, on_data_node, progress)
     if running is None:
         progress(f"creating service {project.container(service)}")
-        on_data_node = [f"node.labels.{docker_api.data_label(project)}==true"]
         existing[service] = create_service(client, project, make_spec(access, image), where.network, 1, on_data_node)
         report.created.append(existing[service].name)
         port = access.flower_port if service == "flower" else access.metrics_port
         report.notes.append(note.format(port=port, node=where.data_node.hostname))
-    elif running.image != image.split("@")[0]:
+    elif running.spec_image != image:
         progress(f"updating service {running.name} to {image}")
         update(running, image=image)
         report.started.append(running.name)
@@ -152,12 +157,13 @@ def autoscaler(
     removed when the stack has no policy."""
     running = existing.get("autoscaler")
     image = push(client, local, where.registry, progress, what="autoscaler image") if policy and local else None
-    if running is not None and (running.labels.get(LABEL_AUTOSCALE) != policy or running.image != image):
+    if running is not None and (running.labels.get(LABEL_AUTOSCALE) != policy or running.spec_image != image):
         docker_api.remove_services(client, project, [running])
         report.removed.append(running.name)
         del existing["autoscaler"]
     if image is None or "autoscaler" in existing:
         return
+    prepull(client, project, image, ["node.role==manager"], progress)
     progress(f"creating service {project.container('autoscaler')}")
     spec = specs.autoscaler(project, access, image, policy, "swarm")
     existing["autoscaler"] = create_service(client, project, spec, where.network, 1, ["node.role==manager"])

@@ -75,7 +75,7 @@ def apply(
     forget_on_failure(client, project, plan, undo, progress)
     network = str(docker_api.network(client, project).name)
     address = options.registry or registry.registry(
-        client, project, options.registry_image, plan.registry_port, existing, network, report, progress
+        client, project, options.registry_image, plan.registry_port, existing, network, access, report, progress
     )
     image = registry.push(client, plan.worker_image, address, progress)
     docker_api.label_data_node(client, project, plan.data_node)
