@@ -296,11 +296,15 @@ class StatesSeen:
         custom = result if state not in BUILTIN_STATES else None
         reason = result.get("exc_message") if state == "RETRY" and isinstance(result, dict) else None
         self.show(f"RETRY: {exc_message(reason)}" if reason else state_text(state, custom))
+        if not self.out.json_mode or state in BUILTIN_STATES:
+            # a built-in state between two custom ones changes no line: the follower can read a late STARTED
+            # (from pub/sub) after the first PROGRESS it read with GET, and then that PROGRESS again
+            return
         change = (state, dumps(custom, sort_keys=True, default=str))
-        if self.out.json_mode and state not in BUILTIN_STATES and change != self.last:
+        if change != self.last:
             self.out.json_line({"id": self.task_id, "state": state, "meta": custom})
             self.lines += 1
-        self.last = change
+            self.last = change
 
 
 def register(app: typer.Typer) -> None:

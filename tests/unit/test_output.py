@@ -55,3 +55,16 @@ def test_a_live_display_keeps_riches_own_cursor_controls_and_loses_the_datas() -
         live.update(HOSTILE, refresh=True)
     assert "\x1b[?25l" in stdout.getvalue()  # Rich hides the cursor while it draws
     assert "\x1b[2J" not in stdout.getvalue() and "\x1b]52" not in stdout.getvalue()
+
+
+def test_wait_json_prints_one_line_per_change_of_a_custom_state_even_with_a_late_started_between(capsys) -> None:
+    from celery_cli.commands.sending import StatesSeen
+
+    seen = StatesSeen(Output(json_mode=True), "id-1", lambda text: None)
+    progress = [{"status": "PROGRESS", "result": {"current": n, "total": 3}} for n in (1, 2, 3)]
+    # GET reads the first PROGRESS, then pub/sub delivers the STARTED and that PROGRESS again
+    for meta in (progress[0], {"status": "STARTED"}, progress[0], progress[1], progress[1], progress[2]):
+        seen.seen(meta)
+    seen.seen({"status": "SUCCESS", "result": 3})
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [line["meta"]["current"] for line in lines] == [1, 2, 3] and seen.lines == 3
