@@ -146,6 +146,22 @@ def test_passwords_are_secrets_not_environment(lab: Lab, swarm_stack: StackProje
     for service in lab.engine.services.list(filters={"label": f"{LABEL_PROJECT}={swarm_stack.name}"}):
         spec = json.dumps(service.attrs["Spec"])
         assert access.broker_password not in spec and access.backend_password not in spec, service.name
+    # the workers' secret files belong to the image's user, readable by it only (a container made from the
+    # image reads its /etc/passwd; the broker's and backend's images have no user and keep 0444)
+    worker = lab.engine.services.get(f"tcel-{swarm_stack.name}-worker")
+    files = worker.attrs["Spec"]["TaskTemplate"]["ContainerSpec"]["Secrets"]
+    assert files and all(f["File"]["Mode"] == 0o400 and f["File"]["UID"] not in ("", "0") for f in files), files
+    running = [
+        container
+        for client in lab.clients.values()
+        for container in client.containers.list(filters={"label": f"com.docker.swarm.service.id={worker.id}"})
+    ]
+    assert running, "no worker container on any node"
+    for container in running:
+        code, output = container.exec_run(["sh", "-c", "stat -c '%U %a' /run/secrets/*"])
+        assert code == 0 and set(output.decode().split()) == {"user", "400"}, output
+        code, output = container.exec_run(["cat", "/run/secrets/celery_broker_url"], user="nobody")
+        assert code != 0 and b"Permission denied" in output, output
 
 
 def test_workers_run_the_pushed_image_named_after_its_build_files(lab: Lab, swarm_stack: StackProject):

@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     from docker.models.nodes import Node as DockerNode
     from docker.models.services import Service as DockerService
 
+    from ..containers.secret_files import Owner
+
 REGISTRY_PORT = 5000  # inside the registry's container
 SERVICE_ID_LABEL = "com.docker.swarm.service.id"  # on each task container: the service it runs for
 
@@ -318,3 +320,27 @@ def image_references(client: docker.DockerClient, name: str) -> list[str]:
         for image in client.images.list(name=name)
         for reference in [*image.tags, *(image.attrs.get("RepoDigests") or [])]
     ]
+
+
+def secret_owner(client: docker.DockerClient, image: str) -> Owner:
+    """Who gets a service's secret files: the image's user, as the image's own /etc/passwd resolves it (read from
+    a container made from it and removed, never started), mode 0400; root with 0444 for an image without a user
+    (the broker's and backend's, whose entry points drop to a user of their own) or one this engine cannot read."""
+    import docker
+
+    from ..containers.secret_files import Owner, owner
+
+    everyone = Owner(0, 0, 0o444)
+    try:
+        configured = client.images.get(image).attrs["Config"].get("User") or ""
+        if configured.partition(":")[0] in ("", "root", "0"):
+            return everyone
+        container = client.containers.create(image, command=["true"], entrypoint=[])
+    except docker.errors.DockerException:
+        return everyone
+    try:
+        found = owner(container, configured)
+    finally:
+        with contextlib.suppress(docker.errors.DockerException):
+            container.remove(force=True)
+    return found if found.mode != 0o644 else everyone

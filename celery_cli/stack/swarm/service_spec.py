@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from ...names import LABEL_SERVICE
 from ...settings import Project
 from ..specs import LOG_DRIVER, LOG_OPTIONS, ServiceSpec, secrets_in_files
-from .docker_api import Service, environment_of
+from .docker_api import Service, environment_of, secret_owner
 
 if TYPE_CHECKING:
     import docker
@@ -44,11 +44,14 @@ def create_service(
     import docker.types as types
 
     spec = secrets_in_files(spec)
-    secrets = [
-        types.SecretReference(found.id, found.name, filename=path, mode=0o444)
-        for path, content in spec.files.items()
-        for found in [secret(client, project, spec.service, path, content)]
-    ]
+    secrets = []
+    if spec.files:  # owned by the image's user and readable by it only (secret_owner)
+        who = secret_owner(client, spec.image)
+        secrets = [
+            types.SecretReference(found.id, found.name, path, str(who.uid), str(who.gid), who.mode)
+            for path, content in spec.files.items()
+            for found in [secret(client, project, spec.service, path, content)]
+        ]
     ports = {outer: (inner, "tcp", "host") for inner, (_, outer) in spec.ports.items()}
     labels = spec.labels(project)
     created = client.services.create(
