@@ -30,15 +30,16 @@ BROKER_PERMISSIONS["metrics"] = MONITOR_PERMISSIONS
 VHOST = "/"
 
 # Redis ACL rules per user (Redis 7). Commands a worker never needs are refused: flushing, configuration,
-# debugging, shutdown, ACL, KEYS (all in @dangerous), and Lua (EVAL, EVALSHA, SCRIPT, FUNCTION: @scripting);
-# tcel's task index is the function tcel_index that the CLI loads (FUNCTION LOAD) and the workers only call
-# (FCALL). Celery's Redis backend (results, chords' counters and lists, result pub/sub) uses plain key and
-# pub/sub commands.
-_WORKER_RULES = "~* &* +@all -@dangerous -@scripting +fcall"
+# debugging, shutdown, ACL, KEYS (all in @dangerous), and FUNCTION LOAD/DELETE; tcel's task index is the
+# function tcel_index that the CLI loads (FUNCTION LOAD) and the workers only call (FCALL). Celery 5.7's Redis
+# backend runs Lua for chords (on_chord_part_return: redis-py's register_script, EVALSHA then SCRIPT LOAD), so
+# the workers keep EVAL/EVALSHA/SCRIPT LOAD: Redis's ACL cannot allow some scripts only, but a script's commands
+# are checked against the caller's rules, so @dangerous stays refused inside Lua too.
+_WORKER_RULES = "~* &* +@all -@dangerous -@scripting +fcall +eval +evalsha +script|load +script|exists"
 REDIS_RULES = {
     "worker": _WORKER_RULES,
-    # RedBeat's lock (redis-py's Lock and its own extend) runs Lua scripts: the beat keeps EVAL/EVALSHA/SCRIPT
-    "beat": f"{_WORKER_RULES} +eval +evalsha +script|load +script|exists",
+    # RedBeat's lock (redis-py's Lock and its own extend) runs Lua scripts too: the workers' rules cover it
+    "beat": _WORKER_RULES,
     # Flower reads results; the exporter reads results, the index and the server's INFO; the autoscaler
     # keeps its state with SET
     "flower": "~* &* +@read +@connection +@pubsub +@transaction -keys",

@@ -98,7 +98,7 @@ def backend(stack: StackProject):
     import redis
 
     c = stack.connection
-    return redis.Redis(host=c.host, port=c.backend_port, password=c.backend_password, socket_timeout=5)
+    return redis.Redis.from_url(c.backend_url(), socket_timeout=5)
 
 
 def send(stack: StackProject, count: int, *args: str) -> list[str]:

@@ -22,7 +22,7 @@ def backend(stack):
     import redis
 
     c = stack.connection
-    return redis.Redis(host=c.host, port=c.backend_port, password=c.backend_password, decode_responses=True)
+    return redis.Redis.from_url(c.backend_url(), decode_responses=True)
 
 
 def broker_channel(stack, use) -> object:

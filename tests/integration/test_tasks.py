@@ -17,7 +17,7 @@ def index_size(stack) -> int:
     import redis
 
     c = stack.connection
-    with redis.Redis(host=c.host, port=c.backend_port, password=c.backend_password) as client:
+    with redis.Redis.from_url(c.backend_url()) as client:
         return client.zcard("tcel:tasks")
 
 
