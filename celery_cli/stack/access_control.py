@@ -78,7 +78,10 @@ def _password_hash(user: str, password: str) -> dict[str, str]:
 def redis_acl(credentials: Credentials) -> str:
     """The Redis configuration's `user` lines: `default` switched off, the CLI's user with every command, one
     user per role with its rules; passwords as SHA-256 hashes (`#...`), never in clear."""
-    lines = ["user default off resetchannels -@all"]
+    # `default` is off and has no password: nobody logs in as it. It keeps every command and key all the same,
+    # because Redis replays the append-only file as `default` and re-checks ACLs at each EXEC: with `-@all` the
+    # transactions in the file (RedBeat's meta, Celery's chords) were dropped at the next boot (redis/redis#14541)
+    lines = [f"user default off resetpass {ADMIN_REDIS_RULES}"]
     lines.append(f"user {credentials.backend_user} on #{_sha256(credentials.backend_password)} {ADMIN_REDIS_RULES}")
     for role in _roles(credentials):
         hashed = _sha256(credentials.role_password(role))

@@ -61,6 +61,11 @@ def test_the_backends_default_user_is_off(stack) -> None:
         pytest.raises(redis.exceptions.AuthenticationError),
     ):
         default.ping()
+    with (
+        redis.Redis(host="127.0.0.1", port=c.backend_port, socket_timeout=3) as anonymous,
+        pytest.raises(redis.exceptions.AuthenticationError),
+    ):
+        anonymous.ping()
 
 
 def monitor_app(stack, role: str):

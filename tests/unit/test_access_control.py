@@ -42,7 +42,8 @@ def test_flowers_and_the_exporters_broker_users_cannot_write_to_the_default_or_t
 
 def test_redis_switches_default_off_and_keeps_only_hashes() -> None:
     acl = redis_acl(ACCESS)
-    assert acl.splitlines()[0].startswith("user default off")
+    default = acl.splitlines()[0]
+    assert default.startswith("user default off resetpass ") and "nopass" not in default and ">" not in default
     assert "-pw" not in acl and "requirepass" not in acl
     worker = next(line for line in acl.splitlines() if line.startswith(f"user {role_user('worker')} "))
     assert f"#{hashlib.sha256(b'worker-pw').hexdigest()}" in worker
