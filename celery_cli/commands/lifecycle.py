@@ -252,6 +252,8 @@ def down(
         removed = [units, f"{len(report.networks)} network(s)"]
         if volumes:
             removed.append(f"{len(report.volumes)} volume(s)")
+        if report.configs:
+            removed.append(f"{len(report.configs)} config(s) (the state file's copy)")
         out.success(f"stack {name} is down: removed {', '.join(removed)}")
 
 

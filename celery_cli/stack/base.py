@@ -174,6 +174,7 @@ class DownReport:
     services: list[str]  # Swarm services removed
     networks: list[str]
     volumes: list[str]
+    configs: list[str] = field(default_factory=list)  # Swarm configs removed: the copies of the state file
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -374,6 +374,7 @@ def test_down_leaves_nothing_on_any_node(lab: Lab, swarm_stack: StackProject):
     label = {"label": f"{LABEL_PROJECT}={swarm_stack.name}"}
     assert lab.engine.services.list(filters=label) == []
     assert lab.engine.secrets.list(filters=label) == []
+    assert lab.engine.configs.list(filters=label) == []  # the copies of the state file go with the data
     deadline = time.monotonic() + 60  # a node removes its containers as its agent catches up
     for name, client in lab.clients.items():
         while client.containers.list(all=True, filters=label) or client.networks.list(filters=label):

@@ -128,12 +128,3 @@ def test_the_autoscalers_policy_is_kept_and_scale_keeps_the_one_that_runs(tmp_pa
     running["autoscaler"].raw.attrs["Spec"]["Labels"]["io.tcel.autoscale"] = "2:4:5:30"
     workers_only = replace(OPTIONS, workers_only=True, autoscale="")
     assert plan(project(tmp_path), workers_only, running, {}, SAVED, FRESH, node("m"), False).autoscale == "2:4:5:30"
-
-
-def test_running_services_without_a_state_file_are_refused_with_a_way_out_that_keeps_the_data(tmp_path) -> None:
-    existing = {"broker": service("broker", 15672), "backend": service("backend", 16379)}
-    with pytest.raises(credentials.TcelError, match=r"state file .* is missing") as refused:
-        plan(project(tmp_path), OPTIONS, existing, {}, None, FRESH, node("manager"), here=False)
-    assert "tcel-demo-broker" in str(refused.value) and "restore the file" in str(refused.value)
-    first = plan(project(tmp_path), OPTIONS, {}, {}, None, FRESH, node("manager"), here=False)  # a new stack
-    assert first.credentials.broker_password == FRESH.broker_password

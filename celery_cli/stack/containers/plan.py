@@ -16,6 +16,7 @@ from ..base import UpOptions
 from ..images import image_exists, service_image_name
 from ..ports import PortChooser
 from ..specs import ServiceSpec
+from ..state_recovery import Recovered
 from ..worker_image import WorkerImage, worker_image
 from . import state_copy
 from .docker_api import Container, binding
@@ -108,15 +109,15 @@ def plan(client: docker.DockerClient, project: Project, options: UpOptions, exis
 
 def _access(
     client: docker.DockerClient, project: Project, options: UpOptions, existing: Existing, web: list[str]
-) -> tuple[Credentials, list[str], Credentials | None]:
+) -> tuple[Credentials, list[str], Recovered | None]:
     """The stack's credentials (kept, recovered from the engine's copy of a lost state file, or new), the notes
-    on them, and the recovered ones, if any."""
+    on them, and what was recovered, if anything."""
     saved = stored.load(project)
     recovered = state_copy.recovered(client, project, options.broker_image) if saved is None else None
-    saved = saved or recovered
+    saved = saved or (recovered.credentials if recovered else None)
     access, notes = addresses(project, options, existing, saved or stored.generate(), saved is not None, web)
     if recovered is not None:
-        notes.append(state_copy.RECOVERED.format(file=stored.state_file(project), volume=project.volume("state")))
+        notes.append(recovered.note)
     return access, notes, recovered
 
 

@@ -11,9 +11,10 @@ import tarfile
 from typing import TYPE_CHECKING
 
 from ... import credentials
-from ...credentials import Credentials
 from ...errors import TcelError
 from ...settings import Project
+from ..state_recovery import Copy, Recovered
+from ..state_recovery import recovered as recovered_from
 from .docker_api import volume, volume_labels
 
 if TYPE_CHECKING:
@@ -24,19 +25,11 @@ MOUNT = "/tcel-state"
 FILE = "state.env"
 
 
-RECOVERED = "the state file {file} was missing: its credentials were recovered from the copy in volume {volume}"
-
-
-def recovered(client: docker.DockerClient, project: Project, image: str) -> Credentials | None:
-    """For `up` without a state file: nothing for a stack without data, else the copy's credentials, written
-    back to the state file; a stack with data and no copy is refused."""
+def recovered(client: docker.DockerClient, project: Project, image: str) -> Recovered | None:
+    """For `up` without a state file: the copy's credentials, written back to the state file, and the note saying
+    so; nothing for a stack without a copy or data; a stack with data and no copy is refused."""
     data = [project.volume(s) for s in ("broker", "backend") if volume_labels(client, project.volume(s)) is not None]
-    if not data:
-        return None
-    found = recover(client, project, image)
-    if found is None:
-        raise credentials.lost_state(project, data, "the engine holds no copy of it")
-    return found
+    return recovered_from(project, data, lambda: read(client, project, image))
 
 
 def exists(client: docker.DockerClient, project: Project) -> bool:
@@ -61,8 +54,8 @@ def keep(client: docker.DockerClient, project: Project, image: str) -> None:
         carrier.remove(force=True)
 
 
-def recover(client: docker.DockerClient, project: Project, image: str) -> Credentials | None:
-    """The credentials of the copy on the engine, written back to the state file; None without a copy."""
+def read(client: docker.DockerClient, project: Project, image: str) -> Copy | None:
+    """The copy of the state file on the engine; None without one."""
     import docker
 
     if not exists(client, project):
@@ -77,7 +70,7 @@ def recover(client: docker.DockerClient, project: Project, image: str) -> Creden
         return None
     finally:
         carrier.remove(force=True)
-    return credentials.restore_state(project, text, f"volume {project.volume(SERVICE)}")
+    return Copy(text, f"volume {project.volume(SERVICE)}")
 
 
 def _carrier(client: docker.DockerClient, project: Project, image: str) -> docker.models.containers.Container:

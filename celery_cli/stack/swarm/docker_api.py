@@ -1,6 +1,6 @@
-"""The Swarm engine's Docker calls, and the typed views of what Docker returns (service, task, node): the only
-place of this engine that reads docker-py's raw `attrs`. Swarm membership, nodes, secrets, overlay networks,
-turning a ServiceSpec into a Swarm service, pushing images."""
+"""The Swarm engine's Docker calls, and the typed views of what Docker returns (service, task, node, config): the
+only place of this engine that reads docker-py's raw `attrs`. Swarm membership, nodes, secrets, configs, overlay
+networks, services, images."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from ...errors import NotRunning, UsageError
-from ...names import LABEL_SERVICE
+from ...names import LABEL_PROJECT, LABEL_SERVICE
 from ...settings import Project
 from ..docker_client import docker_time, project_filter
 
@@ -21,8 +21,6 @@ if TYPE_CHECKING:
     from docker.models.networks import Network
     from docker.models.nodes import Node as DockerNode
     from docker.models.services import Service as DockerService
-
-    from ..containers.secret_files import Owner
 
 REGISTRY_PORT = 5000  # inside the registry's container
 SERVICE_ID_LABEL = "com.docker.swarm.service.id"  # on each task container: the service it runs for
@@ -182,6 +180,15 @@ class Node:
         return bool(self.raw.attrs["Status"]["State"] == "ready" and self.raw.attrs["Spec"]["Availability"] == "active")
 
 
+@dataclass(frozen=True)
+class Config:
+    """A Swarm config as tcel reads it (its data apart: config_text)."""
+
+    id: str
+    name: str
+    created: datetime | None
+
+
 def environment_of(env: tuple[str, ...] | list[str]) -> dict[str, str]:
     """A `KEY=VALUE` list as a dict."""
     return dict(item.partition("=")[::2] for item in env)
@@ -270,16 +277,6 @@ def service_names(client: docker.DockerClient, project: Project) -> list[str]:
     return sorted(s.name for s in services(client, project)) if is_manager(client) else []
 
 
-def failures_since(service: Service, since: float) -> list[tuple[str, str]]:
-    """The node id and error of each of the service's tasks that failed or were rejected since `since` (epoch
-    seconds)."""
-    return [
-        (task.node_id, task.error)
-        for task in service.tasks()
-        if task.state in ("failed", "rejected") and task.timestamp is not None and task.timestamp.timestamp() >= since
-    ]
-
-
 def remove_services(client: docker.DockerClient, project: Project, found: list[Service], timeout: float = 60) -> None:
     """Remove services and wait until their tasks are gone from the swarm and their containers from this node
     (the network, secrets and volumes they used are free only then); other nodes remove theirs as they go."""
@@ -322,25 +319,19 @@ def image_references(client: docker.DockerClient, name: str) -> list[str]:
     ]
 
 
-def secret_owner(client: docker.DockerClient, image: str) -> Owner:
-    """Who gets a service's secret files: the image's user, as the image's own /etc/passwd resolves it (read from
-    a container made from it and removed, never started), mode 0400; root with 0444 for an image without a user
-    (the broker's and backend's, whose entry points drop to a user of their own) or one this engine cannot read."""
-    import docker
+def image_user(client: docker.DockerClient, image: str) -> str:
+    """The user an image of this engine names in its configuration ("" for none)."""
+    return str(client.images.get(image).attrs["Config"].get("User") or "")
 
-    from ..containers.secret_files import Owner, owner
 
-    everyone = Owner(0, 0, 0o444)
-    try:
-        configured = client.images.get(image).attrs["Config"].get("User") or ""
-        if configured.partition(":")[0] in ("", "root", "0"):
-            return everyone
-        container = client.containers.create(image, command=["true"], entrypoint=[])
-    except docker.errors.DockerException:
-        return everyone
-    try:
-        found = owner(container, configured)
-    finally:
-        with contextlib.suppress(docker.errors.DockerException):
-            container.remove(force=True)
-    return found if found.mode != 0o644 else everyone
+def config_copies(client: docker.DockerClient, project: Project, role: str) -> list[Config]:
+    """The project's Swarm configs of one role (their LABEL_SERVICE)."""
+    found = client.configs.list(filters={"label": [f"{LABEL_PROJECT}={project.name}", f"{LABEL_SERVICE}={role}"]})
+    return [Config(str(c.id), str(c.name), docker_time(c.attrs.get("CreatedAt", ""))) for c in found]
+
+
+def config_text(client: docker.DockerClient, config: Config) -> str:
+    """What a config holds (Swarm gives a config's data back, never a secret's)."""
+    import base64
+
+    return base64.b64decode(client.configs.get(config.id).attrs["Spec"].get("Data") or "").decode()

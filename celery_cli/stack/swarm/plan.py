@@ -7,7 +7,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from ... import credentials as stored
 from ...credentials import Credentials
 from ...errors import NotRunning, TcelError, UsageError
 from ...names import BACKEND_PORT, BROKER_PORT, LABEL_AUTOSCALE
@@ -101,9 +100,6 @@ def plan(
         raise NotRunning(f"stack {project.name}: broker or backend not running", hint="run 'tcel up' first")
     running = sorted({"broker", "backend"} & existing.keys())
     refuse_data_node_move(project, kept.get("TCEL_DATA_NODE"), data_node.hostname, running)
-    if saved is None and running:  # Swarm's secrets cannot be read back, and tcel keeps no copy there yet
-        data = [project.container(kind) for kind in running]
-        raise stored.lost_state(project, data, "Swarm does not give back the passwords its secrets hold")
     ports = PortChooser(project.name, EVERY_INTERFACE, here)
     access = (saved or fresh).with_ports(
         EVERY_INTERFACE if here else data_node.address,

@@ -65,7 +65,7 @@ def check_tasks(kind: str, service: Service, since: float) -> None:
     """Fail when the service's tasks keep failing on a node (an image it cannot pull, a container that exits at
     once). One failure here and there is Swarm's to retry (a pull that raced another on the same node)."""
     with engine_errors():
-        errors = docker_api.failures_since(service, since)
+        errors = failures_since(service, since)
     node, count = max(Counter(node for node, _ in errors).items(), key=lambda item: item[1], default=("", 0))
     if count >= FAILURES_BEFORE_GIVING_UP:
         last = next(error for where, error in errors if where == node)
@@ -75,3 +75,13 @@ def check_tasks(kind: str, service: Service, since: float) -> None:
             f"{service.name}: {count} tasks failed on node {name}, the last: {last}",
             hint=f"see 'tcel logs {kind}' and 'docker service ps {service.name}'",
         )
+
+
+def failures_since(service: Service, since: float) -> list[tuple[str, str]]:
+    """The node id and error of each of the service's tasks that failed or were rejected since `since` (epoch
+    seconds)."""
+    return [
+        (task.node_id, task.error)
+        for task in service.tasks()
+        if task.state in ("failed", "rejected") and task.timestamp is not None and task.timestamp.timestamp() >= since
+    ]

@@ -1,19 +1,22 @@
-"""Turning a stack ServiceSpec into a Swarm service (passwords as secrets, dnsrr, host-mode ports), and
-changing a running service's spec in place."""
+"""Turning a stack ServiceSpec into a Swarm service (passwords as secrets owned by the image's user, dnsrr,
+host-mode ports), and changing a running service's spec in place."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from typing import TYPE_CHECKING, Any
 
 from ...names import LABEL_SERVICE
 from ...settings import Project
 from ..specs import LOG_DRIVER, LOG_OPTIONS, ServiceSpec, secrets_in_files
-from .docker_api import Service, environment_of, secret_owner
+from .docker_api import Service, environment_of, image_user
 
 if TYPE_CHECKING:
     import docker
     from docker.models.secrets import Secret
+
+    from ..containers.secret_files import Owner
 
 # A worker's host name (its Celery node name) follows its replica slot, which Swarm keeps when it replaces a
 # task: a rescheduled worker comes back under the same name, so no ghost workers pile up in `status`.
@@ -153,3 +156,27 @@ def _with_environment(env: list[str], changes: dict[str, str | None]) -> list[st
         else:
             values[key] = value
     return [f"{key}={value}" for key, value in values.items()]
+
+
+def secret_owner(client: docker.DockerClient, image: str) -> Owner:
+    """Who gets a service's secret files: the image's user, as the image's own /etc/passwd resolves it (read from
+    a container made from it and removed, never started), mode 0400; root with 0444 for an image without a user
+    (the broker's and backend's, whose entry points drop to a user of their own) or one this engine cannot read."""
+    import docker
+
+    from ..containers.secret_files import Owner, owner
+
+    everyone = Owner(0, 0, 0o444)
+    try:
+        configured = image_user(client, image)
+        if configured.partition(":")[0] in ("", "root", "0"):
+            return everyone
+        container = client.containers.create(image, command=["true"], entrypoint=[])
+    except docker.errors.DockerException:
+        return everyone
+    try:
+        found = owner(container, configured)
+    finally:
+        with contextlib.suppress(docker.errors.DockerException):
+            container.remove(force=True)
+    return found if found.mode != 0o644 else everyone

@@ -19,7 +19,7 @@ from ..images import service_image_name
 from ..lock import project_lock
 from ..rollback import Rollback
 from ..worker_image import worker_image
-from . import docker_api, logs, plan, readiness, status, up
+from . import docker_api, logs, plan, readiness, state_copy, status, up
 from .docker_api import Service
 from .plan import SwarmPlan
 
@@ -68,6 +68,8 @@ class SwarmStack(PlannedStack[SwarmPlan]):
             progress("making this engine a single-node swarm manager")
             docker_api.init_swarm(client)
         existing = {s.kind: s for s in docker_api.services(client, project)}
+        # a lost state file comes back from the swarm's copy first: it names the data node too
+        recovered = state_copy.recovered(client, project, existing) if stored.load(project) is None else None
         kept = stored.kept(project)
         data_node = docker_api.node_of(client, options.data_node or kept.get("TCEL_DATA_NODE"))
         here = data_node.id == docker_api.manager_id(client)
@@ -76,6 +78,8 @@ class SwarmStack(PlannedStack[SwarmPlan]):
         planned = plan.plan(project, options, existing, kept, saved, stored.generate(), data_node, here)
         if made_swarm:
             planned.notes.insert(0, plan.INIT_NOTE)
+        if recovered is not None:
+            planned.notes.insert(0, recovered.note)
         planned.image = worker_image(project, options.app, options.worker_command)
         planned.worker_image = planned.image.name(options.python_image)
         python = options.python_image
@@ -92,6 +96,9 @@ class SwarmStack(PlannedStack[SwarmPlan]):
 
     def settings(self, planned: SwarmPlan, report: UpReport) -> dict[str, str]:
         return planned.settings
+
+    def keep_state(self, planned: SwarmPlan, report: UpReport) -> None:
+        state_copy.keep(self.client, self.project)
 
     def wait_ready(self, credentials: Credentials, timeout: float, progress: Progress) -> Ready:
         return readiness.wait_ready(self.services(), credentials, timeout, progress)
@@ -130,4 +137,5 @@ class SwarmStack(PlannedStack[SwarmPlan]):
                 services=sorted(s.name for s in found),
                 networks=up.remove_all(self.client, self.project, found),
                 volumes=remove_volumes(self.client, self.project) if volumes else [],
+                configs=state_copy.remove(self.client, self.project) if volumes else [],
             )
