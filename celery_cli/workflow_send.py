@@ -119,7 +119,7 @@ def index(store: ResultStore, node: Node, root: str, queue: str, sent: float) ->
         pipe.expire(FLOW_KEY + root, INDEX_TTL)
 
     with store.errors():
-        run(store.client, fill)
+        run(store, fill)
 
 
 def _group_ids(result: Any) -> dict[str, str]:

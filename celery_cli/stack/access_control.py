@@ -10,6 +10,7 @@ import hmac
 import json
 
 from ..credentials import ROLES, Credentials, role_user
+from ..names import AUTOSCALE_KEY
 
 # What a monitor (Flower, the exporter and the autoscaler) does on the broker: receive events (a queue
 # celeryev.<id> bound to the topic exchange celeryev) and broadcast remote control (the fanout exchange
@@ -41,9 +42,10 @@ REDIS_RULES = {
     # RedBeat's lock (redis-py's Lock and its own extend) runs Lua scripts too: the workers' rules cover it
     "beat": _WORKER_RULES,
     # Flower reads results; the exporter reads results, the index and the server's INFO; the autoscaler
-    # keeps its state with SET
+    # keeps its state with SET, under its one key: every key is readable (%R~, Redis 7's key permissions), only
+    # that one writable (%W~), so that its login cannot overwrite a result or the index
     "flower": "~* &* +@read +@connection +@pubsub +@transaction -keys",
-    "metrics": "~* &* +@read +@connection +@pubsub +@transaction -keys +info +set +expire",
+    "metrics": f"%R~* %W~{AUTOSCALE_KEY} &* +@read +@connection +@pubsub +@transaction -keys +info +set +expire",
 }
 ADMIN_REDIS_RULES = "~* &* +@all"  # the CLI on the host: `purge`, the index's function, its own reads
 
