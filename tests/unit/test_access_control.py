@@ -185,3 +185,33 @@ def test_the_exporters_backend_user_reads_every_key_but_writes_only_the_autoscal
     assert "%R~*" in metrics.split() and f"%W~{AUTOSCALE_KEY}" in metrics.split()
     assert "~*" not in metrics.split() and "%RW~*" not in metrics  # no key both readable and writable but its own
     assert "+set" in metrics.split() and "+@write" not in metrics
+
+
+class NoFunctionRedis(RefusingRedis):
+    """A backend without the index's function (FCALL: "Function not found") that refuses to load it."""
+
+    def pipeline(self, transaction: bool = False) -> NoFunctionRedis:
+        return self
+
+    def fcall(self, *args: object) -> None:
+        pass
+
+    def execute(self) -> list[object]:
+        from redis.exceptions import ResponseError
+
+        raise ResponseError("Function not found")
+
+
+def test_a_task_sent_to_a_backend_that_refuses_the_index_function_is_sent_with_a_warning() -> None:
+    """`call` records a task after sending it: the refusal is a warning (the task is on its way), not a failure."""
+    from redis.exceptions import NoPermissionError
+
+    from celery_cli.call import _index
+    from celery_cli.result_store import ResultStore
+    from celery_cli.task_call import TaskCall
+
+    store = ResultStore("redis://tcel:secret-password@127.0.0.1:6379/0")
+    store.__dict__["client"] = NoFunctionRedis(NoPermissionError("this user has no permissions to run 'function'"))
+    warning = _index(store, "task-1", TaskCall("tasks.add", [1, 2]), 1.0)
+    assert warning is not None and warning.startswith("task task-1 was sent, but the backend at")
+    assert "FUNCTION LOAD" in warning
