@@ -78,6 +78,22 @@ def test_the_exporters_backend_user_writes_the_autoscalers_key_only(stack) -> No
         cli.delete(AUTOSCALE_KEY)
 
 
+@pytest.mark.parametrize("role", ["flower", "metrics"])
+def test_flowers_and_the_exporters_backend_users_cannot_publish_a_forged_result(stack, role: str) -> None:
+    """A message on celery-task-meta-<id> is taken for the task's result by whoever waits for it."""
+    import redis
+
+    with role_backend(stack, role) as monitor:
+        with pytest.raises(redis.exceptions.NoPermissionError):
+            monitor.publish("celery-task-meta-x", '{"status": "SUCCESS", "result": "forged"}')
+        with pytest.raises(redis.exceptions.NoPermissionError):
+            monitor.execute_command("SPUBLISH", "celery-task-meta-x", "forged")
+        subscriber = monitor.pubsub()
+        subscriber.subscribe("celery-task-meta-x")  # what Celery's result consumer does: allowed
+        assert subscriber.get_message(timeout=3)["type"] == "subscribe"
+        subscriber.close()
+
+
 def test_a_backend_that_refuses_the_index_function_is_said_at_once_not_waited_for(stack, monkeypatch) -> None:
     """FUNCTION LOAD refused (here: the workers' login, as a backend made with other users would refuse the
     CLI's) is its own error naming the backend, raised at the first look, not 'backend not ready' at the end."""

@@ -215,3 +215,9 @@ def test_a_task_sent_to_a_backend_that_refuses_the_index_function_is_sent_with_a
     warning = _index(store, "task-1", TaskCall("tasks.add", [1, 2]), 1.0)
     assert warning is not None and warning.startswith("task task-1 was sent, but the backend at")
     assert "FUNCTION LOAD" in warning
+
+
+def test_flowers_and_the_exporters_backend_users_may_not_publish() -> None:
+    for role in ("flower", "metrics"):
+        line = next(line for line in redis_acl(ACCESS).splitlines() if line.startswith(f"user {role_user(role)} "))
+        assert line.split()[-2:] == ["-publish", "-spublish"], line  # after +@pubsub, which would allow them
