@@ -9,7 +9,7 @@ from typing import Any
 
 from . import task_index
 from .endpoints import Endpoints
-from .errors import NotFound, ServiceUnreachable, TaskFailed, UsageError
+from .errors import BackendRefused, NotFound, ServiceUnreachable, TaskFailed, UsageError
 from .names import QUEUE
 from .publisher import Sender
 from .result_follower import watch
@@ -106,6 +106,6 @@ def _index(store: ResultStore, task_id: str, call: TaskCall, sent: float) -> str
             periodic=call.periodic,
             job=call.job,
         )
-    except ServiceUnreachable as error:
+    except (ServiceUnreachable, BackendRefused) as error:  # the task is on its way all the same
         return f"task {task_id} was sent, but {error.message}"
     return None

@@ -301,6 +301,20 @@ def lost_state(project: Project, data: list[str], why: str) -> TcelError:
     )
 
 
+def other_logins(project: Project, running: list[str], way_out: str) -> TcelError:
+    """What `up` on Swarm and `scale` say when the running broker or backend (`running`: their names) were made
+    with other logins than the state file's, such as a stack made before each service had its own user: the
+    workers it would start could not log in. `way_out` keeps the data (the broker's definitions and the
+    backend's users are read again at boot)."""
+    what = " and ".join(running)
+    return TcelError(
+        f"stack {project.name}: {what} {'was' if len(running) == 1 else 'were'} made with other logins than "
+        f"{state_file(project)} names (a stack made before each service had its own broker and backend user): "
+        "its workers could not log in",
+        hint=way_out,
+    )
+
+
 def mask_url(url: str) -> str:
     """The URL, or kombu's list of failover URLs separated by ';', with every password masked, fit to print."""
     return ";".join(_mask_one_url(part) for part in url.split(";"))

@@ -55,6 +55,10 @@ class PortInUse(TcelError):
     exit_code = ExitCode.PORT_IN_USE
 
 
+class BackendRefused(TcelError):
+    """The backend answers but refuses what tcel must do there (load the task index's function)."""
+
+
 class WaitTimeout(TcelError):
     exit_code = ExitCode.TIMEOUT
 

@@ -8,6 +8,8 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from .credentials import mask_url
+from .errors import BackendRefused
 from .names import CALL_KEPT_MAX, INDEX_FUNCTION, INDEX_KEY, INDEX_LIBRARY, INDEX_TTL, INFO_KEY, JOB_KEY, MAX_TASKS
 from .names import RESULT_KEY as META_KEY
 from .result_store import ResultStore
@@ -55,7 +57,7 @@ def record_sent(
             pipe.expire(JOB_KEY + task_id, INDEX_TTL)
 
     with store.errors():
-        run(store.client, fill)
+        run(store, fill)
 
 
 def index(pipe: redis.client.Pipeline, task_id: str, fields: dict[Any, str | float], score: float) -> None:
@@ -66,11 +68,12 @@ def index(pipe: redis.client.Pipeline, task_id: str, fields: dict[Any, str | flo
     pipe.fcall(INDEX_FUNCTION, 2, INDEX_KEY, INFO_KEY + task_id, *args)
 
 
-def run(client: redis.Redis, fill: Callable[[redis.client.Pipeline], None]) -> list[Any]:
+def run(store: ResultStore, fill: Callable[[redis.client.Pipeline], None]) -> list[Any]:
     """The commands `fill` puts in a pipeline, in one round trip; on a Redis without the index's function yet,
     load it and send them again (as the workers' hooks do)."""
     from redis.exceptions import ResponseError
 
+    client = store.client
     try:
         pipe = client.pipeline(transaction=False)
         fill(pipe)
@@ -78,15 +81,43 @@ def run(client: redis.Redis, fill: Callable[[redis.client.Pipeline], None]) -> l
     except ResponseError as exc:
         if "function not found" not in str(exc).lower():
             raise
-        load_function(client)
+        load_function(store)
         pipe = client.pipeline(transaction=False)
         fill(pipe)
         return pipe.execute()
 
 
-def load_function(client: redis.Redis) -> None:
-    """Load (or replace) the index's function, which the workers call and may not load themselves."""
-    client.function_load(INDEX_LIBRARY, replace=True)
+def load_function(store: ResultStore) -> None:
+    """Load (or replace) the index's function, which the workers call and may not load themselves. A backend
+    that answers but refuses it (an ACL without FUNCTION for this login, a Redis older than 7, a replica) is
+    BackendRefused, not a backend that does not answer: waiting longer would not change it."""
+    from redis.exceptions import ResponseError
+
+    try:
+        store.client.function_load(INDEX_LIBRARY, replace=True)
+    except ResponseError as exc:
+        raise function_refused(store.backend_url, exc) from None
+
+
+def function_refused(backend_url: str, cause: Exception) -> BackendRefused:
+    """What to say when the backend refuses FUNCTION LOAD, with the way out its reason points to."""
+    from redis.exceptions import NoPermissionError
+
+    reason = str(cause).splitlines()[0] if str(cause) else type(cause).__name__
+    if "unknown command" in reason.lower():
+        hint = "tcel needs Redis 7 or newer as the backend: give such an image with --backend-image"
+    elif isinstance(cause, NoPermissionError):
+        hint = (
+            "the backend's users are not the ones this stack's state file names (made by another tcel, or "
+            "another --backend-url): 'tcel down' then 'tcel up' keeps the data and gives the backend its users again"
+        )
+    else:
+        hint = "see 'tcel logs backend'"
+    return BackendRefused(
+        f"the backend at {mask_url(backend_url)} answers but refuses to load tcel's task index function "
+        f"(FUNCTION LOAD: {reason})",
+        hint=hint,
+    )
 
 
 def stored_call(store: ResultStore, task_id: str) -> tuple[list[Any], dict[str, Any], str | None] | None:

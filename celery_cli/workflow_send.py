@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from .credentials import mask_url
 from .endpoints import Endpoints
-from .errors import ServiceUnreachable, start_or_check, unreachable
+from .errors import BackendRefused, ServiceUnreachable, start_or_check, unreachable
 from .names import FLOW_KEY, INDEX_TTL, INFO_KEY
 from .result_store import ResultStore
 from .task_args import shown
@@ -40,7 +40,7 @@ def send(endpoints: Endpoints, node: Node, queue: str) -> str:
     if endpoints.backend_url is not None:
         try:
             index(ResultStore(endpoints.backend_url), node, root, queue, time.time())
-        except ServiceUnreachable as error:
+        except (ServiceUnreachable, BackendRefused) as error:
             raise ServiceUnreachable(
                 f"workflow {root} was sent, but filing it in the backend failed: {error.message}",
                 hint=f"it goes on; once the backend answers, 'tcel result {root} --tree' shows what the workers saw",
@@ -119,7 +119,7 @@ def index(store: ResultStore, node: Node, root: str, queue: str, sent: float) ->
         pipe.expire(FLOW_KEY + root, INDEX_TTL)
 
     with store.errors():
-        run(store.client, fill)
+        run(store, fill)
 
 
 def _group_ids(result: Any) -> dict[str, str]:

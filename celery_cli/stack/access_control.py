@@ -10,6 +10,7 @@ import hmac
 import json
 
 from ..credentials import ROLES, Credentials, role_user
+from ..names import AUTOSCALE_KEY
 
 # What a monitor (Flower, the exporter and the autoscaler) does on the broker: receive events (a queue
 # celeryev.<id> bound to the topic exchange celeryev) and broadcast remote control (the fanout exchange
@@ -36,14 +37,19 @@ VHOST = "/"
 # the workers keep EVAL/EVALSHA/SCRIPT LOAD: Redis's ACL cannot allow some scripts only, but a script's commands
 # are checked against the caller's rules, so @dangerous stays refused inside Lua too.
 _WORKER_RULES = "~* &* +@all -@dangerous -@scripting +fcall +eval +evalsha +script|load +script|exists"
+_NO_PUBLISH = "-publish -spublish"
 REDIS_RULES = {
     "worker": _WORKER_RULES,
     # RedBeat's lock (redis-py's Lock and its own extend) runs Lua scripts too: the workers' rules cover it
     "beat": _WORKER_RULES,
     # Flower reads results; the exporter reads results, the index and the server's INFO; the autoscaler
-    # keeps its state with SET
-    "flower": "~* &* +@read +@connection +@pubsub +@transaction -keys",
-    "metrics": "~* &* +@read +@connection +@pubsub +@transaction -keys +info +set +expire",
+    # keeps its state with SET, under its one key: every key is readable (%R~, Redis 7's key permissions), only
+    # that one writable (%W~), so that its login cannot overwrite a result or the index. Both may subscribe
+    # (Celery's result consumer) but not publish: a message on a result's channel (celery-task-meta-<id>) is
+    # taken for the result by whoever waits for it (Celery's AsyncResult, tcel's result_follower)
+    "flower": f"~* &* +@read +@connection +@pubsub +@transaction -keys {_NO_PUBLISH}",
+    "metrics": f"%R~* %W~{AUTOSCALE_KEY} &* +@read +@connection +@pubsub +@transaction -keys +info +set +expire "
+    + _NO_PUBLISH,
 }
 ADMIN_REDIS_RULES = "~* &* +@all"  # the CLI on the host: `purge`, the index's function, its own reads
 

@@ -130,7 +130,7 @@ def _load_index_function(access: Credentials) -> None:
 
     store = ResultStore(access.backend_url(), PROBE_TIMEOUT)
     with store.errors():
-        load_function(store.client)
+        load_function(store)
 
 
 def _beat_ticking(access: Credentials, since: float) -> bool:

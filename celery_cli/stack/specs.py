@@ -95,6 +95,12 @@ class ServiceSpec:
         return labels
 
 
+def made_with_other_files(project: Project, spec: ServiceSpec, labels: dict[str, str]) -> bool:
+    """Whether a running container or service of `spec`, whose labels are `labels`, was made with other files
+    (logins) than the spec's, such as a broker or backend made before each service had its own user."""
+    return labels.get(LABEL_FILES, "") != spec.labels(project).get(LABEL_FILES, "")
+
+
 def files_digest(files: dict[str, bytes]) -> str:
     digest = hashlib.sha256()
     for path, content in sorted(files.items()):

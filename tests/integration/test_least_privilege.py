@@ -8,7 +8,7 @@ import uuid
 import pytest
 
 from celery_cli.credentials import ROLES, role_user, state_file
-from celery_cli.names import INFO_KEY
+from celery_cli.names import AUTOSCALE_KEY, INFO_KEY
 from celery_cli.settings import resolve_project
 
 
@@ -50,6 +50,70 @@ def test_the_workers_backend_user_is_refused_flush_config_functions_and_keys_whi
     with redis.Redis.from_url(stack.connection.backend_url(), socket_timeout=3, decode_responses=True) as cli:
         written = cli.hgetall(INFO_KEY + record["id"])
     assert {"started", "finished", "worker"} <= written.keys(), written
+
+
+def role_backend(stack, role: str):
+    import redis
+
+    c = stack.connection
+    url = f"redis://{role_user(role)}:{c.role_passwords[role]}@127.0.0.1:{c.backend_port}/0"
+    return redis.Redis.from_url(url, socket_timeout=3)
+
+
+def test_the_exporters_backend_user_writes_the_autoscalers_key_only(stack) -> None:
+    import redis
+
+    record = stack.tcel_json("add", "1", "1", "--wait")
+    result_key = f"celery-task-meta-{record['id']}"
+    with role_backend(stack, "metrics") as metrics:
+        assert metrics.set(AUTOSCALE_KEY, "{}", ex=60)  # what the autoscaler writes (autoscale_state.write)
+        assert metrics.get(result_key)  # it reads every key (results, the index)
+        for key in (result_key, "celery-task-meta-x", "tcel:tasks", AUTOSCALE_KEY + "x"):
+            with pytest.raises(redis.exceptions.NoPermissionError):
+                metrics.set(key, "forged")
+        with pytest.raises(redis.exceptions.NoPermissionError):
+            metrics.expire(result_key, 1)
+    with redis.Redis.from_url(stack.connection.backend_url(), socket_timeout=3) as cli:
+        assert b"forged" not in (cli.get(result_key) or b"")
+        cli.delete(AUTOSCALE_KEY)
+
+
+@pytest.mark.parametrize("role", ["flower", "metrics"])
+def test_flowers_and_the_exporters_backend_users_cannot_publish_a_forged_result(stack, role: str) -> None:
+    """A message on celery-task-meta-<id> is taken for the task's result by whoever waits for it."""
+    import redis
+
+    with role_backend(stack, role) as monitor:
+        with pytest.raises(redis.exceptions.NoPermissionError):
+            monitor.publish("celery-task-meta-x", '{"status": "SUCCESS", "result": "forged"}')
+        with pytest.raises(redis.exceptions.NoPermissionError):
+            monitor.execute_command("SPUBLISH", "celery-task-meta-x", "forged")
+        subscriber = monitor.pubsub()
+        subscriber.subscribe("celery-task-meta-x")  # what Celery's result consumer does: allowed
+        assert subscriber.get_message(timeout=3)["type"] == "subscribe"
+        subscriber.close()
+
+
+def test_a_backend_that_refuses_the_index_function_is_said_at_once_not_waited_for(stack, monkeypatch) -> None:
+    """FUNCTION LOAD refused (here: the workers' login, as a backend made with other users would refuse the
+    CLI's) is its own error naming the backend, raised at the first look, not 'backend not ready' at the end."""
+    import time
+    from dataclasses import replace
+
+    from celery_cli import credentials
+    from celery_cli.errors import BackendRefused
+    from celery_cli.stack.readiness import wait_until_answering
+
+    monkeypatch.setattr(credentials, "BACKEND_USER", role_user("worker"))
+    as_worker = replace(stack.connection, backend_password=stack.connection.role_passwords["worker"])
+    started = time.monotonic()
+    with pytest.raises(
+        BackendRefused, match=r"backend at redis://tcel-worker:.*FUNCTION LOAD: .*no permissions"
+    ) as refused:
+        wait_until_answering(as_worker, set(), lambda pending, since: None, 20.0, lambda message: None)
+    assert time.monotonic() - started < 10
+    assert as_worker.role_passwords["worker"] not in str(refused.value)  # masked
+    assert "tcel down" in str(refused.value.hint)
 
 
 def test_the_backends_default_user_is_off(stack) -> None:

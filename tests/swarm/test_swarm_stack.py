@@ -378,7 +378,10 @@ def test_down_leaves_nothing_on_any_node(lab: Lab, swarm_stack: StackProject):
     deadline = time.monotonic() + 60  # a node removes its containers as its agent catches up
     for name, client in lab.clients.items():
         while client.containers.list(all=True, filters=label) or client.networks.list(filters=label):
-            assert time.monotonic() < deadline, f"containers or networks left on {name}"
+            left = [f"{c.name} ({c.status})" for c in client.containers.list(all=True, filters=label)] + [
+                n.name for n in client.networks.list(filters=label)
+            ]
+            assert time.monotonic() < deadline, f"left on {name}: {', '.join(left)}"
             time.sleep(1)
     assert lab.engine.volumes.list(filters=label) == []
     assert lab.engine.images.list(name=f"{registry}/tcel-worker") == []  # the tags of the registry that went

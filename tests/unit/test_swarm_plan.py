@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import socket
 from dataclasses import replace
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
 from celery_cli import credentials
 from celery_cli.errors import NotRunning, UsageError
+from celery_cli.names import LABEL_FILES
 from celery_cli.settings import Project
+from celery_cli.stack import specs
 from celery_cli.stack.base import UpOptions
 from celery_cli.stack.swarm.docker_api import Node, Service
 from celery_cli.stack.swarm.plan import plan, worker_change
@@ -27,9 +30,15 @@ def node(hostname: str, address: str = "10.0.0.2") -> Node:
     )
 
 
-def service(kind: str, published: int | None = None) -> Service:
+def service(kind: str, published: int | None = None, made_with: credentials.Credentials | None = SAVED) -> Service:
+    """A running service; a broker or backend made with the files (logins) `made_with` gives, None: by a tcel
+    from before each service had its own user (no files label)."""
     ports = [{"PublishedPort": published, "TargetPort": 1, "Protocol": "tcp"}] if published else []
-    attrs = {"Spec": {"Labels": {"io.tcel.service": kind}, "EndpointSpec": {"Ports": ports}}}
+    labels = {"io.tcel.service": kind}
+    if kind in ("broker", "backend") and made_with is not None:
+        spec = getattr(specs, kind)(Project(name="any", directory=Path()), OPTIONS, made_with)
+        labels[LABEL_FILES] = spec.labels(Project(name="any", directory=Path()))[LABEL_FILES]
+    attrs = {"Spec": {"Labels": labels, "EndpointSpec": {"Ports": ports}}}
     return Service(SimpleNamespace(attrs=attrs))
 
 
@@ -128,3 +137,32 @@ def test_the_autoscalers_policy_is_kept_and_scale_keeps_the_one_that_runs(tmp_pa
     running["autoscaler"].raw.attrs["Spec"]["Labels"]["io.tcel.autoscale"] = "2:4:5:30"
     workers_only = replace(OPTIONS, workers_only=True, autoscale="")
     assert plan(project(tmp_path), workers_only, running, {}, SAVED, FRESH, node("m"), False).autoscale == "2:4:5:30"
+
+
+ROLES_SAVED = SAVED.with_role_passwords()
+
+
+@pytest.mark.parametrize("workers_only", [False, True], ids=["up", "scale"])
+def test_a_broker_and_backend_made_before_the_roles_are_refused_with_down_then_up(tmp_path, workers_only) -> None:
+    """`up` keeps a running broker and backend service: made by a tcel from before each service had its own user,
+    they would never let the new workers in (the backend's readiness timed out). Refused, naming both and the way
+    out that keeps the data; `scale` too."""
+    options = replace(OPTIONS, workers_only=workers_only)
+    old = {"broker": service("broker", 5672, made_with=None), "backend": service("backend", 6379, made_with=None)}
+    with pytest.raises(credentials.TcelError, match=r"made with other logins") as refused:
+        plan(project(tmp_path), options, old, {}, ROLES_SAVED, FRESH, node("m"), False)
+    message = str(refused.value)
+    assert "tcel-demo-broker and tcel-demo-backend were" in message and "workers could not log in" in message
+    assert "'tcel down'" in message and "then 'tcel up'" in message and "--volumes" not in message
+    assert "\n" not in message
+    # made with the roles this state names: planned as before
+    current = {"broker": service("broker", 5672, ROLES_SAVED), "backend": service("backend", 6379, ROLES_SAVED)}
+    assert plan(project(tmp_path), options, current, {}, ROLES_SAVED, FRESH, node("m"), False).credentials
+
+
+def test_a_state_file_that_lost_the_roles_passwords_is_refused_while_the_backend_runs_with_them(tmp_path) -> None:
+    """The state's roles are new passwords (with_role_passwords) that the running backend does not know."""
+    running = {"backend": service("backend", 6379, ROLES_SAVED)}
+    renewed = SAVED.with_role_passwords()
+    with pytest.raises(credentials.TcelError, match=r"tcel-demo-backend was made with other logins"):
+        plan(project(tmp_path), OPTIONS, running, {}, renewed, FRESH, node("m"), False)

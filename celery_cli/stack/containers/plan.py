@@ -62,6 +62,7 @@ def plan(client: docker.DockerClient, project: Project, options: UpOptions, exis
     access, notes, recovered = _access(client, project, options, existing, web)
     if options.workers_only:
         _require_running(project, existing, ("broker", "backend"))
+        _refuse_other_logins(project, options, existing, access)
     workers = [c for c in existing.values() if c.service == "worker"]
     options = _with_policy(project, options, existing)
     count = options.workers or len(workers) or (int(options.autoscale.split(":")[0]) if options.autoscale else 1)
@@ -189,6 +190,24 @@ def _with_policy(project: Project, options: UpOptions, existing: Existing) -> Up
         return options
     autoscaler = existing.get(project.container("autoscaler"))
     return replace(options, autoscale=autoscaler.labels.get(LABEL_AUTOSCALE, "") if autoscaler is not None else "")
+
+
+# `up` replaces a broker or backend container made with other logins (the data stays in its volume); `scale`
+# leaves them alone
+UP_FIRST = "run 'tcel up' first: it replaces them with ones that read their users again, and the data stays"
+
+
+def _refuse_other_logins(project: Project, options: UpOptions, existing: Existing, access: Credentials) -> None:
+    """`tcel scale` refuses a broker or backend made with other logins (a stack made before each service had
+    its own user): the workers it would add could not log in."""
+    wanted = (specs.broker(project, options, access), specs.backend(project, options, access))
+    stale = [
+        project.container(spec.service)
+        for spec in wanted
+        if specs.made_with_other_files(project, spec, existing[project.container(spec.service)].labels)
+    ]
+    if stale:
+        raise stored.other_logins(project, stale, UP_FIRST)
 
 
 def _require_running(project: Project, existing: Existing, services: tuple[str, ...]) -> None:

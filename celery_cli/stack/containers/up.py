@@ -8,13 +8,13 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 from ...credentials import Credentials
-from ...names import LABEL_FILES
 from ...output import Progress
 from ...settings import Project
 from ..base import UpReport
 from ..images import build_service_image, ensure_pulled, refresh
 from ..ports import port_free, port_in_use
 from ..rollback import Rollback
+from ..specs import made_with_other_files
 from . import data, docker_api
 from .docker_api import Container
 from .plan import Existing, UpPlan
@@ -156,7 +156,7 @@ def _remove_other_logins(project: Project, existing: Existing, plan: UpPlan) -> 
     stale = []
     for spec in plan.services:
         found = existing.get(project.container(spec.service, spec.number))
-        if found is not None and found.labels.get(LABEL_FILES, "") != spec.labels(project).get(LABEL_FILES, ""):
+        if found is not None and made_with_other_files(project, spec, found.labels):
             stale.append(found)
     docker_api.stop_and_remove(stale)
     for c in stale:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from ... import credentials as stored
 from ...credentials import Credentials
 from ...errors import NotRunning, TcelError, UsageError
 from ...names import BACKEND_PORT, BROKER_PORT, LABEL_AUTOSCALE
@@ -108,6 +109,7 @@ def plan(
             "backend", _running_port(existing, "backend", saved), options.backend_port, _kept(saved, "backend")
         ),
     )
+    refuse_other_logins(project, options, existing, access)
     if not options.registry:  # the registry tcel runs, and its mirrors, refuse anyone without its login
         access = access.with_registry_login()
     with_flower = not options.workers_only and (options.flower or "flower" in existing)
@@ -130,6 +132,29 @@ def plan(
         # `tcel scale` keeps the autoscaler as it runs
         autoscale=options.autoscale if not options.workers_only else existing_policy(existing),
     )
+
+
+# A broker or backend service reads its logins (definitions, ACL users) at boot, and `up` keeps one that runs
+DOWN_UP = (
+    "'tcel down' (the data volumes on the data node and the state file stay) then 'tcel up': the broker and "
+    "backend read their users again when they start"
+)
+
+
+def refuse_other_logins(
+    project: Project, options: UpOptions, existing: dict[str, Service], access: Credentials
+) -> None:
+    """Refuse a running broker or backend service made with other logins than `access` gives (a stack made before
+    each service had its own user, or whose state file lost the roles' passwords): `up` keeps them as they run,
+    and workers with the new logins would never answer."""
+    wanted = {"broker": specs.broker(project, options, access), "backend": specs.backend(project, options, access)}
+    stale = [
+        project.container(kind)
+        for kind, spec in wanted.items()
+        if kind in existing and specs.made_with_other_files(project, spec, existing[kind].labels)
+    ]
+    if stale:
+        raise stored.other_logins(project, stale, DOWN_UP)
 
 
 def existing_policy(existing: dict[str, Service]) -> str:

@@ -1,7 +1,9 @@
 """Pulling an image pinned by its digest once on every node before a service runs it: Docker 20.10 fails one of
 two pulls by digest that start together on a node (`ref moby/1/unknown-sha256:... locked`), as two workers placed
 on one node do; a node that holds the image already starts a task pinned by digest without pulling it at all. The
-pull is a one-shot global job (one task per node that takes tasks, so one pull per node), removed once done."""
+pull is a global service whose task on each node runs `true` once and is not restarted (one pull per node),
+removed once every task is complete. Not a global job: Docker 20.10 never removes a job's tasks nor their
+containers when the job is removed (moby/moby#42789, #44312), which left an exited container per node and pull."""
 
 from __future__ import annotations
 
@@ -43,7 +45,7 @@ def prepull(
                 name=project.container("prepull"),
                 labels=labels,
                 container_labels=labels,
-                mode=types.ServiceMode("global-job"),
+                mode=types.ServiceMode("global"),
                 constraints=constraints,
                 restart_policy=types.RestartPolicy(condition="none"),
             )
@@ -57,8 +59,8 @@ def prepull(
 
 
 def _wait_done(client: docker.DockerClient, job: Service) -> None:
-    """Wait until the job's task on every node it runs on is complete (Swarm makes a global job's tasks, one per
-    eligible node, all at once); fail on a node whose task failed."""
+    """Wait until the job's task on every node it runs on is complete (Swarm makes a global service's tasks, one
+    per eligible node, all at once); fail on a node whose task failed."""
     deadline = time.monotonic() + PREPULL_WAIT
     while True:
         with engine_errors():
