@@ -23,6 +23,8 @@ KEPT = (
     # which engine runs the stack, and on Swarm where its data lives and which registry carries its image (not
     # the registry's image: it holds no data, and a registry tcel makes runs the one configured then)
     "TCEL_ENGINE",
+    # which broker the stack runs: rabbitmq (the default) or redis (`up --broker`)
+    "TCEL_BROKER",
     "TCEL_DATA_NODE",
     "TCEL_REGISTRY",
     "TCEL_REGISTRY_PORT",
@@ -54,6 +56,7 @@ class Credentials:
     metrics_user: str = ""  # the exporter's basic-auth login, made the first time `up --metrics` runs
     metrics_password: str = ""
     metrics_port: int = METRICS_PORT
+    broker: str = "rabbitmq"  # which broker runs: rabbitmq, or redis (broker_kind.py)
 
     @property
     def host(self) -> str:
@@ -62,6 +65,8 @@ class Credentials:
 
     def broker_url(self, host: str | None = None, port: int | None = None) -> str:
         host = host or self.host
+        if self.broker == "redis":  # Redis checks only the password (requirepass), the same generated one
+            return f"redis://:{self.broker_password}@{_netloc(host)}:{port or self.broker_port}/0"
         return f"amqp://{self.broker_user}:{self.broker_password}@{_netloc(host)}:{port or self.broker_port}//"
 
     def backend_url(self, host: str | None = None, port: int | None = None) -> str:
@@ -140,6 +145,7 @@ def load(project: Project) -> Credentials | None:
         metrics_user=values.get("TCEL_METRICS_USER", ""),
         metrics_password=values.get("TCEL_METRICS_PASSWORD", ""),
         metrics_port=int(values.get("TCEL_METRICS_PORT", METRICS_PORT)),
+        broker=values.get("TCEL_BROKER") or "rabbitmq",
     )
 
 
@@ -176,6 +182,7 @@ def save(project: Project, credentials: Credentials, settings: dict[str, str] | 
         "TCEL_BIND": credentials.bind,
         "TCEL_BROKER_PORT": credentials.broker_port,
         "TCEL_BACKEND_PORT": credentials.backend_port,
+        "TCEL_BROKER": credentials.broker,
         **(
             {
                 "TCEL_FLOWER_USER": credentials.flower_user,
@@ -194,7 +201,8 @@ def save(project: Project, credentials: Credentials, settings: dict[str, str] | 
             if credentials.metrics_password
             else {}
         ),
-        **{key: value for key, value in (settings or {}).items() if key in KEPT},
+        # the broker is the credentials' own (their URLs depend on it), not a setting to override
+        **{key: value for key, value in (settings or {}).items() if key in KEPT and key != "TCEL_BROKER"},
     }
     _write_state(project, "".join(env_line(key, str(value)) for key, value in lines.items()))
 
