@@ -4,6 +4,7 @@ between their URLs, their visibility timeout, and what only RabbitMQ offers."""
 from __future__ import annotations
 
 import os
+from datetime import datetime
 from urllib.parse import urlsplit
 
 from .errors import UsageError
@@ -48,3 +49,22 @@ def rabbitmq_only(what: str, broker_url: str) -> None:
             f"{what} works with a RabbitMQ broker only; this stack's broker is Redis",
             hint="run 'tcel down', then 'tcel up --broker rabbitmq' to use it (see docs/redis-broker.md)",
         )
+
+
+def eta_warning(broker_url: str, countdown: float | None, eta: datetime | None) -> str | None:
+    """On a Redis broker, the warning for a task that waits (countdown or ETA) longer than the visibility timeout:
+    a worker holds it unacked all that time, and kombu hands it to another worker once the timeout passes, so
+    it runs more than once (Celery's documented caveat of the Redis transport)."""
+    if not is_redis(broker_url):
+        return None
+    wait = countdown if countdown is not None else None
+    if wait is None and eta is not None:
+        wait = (eta - datetime.now(eta.tzinfo)).total_seconds()
+    limit = visibility_timeout()
+    if wait is None or wait <= limit:
+        return None
+    return (
+        f"this task waits {wait:.0f} s, longer than the Redis broker's visibility timeout ({limit} s): a worker holds "
+        f"it unacked meanwhile and kombu gives it to another worker every {limit} s, so it may run more than once "
+        f"(raise {VISIBILITY_VARIABLE} for workers and clients, or see docs/redis-broker.md)"
+    )
