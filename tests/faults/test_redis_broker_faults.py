@@ -9,6 +9,7 @@ the test shows the wait; late acks are what keeps the tasks: without them the sa
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 
@@ -98,7 +99,8 @@ def test_without_late_acks_the_same_kill_loses_tasks_on_redis(healthy) -> None:
 def test_queued_tasks_survive_a_broker_restart_through_its_append_only_file(healthy) -> None:
     container(healthy, "worker-1").stop(timeout=5)
     ids = send(healthy, 5)
-    ready = next(q for q in healthy.tcel_json("status")["queues"] if q["name"] == "celery")["ready"]
+    shown = json.loads(healthy.tcel("status", "--json").stdout)  # exit 11: the worker is stopped
+    ready = next(q for q in shown["queues"] if q["name"] == "celery")["ready"]
     assert ready == 5
     time.sleep(1.5)  # appendfsync everysec: what Redis took is on disk within a second
     container(healthy, "broker").restart(timeout=10)
