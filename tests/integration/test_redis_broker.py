@@ -142,15 +142,6 @@ def test_switching_brokers_while_the_stack_runs_is_refused(redis_stack) -> None:
     assert redis_stack.connection.broker == "redis"
 
 
-def test_a_later_up_and_down_keep_the_broker_remembered(redis_stack) -> None:
-    again = redis_stack.tcel("up")  # no --broker: as last started
-    assert again.code == 0 and "nothing changed" in again.stderr, again.stderr
-    down = redis_stack.tcel("down")
-    assert down.code == 0, down.stderr
-    assert not redis_stack.containers()
-    assert redis_stack.connection.broker == "redis"
-
-
 @pytest.mark.parametrize("priority", [None, 7])
 def test_what_tcel_pushes_is_what_celerys_send_task_pushes(redis_stack, priority: int | None) -> None:
     """The same call through Celery's own send_task and through `tcel call`, into a queue nobody consumes: the
@@ -184,3 +175,12 @@ def test_what_tcel_pushes_is_what_celerys_send_task_pushes(redis_stack, priority
         k: v for k, v in theirs["properties"].items() if k not in by_nature
     }
     assert (ours["content-type"], ours["content-encoding"]) == (theirs["content-type"], theirs["content-encoding"])
+
+
+def test_a_later_up_and_down_keep_the_broker_remembered(redis_stack) -> None:
+    again = redis_stack.tcel("up")  # no --broker: as last started
+    assert again.code == 0 and "nothing changed" in again.stderr, again.stderr
+    down = redis_stack.tcel("down")
+    assert down.code == 0, down.stderr
+    assert not redis_stack.containers()
+    assert redis_stack.connection.broker == "redis"
