@@ -4,8 +4,9 @@ append-only file.
 
 On Redis a task a worker has taken but not acked sits in kombu's `unacked` hash; nothing tells the broker the
 worker died, so it is handed back to the queue only once the visibility timeout has passed since delivery
-(kombu's `restore_visible`, run by the surviving or restarted workers). The stack runs with a 10 s timeout so
-the test shows the wait; late acks are what keeps the tasks: without them the same kill loses them."""
+(kombu's `restore_visible`, run by the surviving or restarted workers: kombu 5.7 scans on a worker's start, then
+every `unacked_restore_interval` x `unacked_restore_throttle` = 10 x 10 s). The stack runs with a 10 s timeout
+so the test shows the wait; late acks are what keeps the tasks: without them the same kill loses them."""
 
 from __future__ import annotations
 
@@ -75,7 +76,7 @@ def kill_the_worker_mid_tasks(stack: StackProject, wait: float) -> tuple[int, in
 
 
 def test_a_killed_workers_tasks_come_back_after_the_visibility_timeout_and_none_is_lost(healthy) -> None:
-    in_flight, right, twice, lost, came_back = kill_the_worker_mid_tasks(healthy, wait=120)
+    in_flight, right, twice, lost, came_back = kill_the_worker_mid_tasks(healthy, wait=180)
     print(
         f"\nFAULT (Redis broker, visibility timeout {VISIBILITY} s) worker killed mid-task: sent {SENT}, in flight "
         f"at the kill {in_flight}, came back {right}, ran twice {twice}, lost {lost}, first rerun "
