@@ -142,41 +142,6 @@ def test_switching_brokers_while_the_stack_runs_is_refused(redis_stack) -> None:
     assert redis_stack.connection.broker == "redis"
 
 
-@pytest.mark.parametrize("priority", [None, 7])
-def test_what_tcel_pushes_is_what_celerys_send_task_pushes(redis_stack, priority: int | None) -> None:
-    """The same call through Celery's own send_task and through `tcel call`, into a queue nobody consumes: the
-    same list (kombu's priority step for 7 is 9), and the same envelope, body, headers and properties but for
-    what differs by nature (ids, times, the sender's name, delivery tags)."""
-    import base64
-    import uuid
-
-    queue = f"compare-{uuid.uuid4().hex[:8]}"
-    key = queue if priority is None else f"{queue}\x06\x169"
-    client, broker = plain_client(redis_stack), broker_client(redis_stack)
-    try:
-        client.send_task("tasks.add", [1, 2], queue=queue, priority=priority)
-        extra = [] if priority is None else ["--priority", str(priority)]
-        sent = redis_stack.tcel("call", "tasks.add", "1", "2", "--queue", queue, "--no-check", *extra)
-        assert sent.code == 0, sent.stderr
-        theirs, ours = (json.loads(raw) for raw in reversed(broker.lrange(key, 0, -1)))
-    finally:
-        broker.delete(key)
-        client.close()
-        broker.close()
-    assert set(ours) == set(theirs)
-    assert json.loads(base64.b64decode(ours["body"])) == json.loads(base64.b64decode(theirs["body"]))
-    differ = {"id", "root_id", "origin", "argsrepr", "kwargsrepr"}  # origin: the host and pid; reprs: equal below
-    assert {k: v for k, v in ours["headers"].items() if k not in differ} == {
-        k: v for k, v in theirs["headers"].items() if k not in differ
-    }
-    assert (ours["headers"]["argsrepr"], ours["headers"]["kwargsrepr"]) == ("[1, 2]", "{}")
-    by_nature = {"correlation_id", "delivery_tag"}
-    assert {k: v for k, v in ours["properties"].items() if k not in by_nature} == {
-        k: v for k, v in theirs["properties"].items() if k not in by_nature
-    }
-    assert (ours["content-type"], ours["content-encoding"]) == (theirs["content-type"], theirs["content-encoding"])
-
-
 def test_a_later_up_and_down_keep_the_broker_remembered(redis_stack) -> None:
     again = redis_stack.tcel("up")  # no --broker: as last started
     assert again.code == 0 and "nothing changed" in again.stderr, again.stderr
