@@ -113,6 +113,13 @@ def _where(url: object) -> str:
 STACK_BACKEND = os.environ.get("CELERY_RESULT_BACKEND")
 app = find_app(os.environ["TCEL_APP"])
 KEPT_BY_PROJECT = _apply(app.conf)
+# A Redis broker (`tcel up --broker redis`) hands a task delivered but not acked back to its queue after kombu's
+# visibility timeout: tcel sets it explicitly (TCEL_VISIBILITY_TIMEOUT, else kombu's own 1 h), as its clients do,
+# unless the project sets transport options of its own.
+if str(app.conf.broker_url or "").startswith(("redis://", "rediss://")) and not _set_by_project(
+    app.conf, "broker_transport_options"
+):
+    app.conf.broker_transport_options = {"visibility_timeout": int(os.environ.get("TCEL_VISIBILITY_TIMEOUT") or 3600)}
 if STACK_BACKEND and not app.conf.get("redbeat_redis_url"):
     app.conf.redbeat_redis_url = STACK_BACKEND
 if not _set_by_project(app.conf, "beat_max_loop_interval"):
