@@ -1,6 +1,6 @@
 """Faults on a Redis broker (`tcel up --broker redis`): what a SIGKILLed worker held comes back after the
-visibility timeout and is not lost (duplicates counted), and queued tasks outlive a broker restart through its
-append-only file.
+visibility timeout and is not lost (duplicates counted), queued tasks outlive a broker restart through its
+append-only file, and a worker cut off from the network while tasks are sent consumes them once reconnected.
 
 On Redis a task a worker has taken but not acked sits in kombu's `unacked` hash; nothing tells the broker the
 worker died, so it is handed back to the queue only once the visibility timeout has passed since delivery
@@ -13,6 +13,8 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 
 import pytest
 
@@ -23,12 +25,15 @@ from tests.faults.conftest import (
     runs,
     send,
     send_counted,
+    stored,
     switched_off,
     tally,
     wait_running,
     wait_stored,
+    write_celeryconfig,
     write_fault_project,
 )
+from tests.faults.test_worker_cut_off import address, log, reconnect_elsewhere
 
 VISIBILITY = 10  # seconds: the stack's visibility timeout, short so the comeback shows within the test
 SENT = 12
@@ -110,3 +115,88 @@ def test_queued_tasks_survive_a_broker_restart_through_its_append_only_file(heal
     ran = sum(r.get("state") == "SUCCESS" for r in records.values())
     print(f"\nFAULT (Redis broker) restarted with 5 tasks queued: {ran} ran after it")
     assert [records[task_id].get("result") for task_id in ids] == list(range(5))
+
+
+# The network cut: the worker, idle, is disconnected from the stack's network; tasks are sent meanwhile (they wait
+# in the queue: the BRPOP the worker had waiting ends on Redis's side within kombu's brpop_timeout, 1 s); it is
+# connected again on another address (test_worker_cut_off.reconnect_elsewhere: its old connections then never
+# hear from either end again, as when a host moves), and must consume them by itself.
+CUT = 8
+CUT_TASKS = 6
+RECOVERY = 60  # seconds from the reconnection: a command on a silent connection fails after 10 s (socket_timeout),
+# then Celery connects again (every 2, 4, 6... s while the network is away)
+
+
+@dataclass
+class Cut:
+    stored_while_cut: int
+    recovered_after: float | None  # seconds from the reconnection until every result was stored; None: not in time
+    addresses: tuple[str, str]
+    right: int
+    lost: int
+
+
+def cut_off_while_tasks_are_sent(stack: StackProject) -> Cut:
+    worker, network = container(stack, "worker-1"), stack.networks()[0]
+    before, cut_at = address(worker, network.name), int(time.time())
+    network.disconnect(worker)
+    try:
+        time.sleep(3)
+        expected = send_counted(stack, CUT_TASKS, 1)
+        time.sleep(CUT)
+        while_cut = sum(r.get("status") == "SUCCESS" for r in stored(stack, list(expected)).values())
+    finally:
+        reconnect_elsewhere(stack, worker, network)
+    reconnected, after = time.monotonic(), address(worker, network.name)
+    records = wait_stored(stack, expected, timeout=RECOVERY)
+    recovered = tally(records, expected)[1] == 0
+    took = time.monotonic() - reconnected if recovered else None
+    if not recovered:  # recover as an operator would, and count what was lost
+        print("\n  worker-1 log, after the cut:\n    " + "\n    ".join(log(worker, cut_at)))
+        worker.restart(timeout=10)
+        records = wait_stored(stack, expected, timeout=RECOVERY + VISIBILITY)
+    right, lost = tally(records, expected)
+    return Cut(while_cut, took, (before, after), right, lost)
+
+
+@contextmanager
+def transport_options(stack: StackProject, options: str) -> Iterator[StackProject]:
+    """The stack's workers rebuilt with the project's own broker_transport_options; tcel's back afterwards."""
+    write_celeryconfig(stack.directory)
+    with (stack.directory / "celeryconfig.py").open("a") as config:
+        config.write(f"broker_transport_options = {options}\n")
+    try:
+        rebuilt = stack.tcel("up", "--build")
+        assert rebuilt.code == 0, rebuilt.stderr
+        yield stack
+    finally:
+        write_celeryconfig(stack.directory)
+        rebuilt = stack.tcel("up", "--build")
+        assert rebuilt.code == 0, rebuilt.stderr
+
+
+def test_a_worker_cut_off_while_tasks_are_sent_consumes_them_once_reconnected(healthy) -> None:
+    cut = cut_off_while_tasks_are_sent(healthy)
+    print(
+        f"\nFAULT (Redis broker) worker cut off for {CUT} s while {CUT_TASKS} tasks were sent: stored while cut off "
+        f"{cut.stored_while_cut}, all stored {cut.recovered_after and round(cut.recovered_after, 1)} s after the "
+        f"reconnection, came back {cut.right}, lost {cut.lost} (address {' -> '.join(cut.addresses)})"
+    )
+    assert cut.addresses[0] != cut.addresses[1], "the worker came back on its old address: not the fault meant"
+    assert cut.stored_while_cut == 0  # the cut was real: nothing ran meanwhile
+    assert cut.recovered_after is not None, f"the worker did not consume again within {RECOVERY} s"
+    assert cut.lost == 0
+
+
+def test_with_kombus_default_socket_timeout_the_cut_off_worker_does_not_recover(healthy) -> None:
+    with transport_options(healthy, f"{{'visibility_timeout': {VISIBILITY}, 'socket_timeout': None}}"):
+        cut = cut_off_while_tasks_are_sent(healthy)
+    print(
+        f"\nFAULT (Redis broker, protection off: socket_timeout None, kombu's default) worker cut off for {CUT} s "
+        f"while {CUT_TASKS} tasks were sent: recovered by itself within {RECOVERY} s: "
+        f"{cut.recovered_after is not None}; after an operator's restart came back {cut.right}, lost {cut.lost} "
+        f"(address {' -> '.join(cut.addresses)})"
+    )
+    assert cut.addresses[0] != cut.addresses[1], "the worker came back on its old address: the cut proves nothing"
+    assert cut.recovered_after is None
+    assert cut.lost == 0  # the tasks only waited in the queue
