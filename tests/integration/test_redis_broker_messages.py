@@ -18,7 +18,9 @@ from tests.integration.test_observe import plain_client
 from tests.integration.test_redis_broker import broker_client
 
 BY_NATURE_HEADERS = {"id", "root_id", "origin"}  # the task's id, and the sender's host and pid
-BY_NATURE_PROPERTIES = {"correlation_id", "delivery_tag"}  # the task's id, kombu's tag for this message
+# the task's id, kombu's tag for this message, and the sending app's own id (Celery's `oid`, where the rpc://
+# result backend sends results; tcel's results are in Redis and it sends none: "")
+BY_NATURE_PROPERTIES = {"correlation_id", "delivery_tag", "reply_to"}
 
 
 @pytest.fixture(scope="module")
@@ -68,4 +70,5 @@ def test_tcel_writes_what_celerys_send_task_writes(redis_stack, priority: int | 
     (key, [their_message]), [our_message] = next(iter(theirs.items())), next(iter(ours.values()))
     assert key == (queue if priority is None else f"{queue}\x06\x166")  # kombu's step for 7 is 6
     assert (their_message["headers"]["id"], our_message["headers"]["id"]) == (theirs_id, sent.stdout.strip())
+    assert our_message["properties"]["reply_to"] == ""
     assert comparable(our_message) == comparable(their_message)
