@@ -67,8 +67,18 @@ RELIED_ON = {
 #   kombu's default socket_timeout (none) a command the worker sends on one (its event heartbeat, an ack) waits
 #   for an answer forever and holds the worker's event loop; past 10 s it fails and the worker connects again.
 #   kombu's own check drops a BRPOP whose reply is overdue by health_check_interval (25 s by default; 10 here).
-#   tests/faults/test_redis_broker_faults.py cuts the worker off and sees it consume again, and not without them.
-REDIS_BROKER_OPTIONS = {"socket_timeout": 10, "socket_connect_timeout": 5, "health_check_interval": 10}
+#   tests/faults/test_redis_broker_faults.py cuts the worker off and sees it consume again, and not without them;
+# - retry_on_timeout: kombu records a message BRPOP took off its list in the unacked hash with a second command, on
+#   another of its pooled connections; when that one is stale (the same cut), the command fails and the message,
+#   already off the list and in no hash, is lost (1 of 6 in that test, twice). With it, redis-py sends a command
+#   that failed on a broken connection (ConnectionError or TimeoutError) once more on a new one: kombu's pool
+#   leaves redis-py's retries at none.
+REDIS_BROKER_OPTIONS = {
+    "socket_timeout": 10,
+    "socket_connect_timeout": 5,
+    "health_check_interval": 10,
+    "retry_on_timeout": True,
+}
 
 
 def redis_broker_options(project_options: Any) -> dict[str, Any]:

@@ -71,6 +71,7 @@ def test_a_redis_broker_gets_tcel_s_transport_options_where_the_project_leaves_t
         "socket_timeout": 10,
         "socket_connect_timeout": 5,
         "health_check_interval": 10,
+        "retry_on_timeout": True,
     }
     configure = "app.conf.broker_url = 'redis://b/0'\napp.conf.broker_transport_options = {'socket_timeout': None}"
     chosen = tcel_worker_on(tmp_path, monkeypatch, configure).app.conf.broker_transport_options
