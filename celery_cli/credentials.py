@@ -38,6 +38,8 @@ KEPT = (
     # which engine runs the stack, and on Swarm where its data lives and which registry carries its image (not
     # the registry's image: it holds no data, and a registry tcel makes runs the one configured then)
     "TCEL_ENGINE",
+    # which broker the stack runs: rabbitmq (the default) or redis (`up --broker`)
+    "TCEL_BROKER",
     "TCEL_DATA_NODE",
     "TCEL_REGISTRY",
     "TCEL_REGISTRY_PORT",
@@ -90,6 +92,7 @@ class Credentials:
     # the login of the registry tcel runs on Swarm (and its mirrors), made the first time it is made
     registry_user: str = ""
     registry_password: str = ""
+    broker: str = "rabbitmq"  # which broker runs: rabbitmq, or redis (broker_kind.py)
 
     @property
     def host(self) -> str:
@@ -97,9 +100,13 @@ class Credentials:
         return "127.0.0.1" if self.bind in ("0.0.0.0", "::") else self.bind
 
     def broker_url(self, host: str | None = None, port: int | None = None, role: str = "") -> str:
-        """The broker's URL, as the CLI's user or, inside the network, a role's."""
+        """The broker's URL, as the CLI's user or, inside the network, a role's: a RabbitMQ user, or on a Redis
+        broker an ACL user of the same name and password (stack/access_control.py)."""
         user, password = self._login(role, self.broker_user, self.broker_password)
-        return f"amqp://{user}:{password}@{_netloc(host or self.host)}:{port or self.broker_port}//"
+        netloc = f"{_netloc(host or self.host)}:{port or self.broker_port}"
+        if self.broker == "redis":
+            return f"redis://{user}:{password}@{netloc}/0"
+        return f"amqp://{user}:{password}@{netloc}//"
 
     def backend_url(self, host: str | None = None, port: int | None = None, role: str = "") -> str:
         """The backend's URL with its ACL user (which redis-py and Celery send with AUTH): the CLI's or a role's."""
@@ -194,6 +201,7 @@ def load(project: Project) -> Credentials | None:
         role_passwords={role: values[_role_key(role)] for role in ROLES if values.get(_role_key(role))},
         registry_user=values.get("TCEL_REGISTRY_USER", ""),
         registry_password=values.get("TCEL_REGISTRY_PASSWORD", ""),
+        broker=values.get("TCEL_BROKER") or "rabbitmq",
     )
 
 
@@ -230,6 +238,7 @@ def save(project: Project, credentials: Credentials, settings: dict[str, str] | 
         "TCEL_BIND": credentials.bind,
         "TCEL_BROKER_PORT": credentials.broker_port,
         "TCEL_BACKEND_PORT": credentials.backend_port,
+        "TCEL_BROKER": credentials.broker,
         **(
             {
                 "TCEL_FLOWER_USER": credentials.flower_user,
@@ -254,7 +263,8 @@ def save(project: Project, credentials: Credentials, settings: dict[str, str] | 
             if credentials.registry_password
             else {}
         ),
-        **{key: value for key, value in (settings or {}).items() if key in KEPT},
+        # the broker is the credentials' own (their URLs depend on it), not a setting to override
+        **{key: value for key, value in (settings or {}).items() if key in KEPT and key != "TCEL_BROKER"},
     }
     _write_state(project, "".join(env_line(key, str(value)) for key, value in lines.items()))
 

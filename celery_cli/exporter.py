@@ -153,7 +153,7 @@ def families(reading: Reading) -> Iterator[Metric]:
         ("tcel_queue_messages_ready", "Messages waiting in the queue", "queue", [(x.name, x.ready) for x in q]),
         ("tcel_queue_messages_unacknowledged", "Messages the workers hold, running or reserved", "queue",
          [(x.name, x.unacked or 0) for x in q]),
-        ("tcel_queue_consumers", "Consumers of the queue", "queue", [(x.name, x.consumers) for x in q]),
+        ("tcel_queue_consumers", "Consumers of the queue", "queue", [(x.name, x.consumers or 0) for x in q]),
         ("tcel_worker_up", "1 when the worker answered this scrape, 0 when it answered before and not now", "worker",
          [*((n, 1.0) for n in sorted(w)), *((n, 0.0) for n in reading.silent)]),
         ("tcel_worker_pool_processes", "Processes in the worker's pool", "worker",

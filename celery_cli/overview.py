@@ -148,7 +148,8 @@ def gather(stack: Stack) -> Overview:
     if "workers" not in overview.failures:
         # with late acks every message a worker holds, running or reserved, is unacknowledged
         for queue in overview.queues:
-            queue.unacked = sum(w.held.get(queue.name, 0) for w in overview.workers)
+            if queue.visibility_timeout is None:  # Redis counts its unacked messages itself, dead workers' too
+                queue.unacked = sum(w.held.get(queue.name, 0) for w in overview.workers)
     return overview
 
 

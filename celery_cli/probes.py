@@ -45,9 +45,12 @@ def close_quietly(client: amqp.Connection) -> None:
 
 
 def probe_broker(credentials: Credentials, timeout: float = 1.0) -> None:
-    """Log in to the broker over AMQP, or raise saying why not."""
+    """Log in to the broker (over AMQP; a Redis broker takes an authenticated PING), or raise saying why not."""
     import amqp
 
+    if credentials.broker == "redis":
+        login = (credentials.broker_user, credentials.broker_password)
+        return probe_redis("broker", credentials.host, credentials.broker_port, login, timeout)
     where = f"{credentials.host}:{credentials.broker_port}"
     client = amqp_client(credentials, timeout)
     try:
@@ -67,21 +70,37 @@ def probe_broker(credentials: Credentials, timeout: float = 1.0) -> None:
 
 def probe_backend(credentials: Credentials, timeout: float = 1.0) -> None:
     """Send an authenticated PING to the backend, or raise saying why not."""
+    login = (credentials.backend_user, credentials.backend_password)
+    probe_redis("backend", credentials.host, credentials.backend_port, login, timeout)
+
+
+def probe_redis(service: str, host: str, port: int, login: tuple[str, str], timeout: float) -> None:
+    """Send an authenticated PING to a Redis of the stack (the backend, or a Redis broker), or raise saying why
+    not; a refused password is the broker's BrokerRefusedLogin, as RabbitMQ's refused login is."""
     import redis
 
-    where = f"{credentials.host}:{credentials.backend_port}"
+    user, password = login
+    where = f"{host}:{port}"
     client = redis.Redis(
-        host=credentials.host,
-        port=credentials.backend_port,
-        username=credentials.backend_user,
-        password=credentials.backend_password,
+        host=host,
+        port=port,
+        username=user,
+        password=password,
         socket_timeout=timeout,
         socket_connect_timeout=timeout,
     )
     try:
         client.ping()
+    except redis.exceptions.AuthenticationError:
+        if service != "broker":
+            raise unreachable(service, where, "it refuses the password") from None
+        raise BrokerRefusedLogin(
+            f"the Redis broker at {where} refuses the stack's password",
+            hint="its volume was made with another state file: restore that file; only to start afresh, "
+            "'tcel down --volumes' deletes the data",
+        ) from None
     except redis.exceptions.RedisError as exc:
-        raise unreachable("backend", where, exc) from None
+        raise unreachable(service, where, exc) from None
     finally:
         client.close()
 

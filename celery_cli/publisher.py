@@ -29,6 +29,7 @@ from .publish_errors import ended
 if TYPE_CHECKING:
     import amqp
 
+    from .redis_publisher import RedisSender
     from .task_call import TaskCall
 
 RETRY_DELAYS = (0.2, 0.5)  # Celery retries a publish for a long time by default; a CLI answers within seconds
@@ -36,7 +37,19 @@ WINDOW = 1000  # messages written before their confirms come back; past this, wa
 WINDOW_BYTES = 2 * MAX_MESSAGE_SIZE  # and their bytes, so big messages keep fewer in flight
 
 
-class Sender(ConfirmChannel):
+def Sender(endpoints: Endpoints, window: int = WINDOW, window_bytes: int = WINDOW_BYTES) -> AmqpSender | RedisSender:
+    """The sender for the endpoints' broker: kombu's Redis transport for a Redis broker, else py-amqp's (named as
+    the class it stood for: every caller writes `with Sender(endpoints) as sender`)."""
+    from .broker_kind import is_redis
+
+    if is_redis(endpoints.broker_url):
+        from .redis_publisher import RedisSender
+
+        return RedisSender(endpoints, window, window_bytes)
+    return AmqpSender(endpoints, window, window_bytes)
+
+
+class AmqpSender(ConfirmChannel):
     """Tasks sent through one broker connection and channel in confirm mode, kept for every task sent.
 
     Tasks go out in a window: up to `window` messages (and `window_bytes`) written before their confirms come

@@ -1,4 +1,5 @@
-"""The broker's task queues: messages ready and consumers, asked of RabbitMQ over AMQP."""
+"""The broker's task queues: messages ready and consumers, asked of RabbitMQ over AMQP (of a Redis broker,
+redis_queues.py)."""
 
 from __future__ import annotations
 
@@ -13,13 +14,23 @@ from .probes import amqp_client, close_quietly
 class QueueInfo:
     name: str
     ready: int
-    consumers: int
-    unacked: int | None = None  # held by workers; filled in from what they report
+    consumers: int | None  # None: the broker does not know (Redis)
+    unacked: int | None = None  # held by workers; filled in from what they report (Redis: from its unacked hash)
+    visibility_timeout: int | None = None  # Redis: seconds after which an unacked message goes back to its queue
 
 
 def queues(credentials: Credentials, names: list[str], timeout: float = 0.5) -> list[QueueInfo]:
     """Each of the named queues that exists, with its ready messages and consumers (a passive declare each)."""
     import amqp
+
+    if credentials.broker == "redis":  # consumers are not known to Redis
+        from .broker_kind import visibility_timeout
+        from .redis_queues import redis_queues
+
+        timeout_s = visibility_timeout()
+        return [
+            QueueInfo(n, ready, None, held, timeout_s) for n, ready, held in redis_queues(credentials, names, timeout)
+        ]
 
     where = f"{credentials.host}:{credentials.broker_port}"
     client = amqp_client(credentials, timeout)

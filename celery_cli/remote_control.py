@@ -65,11 +65,13 @@ def worker_node(hostname: str) -> str:
 
 
 def _broker_errors() -> tuple[type[Exception], ...]:
-    """What kombu and py-amqp raise when the broker cannot be reached or refuses the login."""
+    """What kombu, py-amqp and (for a Redis broker) redis-py raise when the broker cannot be reached or refuses
+    the login."""
     import amqp
     import kombu.exceptions
+    import redis
 
-    return (OSError, kombu.exceptions.OperationalError, amqp.exceptions.AMQPError)
+    return (OSError, kombu.exceptions.OperationalError, amqp.exceptions.AMQPError, redis.exceptions.RedisError)
 
 
 class Control:
@@ -82,11 +84,15 @@ class Control:
     def app(self) -> Celery:
         from celery import Celery
 
+        from .broker_kind import transport_options
         from .broker_tls import tls_of
 
         app = Celery("tcel", broker=self.broker_url, set_as_current=False)
         app.conf.update(
-            broker_connection_timeout=1.0, broker_connection_retry=False, broker_use_ssl=tls_of(self.broker_url)
+            broker_connection_timeout=1.0,
+            broker_connection_retry=False,
+            broker_use_ssl=tls_of(self.broker_url),
+            broker_transport_options=transport_options(self.broker_url),
         )
         app.control.mailbox.producer_pool = None  # publish on `connection` too, not on a pooled one of its own
         return app
@@ -157,6 +163,7 @@ class Control:
     def queued(self) -> int:
         """How many messages wait in the task queues (what `purge` would delete)."""
         import amqp
+        import kombu.exceptions
 
         try:
             channel = self.connection.default_channel
@@ -164,7 +171,7 @@ class Control:
             for name in self.app.amqp.queues:
                 try:
                     total += channel.queue_declare(name, passive=True).message_count
-                except amqp.exceptions.NotFound:
+                except (amqp.exceptions.NotFound, kombu.exceptions.ChannelError):  # Redis: an empty queue
                     channel = self.connection.channel()  # the broker closed the channel: no such queue yet
             return total
         except _broker_errors() as exc:

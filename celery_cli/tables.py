@@ -169,11 +169,16 @@ def overview(view: Overview, rate: float | None = None) -> list[RenderableType]:
             )
         )
     if not failed("queues"):
+        redis = any(q.visibility_timeout is not None for q in view.queues)
         parts.append(
             table(
                 "queues",
-                ["queue", "ready", "unacked (held by workers)", "consumers"],
-                [[q.name, q.ready, q.unacked, q.consumers] for q in view.queues],
+                # a Redis broker's visibility timeout: an unacked task goes back to its queue and runs again after it
+                ["queue", "ready", "unacked (held by workers)", "consumers", *(["visibility timeout"] * redis)],
+                [
+                    [q.name, q.ready, q.unacked, q.consumers, *([f"{q.visibility_timeout} s"] * redis)]
+                    for q in view.queues
+                ],
             )
         )
     if not failed("backend") and view.backend:

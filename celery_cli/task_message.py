@@ -29,24 +29,28 @@ def message(call: TaskCall, task_id: str, origin: str) -> tuple[amqp.Message, fl
     """The task's message as Celery's protocol 2 has it, when it is sent, and the size of its body."""
     import amqp
 
+    body, application_headers, properties, sent = parts(call, task_id, origin)
+    message = amqp.Message(body, application_headers=application_headers, **properties)
+    return message, sent, len(body)
+
+
+def parts(call: TaskCall, task_id: str, origin: str) -> tuple[bytes, dict[str, Any], dict[str, Any], float]:
+    """The task's message as Celery's protocol 2 has it, whatever the broker: its body, headers, properties (as
+    kombu's `Producer.publish` takes them) and when it is sent."""
     body = json.dumps(
         [call.args, call.kwargs, {"callbacks": None, "errbacks": None, "chain": None, "chord": None}]
     ).encode()
-    size = len(body)
-    check_size(call.name, size)
+    check_size(call.name, len(body))
     sent = time.time()
-    properties: dict[str, Any] = {"priority": call.priority} if call.priority is not None else {}
-    message = amqp.Message(
-        body,
-        content_type="application/json",
-        content_encoding="utf-8",
-        delivery_mode=2,  # persistent: survives a broker restart
-        correlation_id=task_id,
-        reply_to="",
-        application_headers=headers(call, task_id, sent, origin, small=size <= ARGSREPR_MAX),
-        **properties,
-    )
-    return message, sent, size
+    properties: dict[str, Any] = {
+        "content_type": "application/json",
+        "content_encoding": "utf-8",
+        "delivery_mode": 2,  # persistent: survives a broker restart
+        "correlation_id": task_id,
+        "reply_to": "",
+        **({"priority": call.priority} if call.priority is not None else {}),
+    }
+    return body, headers(call, task_id, sent, origin, small=len(body) <= ARGSREPR_MAX), properties, sent
 
 
 def headers(call: TaskCall, task_id: str, sent: float, origin: str, small: bool = False) -> dict[str, Any]:

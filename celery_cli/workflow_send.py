@@ -181,6 +181,7 @@ def _client_app(endpoints: Endpoints) -> Celery:
     from celery import Celery
     from celery.backends.redis import RedisBackend
 
+    from .broker_kind import transport_options
     from .broker_tls import tls_of
 
     class QuietRedisBackend(RedisBackend):  # type: ignore[misc]
@@ -203,7 +204,7 @@ def _client_app(endpoints: Endpoints) -> Celery:
         broker_connection_retry=False,
         broker_connection_max_retries=1,
         task_publish_retry_policy={"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5},
-        broker_transport_options={"confirm_publish": True},
+        broker_transport_options=transport_options(endpoints.broker_url) or {"confirm_publish": True},
         broker_use_ssl=tls_of(endpoints.broker_url),
         redis_socket_timeout=5,
         redis_socket_connect_timeout=5,

@@ -17,6 +17,7 @@ from .up_options import (
     NoAutoscale,
     autoscale_option,
     queues_option,
+    redis_refusals,
     up_options,
 )
 from .up_report import show
@@ -55,6 +56,14 @@ def up(
     ] = None,
     backend_port: Annotated[
         int | None, typer.Option(min=1, max=65535, help="Host port for Redis [env TCEL_BACKEND_PORT; 6379].")
+    ] = None,
+    broker: Annotated[
+        str | None,
+        typer.Option(
+            metavar="rabbitmq|redis",
+            help="The broker: RabbitMQ, or Redis in its own container (docs/redis-broker.md) "
+            "[env TCEL_BROKER; default: as last started, else rabbitmq].",
+        ),
     ] = None,
     broker_image: Annotated[
         str | None, typer.Option(help="RabbitMQ image [env TCEL_BROKER_IMAGE; rabbitmq:4].")
@@ -185,8 +194,10 @@ def up(
         registry=registry,
         app=app,
         worker_command=worker_command,
+        broker=broker,
     )
     stack = open_stack(target.project, {True: "swarm", False: "containers", None: None}[swarm])
+    redis_refusals(options, stack.engine == "swarm")
     with out.status(f"bringing up stack {target.project.name}") as progress:
         report = stack.start(options, ready_timeout if wait else None, progress)
     name = target.project.name

@@ -221,6 +221,7 @@ def send(
     """Send one task (after checking a worker knows it, if asked; for `template`, one of tcel's template's tasks,
     refused when the workers answer and run an app without it); without --wait print its id, with --wait show
     its states live, then how it ended."""
+    from ..broker_kind import eta_warning
     from ..call import failure, submit
     from ..tables import value
     from ..task_message import new_task_id
@@ -238,6 +239,9 @@ def send(
         warning = check_registered(where.broker_url, task.name, task.queue, lambda: known_workers(target))
         if warning:
             out.warn(warning)
+    late = eta_warning(where.broker_url, task.countdown, task.eta)
+    if late:
+        out.warn(late)
     task_id = new_task_id()
     again = f" again (retry of {task.retry_of})" if task.retry_of else ""
     if not wait:

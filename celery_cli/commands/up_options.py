@@ -63,6 +63,39 @@ def queues_option(option: str | None) -> tuple[str, ...] | None:
     return parse_queues(option) if option is not None else None
 
 
+def broker_option(given: str | None, started_with: dict[str, str]) -> str:
+    """The broker as given, else TCEL_BROKER, else as the stack was last started, else RabbitMQ."""
+    from ..broker_kind import KINDS, RABBITMQ
+    from ..errors import UsageError
+
+    broker = (given or os.environ.get("TCEL_BROKER") or started_with.get("TCEL_BROKER") or RABBITMQ).lower()
+    if broker not in KINDS:
+        raise UsageError(f"unknown broker {broker!r}", hint="--broker takes rabbitmq or redis")
+    return broker
+
+
+def redis_refusals(options: UpOptions, swarm: bool) -> None:
+    """Refuse, with one line (exit 2), what tcel does not yet run beside a Redis broker."""
+    from ..broker_kind import REDIS
+    from ..errors import UsageError
+
+    if options.broker != REDIS:
+        return
+    asked = {
+        "--swarm": swarm,
+        "--flower": options.flower,
+        "--metrics": options.metrics,
+        "--beat": options.beat,
+        "--autoscale": bool(options.autoscale),
+    }
+    refused = [option for option, on in asked.items() if on]
+    if refused:
+        raise UsageError(
+            f"{', '.join(refused)} works with a RabbitMQ broker only so far; this stack's broker is Redis",
+            hint="leave it out, or use --broker rabbitmq (see docs/redis-broker.md)",
+        )
+
+
 def up_options(
     target: Target,
     bind: str | None = None,
@@ -112,6 +145,7 @@ def up_options(
     rest["autoscale"] = autoscale if autoscale is not None else started_with.get("TCEL_AUTOSCALE", "")
     beat = rest.pop("beat", None)
     rest["beat"] = beat if beat is not None else started_with.get("TCEL_BEAT") == "1"
+    rest["broker"] = broker_option(rest.pop("broker", None), started_with)
 
     return UpOptions(
         bind=bind_setting(bind),

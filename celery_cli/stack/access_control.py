@@ -52,6 +52,7 @@ REDIS_RULES = {
     + _NO_PUBLISH,
 }
 ADMIN_REDIS_RULES = "~* &* +@all"  # the CLI on the host: `purge`, the index's function, its own reads
+REDIS_BROKER_ROLES = ("worker",)  # the roles a Redis broker has users for
 
 
 def broker_definitions(credentials: Credentials) -> bytes:
@@ -82,16 +83,28 @@ def _password_hash(user: str, password: str) -> dict[str, str]:
 
 
 def redis_acl(credentials: Credentials) -> str:
-    """The Redis configuration's `user` lines: `default` switched off, the CLI's user with every command, one
-    user per role with its rules; passwords as SHA-256 hashes (`#...`), never in clear."""
+    """The backend's `user` lines: `default` switched off, the CLI's user with every command, one user per role
+    with its rules; passwords as SHA-256 hashes (`#...`), never in clear."""
+    admin = (credentials.backend_user, credentials.backend_password)
+    return _acl_lines(admin, {role: credentials.role_password(role) for role in _roles(credentials)})
+
+
+def redis_broker_acl(credentials: Credentials) -> str:
+    """A Redis broker's `user` lines, as the backend's: `default` off, the CLI's broker user with every command,
+    and the workers' user (the only role a Redis broker serves: Flower, the exporter, the autoscaler and the
+    beat are refused on it), with the same password as on the backend."""
+    roles = {role: credentials.role_password(role) for role in REDIS_BROKER_ROLES if credentials.role_password(role)}
+    return _acl_lines((credentials.broker_user, credentials.broker_password), roles)
+
+
+def _acl_lines(admin: tuple[str, str], roles: dict[str, str]) -> str:
     # `default` is off and has no password: nobody logs in as it. It keeps every command and key all the same,
     # because Redis replays the append-only file as `default` and re-checks ACLs at each EXEC: with `-@all` the
-    # transactions in the file (RedBeat's meta, Celery's chords) were dropped at the next boot (redis/redis#14541)
+    # transactions in the file (RedBeat's meta, Celery's chords, kombu's pipelines) were dropped at the next boot
+    # (redis/redis#14541)
     lines = [f"user default off resetpass {ADMIN_REDIS_RULES}"]
-    lines.append(f"user {credentials.backend_user} on #{_sha256(credentials.backend_password)} {ADMIN_REDIS_RULES}")
-    for role in _roles(credentials):
-        hashed = _sha256(credentials.role_password(role))
-        lines.append(f"user {role_user(role)} on #{hashed} {REDIS_RULES[role]}")
+    lines.append(f"user {admin[0]} on #{_sha256(admin[1])} {ADMIN_REDIS_RULES}")
+    lines += [f"user {role_user(role)} on #{_sha256(password)} {REDIS_RULES[role]}" for role, password in roles.items()]
     return "".join(f"{line}\n" for line in lines)
 
 

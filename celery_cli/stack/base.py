@@ -61,6 +61,7 @@ class UpOptions:
     registry_image: str = "registry:2"
     app: ProjectApp | None = None  # the app the workers run (None: found in the project's directory)
     worker_command: tuple[str, ...] | None = None  # --worker-command; default: tcel's
+    broker: str = "rabbitmq"  # which broker runs (broker_kind.py); kept for the project as TCEL_BROKER
 
 
 @dataclass

@@ -27,6 +27,7 @@ CONSTRAINTS = PACKAGE / "template" / "constraints.txt"
 # control, the result store); tests/unit/test_metrics.py checks that they import without the rest of tcel.
 EXPORTER_MODULES = (
     "__init__",
+    "broker_kind",
     "broker_tls",
     "credentials",
     "errors",
@@ -34,6 +35,7 @@ EXPORTER_MODULES = (
     "names",
     "probes",
     "queues",
+    "redis_queues",
     "remote_control",
     "result_store",
     "settings",

@@ -31,7 +31,8 @@ ALIVE_CHECK_INTERVAL = 1.0
 # connected (wrong credentials, or a Celery whose queues or prefetch the broker denies: see "Ready means" in
 # docs/architecture.md).
 BROKER_TROUBLE = re.compile(
-    r"Cannot connect to amqp|Connection to broker lost|ACCESS_REFUSED|INTERNAL_ERROR|PRECONDITION_FAILED|NOT_ALLOWED"
+    r"Cannot connect to (?:amqp|redis)|Connection to broker lost|ACCESS_REFUSED|INTERNAL_ERROR|PRECONDITION_FAILED"
+    r"|NOT_ALLOWED|WRONGPASS"
 )
 BROKER_GRACE = 3.0
 FLOWER_PROBE_INTERVAL = 0.25  # two HTTP requests each time: less often than the cheap probes

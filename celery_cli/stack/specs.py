@@ -21,7 +21,7 @@ from ..names import (
     METRICS_PORT,
 )
 from ..settings import Project
-from .access_control import broker_definitions, redis_acl
+from .access_control import broker_definitions, redis_acl, redis_broker_acl
 from .base import UpOptions
 
 STOP_TIMEOUT = 10
@@ -31,7 +31,7 @@ WORKER_STOP_TIMEOUT = 1
 # A reload (`up --watch`) stops a replaced worker warm first: on SIGTERM Celery takes no new task and lets its
 # running ones finish, for up to --grace seconds, before the cold path above.
 WORKER_WARM_STOP_SIGNAL = "SIGTERM"
-PASSED_TO_WORKERS = ("TCEL_ADD_DELAY", "TCEL_INDEX_MAX_TASKS")
+PASSED_TO_WORKERS = ("TCEL_ADD_DELAY", "TCEL_INDEX_MAX_TASKS", "TCEL_VISIBILITY_TIMEOUT")
 PASSED_TO_AUTOSCALER = ("TCEL_AUTOSCALE_INTERVAL", "TCEL_AUTOSCALE_GRACE")
 DOCKER_SOCKET = "/var/run/docker.sock"  # the engine's API on its own host, mounted into the autoscaler
 # Every container comes back by itself when it fails and when the engine restarts (not after `docker stop`);
@@ -42,6 +42,7 @@ LOG_OPTIONS = {"max-size": "10m", "max-file": "3"}
 # The beat: the workers' app (tcel_worker) under RedBeat's scheduler with tcel's additions (worker_side/tcel_beat.py)
 BEAT_COMMAND = ("celery", "-A", "tcel_worker", "beat", "-S", "tcel_beat:Scheduler", "--loglevel=INFO")
 REDIS_CONF = "/etc/tcel-redis.conf"
+REDIS_BROKER_VOLUME = "redis-broker"  # the Redis broker's data volume: tcel-<project>-redis-broker-data
 # Where passwords go when they must not be in a service's environment (Docker secrets on Swarm): RabbitMQ reads
 # default_user/default_pass from any file in conf.d (the official image's and our stand-in's config directory);
 # the worker's config reads its URLs from the files CELERY_BROKER_URL_FILE and CELERY_RESULT_BACKEND_URL_FILE name.
@@ -109,6 +110,31 @@ def files_digest(files: dict[str, bytes]) -> str:
 
 
 def broker(project: Project, options: UpOptions, credentials: Credentials) -> ServiceSpec:
+    """The stack's broker: Redis (`up --broker redis`), else RabbitMQ."""
+    if credentials.broker == "redis":
+        return redis_broker(project, options, credentials)
+    return rabbitmq_broker(project, options, credentials)
+
+
+def redis_broker(project: Project, options: UpOptions, credentials: Credentials) -> ServiceSpec:
+    """Redis as the broker, in a container of its own (the backend's image) named `broker` on the stack's network:
+    it listens on the broker's port, so the workers' URLs keep `@broker:5672`; its ACL users (the CLI's, the
+    workers'; `default` off: stack/access_control.py) in its config file put in before start, never on its command
+    line, append-only persistence on, its data in a volume of its own (a RabbitMQ volume of the project is left as
+    it is)."""
+    conf = f"port {BROKER_PORT}\n{redis_broker_acl(credentials)}appendonly yes\nappendfsync everysec\n"
+    return ServiceSpec(
+        "broker",
+        None,
+        options.backend_image,
+        command=["redis-server", REDIS_CONF],
+        files={REDIS_CONF: conf.encode()},
+        ports={BROKER_PORT: (credentials.bind, credentials.broker_port)},
+        volumes={project.volume(REDIS_BROKER_VOLUME): "/data"},
+    )
+
+
+def rabbitmq_broker(project: Project, options: UpOptions, credentials: Credentials) -> ServiceSpec:
     """RabbitMQ with the stack's user, whose password goes in a config file put in before start (a Docker
     secret on Swarm), never in its environment."""
     return secrets_in_files(

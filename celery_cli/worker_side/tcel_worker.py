@@ -59,6 +59,34 @@ RELIED_ON = {
     "redis_socket_connect_timeout": 5,
 }
 
+# A Redis broker's transport options (kombu's Redis transport), each where the project's own
+# broker_transport_options leaves it out:
+# - the visibility timeout (TCEL_VISIBILITY_TIMEOUT, else kombu's own 1 h), set explicitly as tcel's clients set
+#   it: a task delivered but not acked goes back to its queue after it;
+# - a network cut leaves the worker's broker connections open but silent (no close ever reaches either end): with
+#   kombu's default socket_timeout (none) a command the worker sends on one (its event heartbeat, an ack) waits
+#   for an answer forever and holds the worker's event loop; past 10 s it fails and the worker connects again.
+#   kombu's own check drops a BRPOP whose reply is overdue by health_check_interval (25 s by default; 10 here).
+#   tests/faults/test_redis_broker_faults.py cuts the worker off and sees it consume again, and not without them;
+# - retry_on_timeout: kombu records a message BRPOP took off its list in the unacked hash with a second command, on
+#   another of its pooled connections; when that one is stale (the same cut), the command fails and the message,
+#   already off the list and in no hash, is lost (1 of 6 in that test, twice). With it, redis-py sends a command
+#   that failed on a broken connection (ConnectionError or TimeoutError) once more on a new one: kombu's pool
+#   leaves redis-py's retries at none.
+REDIS_BROKER_OPTIONS = {
+    "socket_timeout": 10,
+    "socket_connect_timeout": 5,
+    "health_check_interval": 10,
+    "retry_on_timeout": True,
+}
+
+
+def redis_broker_options(project_options: Any) -> dict[str, Any]:
+    """The worker's broker_transport_options on a Redis broker: the project's, with tcel's where it has none."""
+    visibility = {"visibility_timeout": int(os.environ.get("TCEL_VISIBILITY_TIMEOUT") or 3600)}
+    return {**visibility, **REDIS_BROKER_OPTIONS, **dict(project_options or {})}
+
+
 # The beat's loop and lock (RedBeat's lock lasts 5 loops by default: 25 minutes with Celery's 5-minute loop, the
 # time a killed beat's successor would wait). The lock is renewed on every loop, so it outlives 4 slow loops.
 BEAT_MAX_INTERVAL = 5
@@ -113,6 +141,8 @@ def _where(url: object) -> str:
 STACK_BACKEND = os.environ.get("CELERY_RESULT_BACKEND")
 app = find_app(os.environ["TCEL_APP"])
 KEPT_BY_PROJECT = _apply(app.conf)
+if str(app.conf.broker_url or "").startswith(("redis://", "rediss://")):
+    app.conf.broker_transport_options = redis_broker_options(app.conf.broker_transport_options)
 if STACK_BACKEND and not app.conf.get("redbeat_redis_url"):
     app.conf.redbeat_redis_url = STACK_BACKEND
 if not _set_by_project(app.conf, "beat_max_loop_interval"):

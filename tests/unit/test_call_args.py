@@ -125,7 +125,7 @@ def test_the_message_is_what_celerys_own_send_task_publishes(monkeypatch, queue:
 
     from celery_cli import publish_confirms
     from celery_cli.endpoints import Endpoints
-    from celery_cli.publisher import Sender
+    from celery_cli.publisher import AmqpSender as Sender
     from tests.unit.test_publisher_window import FakeBroker, acks_everything
 
     eta, expires = datetime(2030, 1, 1, tzinfo=UTC), datetime(2030, 1, 2, tzinfo=UTC)

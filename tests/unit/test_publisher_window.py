@@ -15,7 +15,7 @@ from celery_cli.endpoints import Endpoints
 from celery_cli.errors import ExitCode, ServiceUnreachable, TcelError
 from celery_cli.publish_confirms import Confirms
 from celery_cli.publish_errors import NotAllSent
-from celery_cli.publisher import Sender
+from celery_cli.publisher import AmqpSender as Sender
 from celery_cli.task_call import TaskCall
 
 Event = tuple[str, int, bool] | Exception | None  # ("ack" | "nack", delivery tag, multiple), a failure, or nothing

@@ -59,3 +59,22 @@ def test_a_setting_tcel_s_commands_rely_on_is_reported_when_the_project_changes_
 ) -> None:
     worker = tcel_worker_on(tmp_path, monkeypatch, "app.conf.task_track_started = False")
     assert worker.KEPT_BY_PROJECT == {"task_track_started": False}
+
+
+def test_a_redis_broker_gets_tcel_s_transport_options_where_the_project_leaves_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TCEL_VISIBILITY_TIMEOUT", "10")
+    own = tcel_worker_on(tmp_path, monkeypatch, "app.conf.broker_url = 'redis://broker:5672/0'")
+    assert own.app.conf.broker_transport_options == {
+        "visibility_timeout": 10,
+        "socket_timeout": 10,
+        "socket_connect_timeout": 5,
+        "health_check_interval": 10,
+        "retry_on_timeout": True,
+    }
+    configure = "app.conf.broker_url = 'redis://b/0'\napp.conf.broker_transport_options = {'socket_timeout': None}"
+    chosen = tcel_worker_on(tmp_path, monkeypatch, configure).app.conf.broker_transport_options
+    assert chosen["socket_timeout"] is None and chosen["health_check_interval"] == 10  # the project's value stays
+    rabbitmq = tcel_worker_on(tmp_path, monkeypatch, "app.conf.broker_url = 'amqp://broker//'")
+    assert rabbitmq.app.conf.broker_transport_options == {}

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from ... import credentials as stored
 from ...credentials import Credentials
-from ...errors import NotRunning
+from ...errors import NotRunning, UsageError
 from ...names import BACKEND_PORT, BROKER_PORT, FLOWER_PORT, LABEL_AUTOSCALE, METRICS_PORT
 from ...settings import Project
 from .. import specs
@@ -116,7 +116,14 @@ def _access(
     saved = stored.load(project)
     recovered = state_copy.recovered(client, project, options.broker_image) if saved is None else None
     saved = saved or (recovered.credentials if recovered else None)
-    access, notes = addresses(project, options, existing, saved or stored.generate(), saved is not None, web)
+    if saved is not None and saved.broker != options.broker and project.container("broker") in existing:
+        raise UsageError(
+            f"stack {project.name} runs a {saved.broker} broker, holding its queued tasks; --broker "
+            f"{options.broker} would start another",
+            hint="run 'tcel down' first (each broker keeps its own data volume), or 'tcel up' without --broker",
+        )
+    fresh = replace(saved or stored.generate(), broker=options.broker)
+    access, notes = addresses(project, options, existing, fresh, saved is not None, web)
     if recovered is not None:
         notes.append(recovered.note)
     return access, notes, recovered
@@ -133,6 +140,7 @@ def _kept_settings(options: UpOptions, with_beat: bool, image: WorkerImage) -> d
     """What the state file keeps of this `up` for the next one."""
     return {
         "TCEL_BROKER_IMAGE": options.broker_image,
+        "TCEL_BROKER": options.broker,
         "TCEL_BACKEND_IMAGE": options.backend_image,
         "TCEL_PYTHON_IMAGE": options.python_image,
         "TCEL_CONCURRENCY": str(options.concurrency or ""),

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from ...credentials import Credentials
 from ...output import Progress
 from ...settings import Project
+from .. import specs
 from ..base import UpReport
 from ..images import build_service_image, ensure_pulled, refresh
 from ..ports import port_free, port_in_use
@@ -34,7 +35,7 @@ def prepare(client: docker.DockerClient, project: Project, plan: UpPlan, progres
             plan.pull or project.container(spec.service) not in plan.existing
         ):
             ensure_pulled(client, spec.image, progress)
-            if spec.service == "broker":
+            if spec.service == "broker" and plan.credentials.broker != "redis":
                 data.check_broker_volume(client, project, spec.image)
     web = [spec.service for spec in plan.services if spec.service in ("flower", "metrics")]
     check_ports_free(project, plan.existing, plan.credentials, web)
@@ -82,7 +83,12 @@ def apply(client: docker.DockerClient, project: Project, plan: UpPlan, undo: Rol
     if made:
         undo.add(network.remove)
     broker_image = next(spec.image for spec in plan.services if spec.service == "broker")
-    for service, labels in (("broker", partial(data.written_by, client, broker_image)), ("backend", dict)):
+    broker_data = (
+        (specs.REDIS_BROKER_VOLUME, dict)
+        if plan.credentials.broker == "redis"
+        else ("broker", partial(data.written_by, client, broker_image))
+    )
+    for service, labels in (broker_data, ("backend", dict)):
         volume, made = docker_api.volume(client, project, service, labels)
         if made:
             undo.add(volume.remove)
