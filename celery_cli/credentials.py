@@ -6,11 +6,20 @@ import os
 import re
 from dataclasses import dataclass, replace
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from .errors import TcelError
 from .names import BACKEND_PORT, BROKER_PORT, FLOWER_PORT, METRICS_PORT
 from .settings import Project, env_line, read_env_file, read_env_text
+from .tls_ca import ca_file
+
+AMQPS_PORT = 5671
+# Addresses that keep a stack's ports on this machine: anything else (every interface, an address others reach,
+# Swarm's data node) makes the stack serve TLS from its own authority (tls_ca.py).
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
+# Where a service of a stack that serves TLS finds the authority's certificate (a file put in before start, a
+# Docker secret on Swarm)
+INSIDE_CA_FILE = "/run/secrets/tcel_ca.crt"
 
 BROKER_USER = "tcel"
 KEPT = (
@@ -54,6 +63,13 @@ class Credentials:
     metrics_user: str = ""  # the exporter's basic-auth login, made the first time `up --metrics` runs
     metrics_password: str = ""
     metrics_port: int = METRICS_PORT
+    ca_file: str = ""  # the stack's authority's certificate on this host (tls_ca.ca_file)
+
+    @property
+    def tls(self) -> bool:
+        """Whether the stack serves TLS (AMQPS, Redis over TLS, HTTPS): on Swarm, and whenever its ports are
+        published beyond loopback, its authority known."""
+        return self.bind not in LOOPBACK and bool(self.ca_file)
 
     @property
     def host(self) -> str:
@@ -62,19 +78,30 @@ class Credentials:
 
     def broker_url(self, host: str | None = None, port: int | None = None) -> str:
         host = host or self.host
-        return f"amqp://{self.broker_user}:{self.broker_password}@{_netloc(host)}:{port or self.broker_port}//"
+        scheme = "amqps" if self.tls else "amqp"
+        return f"{scheme}://{self.broker_user}:{self.broker_password}@{_netloc(host)}:{port or self.broker_port}//"
 
-    def backend_url(self, host: str | None = None, port: int | None = None) -> str:
+    def backend_url(self, host: str | None = None, port: int | None = None, ca: str | None = None) -> str:
+        """redis://, or rediss:// verified against the stack's authority (`ca`: its path where the client runs;
+        Celery's backend and redis-py both read these parameters, and redis-py checks the host name)."""
         host = host or self.host
-        return f"redis://:{self.backend_password}@{_netloc(host)}:{port or self.backend_port}/0"
+        scheme = "rediss" if self.tls else "redis"
+        url = f"{scheme}://:{self.backend_password}@{_netloc(host)}:{port or self.backend_port}/0"
+        if not self.tls:
+            return url
+        return f"{url}?ssl_cert_reqs=required&ssl_ca_certs={quote(ca or self.ca_file, safe='/')}"
 
     def flower_url(self) -> str:
         """Flower's address from the host (no login in it: browsers and clients send it apart)."""
-        return f"http://{_netloc(self.host)}:{self.flower_port}/"
+        return f"{self.web_scheme}://{_netloc(self.host)}:{self.flower_port}/"
 
     def metrics_url(self) -> str:
         """Where Prometheus scrapes the exporter from the host (no login in it)."""
-        return f"http://{_netloc(self.host)}:{self.metrics_port}/metrics"
+        return f"{self.web_scheme}://{_netloc(self.host)}:{self.metrics_port}/metrics"
+
+    @property
+    def web_scheme(self) -> str:
+        return "https" if self.tls else "http"
 
     def with_flower_login(self) -> Credentials:
         """These credentials with a Flower login, generated unless they have one."""
@@ -92,14 +119,17 @@ class Credentials:
 
     def on_host(self) -> dict[str, str]:
         """The seed's variables for a client on the host (what `tcel env` prints): secrets in full."""
-        return {"CELERY_BROKER_URL": self.broker_url(), "CELERY_RESULT_BACKEND_URL": self.backend_url()}
+        urls = {"CELERY_BROKER_URL": self.broker_url(), "CELERY_RESULT_BACKEND_URL": self.backend_url()}
+        # the authority that amqps:// is verified against (tcel's clients read TCEL_CA_FILE; a Celery app passes
+        # it in broker_use_ssl: docs/security.md)
+        return {**urls, "TCEL_CA_FILE": self.ca_file} if self.tls else urls
 
     def inside_network(self) -> dict[str, str]:
         """The worker's environment, pointing at the services' network aliases: the two variables Celery itself
         reads before any app's own configuration, and the seed's CELERY_RESULT_BACKEND_URL (its celeryconfig)."""
-        backend = self.backend_url("backend", BACKEND_PORT)
+        backend = self.backend_url("backend", BACKEND_PORT, INSIDE_CA_FILE)
         return {
-            "CELERY_BROKER_URL": self.broker_url("broker", BROKER_PORT),
+            "CELERY_BROKER_URL": self.broker_url("broker", AMQPS_PORT if self.tls else BROKER_PORT),
             "CELERY_RESULT_BACKEND": backend,
             "CELERY_RESULT_BACKEND_URL": backend,
         }
@@ -140,14 +170,16 @@ def load(project: Project) -> Credentials | None:
         metrics_user=values.get("TCEL_METRICS_USER", ""),
         metrics_password=values.get("TCEL_METRICS_PASSWORD", ""),
         metrics_port=int(values.get("TCEL_METRICS_PORT", METRICS_PORT)),
+        ca_file=str(ca_file(project)),
     )
 
 
-def generate() -> Credentials:
-    """Fresh random credentials for a new stack (never RabbitMQ's guest)."""
+def generate(project: Project | None = None) -> Credentials:
+    """Fresh random credentials for a new stack (never RabbitMQ's guest), knowing where `project`'s authority is."""
     import secrets
 
-    return Credentials(BROKER_USER, secrets.token_urlsafe(24), secrets.token_urlsafe(24))
+    authority = str(ca_file(project)) if project is not None else ""
+    return Credentials(BROKER_USER, secrets.token_urlsafe(24), secrets.token_urlsafe(24), ca_file=authority)
 
 
 def kept(project: Project) -> dict[str, str]:

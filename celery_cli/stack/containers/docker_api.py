@@ -182,18 +182,18 @@ def create(client: docker.DockerClient, project: Project, spec: ServiceSpec, net
         log_config=LogConfig(type=LOG_DRIVER, config=LOG_OPTIONS),
         detach=True,
     )
-    for path, content in spec.files.items():
-        # unpacked at the root, so that the engine makes the directories the image lacks (/run/secrets)
-        container.put_archive("/", _tar_of(path.lstrip("/"), content))
+    if spec.files:  # unpacked at the root, so that the engine makes the directories the image lacks (/run/secrets)
+        container.put_archive("/", _tar_of(spec.files, spec.owners))
     return Container(container)
 
 
-def _tar_of(path: str, content: bytes) -> bytes:
-    archive = io.BytesIO()
+def _tar_of(files: dict[str, bytes], owners: dict[str, int]) -> bytes:
+    archive = io.BytesIO()  # files readable by the user the image switches to, or each by its owner (a uid) alone
     with tarfile.open(fileobj=archive, mode="w") as tar:
-        member = tarfile.TarInfo(path)
-        member.size, member.mode = len(content), 0o644  # readable by the user the image switches to
-        tar.addfile(member, io.BytesIO(content))
+        for path, content in files.items():
+            member, owner = tarfile.TarInfo(path.lstrip("/")), owners.get(path, 0)
+            member.size, member.mode, member.uid, member.gid = len(content), 0o400 if owner else 0o644, owner, owner
+            tar.addfile(member, io.BytesIO(content))
     return archive.getvalue()
 
 

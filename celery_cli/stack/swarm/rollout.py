@@ -126,7 +126,9 @@ def web_service(
     if running is None:
         progress(f"creating service {project.container(service)}")
         on_data_node = [f"node.labels.{docker_api.data_label(project)}==true"]
-        existing[service] = create_service(client, project, make_spec(access, image), where.network, 1, on_data_node)
+        existing[service] = create_service(
+            client, project, make_spec(access, image, project), where.network, 1, on_data_node
+        )
         report.created.append(existing[service].name)
         port = access.flower_port if service == "flower" else access.metrics_port
         report.notes.append(note.format(port=port, node=where.data_node.hostname))

@@ -45,7 +45,7 @@ def create_service(
 
     spec = secrets_in_files(spec)
     secrets = [
-        types.SecretReference(found.id, found.name, filename=path, mode=0o444)
+        types.SecretReference(found.id, found.name, filename=path, **_owned(spec.owners.get(path)))
         for path, content in spec.files.items()
         for found in [secret(client, project, spec.service, path, content)]
     ]
@@ -75,6 +75,11 @@ def create_service(
         healthcheck=_healthcheck(spec.health) if spec.health else None,
     )
     return Service(created)
+
+
+def _owned(owner: int | None) -> dict[str, Any]:
+    """A secret readable by every user of the container, or by the uid `owner` alone (a key)."""
+    return {"mode": 0o444} if owner is None else {"uid": str(owner), "gid": str(owner), "mode": 0o400}
 
 
 def _mount(project: Project, source: str, target: str) -> Any:

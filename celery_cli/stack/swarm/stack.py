@@ -71,7 +71,9 @@ class SwarmStack(PlannedStack[SwarmPlan]):
         kept = stored.kept(project)
         data_node = docker_api.node_of(client, options.data_node or kept.get("TCEL_DATA_NODE"))
         here = data_node.id == docker_api.manager_id(client)
-        planned = plan.plan(project, options, existing, kept, stored.load(project), stored.generate(), data_node, here)
+        planned = plan.plan(
+            project, options, existing, kept, stored.load(project), stored.generate(project), data_node, here
+        )
         if made_swarm:
             planned.notes.insert(0, plan.INIT_NOTE)
         planned.image = worker_image(project, options.app, options.worker_command)
