@@ -80,6 +80,21 @@ class ServiceSpec:
         """The network alias inside the stack, and the host name unless one is given: broker, backend, worker-N."""
         return f"{self.service}-{self.number}" if self.number else self.service
 
+    def archive(self) -> bytes:
+        """Its files as a tar to unpack at the root: readable by the image's user, or each in `owners` by that
+        uid alone (a key)."""
+        import io
+        import tarfile
+
+        archive = io.BytesIO()
+        with tarfile.open(fileobj=archive, mode="w") as tar:
+            for path, content in self.files.items():
+                member = tarfile.TarInfo(path.lstrip("/"))
+                member.size, member.mode = len(content), 0o400 if path in self.owners else 0o644
+                member.uid = member.gid = self.owners.get(path, 0)
+                tar.addfile(member, io.BytesIO(content))
+        return archive.getvalue()
+
     def labels(self, project: Project) -> dict[str, str]:
         labels = {**project.labels, LABEL_SERVICE: self.service, LABEL_NUMBER: str(self.number or 0)}
         if self.service == "worker":
@@ -254,6 +269,7 @@ def with_tls(spec: ServiceSpec, added: tls.Additions) -> ServiceSpec:
         owners={**spec.owners, **added.owners},
         environment={**spec.environment, **added.environment},
         ports={added.moved_ports.get(inner, inner): outer for inner, outer in spec.ports.items()},
+        command=added.command or spec.command,
     )
 
 

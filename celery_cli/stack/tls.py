@@ -22,7 +22,7 @@ CERT_VARIABLE, KEY_VARIABLE = "TCEL_TLS_CERT_FILE", "TCEL_TLS_KEY_FILE"  # Flowe
 BROKER_TLS_CONF = "/etc/rabbitmq/conf.d/80-tcel-tls.conf"
 # The user each server runs as in its image (the official images' and the stand-ins' uid; tcel's own images set
 # theirs): its key is that user's alone.
-SERVICE_UIDS = {"broker": 999, "backend": 999, "flower": 999, "metrics": 999}
+SERVICE_UIDS = {"broker": 999, "backend": 0, "flower": 999, "metrics": 999}  # backend: see BACKEND_KEY
 # AMQPS only: the plain listener is off, so nothing reaches the broker in clear text, from the host or the
 # stack's network. The server asks for no client certificate: clients log in with the stack's user.
 BROKER_CONF = f"""listeners.tcp = none
@@ -34,11 +34,14 @@ ssl_options.verify = verify_none
 ssl_options.fail_if_no_peer_cert = false
 """
 # Redis on its usual port, TLS only (port 0 closes the plain one); clients log in with the password, so no
-# client certificate is asked for.
+# client certificate is asked for. Its user's uid differs between images (999 in the official one, Debian's 100
+# in the stand-in): the key, root's alone, is copied into memory (/dev/shm) for the user named redis in both,
+# before the image's entry point drops to it.
+BACKEND_KEY = "/dev/shm/tcel_tls.key"
 BACKEND_CONF = f"""port 0
 tls-port 6379
 tls-cert-file {CERT_FILE}
-tls-key-file {KEY_FILE}
+tls-key-file {BACKEND_KEY}
 tls-ca-cert-file {INSIDE_CA_FILE}
 tls-auth-clients no
 """
@@ -53,6 +56,7 @@ class Additions:
     owners: dict[str, int] = field(default_factory=dict)
     environment: dict[str, str] = field(default_factory=dict)
     moved_ports: dict[int, int] = field(default_factory=dict)
+    command: list[str] | None = None
 
 
 def server_names(key: str, credentials: Credentials, extra: tuple[str, ...] = ()) -> list[str]:
@@ -83,7 +87,9 @@ def backend(
 ) -> Additions:
     """Redis serving TLS only: BACKEND_CONF added to its config file `conf` (path, content)."""
     added = served("backend", project, credentials, extra)
-    return Additions({**added.files, conf[0]: conf[1] + BACKEND_CONF.encode()}, added.owners)
+    start = f"install -m 400 -o redis {KEY_FILE} {BACKEND_KEY} && exec docker-entrypoint.sh redis-server {conf[0]}"
+    files = {**added.files, conf[0]: conf[1] + BACKEND_CONF.encode()}
+    return Additions(files, {KEY_FILE: 0}, command=["sh", "-c", start])
 
 
 def web(service: str, project: Project, credentials: Credentials, extra: tuple[str, ...] = ()) -> Additions:

@@ -27,7 +27,7 @@ def tls_stack(engine, tmp_path_factory) -> Iterator[StackProject]:
     with make_project(engine, tmp_path_factory.mktemp("tls")) as project:
         project.env.update(TCEL_FLOWER_PORT=str(free_port()), TCEL_METRICS_PORT=str(free_port()))
         result = project.tcel("up", "--bind", "0.0.0.0", "--flower", "--metrics")
-        assert result.code == 0, result.stderr
+        assert result.code == 0, result.stderr + project.tcel("logs", "--tail", "15").stdout
         yield project
 
 

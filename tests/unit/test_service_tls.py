@@ -48,6 +48,7 @@ def test_the_services_of_a_tls_stack_get_certificates_and_the_authority_never_in
     conf = broker.files[tls.BROKER_TLS_CONF].decode()
     assert "listeners.tcp = none" in conf and "listeners.ssl.default = 5671" in conf
     assert broker.owners == {tls.KEY_FILE: 999}
+    assert specs.backend(project, options, access).owners == {tls.KEY_FILE: 0}  # root's, copied for redis
     certificate = x509.load_pem_x509_certificate(broker.files[tls.CERT_FILE])
     names = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert {"broker", "localhost"} <= set(names.get_values_for_type(x509.DNSName))

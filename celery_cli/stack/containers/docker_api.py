@@ -4,9 +4,7 @@ that reads docker-py's raw `attrs`."""
 from __future__ import annotations
 
 import contextlib
-import io
 import re
-import tarfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -183,18 +181,8 @@ def create(client: docker.DockerClient, project: Project, spec: ServiceSpec, net
         detach=True,
     )
     if spec.files:  # unpacked at the root, so that the engine makes the directories the image lacks (/run/secrets)
-        container.put_archive("/", _tar_of(spec.files, spec.owners))
+        container.put_archive("/", spec.archive())
     return Container(container)
-
-
-def _tar_of(files: dict[str, bytes], owners: dict[str, int]) -> bytes:
-    archive = io.BytesIO()  # files readable by the user the image switches to, or each by its owner (a uid) alone
-    with tarfile.open(fileobj=archive, mode="w") as tar:
-        for path, content in files.items():
-            member, owner = tarfile.TarInfo(path.lstrip("/")), owners.get(path, 0)
-            member.size, member.mode, member.uid, member.gid = len(content), 0o400 if owner else 0o644, owner, owner
-            tar.addfile(member, io.BytesIO(content))
-    return archive.getvalue()
 
 
 def start_all(items: list[Container]) -> None:
