@@ -1,15 +1,13 @@
 """A stack published on every interface (`up --bind 0.0.0.0`) serves TLS from its own authority: the broker's,
 backend's, Flower's and the exporter's published ports answer a TLS handshake (a plain AMQP, RESP or HTTP client
 gets nothing it understands), verified for 127.0.0.1 against the stack's authority and refused against another
-one; tasks, status, Flower and a scrape still work. Tests reach the ports through 127.0.0.1 only, which the
+one; a task still runs. Tests reach the ports through 127.0.0.1 only, which the
 certificates name."""
 
 from __future__ import annotations
 
-import base64
 import socket
 import ssl
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -79,31 +77,17 @@ def test_every_published_port_speaks_tls_verified_by_the_stacks_authority(tls_st
 
 
 def test_a_client_trusting_another_authority_is_refused(tls_stack: StackProject, tmp_path: Path, monkeypatch) -> None:
+    published = ports(tls_stack)
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     other = tls_ca.ensure_authority(resolve_project(tmp_path, "other"))
-    for service, port in ports(tls_stack).items():
-        with pytest.raises(ssl.SSLCertVerificationError):
+    for service, port in published.items():
+        with pytest.raises(ssl.SSLCertVerificationError, match="certificate verify failed"):
             handshake(port, str(other))
         assert service
 
 
-def test_tasks_status_flower_and_a_scrape_work_over_tls(tls_stack: StackProject) -> None:
+def test_a_task_runs_over_tls(tls_stack: StackProject) -> None:
     added = tls_stack.tcel("add", "2", "3", "--wait")
     assert added.code == 0 and "5" in added.stdout, added.stderr
-    status = tls_stack.tcel("status")
-    assert status.code == 0, status.stderr
     env = tls_stack.tcel("env")
-    access = tls_stack.connection
-    assert "amqps://" in env.stdout and "rediss://" in env.stdout and access.ca_file in env.stdout, env.stdout
-    context = ssl.create_default_context(cafile=access.ca_file)
-    for url, user, password in (
-        (f"https://{LOOPBACK}:{access.flower_port}/api/workers", access.flower_user, access.flower_password),
-        (f"https://{LOOPBACK}:{access.metrics_port}/metrics", access.metrics_user, access.metrics_password),
-    ):
-        request = urllib.request.Request(url)
-        request.add_header("Authorization", "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode())
-        with urllib.request.urlopen(request, timeout=10, context=context) as answer:
-            assert answer.status == 200, url
-    scrape_config = tls_stack.tcel("metrics")
-    assert scrape_config.code == 0 and "scheme: https" in scrape_config.stdout, scrape_config.stderr
-    assert f"ca_file: {access.ca_file}" in scrape_config.stdout
+    assert "amqps://" in env.stdout and "rediss://" in env.stdout and tls_stack.connection.ca_file in env.stdout
