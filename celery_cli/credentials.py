@@ -7,11 +7,16 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from .errors import TcelError
-from .names import BACKEND_PORT, BROKER_PORT, FLOWER_PORT, METRICS_PORT
+from .names import AMQPS_PORT, BACKEND_PORT, BROKER_PORT, FLOWER_PORT, INSIDE_CA_FILE, METRICS_PORT
 from .settings import Project, env_line, read_env_file, read_env_text
+from .tls_ca import ca_file
+
+# Addresses that keep a stack's ports on this machine: anything else (every interface, an address others reach,
+# Swarm's data node) makes the stack serve TLS from its own authority (tls_ca.py).
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
 BROKER_USER = "tcel"
 BACKEND_USER = "tcel"  # the CLI's Redis ACL user (stack/access_control.py); Redis's `default` user is off
@@ -90,6 +95,13 @@ class Credentials:
     # the login of the registry tcel runs on Swarm (and its mirrors), made the first time it is made
     registry_user: str = ""
     registry_password: str = ""
+    ca_file: str = ""  # the stack's authority's certificate on this host (tls_ca.ca_file)
+
+    @property
+    def tls(self) -> bool:
+        """Whether the stack serves TLS (AMQPS, Redis over TLS, HTTPS): on Swarm, and whenever its ports are
+        published beyond loopback, its authority known."""
+        return self.bind not in LOOPBACK and bool(self.ca_file)
 
     @property
     def host(self) -> str:
@@ -97,14 +109,20 @@ class Credentials:
         return "127.0.0.1" if self.bind in ("0.0.0.0", "::") else self.bind
 
     def broker_url(self, host: str | None = None, port: int | None = None, role: str = "") -> str:
-        """The broker's URL, as the CLI's user or, inside the network, a role's."""
+        """The broker's URL (amqps:// when the stack serves TLS), as the CLI's user or, inside the network, a
+        role's."""
         user, password = self._login(role, self.broker_user, self.broker_password)
-        return f"amqp://{user}:{password}@{_netloc(host or self.host)}:{port or self.broker_port}//"
+        return f"{self.scheme('amqp')}://{user}:{password}@{_netloc(host or self.host)}:{port or self.broker_port}//"
 
-    def backend_url(self, host: str | None = None, port: int | None = None, role: str = "") -> str:
-        """The backend's URL with its ACL user (which redis-py and Celery send with AUTH): the CLI's or a role's."""
+    def backend_url(
+        self, host: str | None = None, port: int | None = None, role: str = "", ca: str | None = None
+    ) -> str:
+        """The backend's URL with its ACL user (which redis-py and Celery send with AUTH): the CLI's or a role's;
+        rediss:// when the stack serves TLS, verified against its authority (`ca`: its path where the client runs;
+        Celery's backend and redis-py both read these parameters, and redis-py checks the host name)."""
         user, password = self._login(role, self.backend_user, self.backend_password)
-        return f"redis://{user}:{password}@{_netloc(host or self.host)}:{port or self.backend_port}/0"
+        url = f"{self.scheme('redis')}://{user}:{password}@{_netloc(host or self.host)}:{port or self.backend_port}/0"
+        return f"{url}?ssl_cert_reqs=required&ssl_ca_certs={quote(ca or self.ca_file, safe='/')}" if self.tls else url
 
     def _login(self, role: str, admin: str, admin_password: str) -> tuple[str, str]:
         if role and self.role_passwords.get(role):
@@ -113,11 +131,15 @@ class Credentials:
 
     def flower_url(self) -> str:
         """Flower's address from the host (no login in it: browsers and clients send it apart)."""
-        return f"http://{_netloc(self.host)}:{self.flower_port}/"
+        return f"{self.scheme('http')}://{_netloc(self.host)}:{self.flower_port}/"
 
     def metrics_url(self) -> str:
         """Where Prometheus scrapes the exporter from the host (no login in it)."""
-        return f"http://{_netloc(self.host)}:{self.metrics_port}/metrics"
+        return f"{self.scheme('http')}://{_netloc(self.host)}:{self.metrics_port}/metrics"
+
+    def scheme(self, plain: str) -> str:
+        """A URL scheme (amqp, redis, http), or its TLS one (amqps, rediss, https) when the stack serves TLS."""
+        return f"{plain}s" if self.tls else plain
 
     def with_flower_login(self) -> Credentials:
         """These credentials with a Flower login, generated unless they have one."""
@@ -142,15 +164,17 @@ class Credentials:
 
     def on_host(self) -> dict[str, str]:
         """The seed's variables for a client on the host (what `tcel env` prints): secrets in full."""
-        return {"CELERY_BROKER_URL": self.broker_url(), "CELERY_RESULT_BACKEND_URL": self.backend_url()}
+        urls = {"CELERY_BROKER_URL": self.broker_url(), "CELERY_RESULT_BACKEND_URL": self.backend_url()}
+        # the authority amqps:// is verified against (tcel's clients read it; an app's broker_use_ssl: security.md)
+        return {**urls, "TCEL_CA_FILE": self.ca_file} if self.tls else urls
 
     def inside_network(self, role: str = "worker") -> dict[str, str]:
         """A service's environment (a worker's by default), pointing at the services' network aliases with the
         role's logins: the two variables Celery itself reads before any app's own configuration, and the seed's
         CELERY_RESULT_BACKEND_URL (its celeryconfig)."""
-        backend = self.backend_url("backend", BACKEND_PORT, role)
+        backend = self.backend_url("backend", BACKEND_PORT, role, INSIDE_CA_FILE)
         return {
-            "CELERY_BROKER_URL": self.broker_url("broker", BROKER_PORT, role),
+            "CELERY_BROKER_URL": self.broker_url("broker", AMQPS_PORT if self.tls else BROKER_PORT, role),
             "CELERY_RESULT_BACKEND": backend,
             "CELERY_RESULT_BACKEND_URL": backend,
         }
@@ -194,14 +218,17 @@ def load(project: Project) -> Credentials | None:
         role_passwords={role: values[_role_key(role)] for role in ROLES if values.get(_role_key(role))},
         registry_user=values.get("TCEL_REGISTRY_USER", ""),
         registry_password=values.get("TCEL_REGISTRY_PASSWORD", ""),
+        ca_file=str(ca_file(project)),
     )
 
 
-def generate() -> Credentials:
-    """Fresh random credentials for a new stack (never RabbitMQ's guest)."""
+def generate(project: Project | None = None) -> Credentials:
+    """Fresh random credentials for a new stack (never RabbitMQ's guest), knowing where `project`'s authority is."""
     import secrets
 
-    return Credentials(BROKER_USER, secrets.token_urlsafe(24), secrets.token_urlsafe(24)).with_role_passwords()
+    authority = str(ca_file(project)) if project is not None else ""
+    fresh = Credentials(BROKER_USER, secrets.token_urlsafe(24), secrets.token_urlsafe(24), ca_file=authority)
+    return fresh.with_role_passwords()
 
 
 def kept(project: Project) -> dict[str, str]:

@@ -17,13 +17,18 @@ class BrokerRefusedLogin(ServiceUnreachable):
 
 
 def amqp_client(credentials: Credentials, timeout: float) -> amqp.Connection:
-    """An AMQP connection (not yet open) to the stack's broker from the host, every wait bounded."""
+    """An AMQP connection (not yet open) to the stack's broker from the host, every wait bounded; over TLS,
+    verifying the broker's certificate and name against the stack's authority, when the stack serves TLS."""
     import amqp
 
+    tls = (
+        {"context": {"cafile": credentials.ca_file}, "server_hostname": credentials.host} if credentials.tls else False
+    )
     return amqp.Connection(
         host=f"{credentials.host}:{credentials.broker_port}",
         userid=credentials.broker_user,
         password=credentials.broker_password,
+        ssl=tls,
         connect_timeout=timeout,
         read_timeout=timeout,
         write_timeout=timeout,
@@ -70,14 +75,8 @@ def probe_backend(credentials: Credentials, timeout: float = 1.0) -> None:
     import redis
 
     where = f"{credentials.host}:{credentials.backend_port}"
-    client = redis.Redis(
-        host=credentials.host,
-        port=credentials.backend_port,
-        username=credentials.backend_user,
-        password=credentials.backend_password,
-        socket_timeout=timeout,
-        socket_connect_timeout=timeout,
-    )
+    # the stack's URL: over TLS (rediss://), the backend's certificate and name verified against its authority
+    client = redis.Redis.from_url(credentials.backend_url(), socket_timeout=timeout, socket_connect_timeout=timeout)
     try:
         client.ping()
     except redis.exceptions.RedisError as exc:
@@ -98,13 +97,14 @@ def flower_get(credentials: Credentials, path: str, timeout: float = 1.0, login:
     """GET a path of the stack's Flower from the host (with its basic-auth login unless told not to):
     (status, body); a connection that fails raises OSError."""
     user_password = (credentials.flower_user, credentials.flower_password) if login else None
-    return http_get(credentials.flower_url().rstrip("/") + path, user_password, timeout)
+    return http_get(credentials.flower_url().rstrip("/") + path, user_password, timeout, credentials.ca_file or None)
 
 
-def http_get(url: str, login: tuple[str, str] | None, timeout: float) -> tuple[int, bytes]:
+def http_get(url: str, login: tuple[str, str] | None, timeout: float, ca_file: str | None = None) -> tuple[int, bytes]:
     """GET `url` with a basic-auth login (user, password), if given: (status, body); a connection that fails
     raises OSError."""
     import base64
+    import ssl
     import urllib.error
     import urllib.request
 
@@ -112,8 +112,10 @@ def http_get(url: str, login: tuple[str, str] | None, timeout: float) -> tuple[i
     if login:
         token = base64.b64encode(f"{login[0]}:{login[1]}".encode()).decode()
         request.add_header("Authorization", f"Basic {token}")
+    # https://: the server's certificate and name verified against `ca_file` (the stack's authority)
+    context = ssl.create_default_context(cafile=ca_file) if url.startswith("https:") else None
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as answer:
+        with urllib.request.urlopen(request, timeout=timeout, context=context) as answer:
             return answer.status, answer.read()
     except urllib.error.HTTPError as error:
         return error.code, error.read()
@@ -150,7 +152,8 @@ def probe_metrics(credentials: Credentials, timeout: float = 3.0) -> bytes:
     not."""
     where = credentials.metrics_url()
     try:
-        status, body = http_get(where, (credentials.metrics_user, credentials.metrics_password), timeout)
+        login = (credentials.metrics_user, credentials.metrics_password)
+        status, body = http_get(where, login, timeout, credentials.ca_file or None)
     except OSError as exc:
         raise unreachable("exporter", where, exc) from None
     if status == 401:

@@ -39,6 +39,7 @@ EXPORTER_MODULES = (
     "settings",
     "task_args",
     "task_record",
+    "tls_ca",
 )
 # ... and those the autoscaler (`up --autoscale`, in the same image) imports: its policy and state, and the
 # engines' Docker calls it adds and removes workers with
@@ -57,6 +58,7 @@ AUTOSCALER_MODULES = (
     "stack/ports",
     "stack/rollback",
     "stack/specs",
+    "stack/tls",
     "stack/containers/__init__",
     "stack/containers/docker_api",
     "stack/containers/secret_files",

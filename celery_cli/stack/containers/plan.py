@@ -81,8 +81,8 @@ def plan(client: docker.DockerClient, project: Project, options: UpOptions, exis
             specs.backend(project, options, access),
             *(specs.worker(n, options, access, worker_tag) for n in range(1, count + 1)),
             *([specs.beat(access, worker_tag)] if with_beat else []),
-            *([specs.flower(access, flower_image)] if flower_image else []),
-            *([specs.metrics(access, metrics_image)] if metrics_image else []),
+            *([specs.flower(access, flower_image, project)] if flower_image else []),
+            *([specs.metrics(access, metrics_image, project)] if metrics_image else []),
             *_autoscaler(project, access, tcel_image, options.autoscale),
         ],
         worker_image=worker_tag,
@@ -114,7 +114,7 @@ def _access(
     saved = stored.load(project)
     recovered = state_copy.recovered(client, project, options.broker_image) if saved is None else None
     saved = saved or recovered
-    access, notes = addresses(project, options, existing, saved or stored.generate(), saved is not None, web)
+    access, notes = addresses(project, options, existing, saved or stored.generate(project), saved is not None, web)
     if recovered is not None:
         notes.append(state_copy.RECOVERED.format(file=stored.state_file(project), volume=project.volume("state")))
     return access, notes, recovered
