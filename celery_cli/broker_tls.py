@@ -11,17 +11,21 @@ certificate authorities, or the file `SSL_CERT_FILE` names (OpenSSL reads it).
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import SplitResult
+
+if TYPE_CHECKING:
+    from .credentials import Credentials
 
 AMQPS_PORT = 5671
 CA_VARIABLE = "TCEL_CA_FILE"
 
 
-def trust(ca_file: str) -> None:
-    """Verify amqps:// against this authority's certificate from now on in this process (a stack of tcel's own
-    whose URLs the command resolved)."""
-    os.environ[CA_VARIABLE] = ca_file
+def trust(stack: Credentials) -> None:
+    """From now on in this process, verify amqps:// against the stack's own authority when the stack serves TLS
+    (a stack of tcel's own whose URLs the command uses: Celery's client reads no authority from the URL)."""
+    if stack.tls:
+        os.environ[CA_VARIABLE] = stack.ca_file
 
 
 def is_tls(parts: SplitResult) -> bool:

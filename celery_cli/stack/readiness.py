@@ -41,10 +41,9 @@ METRICS_PROBE_TIMEOUT = 3.0  # a scrape reads the stack: about half a second
 
 def _trusted_broker_url(access: Credentials) -> str:
     """The broker's URL, its amqps:// verified against the stack's authority when the stack serves TLS."""
-    if access.tls:
-        from ..broker_tls import trust
+    from ..broker_tls import trust
 
-        trust(access.ca_file)
+    trust(access)
     return access.broker_url()
 
 

@@ -6,6 +6,7 @@ certificates name."""
 
 from __future__ import annotations
 
+import json
 import socket
 import ssl
 from collections.abc import Iterator
@@ -91,3 +92,18 @@ def test_a_task_runs_over_tls(tls_stack: StackProject) -> None:
     assert added.code == 0 and "5" in added.stdout, added.stderr
     env = tls_stack.tcel("env")
     assert "amqps://" in env.stdout and "rediss://" in env.stdout and tls_stack.connection.ca_file in env.stdout
+
+
+def test_status_reads_every_part_over_tls(tls_stack: StackProject) -> None:
+    """`tcel status` reaches the broker (queues and the workers' replies through Celery's client), the backend,
+    Flower and the exporter over TLS, each verified against the stack's authority: exit 0, every part ready."""
+    result = tls_stack.tcel("status", "--json")
+    view = json.loads(result.stdout)
+    assert result.code == 0, (view["errors"], result.stderr)
+    assert view["healthy"] is True and view["errors"] == {}
+    shown = {s["service"]: (s["state"], s["ready"]) for s in view["services"]}
+    assert {"broker", "backend", "worker", "flower", "metrics"} <= shown.keys()
+    assert set(shown.values()) == {("running", True)}, shown
+    assert view["workers"] and all(w["answering"] for w in view["workers"])
+    urls = {s["service"]: s["url"] for s in view["services"] if s["url"]}
+    assert urls["flower"].startswith("https://") and urls["metrics"].startswith("https://"), urls
