@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from celery_cli import tls_ca
+from celery_cli.names import LABEL_SERVICE
 from celery_cli.settings import resolve_project
 from tests.conftest import StackProject, free_port, make_project
 
@@ -85,6 +86,57 @@ def test_a_client_trusting_another_authority_is_refused(tls_stack: StackProject,
         with pytest.raises(ssl.SSLCertVerificationError, match="certificate verify failed"):
             handshake(port, str(other))
         assert service
+
+
+IPV6_LOOPBACK = "00000000000000000000000001000000"
+
+
+def listening(project: StackProject, service: str) -> set[int]:
+    """The TCP ports a service's container listens on beyond its loopback (read in the container through the
+    engine, so that a port unpublished but open to the stack's network counts too). Loopback is left out: Docker's
+    own DNS resolver listens on 127.0.0.11 in every container of a user-defined network."""
+    container = next(c for c in project.containers() if c.labels.get(LABEL_SERVICE) == service)
+    table = container.exec_run(["cat", "/proc/net/tcp", "/proc/net/tcp6"]).output.decode()
+    rows = [line.split() for line in table.splitlines() if ":" in line and not line.lstrip().startswith("sl")]
+    ports = set()
+    for row in rows:
+        address, port = row[1].rsplit(":", 1)
+        loopback = address.endswith("7F") if len(address) == 8 else address == IPV6_LOOPBACK  # little-endian hex
+        if row[3] == "0A" and not loopback:  # 0A: LISTEN
+            ports.add(int(port, 16))
+    return ports
+
+
+def test_inside_the_network_nothing_listens_in_clear_text(tls_stack: StackProject) -> None:
+    broker = listening(tls_stack, "broker")
+    assert 5671 in broker and 5672 not in broker, broker  # AMQPS only; Erlang's own ports are not AMQP
+    assert listening(tls_stack, "backend") == {6379}, "Redis listens on its TLS port only (port 0)"
+
+
+def test_the_cli_refuses_a_broker_or_backend_its_authority_did_not_sign(
+    tls_stack: StackProject, tmp_path: Path, monkeypatch
+) -> None:
+    """The CLI verifies what it talks to: given the stack's own URLs but another authority, it sends nothing and
+    says which service it could not reach, in one line."""
+    access = tls_stack.connection
+    urls = access.on_host()
+    state = tmp_path / "state"  # no stack here: the CLI has the URLs and TCEL_CA_FILE only
+    monkeypatch.setenv("XDG_STATE_HOME", str(state))
+    other = str(tls_ca.ensure_authority(resolve_project(tmp_path, "other")))
+    env = {"XDG_STATE_HOME": str(state), "CELERY_BROKER_URL": urls["CELERY_BROKER_URL"]}
+    untrusted_backend = urls["CELERY_RESULT_BACKEND_URL"].replace(access.ca_file, other)
+    backend = urls["CELERY_RESULT_BACKEND_URL"]
+    refused = {
+        "broker": tls_stack.tcel(
+            "add", "2", "3", env={**env, "TCEL_CA_FILE": other, "CELERY_RESULT_BACKEND_URL": backend}
+        ),
+        "backend": tls_stack.tcel(
+            "results", env={**env, "TCEL_CA_FILE": urls["TCEL_CA_FILE"], "CELERY_RESULT_BACKEND_URL": untrusted_backend}
+        ),
+    }
+    for service, result in refused.items():
+        assert result.code == 4, (service, result.code, result.stdout, result.stderr)
+        assert service in result.stderr and "Traceback" not in result.stderr, result.stderr
 
 
 def test_a_task_runs_over_tls(tls_stack: StackProject) -> None:
