@@ -126,6 +126,10 @@ if os.environ.get("TCEL_CA_FILE") and not app.conf.get("broker_use_ssl"):
         "cert_reqs": ssl.CERT_REQUIRED,
         "server_hostname": None,
     }
+    # RedBeat takes broker_use_ssl for its rediss:// client unless redbeat_redis_use_ssl is set, and passes it to
+    # redis-py, which knows none of py-amqp's names (the beat exited at start: an unexpected keyword argument)
+    if not app.conf.get("redbeat_redis_use_ssl"):
+        app.conf.redbeat_redis_use_ssl = {"ssl_cert_reqs": "required", "ssl_ca_certs": os.environ["TCEL_CA_FILE"]}
 if not _set_by_project(app.conf, "beat_max_loop_interval"):
     app.conf.beat_max_loop_interval = BEAT_MAX_INTERVAL
 if not app.conf.get("redbeat_lock_timeout"):

@@ -26,7 +26,7 @@ LOOPBACK = "127.0.0.1"
 def tls_stack(engine, tmp_path_factory) -> Iterator[StackProject]:
     with make_project(engine, tmp_path_factory.mktemp("tls")) as project:
         project.env.update(TCEL_FLOWER_PORT=str(free_port()), TCEL_METRICS_PORT=str(free_port()))
-        result = project.tcel("up", "--bind", "0.0.0.0", "--flower", "--metrics")
+        result = project.tcel("up", "--bind", "0.0.0.0", "--flower", "--metrics", "--beat")
         assert result.code == 0, result.stderr + project.tcel("logs", "--tail", "15").stdout
         yield project
 
@@ -154,7 +154,7 @@ def test_status_reads_every_part_over_tls(tls_stack: StackProject) -> None:
     assert result.code == 0, (view["errors"], result.stderr)
     assert view["healthy"] is True and view["errors"] == {}
     shown = {s["service"]: (s["state"], s["ready"]) for s in view["services"]}
-    assert {"broker", "backend", "worker", "flower", "metrics"} <= shown.keys()
+    assert {"broker", "backend", "worker", "beat", "flower", "metrics"} <= shown.keys()
     assert set(shown.values()) == {("running", True)}, shown
     assert view["workers"] and all(w["answering"] for w in view["workers"])
     urls = {s["service"]: s["url"] for s in view["services"] if s["url"]}

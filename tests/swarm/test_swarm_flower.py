@@ -70,7 +70,7 @@ def test_flower_runs_as_a_service_on_the_data_node_published_there(lab: Lab, flo
     shown = [s for s in view["services"] if s["service"] == "flower"]
     assert len(shown) == 1 and shown[0]["state"] == "running" and shown[0]["ready"] is True, shown
     assert shown[0]["node"] == lab.engine.info()["Name"]  # the data node: the manager, by default
-    assert shown[0]["url"] == f"http://127.0.0.1:{access.flower_port}/"
+    assert shown[0]["url"] == f"https://127.0.0.1:{access.flower_port}/"  # a stack on Swarm serves TLS
     assert view["healthy"] is True
 
 
