@@ -2,16 +2,30 @@
 
 py-amqp's `ssl=True` (what an `amqps://` URL became before) wraps the socket in a context that checks no host
 name, and Celery's client does the same unless `broker_use_ssl` says otherwise. Here the context is Python's
-default one (`ssl.create_default_context`): the system's certificate authorities, or the file `SSL_CERT_FILE`
-names (OpenSSL reads it), with `check_hostname` on and the URL's host sent as the server name.
+default one (`ssl.create_default_context`) with `check_hostname` on and the URL's host sent as the server name,
+trusting the stack's own authority when TCEL_CA_FILE names its certificate (tcel sets it for a stack of its own
+that serves TLS, `tcel env` prints it, a service of the stack finds it in its environment), else the system's
+certificate authorities, or the file `SSL_CERT_FILE` names (OpenSSL reads it).
 """
 
 from __future__ import annotations
 
-from typing import Any
+import os
+from typing import TYPE_CHECKING, Any
 from urllib.parse import SplitResult
 
+if TYPE_CHECKING:
+    from .credentials import Credentials
+
 AMQPS_PORT = 5671
+CA_VARIABLE = "TCEL_CA_FILE"
+
+
+def trust(stack: Credentials) -> None:
+    """From now on in this process, verify amqps:// against the stack's own authority when the stack serves TLS
+    (a stack of tcel's own whose URLs the command uses: Celery's client reads no authority from the URL)."""
+    if stack.tls:
+        os.environ[CA_VARIABLE] = stack.ca_file
 
 
 def is_tls(parts: SplitResult) -> bool:
@@ -27,7 +41,10 @@ def amqp_ssl(parts: SplitResult) -> dict[str, Any] | bool:
     options of a verifying context that checks the URL's host name."""
     if not is_tls(parts):
         return False
-    return {"context": {"check_hostname": True}, "server_hostname": parts.hostname or "localhost"}
+    context: dict[str, Any] = {"check_hostname": True}
+    if os.environ.get(CA_VARIABLE):
+        context["cafile"] = os.environ[CA_VARIABLE]
+    return {"context": context, "server_hostname": parts.hostname or "localhost"}
 
 
 def tls_of(broker_url: str) -> dict[str, Any] | bool:

@@ -7,11 +7,15 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
-from .errors import TcelError
-from .names import BACKEND_PORT, BROKER_PORT, FLOWER_PORT, METRICS_PORT
+from .names import AMQPS_PORT, BACKEND_PORT, BROKER_PORT, FLOWER_PORT, INSIDE_CA_FILE, METRICS_PORT
 from .settings import Project, env_line, read_env_file, read_env_text
+from .tls_ca import ca_file
+
+# Addresses that keep a stack's ports on this machine: anything else (every interface, an address others reach,
+# Swarm's data node) makes the stack serve TLS from its own authority (tls_ca.py).
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
 BROKER_USER = "tcel"
 BACKEND_USER = "tcel"  # the CLI's Redis ACL user (stack/access_control.py); Redis's `default` user is off
@@ -93,6 +97,13 @@ class Credentials:
     registry_user: str = ""
     registry_password: str = ""
     broker: str = "rabbitmq"  # which broker runs: rabbitmq, or redis (broker_kind.py)
+    ca_file: str = ""  # the stack's authority's certificate on this host (tls_ca.ca_file)
+
+    @property
+    def tls(self) -> bool:
+        """Whether the stack serves TLS (AMQPS, Redis over TLS, HTTPS): on Swarm, and whenever its ports are
+        published beyond loopback, its authority known."""
+        return self.bind not in LOOPBACK and bool(self.ca_file)
 
     @property
     def host(self) -> str:
@@ -100,18 +111,24 @@ class Credentials:
         return "127.0.0.1" if self.bind in ("0.0.0.0", "::") else self.bind
 
     def broker_url(self, host: str | None = None, port: int | None = None, role: str = "") -> str:
-        """The broker's URL, as the CLI's user or, inside the network, a role's: a RabbitMQ user, or on a Redis
-        broker an ACL user of the same name and password (stack/access_control.py)."""
+        """The broker's URL (amqps:// when the stack serves TLS), as the CLI's user or, inside the network, a
+        role's: a RabbitMQ user, or on a Redis broker an ACL user of the same name and password
+        (stack/access_control.py). A Redis broker is served on loopback only (`up` refuses it beyond)."""
         user, password = self._login(role, self.broker_user, self.broker_password)
         netloc = f"{_netloc(host or self.host)}:{port or self.broker_port}"
         if self.broker == "redis":
             return f"redis://{user}:{password}@{netloc}/0"
-        return f"amqp://{user}:{password}@{netloc}//"
+        return f"{self.scheme('amqp')}://{user}:{password}@{netloc}//"
 
-    def backend_url(self, host: str | None = None, port: int | None = None, role: str = "") -> str:
-        """The backend's URL with its ACL user (which redis-py and Celery send with AUTH): the CLI's or a role's."""
+    def backend_url(
+        self, host: str | None = None, port: int | None = None, role: str = "", ca: str | None = None
+    ) -> str:
+        """The backend's URL with its ACL user (which redis-py and Celery send with AUTH): the CLI's or a role's;
+        rediss:// when the stack serves TLS, verified against its authority (`ca`: its path where the client runs;
+        Celery's backend and redis-py both read these parameters, and redis-py checks the host name)."""
         user, password = self._login(role, self.backend_user, self.backend_password)
-        return f"redis://{user}:{password}@{_netloc(host or self.host)}:{port or self.backend_port}/0"
+        url = f"{self.scheme('redis')}://{user}:{password}@{_netloc(host or self.host)}:{port or self.backend_port}/0"
+        return f"{url}?ssl_cert_reqs=required&ssl_ca_certs={quote(ca or self.ca_file, safe='/')}" if self.tls else url
 
     def _login(self, role: str, admin: str, admin_password: str) -> tuple[str, str]:
         if role and self.role_passwords.get(role):
@@ -120,11 +137,15 @@ class Credentials:
 
     def flower_url(self) -> str:
         """Flower's address from the host (no login in it: browsers and clients send it apart)."""
-        return f"http://{_netloc(self.host)}:{self.flower_port}/"
+        return f"{self.scheme('http')}://{_netloc(self.host)}:{self.flower_port}/"
 
     def metrics_url(self) -> str:
         """Where Prometheus scrapes the exporter from the host (no login in it)."""
-        return f"http://{_netloc(self.host)}:{self.metrics_port}/metrics"
+        return f"{self.scheme('http')}://{_netloc(self.host)}:{self.metrics_port}/metrics"
+
+    def scheme(self, plain: str) -> str:
+        """A URL scheme (amqp, redis, http), or its TLS one (amqps, rediss, https) when the stack serves TLS."""
+        return f"{plain}s" if self.tls else plain
 
     def with_flower_login(self) -> Credentials:
         """These credentials with a Flower login, generated unless they have one."""
@@ -149,15 +170,17 @@ class Credentials:
 
     def on_host(self) -> dict[str, str]:
         """The seed's variables for a client on the host (what `tcel env` prints): secrets in full."""
-        return {"CELERY_BROKER_URL": self.broker_url(), "CELERY_RESULT_BACKEND_URL": self.backend_url()}
+        urls = {"CELERY_BROKER_URL": self.broker_url(), "CELERY_RESULT_BACKEND_URL": self.backend_url()}
+        # the authority amqps:// is verified against (tcel's clients read it; an app's broker_use_ssl: security.md)
+        return {**urls, "TCEL_CA_FILE": self.ca_file} if self.tls else urls
 
     def inside_network(self, role: str = "worker") -> dict[str, str]:
         """A service's environment (a worker's by default), pointing at the services' network aliases with the
         role's logins: the two variables Celery itself reads before any app's own configuration, and the seed's
         CELERY_RESULT_BACKEND_URL (its celeryconfig)."""
-        backend = self.backend_url("backend", BACKEND_PORT, role)
+        backend = self.backend_url("backend", BACKEND_PORT, role, INSIDE_CA_FILE)
         return {
-            "CELERY_BROKER_URL": self.broker_url("broker", BROKER_PORT, role),
+            "CELERY_BROKER_URL": self.broker_url("broker", AMQPS_PORT if self.tls else BROKER_PORT, role),
             "CELERY_RESULT_BACKEND": backend,
             "CELERY_RESULT_BACKEND_URL": backend,
         }
@@ -202,14 +225,17 @@ def load(project: Project) -> Credentials | None:
         registry_user=values.get("TCEL_REGISTRY_USER", ""),
         registry_password=values.get("TCEL_REGISTRY_PASSWORD", ""),
         broker=values.get("TCEL_BROKER") or "rabbitmq",
+        ca_file=str(ca_file(project)),
     )
 
 
-def generate() -> Credentials:
-    """Fresh random credentials for a new stack (never RabbitMQ's guest)."""
+def generate(project: Project | None = None) -> Credentials:
+    """Fresh random credentials for a new stack (never RabbitMQ's guest), knowing where `project`'s authority is."""
     import secrets
 
-    return Credentials(BROKER_USER, secrets.token_urlsafe(24), secrets.token_urlsafe(24)).with_role_passwords()
+    authority = str(ca_file(project)) if project is not None else ""
+    fresh = Credentials(BROKER_USER, secrets.token_urlsafe(24), secrets.token_urlsafe(24), ca_file=authority)
+    return fresh.with_role_passwords()
 
 
 def kept(project: Project) -> dict[str, str]:
@@ -299,30 +325,6 @@ def restore_state(project: Project, text: str, where: str) -> Credentials | None
 
 # a query parameter that carries a secret: redis-py's ?password=, kombu's and Sentinel's variants of it
 _QUERY_SECRET = re.compile(r"([?&][^=&;#]*(?:password|passwd|secret)[^=&;#]*=)([^&;#]*)", re.IGNORECASE)
-
-
-def lost_state(project: Project, data: list[str], why: str) -> TcelError:
-    """What `up` says when the stack's data exists but its state file is gone and cannot be recovered (`why`)."""
-    return TcelError(
-        f"stack {project.name} keeps data in {', '.join(data)}, but its state file {state_file(project)} is "
-        f"missing and {why}: new passwords would lock tcel out of that data",
-        hint="restore the file from a backup, or run tcel as the user (HOME, XDG_STATE_HOME) that started the "
-        "stack; only to start afresh, 'tcel down --volumes' deletes the data",
-    )
-
-
-def other_logins(project: Project, running: list[str], way_out: str) -> TcelError:
-    """What `up` on Swarm and `scale` say when the running broker or backend (`running`: their names) were made
-    with other logins than the state file's, such as a stack made before each service had its own user: the
-    workers it would start could not log in. `way_out` keeps the data (the broker's definitions and the
-    backend's users are read again at boot)."""
-    what = " and ".join(running)
-    return TcelError(
-        f"stack {project.name}: {what} {'was' if len(running) == 1 else 'were'} made with other logins than "
-        f"{state_file(project)} names (a stack made before each service had its own broker and backend user): "
-        "its workers could not log in",
-        hint=way_out,
-    )
 
 
 def mask_url(url: str) -> str:

@@ -79,4 +79,7 @@ def resolve_url(project: Project, service: str, option: str | None) -> str:
             f"no stack {project.name!r} has been started (no {state_file(project)})",
             hint=f"run 'tcel up' there, or pass --{service}-url",
         )
+    from .broker_tls import trust
+
+    trust(stack)  # the stack's own authority verifies its amqps:// (rediss:// names it in the URL)
     return stack.broker_url() if service == "broker" else stack.backend_url()

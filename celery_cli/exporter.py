@@ -65,8 +65,15 @@ class Reading:
 def broker_access(broker_url: str) -> Credentials:
     """Credentials that reach the broker of an amqp:// URL (what queues.queues takes); no backend in them."""
     parts = urlsplit(broker_url)
+    # amqps://: verified against the stack's authority, whose certificate TCEL_CA_FILE names
+    authority = os.environ.get("TCEL_CA_FILE", "") if parts.scheme == "amqps" else ""
     return Credentials(
-        parts.username or "guest", parts.password or "", "", bind=parts.hostname or "", broker_port=parts.port or 5672
+        parts.username or "guest",
+        parts.password or "",
+        "",
+        bind=parts.hostname or "",
+        broker_port=parts.port or 5672,
+        ca_file=authority,
     )
 
 
@@ -319,6 +326,13 @@ def serve(port: int = METRICS_PORT, host: str = "") -> None:
     registry.register(Collector(reader, interval).start())
     app = guarded(make_wsgi_app(registry), secret(LOGIN_VARIABLE))
     server = make_server(host, port, app, Server, QuietHandler)
+    if os.environ.get("TCEL_TLS_CERT_FILE"):  # a stack that serves TLS: HTTPS only
+        import ssl
+
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(os.environ["TCEL_TLS_CERT_FILE"], os.environ["TCEL_TLS_KEY_FILE"])
+        # the handshake in the request's thread (on its first read), so a client that sends nothing holds no other
+        server.socket = context.wrap_socket(server.socket, server_side=True, do_handshake_on_connect=False)
     # as PID 1 of its container, a process gets no default action for SIGTERM: `docker stop` would wait 10 s
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     print(f"tcel exporter serving on port {port}", flush=True)

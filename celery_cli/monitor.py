@@ -45,12 +45,15 @@ def scrape_config(project: str, access: Credentials, show_password: bool = False
 
     password = access.metrics_password if show_password else mask(access.metrics_password)
     host = f"[{access.host}]" if ":" in access.host else access.host
+    # an exporter served over HTTPS is verified against the stack's authority
+    tls = f"    scheme: https\n    tls_config:\n      ca_file: {access.ca_file}\n" if access.tls else ""
     return (
         f"# tcel's exporter of stack {project}: {access.metrics_url()}\n"
         "scrape_configs:\n"
         f"  - job_name: tcel-{project}\n"
         "    scrape_interval: 15s\n"
         "    scrape_timeout: 10s\n"
+        f"{tls}"
         "    basic_auth:\n"
         f"      username: {access.metrics_user}\n"
         f"      password: '{password}'\n"

@@ -86,6 +86,10 @@ LABEL_BROKER_VERSION = "io.tcel.rabbitmq-version"
 
 SERVICES = ("broker", "backend", "worker", "beat", "flower", "metrics", "autoscaler")
 BROKER_PORT = 5672  # inside the stack's network
+AMQPS_PORT = 5671  # the broker's, when the stack serves TLS (AMQPS only)
 BACKEND_PORT = 6379
 FLOWER_PORT = 5555
 METRICS_PORT = 9808  # the exporter's port, inside the stack and (by default) on the host
+# Where a service of a stack that serves TLS finds the authority's certificate (a file put in before start, a
+# Docker secret on Swarm)
+INSIDE_CA_FILE = "/run/secrets/tcel_ca.crt"

@@ -17,13 +17,18 @@ class BrokerRefusedLogin(ServiceUnreachable):
 
 
 def amqp_client(credentials: Credentials, timeout: float) -> amqp.Connection:
-    """An AMQP connection (not yet open) to the stack's broker from the host, every wait bounded."""
+    """An AMQP connection (not yet open) to the stack's broker from the host, every wait bounded; over TLS,
+    verifying the broker's certificate and name against the stack's authority, when the stack serves TLS."""
     import amqp
 
+    tls = (
+        {"context": {"cafile": credentials.ca_file}, "server_hostname": credentials.host} if credentials.tls else False
+    )
     return amqp.Connection(
         host=f"{credentials.host}:{credentials.broker_port}",
         userid=credentials.broker_user,
         password=credentials.broker_password,
+        ssl=tls,
         connect_timeout=timeout,
         read_timeout=timeout,
         write_timeout=timeout,
@@ -49,8 +54,8 @@ def probe_broker(credentials: Credentials, timeout: float = 1.0) -> None:
     import amqp
 
     if credentials.broker == "redis":
-        login = (credentials.broker_user, credentials.broker_password)
-        return probe_redis("broker", credentials.host, credentials.broker_port, login, timeout)
+        url = credentials.broker_url()
+        return probe_redis("broker", credentials.host, credentials.broker_port, url, timeout)
     where = f"{credentials.host}:{credentials.broker_port}"
     client = amqp_client(credentials, timeout)
     try:
@@ -70,25 +75,17 @@ def probe_broker(credentials: Credentials, timeout: float = 1.0) -> None:
 
 def probe_backend(credentials: Credentials, timeout: float = 1.0) -> None:
     """Send an authenticated PING to the backend, or raise saying why not."""
-    login = (credentials.backend_user, credentials.backend_password)
-    probe_redis("backend", credentials.host, credentials.backend_port, login, timeout)
+    probe_redis("backend", credentials.host, credentials.backend_port, credentials.backend_url(), timeout)
 
 
-def probe_redis(service: str, host: str, port: int, login: tuple[str, str], timeout: float) -> None:
+def probe_redis(service: str, host: str, port: int, url: str, timeout: float) -> None:
     """Send an authenticated PING to a Redis of the stack (the backend, or a Redis broker), or raise saying why
     not; a refused password is the broker's BrokerRefusedLogin, as RabbitMQ's refused login is."""
     import redis
 
-    user, password = login
     where = f"{host}:{port}"
-    client = redis.Redis(
-        host=host,
-        port=port,
-        username=user,
-        password=password,
-        socket_timeout=timeout,
-        socket_connect_timeout=timeout,
-    )
+    # the stack's URL: over TLS (rediss://), the server's certificate and name verified against its authority
+    client = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
     try:
         client.ping()
     except redis.exceptions.AuthenticationError:
@@ -117,13 +114,14 @@ def flower_get(credentials: Credentials, path: str, timeout: float = 1.0, login:
     """GET a path of the stack's Flower from the host (with its basic-auth login unless told not to):
     (status, body); a connection that fails raises OSError."""
     user_password = (credentials.flower_user, credentials.flower_password) if login else None
-    return http_get(credentials.flower_url().rstrip("/") + path, user_password, timeout)
+    return http_get(credentials.flower_url().rstrip("/") + path, user_password, timeout, credentials.ca_file or None)
 
 
-def http_get(url: str, login: tuple[str, str] | None, timeout: float) -> tuple[int, bytes]:
+def http_get(url: str, login: tuple[str, str] | None, timeout: float, ca_file: str | None = None) -> tuple[int, bytes]:
     """GET `url` with a basic-auth login (user, password), if given: (status, body); a connection that fails
     raises OSError."""
     import base64
+    import ssl
     import urllib.error
     import urllib.request
 
@@ -131,8 +129,10 @@ def http_get(url: str, login: tuple[str, str] | None, timeout: float) -> tuple[i
     if login:
         token = base64.b64encode(f"{login[0]}:{login[1]}".encode()).decode()
         request.add_header("Authorization", f"Basic {token}")
+    # https://: the server's certificate and name verified against `ca_file` (the stack's authority)
+    context = ssl.create_default_context(cafile=ca_file) if url.startswith("https:") else None
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as answer:
+        with urllib.request.urlopen(request, timeout=timeout, context=context) as answer:
             return answer.status, answer.read()
     except urllib.error.HTTPError as error:
         return error.code, error.read()
@@ -169,7 +169,8 @@ def probe_metrics(credentials: Credentials, timeout: float = 3.0) -> bytes:
     not."""
     where = credentials.metrics_url()
     try:
-        status, body = http_get(where, (credentials.metrics_user, credentials.metrics_password), timeout)
+        login = (credentials.metrics_user, credentials.metrics_password)
+        status, body = http_get(where, login, timeout, credentials.ca_file or None)
     except OSError as exc:
         raise unreachable("exporter", where, exc) from None
     if status == 401:

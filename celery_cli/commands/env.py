@@ -29,6 +29,9 @@ def env(
 ) -> None:
     """Print CELERY_BROKER_URL and CELERY_RESULT_BACKEND_URL of this project's stack, as reachable from here.
 
+    A stack that serves TLS (--bind beyond loopback, or Swarm) gets amqps:// and rediss:// URLs and TCEL_CA_FILE,
+    its authority's certificate, to verify them with (docs/security.md).
+
     eval "$(tcel env)" and then the tutorial's client (python -c 'from tasks import add; print(add.delay(2, 3).get())')
     talks to the stack. This is the one command that prints the stack's passwords in full: that is its
     purpose, so mind where its output goes. Every other command masks them.

@@ -77,12 +77,15 @@ def broker_option(given: str | None, started_with: dict[str, str]) -> str:
 def redis_refusals(options: UpOptions, swarm: bool) -> None:
     """Refuse, with one line (exit 2), what tcel does not yet run beside a Redis broker."""
     from ..broker_kind import REDIS
+    from ..credentials import LOOPBACK
     from ..errors import UsageError
 
     if options.broker != REDIS:
         return
     asked = {
         "--swarm": swarm,
+        # a stack published beyond loopback serves TLS (docs/security.md), which a Redis broker does not yet
+        f"--bind {options.bind}": options.bind not in LOOPBACK,
         "--flower": options.flower,
         "--metrics": options.metrics,
         "--beat": options.beat,

@@ -258,8 +258,14 @@ class Stack(ABC):
         their engine restarts what stops. Swarm keeps a service's replica count, so it starts new ones there."""
 
     def endpoints(self) -> Credentials | None:
-        """How to reach the broker and backend from the host, once `up` has run."""
-        return credentials.load(self.project)
+        """How to reach the broker and backend from the host, once `up` has run; a stack that serves TLS is
+        verified against its own authority from then on in this process (amqps:// from Celery's client too)."""
+        from ..broker_tls import trust
+
+        access = credentials.load(self.project)
+        if access is not None:
+            trust(access)
+        return access
 
     def start(self, options: UpOptions, ready_timeout: float | None, progress: Progress) -> UpReport:
         """`up`, then wait until everything answers (unless ready_timeout is None)."""

@@ -41,6 +41,7 @@ EXPORTER_MODULES = (
     "settings",
     "task_args",
     "task_record",
+    "tls_ca",
 )
 # ... and those the autoscaler (`up --autoscale`, in the same image) imports: its policy and state, and the
 # engines' Docker calls it adds and removes workers with
@@ -59,6 +60,7 @@ AUTOSCALER_MODULES = (
     "stack/ports",
     "stack/rollback",
     "stack/specs",
+    "stack/tls",
     "stack/containers/__init__",
     "stack/containers/docker_api",
     "stack/containers/secret_files",

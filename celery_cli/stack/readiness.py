@@ -40,6 +40,14 @@ BEAT_PROBE_INTERVAL = 0.25
 METRICS_PROBE_TIMEOUT = 3.0  # a scrape reads the stack: about half a second
 
 
+def _trusted_broker_url(access: Credentials) -> str:
+    """The broker's URL, its amqps:// verified against the stack's authority when the stack serves TLS."""
+    from ..broker_tls import trust
+
+    trust(access)
+    return access.broker_url()
+
+
 @dataclass(frozen=True)
 class Ready:
     """A stack that answers: after how many seconds, and the Celery node names of its workers."""
@@ -69,7 +77,7 @@ def wait_until_answering(
     began = time.time()
     last_check = 0.0
     broker_answered: float | None = None  # epoch seconds
-    with Control(access.broker_url()) as control:
+    with Control(_trusted_broker_url(access)) as control:
         _ = control.app  # import Celery while the broker boots, not after it answers
         while True:
             pending -= _services_answering(access, pending)

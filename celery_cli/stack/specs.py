@@ -21,6 +21,7 @@ from ..names import (
     METRICS_PORT,
 )
 from ..settings import Project
+from . import tls
 from .access_control import broker_definitions, redis_acl, redis_broker_acl
 from .base import UpOptions
 
@@ -78,6 +79,7 @@ class ServiceSpec:
     child_limits: str = "0,0"  # a worker's pool limits, as child_limits() writes them
     health: tuple[str, ...] | None = None  # a command that exits 0 once the service serves (Swarm: its task runs then)
     groups: tuple[str, ...] = ()  # supplementary groups of its user (the autoscaler: the Docker socket's)
+    owners: dict[str, int] = field(default_factory=dict)  # a file of `files` -> the uid that alone reads it
 
     @property
     def key(self) -> str:
@@ -103,8 +105,12 @@ def made_with_other_files(project: Project, spec: ServiceSpec, labels: dict[str,
 
 
 def files_digest(files: dict[str, bytes]) -> str:
+    """What the files a service is made with say, less the certificate and key issued afresh at each `up` (the
+    logins, configuration and authority decide whether a container is replaced, a new key alone does not)."""
     digest = hashlib.sha256()
     for path, content in sorted(files.items()):
+        if path in tls.ISSUED:
+            continue
         digest.update(hashlib.sha256(path.encode() + b"\0" + content).digest())
     return digest.hexdigest()[:16]
 
@@ -136,8 +142,8 @@ def redis_broker(project: Project, options: UpOptions, credentials: Credentials)
 
 def rabbitmq_broker(project: Project, options: UpOptions, credentials: Credentials) -> ServiceSpec:
     """RabbitMQ with the stack's user, whose password goes in a config file put in before start (a Docker
-    secret on Swarm), never in its environment."""
-    return secrets_in_files(
+    secret on Swarm), never in its environment; serving AMQPS only when the stack serves TLS."""
+    spec = secrets_in_files(
         ServiceSpec(
             "broker",
             None,
@@ -153,10 +159,12 @@ def rabbitmq_broker(project: Project, options: UpOptions, credentials: Credentia
             files={RABBITMQ_DEFINITIONS: broker_definitions(credentials)},
         )
     )
+    return with_tls(spec, tls.broker(project, credentials)) if credentials.tls else spec
 
 
 def backend(project: Project, options: UpOptions, credentials: Credentials) -> ServiceSpec:
-    return ServiceSpec(
+    """Redis with the stack's password in its config file; serving TLS only when the stack serves TLS."""
+    spec = ServiceSpec(
         "backend",
         None,
         options.backend_image,
@@ -166,6 +174,11 @@ def backend(project: Project, options: UpOptions, credentials: Credentials) -> S
         files={REDIS_CONF: f"{redis_acl(credentials)}appendonly yes\n".encode()},
         ports={BACKEND_PORT: (credentials.bind, credentials.backend_port)},
         volumes={project.volume("backend"): "/data"},
+    )
+    return (
+        with_tls(spec, tls.backend(project, credentials, (REDIS_CONF, spec.files[REDIS_CONF])))
+        if credentials.tls
+        else spec
     )
 
 
@@ -182,7 +195,7 @@ def worker(number: int, options: UpOptions, credentials: Credentials, image: str
         environment["CELERY_WORKER_MAX_MEMORY_PER_CHILD"] = str(options.max_memory_per_child)
     environment.update({k: os.environ[k] for k in PASSED_TO_WORKERS if k in os.environ})
     # the URLs go in files named by CELERY_*_FILE on either engine, which the image's entrypoint exports
-    return secrets_in_files(
+    spec = secrets_in_files(
         ServiceSpec(
             "worker",
             number,
@@ -196,6 +209,7 @@ def worker(number: int, options: UpOptions, credentials: Credentials, image: str
             child_limits=child_limits(options),
         )
     )
+    return with_tls(spec, tls.client(credentials)) if credentials.tls else spec
 
 
 def kept_limits(options: UpOptions) -> dict[str, str]:
@@ -214,26 +228,30 @@ def child_limits(options: UpOptions) -> str:
 def beat(credentials: Credentials, image: str) -> ServiceSpec:
     """The stack's one beat (RedBeat, tcel_beat.py), from the workers' image and with their app. Its URLs are
     files named by CELERY_*_FILE on either engine, as Flower's are: no password in its environment."""
-    return secrets_in_files(
+    spec = secrets_in_files(
         ServiceSpec("beat", None, image, environment=credentials.inside_network("beat"), command=list(BEAT_COMMAND))
     )
+    return with_tls(spec, tls.client(credentials)) if credentials.tls else spec
 
 
-def flower(credentials: Credentials, image: str) -> ServiceSpec:
-    """Flower, watching the stack's workers through the broker's events, behind a basic-auth login."""
+def flower(credentials: Credentials, image: str, project: Project) -> ServiceSpec:
+    """Flower, watching the stack's workers through the broker's events, behind a basic-auth login (over HTTPS
+    when the stack serves TLS)."""
     login = f"{credentials.flower_user}:{credentials.flower_password}"
-    return behind_login(
+    spec = behind_login(
         "flower", image, credentials, (FLOWER_LOGIN_VARIABLE, login), {FLOWER_PORT: credentials.flower_port}
     )
+    return with_tls(spec, tls.web(spec.service, project, credentials)) if credentials.tls else spec
 
 
-def metrics(credentials: Credentials, image: str) -> ServiceSpec:
+def metrics(credentials: Credentials, image: str, project: Project) -> ServiceSpec:
     """tcel's Prometheus exporter (celery_cli/exporter.py), reading the queues, workers and recent tasks on
-    each scrape, behind a basic-auth login."""
+    each scrape, behind a basic-auth login (over HTTPS when the stack serves TLS)."""
     login = f"{credentials.metrics_user}:{credentials.metrics_password}"
-    return behind_login(
+    spec = behind_login(
         "metrics", image, credentials, (METRICS_LOGIN_VARIABLE, login), {METRICS_PORT: credentials.metrics_port}
     )
+    return with_tls(spec, tls.web(spec.service, project, credentials)) if credentials.tls else spec
 
 
 def autoscaler(project: Project, credentials: Credentials, image: str, policy: str, engine: str) -> ServiceSpec:
@@ -247,7 +265,7 @@ def autoscaler(project: Project, credentials: Credentials, image: str, policy: s
     environment.update(TCEL_AUTOSCALE=policy, TCEL_PROJECT=project.name, TCEL_ENGINE=engine)
     environment.update({k: os.environ[k] for k in PASSED_TO_AUTOSCALER if k in os.environ})
     socket_group = str(os.stat(DOCKER_SOCKET).st_gid) if os.path.exists(DOCKER_SOCKET) else None
-    return ServiceSpec(
+    spec = ServiceSpec(
         "autoscaler",
         None,
         image,
@@ -257,6 +275,7 @@ def autoscaler(project: Project, credentials: Credentials, image: str, policy: s
         command=["python", "-m", "celery_cli.autoscaler"],
         groups=(socket_group,) if socket_group else (),
     )
+    return with_tls(spec, tls.client(credentials)) if credentials.tls else spec
 
 
 def behind_login(
@@ -276,6 +295,18 @@ def behind_login(
         environment={f"{key}_FILE": secret_path(key) for key in secrets},
         files={secret_path(key): value.encode() for key, value in secrets.items()},
         ports={inner: (credentials.bind, outer) for inner, outer in ports.items()},
+    )
+
+
+def with_tls(spec: ServiceSpec, added: tls.Additions) -> ServiceSpec:
+    """The service as a stack that serves TLS runs it (stack/tls.py)."""
+    return replace(
+        spec,
+        files={**spec.files, **added.files},
+        owners={**spec.owners, **added.owners},
+        environment={**spec.environment, **added.environment},
+        ports={added.moved_ports.get(inner, inner): outer for inner, outer in spec.ports.items()},
+        command=added.command or spec.command,
     )
 
 

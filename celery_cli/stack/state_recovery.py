@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from .. import credentials
 from ..credentials import Credentials
+from ..errors import TcelError
 from ..settings import Project
 
 RECOVERED = "the state file {file} was missing: its credentials were recovered from the copy in {where}"
@@ -37,6 +38,30 @@ def recovered(project: Project, data: list[str], read: Callable[[], Copy | None]
     restored = credentials.restore_state(project, copy.text, copy.where) if copy is not None else None
     if copy is None or restored is None:
         if data:
-            raise credentials.lost_state(project, data, NO_COPY)
+            raise lost_state(project, data, NO_COPY)
         return None
     return Recovered(restored, RECOVERED.format(file=credentials.state_file(project), where=copy.where))
+
+
+def lost_state(project: Project, data: list[str], why: str) -> TcelError:
+    """What `up` says when the stack's data exists but its state file is gone and cannot be recovered (`why`)."""
+    return TcelError(
+        f"stack {project.name} keeps data in {', '.join(data)}, but its state file "
+        f"{credentials.state_file(project)} is missing and {why}: new passwords would lock tcel out of that data",
+        hint="restore the file from a backup, or run tcel as the user (HOME, XDG_STATE_HOME) that started the "
+        "stack; only to start afresh, 'tcel down --volumes' deletes the data",
+    )
+
+
+def other_logins(project: Project, running: list[str], way_out: str) -> TcelError:
+    """What `up` on Swarm and `scale` say when the running broker or backend (`running`: their names) were made
+    with other logins than the state file's, such as a stack made before each service had its own user: the
+    workers it would start could not log in. `way_out` keeps the data (the broker's definitions and the
+    backend's users are read again at boot)."""
+    what = " and ".join(running)
+    return TcelError(
+        f"stack {project.name}: {what} {'was' if len(running) == 1 else 'were'} made with other logins than "
+        f"{credentials.state_file(project)} names (a stack made before each service had its own broker and "
+        "backend user): its workers could not log in",
+        hint=way_out,
+    )

@@ -145,6 +145,21 @@ if str(app.conf.broker_url or "").startswith(("redis://", "rediss://")):
     app.conf.broker_transport_options = redis_broker_options(app.conf.broker_transport_options)
 if STACK_BACKEND and not app.conf.get("redbeat_redis_url"):
     app.conf.redbeat_redis_url = STACK_BACKEND
+# A stack that serves TLS (on Swarm, or published beyond loopback): its broker speaks AMQPS only, verified, its
+# name too, against the stack's authority, whose certificate TCEL_CA_FILE names (the backend's rediss:// URL names
+# it itself); kombu sends and checks the URL's host when server_hostname is None.
+if os.environ.get("TCEL_CA_FILE") and not app.conf.get("broker_use_ssl"):
+    import ssl
+
+    app.conf.broker_use_ssl = {
+        "ca_certs": os.environ["TCEL_CA_FILE"],
+        "cert_reqs": ssl.CERT_REQUIRED,
+        "server_hostname": None,
+    }
+    # RedBeat takes broker_use_ssl for its rediss:// client unless redbeat_redis_use_ssl is set, and passes it to
+    # redis-py, which knows none of py-amqp's names (the beat exited at start: an unexpected keyword argument)
+    if not app.conf.get("redbeat_redis_use_ssl"):
+        app.conf.redbeat_redis_use_ssl = {"ssl_cert_reqs": "required", "ssl_ca_certs": os.environ["TCEL_CA_FILE"]}
 if not _set_by_project(app.conf, "beat_max_loop_interval"):
     app.conf.beat_max_loop_interval = BEAT_MAX_INTERVAL
 if not app.conf.get("redbeat_lock_timeout"):

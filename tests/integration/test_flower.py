@@ -8,6 +8,7 @@ import base64
 import json
 import os
 import shutil
+import ssl
 import stat
 import time
 import urllib.error
@@ -39,14 +40,19 @@ def flower_stack(engine, tmp_path_factory) -> Iterator[StackProject]:
         yield project
 
 
+def verified(access) -> ssl.SSLContext | None:
+    """A context verifying the stack's authority when the stack serves TLS (None: plain HTTP)."""
+    return ssl.create_default_context(cafile=access.ca_file) if access.tls else None
+
+
 def get(project: StackProject, path: str, login: tuple[str, str] | None = None) -> tuple[int, bytes]:
     """GET a path of the project's Flower from the host, with a basic-auth login or none."""
-    access = project.connection
-    request = urllib.request.Request(f"http://127.0.0.1:{access.flower_port}{path}")
+    access = project.connection  # over HTTPS on a stack that serves TLS (Swarm), verified by its authority
+    request = urllib.request.Request(access.flower_url().rstrip("/") + path)
     if login:
         request.add_header("Authorization", "Basic " + base64.b64encode(":".join(login).encode()).decode())
     try:
-        with urllib.request.urlopen(request, timeout=10) as answer:
+        with urllib.request.urlopen(request, timeout=10, context=verified(access)) as answer:
             return answer.status, answer.read()
     except urllib.error.HTTPError as error:
         return error.code, error.read()

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import StackProject, free_port, make_project
+from tests.integration.test_flower import verified
 from tests.tools import required_tool
 
 IDLE_QUEUE = "idle"  # no worker consumes it: what is sent there stays ready
@@ -37,12 +38,12 @@ def metrics_stack(engine, tmp_path_factory) -> Iterator[StackProject]:
 
 
 def scrape(project: StackProject, login: tuple[str, str] | None) -> tuple[int, str]:
-    access = project.connection
-    request = urllib.request.Request(f"http://127.0.0.1:{access.metrics_port}/metrics")
+    access = project.connection  # over HTTPS on a stack that serves TLS (Swarm), verified by its authority
+    request = urllib.request.Request(access.metrics_url())
     if login:
         request.add_header("Authorization", "Basic " + base64.b64encode(":".join(login).encode()).decode())
     try:
-        with urllib.request.urlopen(request, timeout=10) as answer:
+        with urllib.request.urlopen(request, timeout=10, context=verified(access)) as answer:
             return answer.status, answer.read().decode()
     except urllib.error.HTTPError as error:
         return error.code, error.read().decode()

@@ -70,7 +70,7 @@ def test_flower_runs_as_a_service_on_the_data_node_published_there(lab: Lab, flo
     shown = [s for s in view["services"] if s["service"] == "flower"]
     assert len(shown) == 1 and shown[0]["state"] == "running" and shown[0]["ready"] is True, shown
     assert shown[0]["node"] == lab.engine.info()["Name"]  # the data node: the manager, by default
-    assert shown[0]["url"] == f"http://127.0.0.1:{access.flower_port}/"
+    assert shown[0]["url"] == f"https://127.0.0.1:{access.flower_port}/"  # a stack on Swarm serves TLS
     assert view["healthy"] is True
 
 
@@ -148,7 +148,10 @@ def test_flowers_secrets_are_docker_secrets_not_environment_or_command(lab: Lab,
     assert sorted(s["File"]["Name"] for s in container["Secrets"]) == [
         "/run/secrets/celery_broker_url",
         "/run/secrets/celery_result_backend_url",
+        "/run/secrets/tcel_ca.crt",  # a stack on Swarm serves TLS: the authority, Flower's certificate and key
         "/run/secrets/tcel_flower_basic_auth",
+        "/run/secrets/tcel_tls.crt",
+        "/run/secrets/tcel_tls.key",
     ]
 
 

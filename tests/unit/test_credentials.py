@@ -18,7 +18,7 @@ def test_state_file_round_trips_and_is_owner_only(tmp_path: Path, monkeypatch) -
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     project = resolve_project(tmp_path, "demo")
     assert credentials.load(project) is None
-    saved = credentials.generate().with_ports("127.0.0.1", 25672, 16379)
+    saved = credentials.generate(project).with_ports("127.0.0.1", 25672, 16379)
     credentials.save(project, saved)
     assert credentials.load(project) == saved
     path = credentials.state_file(project)

@@ -12,11 +12,13 @@ from celery_cli.settings import resolve_project
 from celery_cli.stack import images, specs
 from celery_cli.stack.base import UpReport, flower_dict
 
+PROJECT = resolve_project(Path("/tmp"), "demo")  # its authority is used only by a stack serving TLS
+
 
 def test_flower_login_is_generated_once_and_kept_in_the_state_file(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     project = resolve_project(tmp_path, "demo")
-    plain = credentials.generate()
+    plain = credentials.generate(project)
     credentials.save(project, plain)
     assert "TCEL_FLOWER" not in credentials.state_file(project).read_text()  # no Flower asked for: no login
     assert credentials.load(project) == plain
@@ -50,7 +52,7 @@ SECRETS = {
 
 
 def test_flower_spec_reaches_the_stack_by_its_aliases_with_its_secrets_in_files_only() -> None:
-    spec = specs.flower(ACCESS, "tcel-flower:abc")
+    spec = specs.flower(ACCESS, "tcel-flower:abc", PROJECT)
     assert (spec.service, spec.number, spec.key, spec.image) == ("flower", None, "flower", "tcel-flower:abc")
     assert spec.files == SECRETS
     assert spec.environment == {
@@ -65,7 +67,7 @@ def test_flower_spec_reaches_the_stack_by_its_aliases_with_its_secrets_in_files_
 
 
 def test_on_swarm_flowers_files_become_its_secrets_and_nothing_secret_is_left_in_its_environment() -> None:
-    moved = specs.secrets_in_files(specs.flower(ACCESS, "tcel-flower:abc"))
+    moved = specs.secrets_in_files(specs.flower(ACCESS, "tcel-flower:abc", PROJECT))
     assert moved.files == SECRETS  # swarm/service_spec.create_service makes one Docker secret per file, at its path
     shown = repr((moved.environment, moved.command))
     for secret in ("broker-secret", "backend-secret", "flower-secret"):
@@ -97,7 +99,7 @@ def test_flowerconfig_reads_the_urls_and_login_from_the_secret_files(
     from celery import Celery
     from celery._state import get_current_app
 
-    spec = specs.flower(ACCESS, "tcel-flower:abc")
+    spec = specs.flower(ACCESS, "tcel-flower:abc", PROJECT)
     for key, path in spec.environment.items():  # the files, here under tmp_path
         (tmp_path / Path(path).name).write_bytes(spec.files[path])
         monkeypatch.setenv(key, str(tmp_path / Path(path).name))
@@ -220,7 +222,7 @@ def test_no_service_of_the_stack_carries_a_password_in_its_environment_or_comman
         specs.backend(project, options, ACCESS),
         specs.worker(1, options, ACCESS, "tcel-worker:abc"),
         specs.beat(ACCESS, "tcel-worker:abc"),
-        specs.flower(ACCESS, "tcel-flower:abc"),
+        specs.flower(ACCESS, "tcel-flower:abc", PROJECT),
     ]
     for spec in every:
         shown = repr((spec.environment, spec.command))

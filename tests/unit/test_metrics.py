@@ -24,6 +24,8 @@ from celery_cli.task_record import TaskRecord
 
 LOGIN = "tcel-ab12cd:metrics-secret"
 
+PROJECT = resolve_project(Path("/tmp"), "demo")  # its authority is used only by a stack serving TLS
+
 
 def rendered(reading: exporter.Reading) -> str:
     from prometheus_client import CollectorRegistry, generate_latest
@@ -146,7 +148,7 @@ def test_the_exporter_answers_only_its_login() -> None:
 
 def test_the_exporters_secrets_are_files_never_its_environment() -> None:
     access = credentials.generate().with_metrics_login()
-    spec = specs.metrics(dataclasses.replace(access, metrics_port=19808), "tcel-metrics:abc")
+    spec = specs.metrics(dataclasses.replace(access, metrics_port=19808), "tcel-metrics:abc", PROJECT)
     assert spec.service == "metrics" and spec.ports == {9808: ("127.0.0.1", 19808)}
     assert spec.environment == {
         "CELERY_BROKER_URL_FILE": "/run/secrets/celery_broker_url",
@@ -217,7 +219,7 @@ def test_every_tcel_import_in_the_exporter_image_even_inside_a_function_is_in_th
 def test_the_exporters_login_is_generated_once_and_kept_in_the_state_file(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     project = resolve_project(tmp_path, "demo")
-    plain = credentials.generate()
+    plain = credentials.generate(project)
     credentials.save(project, plain)
     assert "TCEL_METRICS" not in credentials.state_file(project).read_text()
     with_login = plain.with_metrics_login()

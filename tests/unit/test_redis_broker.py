@@ -18,6 +18,7 @@ from celery_cli.redis_queues import priority_lists
 from celery_cli.settings import resolve_project
 from celery_cli.stack import specs
 from celery_cli.stack.base import UpOptions
+from celery_cli.tls_ca import ca_file
 
 OPTIONS = UpOptions("127.0.0.1", None, None, "rabbitmq:4", "redis:7", "python:3.12-slim", broker="redis")
 REDIS = credentials.Credentials("tcel", "bpw", "rpw", broker_port=15672, backend_port=16379, broker="redis")
@@ -52,7 +53,7 @@ def test_the_broker_is_kept_in_the_state_file_and_not_overridden_by_settings(tmp
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     project = resolve_project(tmp_path, "demo")
     credentials.save(project, REDIS, {"TCEL_BROKER": "rabbitmq", "TCEL_BEAT": ""})
-    assert credentials.load(project) == REDIS
+    assert credentials.load(project) == replace(REDIS, ca_file=str(ca_file(project)))
     assert credentials.kept(project)["TCEL_BROKER"] == "redis"
     credentials.save(project, replace(REDIS, broker="rabbitmq"))
     assert credentials.load(project).broker == "rabbitmq"  # type: ignore[union-attr]
@@ -106,7 +107,12 @@ def test_the_broker_option_is_checked_and_remembered(monkeypatch) -> None:
 
 @pytest.mark.parametrize(
     ("changes", "swarm", "named"),
-    [({"flower": True}, False, "--flower"), ({"beat": True}, False, "--beat"), ({}, True, "--swarm")],
+    [
+        ({"flower": True}, False, "--flower"),
+        ({"beat": True}, False, "--beat"),
+        ({}, True, "--swarm"),
+        ({"bind": "0.0.0.0"}, False, "--bind 0.0.0.0"),
+    ],
 )
 def test_what_only_rabbitmq_offers_is_refused_on_redis(changes: dict, swarm: bool, named: str) -> None:
     with pytest.raises(UsageError, match=f"{named} works with a RabbitMQ broker only"):

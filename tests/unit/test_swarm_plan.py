@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import pytest
 
 from celery_cli import credentials
-from celery_cli.errors import NotRunning, UsageError
+from celery_cli.errors import NotRunning, TcelError, UsageError
 from celery_cli.names import LABEL_FILES
 from celery_cli.settings import Project
 from celery_cli.stack import specs
@@ -149,7 +149,7 @@ def test_a_broker_and_backend_made_before_the_roles_are_refused_with_down_then_u
     out that keeps the data; `scale` too."""
     options = replace(OPTIONS, workers_only=workers_only)
     old = {"broker": service("broker", 5672, made_with=None), "backend": service("backend", 6379, made_with=None)}
-    with pytest.raises(credentials.TcelError, match=r"made with other logins") as refused:
+    with pytest.raises(TcelError, match=r"made with other logins") as refused:
         plan(project(tmp_path), options, old, {}, ROLES_SAVED, FRESH, node("m"), False)
     message = str(refused.value)
     assert "tcel-demo-broker and tcel-demo-backend were" in message and "workers could not log in" in message
@@ -164,5 +164,5 @@ def test_a_state_file_that_lost_the_roles_passwords_is_refused_while_the_backend
     """The state's roles are new passwords (with_role_passwords) that the running backend does not know."""
     running = {"backend": service("backend", 6379, ROLES_SAVED)}
     renewed = SAVED.with_role_passwords()
-    with pytest.raises(credentials.TcelError, match=r"tcel-demo-backend was made with other logins"):
+    with pytest.raises(TcelError, match=r"tcel-demo-backend was made with other logins"):
         plan(project(tmp_path), OPTIONS, running, {}, renewed, FRESH, node("m"), False)

@@ -184,8 +184,10 @@ def create(client: docker.DockerClient, project: Project, spec: ServiceSpec, net
     who = secret_files.owner(container, container.attrs["Config"].get("User") or "")
     for path, content in spec.files.items():
         # unpacked at the root, so that the engine makes the directories the image lacks (/run/secrets); owned by
-        # the image's user, readable by it only
-        container.put_archive("/", secret_files.tar_of(path.lstrip("/"), content, who))
+        # the image's user, readable by it only (a TLS key: by its server's user alone)
+        container.put_archive(
+            "/", secret_files.tar_of(path.lstrip("/"), content, secret_files.owner_of(path, who, spec.owners))
+        )
     return Container(container)
 
 

@@ -16,7 +16,7 @@ from ..base import UpOptions
 from ..images import image_exists, service_image_name
 from ..ports import PortChooser
 from ..specs import ServiceSpec
-from ..state_recovery import Recovered
+from ..state_recovery import Recovered, other_logins
 from ..worker_image import WorkerImage, worker_image
 from . import state_copy
 from .docker_api import Container, binding
@@ -83,8 +83,8 @@ def plan(client: docker.DockerClient, project: Project, options: UpOptions, exis
             specs.backend(project, options, access),
             *(specs.worker(n, options, access, worker_tag) for n in range(1, count + 1)),
             *([specs.beat(access, worker_tag)] if with_beat else []),
-            *([specs.flower(access, flower_image)] if flower_image else []),
-            *([specs.metrics(access, metrics_image)] if metrics_image else []),
+            *([specs.flower(access, flower_image, project)] if flower_image else []),
+            *([specs.metrics(access, metrics_image, project)] if metrics_image else []),
             *_autoscaler(project, access, tcel_image, options.autoscale),
         ],
         worker_image=worker_tag,
@@ -122,7 +122,7 @@ def _access(
             f"{options.broker} would start another",
             hint="run 'tcel down' first (each broker keeps its own data volume), or 'tcel up' without --broker",
         )
-    fresh = replace(saved or stored.generate(), broker=options.broker)
+    fresh = replace(saved or stored.generate(project), broker=options.broker)
     access, notes = addresses(project, options, existing, fresh, saved is not None, web)
     if recovered is not None:
         notes.append(recovered.note)
@@ -215,7 +215,7 @@ def _refuse_other_logins(project: Project, options: UpOptions, existing: Existin
         if specs.made_with_other_files(project, spec, existing[project.container(spec.service)].labels)
     ]
     if stale:
-        raise stored.other_logins(project, stale, UP_FIRST)
+        raise other_logins(project, stale, UP_FIRST)
 
 
 def _require_running(project: Project, existing: Existing, services: tuple[str, ...]) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import tarfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -68,3 +69,10 @@ def tar_of(path: str, content: bytes, who: Owner) -> bytes:
         member.size, member.mode, member.uid, member.gid = len(content), who.mode, who.uid, who.gid
         tar.addfile(member, io.BytesIO(content))
     return archive.getvalue()
+
+
+def owner_of(path: str, image_owner: Owner, owners: Mapping[str, int]) -> Owner:
+    """A file's owner: the uid `owners` gives it alone (a TLS key, read by its server's user: stack/tls.py), else
+    the image's owner."""
+    uid = owners.get(path)
+    return image_owner if uid is None else Owner(uid, uid, OWNER_ONLY)

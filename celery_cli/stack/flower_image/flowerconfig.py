@@ -32,6 +32,20 @@ def _secret(variable):
 _urls = {"broker_url": _secret("CELERY_BROKER_URL"), "result_backend": _secret("CELERY_RESULT_BACKEND_URL")}
 current_app.conf.update({name: url for name, url in _urls.items() if url})
 
+# A stack that serves TLS: its broker speaks AMQPS, verified (name too) against the stack's authority, whose
+# certificate TCEL_CA_FILE names (the backend's rediss:// URL names it itself); Flower serves HTTPS.
+if os.getenv("TCEL_CA_FILE"):
+    import ssl
+
+    current_app.conf.broker_use_ssl = {
+        "ca_certs": os.environ["TCEL_CA_FILE"],
+        "cert_reqs": ssl.CERT_REQUIRED,
+        "server_hostname": None,  # kombu sends the URL's host and checks it
+    }
+if os.getenv("TCEL_TLS_CERT_FILE"):
+    certfile = os.environ["TCEL_TLS_CERT_FILE"]
+    keyfile = os.environ["TCEL_TLS_KEY_FILE"]
+
 _login = _secret("TCEL_FLOWER_BASIC_AUTH")
 if _login:
     basic_auth = [_login]

@@ -7,7 +7,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from ... import credentials as stored
 from ...credentials import Credentials
 from ...errors import NotRunning, TcelError, UsageError
 from ...names import BACKEND_PORT, BROKER_PORT, LABEL_AUTOSCALE
@@ -15,6 +14,7 @@ from ...settings import Project
 from .. import specs
 from ..base import UpOptions
 from ..ports import EVERY_INTERFACE, PortChooser
+from ..state_recovery import other_logins
 from .docker_api import Node, Service
 
 if TYPE_CHECKING:
@@ -154,7 +154,7 @@ def refuse_other_logins(
         if kind in existing and specs.made_with_other_files(project, spec, existing[kind].labels)
     ]
     if stale:
-        raise stored.other_logins(project, stale, DOWN_UP)
+        raise other_logins(project, stale, DOWN_UP)
 
 
 def existing_policy(existing: dict[str, Service]) -> str:

@@ -131,7 +131,9 @@ def web_service(
     prepull(client, project, image, on_data_node, progress)
     if running is None:
         progress(f"creating service {project.container(service)}")
-        existing[service] = create_service(client, project, make_spec(access, image), where.network, 1, on_data_node)
+        existing[service] = create_service(
+            client, project, make_spec(access, image, project), where.network, 1, on_data_node
+        )
         report.created.append(existing[service].name)
         port = access.flower_port if service == "flower" else access.metrics_port
         report.notes.append(note.format(port=port, node=where.data_node.hostname))

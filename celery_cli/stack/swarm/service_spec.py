@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from ...names import LABEL_SERVICE
 from ...settings import Project
+from ..containers.secret_files import owner_of
 from ..specs import LOG_DRIVER, LOG_OPTIONS, ServiceSpec, secrets_in_files
 from .docker_api import Service, environment_of, image_user
 
@@ -48,12 +49,13 @@ def create_service(
 
     spec = secrets_in_files(spec)
     secrets = []
-    if spec.files:  # owned by the image's user and readable by it only (secret_owner)
+    if spec.files:  # owned by the image's user and readable by it only (secret_owner); a TLS key by its server's
         who = secret_owner(client, spec.image)
         secrets = [
-            types.SecretReference(found.id, found.name, path, str(who.uid), str(who.gid), who.mode)
+            types.SecretReference(found.id, found.name, path, str(owned.uid), str(owned.gid), owned.mode)
             for path, content in spec.files.items()
             for found in [secret(client, project, spec.service, path, content)]
+            for owned in [owner_of(path, who, spec.owners)]
         ]
     ports = {outer: (inner, "tcp", "host") for inner, (_, outer) in spec.ports.items()}
     labels = spec.labels(project)

@@ -75,7 +75,7 @@ class SwarmStack(PlannedStack[SwarmPlan]):
         here = data_node.id == docker_api.manager_id(client)
         saved = stored.load(project)
         saved = saved.with_role_passwords() if saved is not None else None  # a state from before the roles
-        planned = plan.plan(project, options, existing, kept, saved, stored.generate(), data_node, here)
+        planned = plan.plan(project, options, existing, kept, saved, stored.generate(project), data_node, here)
         if made_swarm:
             planned.notes.insert(0, plan.INIT_NOTE)
         if recovered is not None:
