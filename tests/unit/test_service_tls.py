@@ -10,6 +10,7 @@ import pytest
 from cryptography import x509
 
 from celery_cli import credentials, tls_ca
+from celery_cli.names import LABEL_FILES
 from celery_cli.settings import resolve_project
 from celery_cli.stack import specs, tls
 from celery_cli.stack.base import UpOptions
@@ -67,3 +68,15 @@ def test_the_services_of_a_tls_stack_get_certificates_and_the_authority_never_in
     on_loopback = dataclasses.replace(access, bind="127.0.0.1")
     assert specs.broker(project, options, on_loopback).ports == {5672: ("127.0.0.1", 15672)}
     assert not specs.worker(1, options, on_loopback, "tcel-worker:abc").owners
+
+
+def test_a_new_certificate_alone_does_not_make_a_running_service_stale(project) -> None:
+    """Each `up` issues new certificates and keys; containers are replaced when their logins or configuration
+    change (the files' digest label), not at every `up` of a stack that serves TLS."""
+    access = credentials.generate(project).with_ports("0.0.0.0", 15672, 16379)
+    options = UpOptions("0.0.0.0", None, None, "rabbitmq:4", "redis:7", "python:3.12-slim")
+    first, again = specs.broker(project, options, access), specs.broker(project, options, access)
+    assert first.files[tls.KEY_FILE] != again.files[tls.KEY_FILE]
+    assert first.labels(project)[LABEL_FILES] == again.labels(project)[LABEL_FILES]
+    other_login = specs.broker(project, options, dataclasses.replace(access, broker_password="another"))
+    assert other_login.labels(project)[LABEL_FILES] != first.labels(project)[LABEL_FILES]
