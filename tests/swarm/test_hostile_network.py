@@ -109,7 +109,7 @@ def plan(lab: Lab, stack: StackProject, address: str) -> dict:
         "names": {**dict.fromkeys(SERVICES, name), "registry": manager, "mirror": node},
         "broker_url": reached_by(env["CELERY_BROKER_URL"], name),
         "backend_url": reached_by(env["CELERY_RESULT_BACKEND_URL"], name),
-        "ca_file": env["TCEL_CA_FILE"],
+        "ca_file": authority(stack),
         "tag": worker_image(lab, stack).partition("@")[0].rpartition(":")[2],
         "logins": {
             "flower": f"{access.flower_user}:{access.flower_password}",
@@ -124,7 +124,6 @@ def plan(lab: Lab, stack: StackProject, address: str) -> dict:
 def seen(lab: Lab, hostile_stack: StackProject, outsider: str) -> dict:
     """What the outsider met (tests/swarm/outsider.py's report), with the plan it was given."""
     given = plan(lab, hostile_stack, outsider)
-    assert given["ca_file"] == authority(hostile_stack)
     done = subprocess.run(
         ["ip", "netns", "exec", OUTSIDER, sys.executable, str(CLIENT)],
         input=json.dumps(given),
@@ -134,6 +133,13 @@ def seen(lab: Lab, hostile_stack: StackProject, outsider: str) -> dict:
     )
     assert done.returncode == 0, done.stderr[-3000:]
     return {**json.loads(done.stdout), "plan": given}
+
+
+def test_tcel_env_gives_tls_urls_and_the_authority(hostile_stack: StackProject) -> None:
+    env = hostile_stack.tcel_json("env")
+    assert env["CELERY_BROKER_URL"].startswith("amqps://"), env["CELERY_BROKER_URL"].partition("@")[2]
+    assert env["CELERY_RESULT_BACKEND_URL"].startswith("rediss://")
+    assert env.get("TCEL_CA_FILE") == authority(hostile_stack)
 
 
 @pytest.mark.parametrize("service", [*SERVICES, "registry", "mirror"])
