@@ -148,7 +148,10 @@ def test_flowers_secrets_are_docker_secrets_not_environment_or_command(lab: Lab,
     assert sorted(s["File"]["Name"] for s in container["Secrets"]) == [
         "/run/secrets/celery_broker_url",
         "/run/secrets/celery_result_backend_url",
+        "/run/secrets/tcel_ca.crt",  # a stack on Swarm serves TLS: the authority, Flower's certificate and key
         "/run/secrets/tcel_flower_basic_auth",
+        "/run/secrets/tcel_tls.crt",
+        "/run/secrets/tcel_tls.key",
     ]
 
 
