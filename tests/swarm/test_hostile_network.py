@@ -136,9 +136,9 @@ def seen(lab: Lab, hostile_stack: StackProject, outsider: str) -> dict:
 
 
 def test_tcel_env_gives_tls_urls_and_the_authority(hostile_stack: StackProject) -> None:
-    env = hostile_stack.tcel_json("env")
-    assert env["CELERY_BROKER_URL"].startswith("amqps://"), env["CELERY_BROKER_URL"].partition("@")[2]
-    assert env["CELERY_RESULT_BACKEND_URL"].startswith("rediss://")
+    env = hostile_stack.tcel_json("env")  # only the schemes in a failure's message: the URLs hold passwords
+    schemes = [urlsplit(env[key]).scheme for key in ("CELERY_BROKER_URL", "CELERY_RESULT_BACKEND_URL")]
+    assert schemes == ["amqps", "rediss"]
     assert env.get("TCEL_CA_FILE") == authority(hostile_stack)
 
 
