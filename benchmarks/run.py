@@ -473,6 +473,25 @@ class Bench:
                 at_least=True,
             )
 
+    def tls(self) -> None:
+        """`tcel bench` sent/s over TLS (`--bind 0.0.0.0`) against the same on loopback (no TLS), two stacks of
+        their own side by side, alternating (benchmarks/tls.py; writes its own JSON too)."""
+        from tls import measure
+
+        document = measure(self.heavy_rounds * 2 + 1, self.tasks)
+        samples = document["samples"]
+        for key, unit, target in (("sent_per_second", "sent", 0.85), ("completed_per_second", "completed", None)):
+            self.row(
+                f"bench {self.tasks} x tsum, {unit}/s over TLS (--bind 0.0.0.0) vs on loopback without "
+                "(ratio = TLS / plain)",
+                [s[key] for s in samples["tls"]],
+                [s[key] for s in samples["plain"]],
+                "the same project on loopback: plain AMQP and Redis",
+                target,
+                unit="/s",
+                at_least=True,
+            )
+
     def cleanup(self) -> None:
         self.tcel("down", "--volumes", check=False)
         if (self.directory / "compose.env").exists():  # only the lifecycle comparison starts compose stacks
@@ -632,8 +651,8 @@ def main() -> None:
         nargs="*",
         default=None,
         help="startup lifecycle up_floor round_trip call_round_trip scaling throughput publisher workers "
-        "edit_loop stream_sum any_project worker_side (default: all of these), overlay (only when named: Swarm, root, "
-        "the engine to itself)",
+        "edit_loop stream_sum any_project worker_side tls (default: all of these), overlay (only when named: Swarm, "
+        "root, the engine to itself)",
     )
     parser.add_argument(
         "--ports",
@@ -659,6 +678,7 @@ def main() -> None:
         "edit_loop": bench.edit_loop,
         "stream_sum": lambda: bench.stream_sum(args.numbers),
         "overlay": bench.overlay,
+        "tls": bench.tls,
         "any_project": lambda: any_project(bench),
         "worker_side": lambda: worker_side(bench, args.tasks),
     }
