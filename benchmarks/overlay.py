@@ -38,8 +38,9 @@ PLACED_TIMEOUT = 180
 Placed = Callable[[list[str]], bool]  # given the running workers' nodes, whether they are where asked
 
 sys.path.insert(0, str(REPO))
-from celery_cli.stack.up import free_port  # noqa: E402
 from run import machine  # noqa: E402  (benchmarks/run.py, beside this file)
+
+from celery_cli.stack.ports import free_port  # noqa: E402
 
 
 def lab(*args: str) -> str:
