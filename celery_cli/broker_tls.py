@@ -36,19 +36,20 @@ def default_port(parts: SplitResult) -> int:
     return AMQPS_PORT if is_tls(parts) else 5672
 
 
-def amqp_ssl(parts: SplitResult) -> dict[str, Any] | bool:
+def amqp_ssl(parts: SplitResult, ca_file: str = "") -> dict[str, Any] | bool:
     """py-amqp's `ssl` argument (and Celery's `broker_use_ssl`) for the URL: False for amqp://, else the
-    options of a verifying context that checks the URL's host name."""
+    options of a verifying context that checks the URL's host name, trusting `ca_file` (else the authority
+    TCEL_CA_FILE names, else the system's)."""
     if not is_tls(parts):
         return False
     context: dict[str, Any] = {"check_hostname": True}
-    if os.environ.get(CA_VARIABLE):
-        context["cafile"] = os.environ[CA_VARIABLE]
+    if ca_file or os.environ.get(CA_VARIABLE):
+        context["cafile"] = ca_file or os.environ[CA_VARIABLE]
     return {"context": context, "server_hostname": parts.hostname or "localhost"}
 
 
-def tls_of(broker_url: str) -> dict[str, Any] | bool:
-    """Celery's `broker_use_ssl` for a broker URL (False: plain AMQP)."""
+def tls_of(broker_url: str, ca_file: str = "") -> dict[str, Any] | bool:
+    """Celery's `broker_use_ssl` for a broker URL (False: plain AMQP), trusting `ca_file` if given."""
     from urllib.parse import urlsplit
 
-    return amqp_ssl(urlsplit(broker_url))
+    return amqp_ssl(urlsplit(broker_url), ca_file)

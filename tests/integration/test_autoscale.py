@@ -32,11 +32,16 @@ def wait_for(what, timeout: float, every: float = 1.0):
 
 
 def send_burst(project: StackProject, count: int) -> list:
-    """`count` tasks.add(i, i) published at once through a plain Celery client; their AsyncResults."""
+    """`count` tasks.add(i, i) published at once through a plain Celery client (trusting the stack's authority
+    when it serves TLS, as on Swarm); their AsyncResults."""
     from celery import Celery
 
+    from celery_cli.broker_tls import tls_of
+
     access = project.connection
-    app = Celery("burst", broker=access.broker_url(), backend=access.backend_url())
+    url = access.broker_url()
+    use_ssl = tls_of(url, access.ca_file if access.tls else "")
+    app = Celery("burst", broker=url, backend=access.backend_url(), broker_use_ssl=use_ssl)
     return [app.send_task("tasks.add", (i, i)) for i in range(count)]
 
 

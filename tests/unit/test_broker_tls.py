@@ -118,3 +118,8 @@ def test_amqps_defaults_to_port_5671_and_celery_gets_the_same_options() -> None:
     options = tls_of("amqps://u:p@broker.example:5671//")
     assert options == {"context": {"check_hostname": True}, "server_hostname": "broker.example"}
     assert tls_of("amqp://u:p@broker.example//") is False
+    given = tls_of("amqps://u:p@broker.example:5671//", "/stack/ca.crt")  # a client trusting a stack's authority
+    assert given == {
+        "context": {"check_hostname": True, "cafile": "/stack/ca.crt"},
+        "server_hostname": "broker.example",
+    }
