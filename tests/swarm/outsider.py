@@ -175,6 +175,7 @@ class Capture:
         self.sock.bind(("eth0", 0))
         self.sock.settimeout(0.2)
         self.first: dict[tuple[str, int], dict[str, str]] = {}
+        self.opened: set[tuple[str, int]] = set()  # connections whose SYN this capture saw
         self.running = True
         self.thread = threading.Thread(target=self.run, daemon=True)
         self.thread.start()
@@ -196,12 +197,16 @@ class Capture:
         tcp = ip[header:total]
         source_port, destination_port = struct.unpack("!HH", tcp[:4])
         payload = tcp[(tcp[12] >> 4) * 4 :]
-        if not payload:
-            return
         outgoing = ip[12:16] == self.local
         address = socket.inet_ntoa(ip[16:20] if outgoing else ip[12:16])
         remote, local = (destination_port, source_port) if outgoing else (source_port, destination_port)
-        sides = self.first.setdefault((f"{address}:{remote}", local), {})
+        key = (f"{address}:{remote}", local)
+        if outgoing and tcp[13] & 0x02:  # SYN: a connection opened while capturing
+            self.opened.add(key)
+        # a connection opened before the capture (the stranger's, closing) shows only its later bytes
+        if not payload or key not in self.opened:
+            return
+        sides = self.first.setdefault(key, {})
         sides.setdefault("client" if outgoing else "server", payload[:8].hex())
 
     def stop(self) -> dict[str, list[dict[str, str]]]:
