@@ -11,6 +11,8 @@ from .. import credentials
 from ..credentials import Credentials
 from ..errors import TcelError
 from ..settings import Project
+from . import specs
+from .base import UpOptions
 
 RECOVERED = "the state file {file} was missing: its credentials were recovered from the copy in {where}"
 NO_COPY = "the engine holds no copy of it"
@@ -65,3 +67,19 @@ def other_logins(project: Project, running: list[str], way_out: str) -> TcelErro
         "backend user): its workers could not log in",
         hint=way_out,
     )
+
+
+def refuse_other_logins(
+    project: Project, options: UpOptions, access: Credentials, running: dict[str, dict[str, str]], way_out: str
+) -> None:
+    """Refuse a running broker or backend (`running`: the labels of each that runs, by kind) made with other
+    logins than `access` gives, such as a stack made before each service had its own user: workers with the new
+    logins could not log in to it. Each engine names its `way_out`."""
+    wanted = {"broker": specs.broker, "backend": specs.backend}
+    stale = [
+        project.container(kind)
+        for kind, make in wanted.items()
+        if kind in running and specs.made_with_other_files(project, make(project, options, access), running[kind])
+    ]
+    if stale:
+        raise other_logins(project, stale, way_out)

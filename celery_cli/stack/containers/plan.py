@@ -16,7 +16,7 @@ from ..base import UpOptions
 from ..images import image_exists, service_image_name
 from ..ports import PortChooser
 from ..specs import ServiceSpec
-from ..state_recovery import Recovered, other_logins
+from ..state_recovery import Recovered, refuse_other_logins
 from ..worker_image import WorkerImage, worker_image
 from . import state_copy
 from .docker_api import Container, binding
@@ -62,7 +62,7 @@ def plan(client: docker.DockerClient, project: Project, options: UpOptions, exis
     access, notes, recovered = _access(client, project, options, existing, web)
     if options.workers_only:
         _require_running(project, existing, ("broker", "backend"))
-        _refuse_other_logins(project, options, existing, access)
+        refuse_other_logins(project, options, access, _data_labels(project, existing), UP_FIRST)
     workers = [c for c in existing.values() if c.service == "worker"]
     options = _with_policy(project, options, existing)
     count = options.workers or len(workers) or (int(options.autoscale.split(":")[0]) if options.autoscale else 1)
@@ -205,17 +205,9 @@ def _with_policy(project: Project, options: UpOptions, existing: Existing) -> Up
 UP_FIRST = "run 'tcel up' first: it replaces them with ones that read their users again, and the data stays"
 
 
-def _refuse_other_logins(project: Project, options: UpOptions, existing: Existing, access: Credentials) -> None:
-    """`tcel scale` refuses a broker or backend made with other logins (a stack made before each service had
-    its own user): the workers it would add could not log in."""
-    wanted = (specs.broker(project, options, access), specs.backend(project, options, access))
-    stale = [
-        project.container(spec.service)
-        for spec in wanted
-        if specs.made_with_other_files(project, spec, existing[project.container(spec.service)].labels)
-    ]
-    if stale:
-        raise other_logins(project, stale, UP_FIRST)
+def _data_labels(project: Project, existing: Existing) -> dict[str, dict[str, str]]:
+    """The labels of the running broker and backend containers, by kind."""
+    return {kind: existing[project.container(kind)].labels for kind in ("broker", "backend")}
 
 
 def _require_running(project: Project, existing: Existing, services: tuple[str, ...]) -> None:

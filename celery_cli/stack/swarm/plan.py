@@ -14,7 +14,7 @@ from ...settings import Project
 from .. import specs
 from ..base import UpOptions
 from ..ports import EVERY_INTERFACE, PortChooser
-from ..state_recovery import other_logins
+from ..state_recovery import refuse_other_logins
 from .docker_api import Node, Service
 
 if TYPE_CHECKING:
@@ -109,7 +109,8 @@ def plan(
             "backend", _running_port(existing, "backend", saved), options.backend_port, _kept(saved, "backend")
         ),
     )
-    refuse_other_logins(project, options, existing, access)
+    labels = {kind: existing[kind].labels for kind in running}
+    refuse_other_logins(project, options, access, labels, DOWN_UP)
     if not options.registry:  # the registry tcel runs, and its mirrors, refuse anyone without its login
         access = access.with_registry_login()
     with_flower = not options.workers_only and (options.flower or "flower" in existing)
@@ -139,22 +140,6 @@ DOWN_UP = (
     "'tcel down' (the data volumes on the data node and the state file stay) then 'tcel up': the broker and "
     "backend read their users again when they start"
 )
-
-
-def refuse_other_logins(
-    project: Project, options: UpOptions, existing: dict[str, Service], access: Credentials
-) -> None:
-    """Refuse a running broker or backend service made with other logins than `access` gives (a stack made before
-    each service had its own user, or whose state file lost the roles' passwords): `up` keeps them as they run,
-    and workers with the new logins would never answer."""
-    wanted = {"broker": specs.broker(project, options, access), "backend": specs.backend(project, options, access)}
-    stale = [
-        project.container(kind)
-        for kind, spec in wanted.items()
-        if kind in existing and specs.made_with_other_files(project, spec, existing[kind].labels)
-    ]
-    if stale:
-        raise other_logins(project, stale, DOWN_UP)
 
 
 def existing_policy(existing: dict[str, Service]) -> str:
